@@ -1,0 +1,605 @@
+// SPDX-License-Identifier: MIT
+/*
+ * luabpf.object: a BPF ELF object opened from a path or by shipped name,
+ * its globals set before load, loaded with the verifier's verdict in the
+ * error, its maps and programs handed out as userdata that keep it alive.
+ */
+#include <elf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "luabpf.h"
+
+#ifndef EM_BPF
+#define EM_BPF 247
+#endif
+
+#define LOG_BUF_SIZE (4u << 20)
+#define LOG_TAIL_LINES 20
+
+struct object_ud {
+	struct lbpf_object *o;
+};
+
+void lbpf_object__ref(struct lbpf_object *o)
+{
+	o->refs++;
+}
+
+static void object_close(struct lbpf_object *o)
+{
+	if (o->obj) {
+		bpf_object__close(o->obj);
+		o->obj = NULL;
+	}
+}
+
+void lbpf_object__unref(struct lbpf_object *o)
+{
+	if (--o->refs > 0)
+		return;
+	object_close(o);
+	free(o->path);
+	free(o->name);
+	free(o);
+}
+
+void lbpf_object__check_open(lua_State *L, struct lbpf_object *o, const char *what)
+{
+	if (!o->obj)
+		luaL_error(L, "%s: its object '%s' is closed", what, o->name);
+}
+
+static struct object_ud *check_ud(lua_State *L, int idx)
+{
+	return luaL_checkudata(L, idx, MT_OBJECT);
+}
+
+struct lbpf_object *lbpf_object__check(lua_State *L, int idx)
+{
+	struct object_ud *u = check_ud(L, idx);
+
+	if (!u->o || !u->o->obj)
+		luaL_error(L, "closed object");
+	return u->o;
+}
+
+/* Shipped objects by name: "xdp_count" is OBJECT_DIR/xdp_count.bpf.o. */
+static int list_shipped(lua_State *L)
+{
+	DIR *d = opendir(lbpf_object_dir());
+	struct dirent *e;
+	luaL_Buffer b;
+	int n = 0;
+
+	luaL_buffinit(L, &b);
+	while (d && (e = readdir(d))) {
+		size_t len = strlen(e->d_name);
+
+		if (len > 6 && !strcmp(e->d_name + len - 6, ".bpf.o")) {
+			luaL_addstring(&b, n++ ? ", " : "");
+			luaL_addlstring(&b, e->d_name, len - 6);
+		}
+	}
+	if (d)
+		closedir(d);
+	if (!n)
+		luaL_addstring(&b, "none");
+	luaL_pushresult(&b);
+	return 1;
+}
+
+/* Say what is wrong with a file before libbpf does, in words a user acts on. */
+static int check_elf(lua_State *L, const char *path)
+{
+	Elf64_Ehdr eh;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return lbpf_failf(L, errno, "can't open BPF object '%s'", path);
+	n = read(fd, &eh, sizeof(eh));
+	close(fd);
+	if (n < (ssize_t)sizeof(eh) || memcmp(eh.e_ident, ELFMAG, SELFMAG) != 0) {
+		lua_pushnil(L);
+		lua_pushfstring(L, "'%s' is not a BPF object: not an ELF file "
+				   "(build it with clang -target bpf -c)", path);
+		lua_pushstring(L, "EINVAL");
+		return 3;
+	}
+	if (eh.e_machine != EM_BPF) {
+		lua_pushnil(L);
+		lua_pushfstring(L, "'%s' is not a BPF object: ELF machine %d, not BPF "
+				   "(build it with clang -target bpf -c)", path, (int)eh.e_machine);
+		lua_pushstring(L, "EINVAL");
+		return 3;
+	}
+	return 0;
+}
+
+/* luabpf.open(path_or_name [, {name=, btf_custom_path=, pin_root_path=}]) */
+static int l_open(lua_State *L)
+{
+	static const char *const known[] = { "name", "btf_custom_path", "pin_root_path", NULL };
+	const char *arg = luaL_checkstring(L, 1);
+	char path[4096];
+	struct object_ud *u;
+	struct bpf_object *obj;
+	struct lbpf_object *o;
+	int err;
+
+	lbpf_check_options(L, 2, "luabpf.open", known);
+	if (strchr(arg, '/') || strstr(arg, ".o")) {
+		snprintf(path, sizeof(path), "%s", arg);
+	} else {
+		snprintf(path, sizeof(path), "%s/%s.bpf.o", lbpf_object_dir(), arg);
+		if (access(path, R_OK) != 0) {
+			list_shipped(L);
+			lua_pushnil(L);
+			lua_pushfstring(L, "no shipped BPF object '%s' (looked for %s; shipped: %s)",
+					arg, path, lua_tostring(L, -2));
+			lua_pushstring(L, "ENOENT");
+			return 3;
+		}
+	}
+	err = check_elf(L, path);
+	if (err)
+		return err;
+
+	LIBBPF_OPTS(bpf_object_open_opts, opts,
+		    .object_name = lbpf_opt_string(L, 2, "name", NULL),
+		    .btf_custom_path = lbpf_opt_string(L, 2, "btf_custom_path", NULL),
+		    .pin_root_path = lbpf_opt_string(L, 2, "pin_root_path", NULL));
+	obj = bpf_object__open_file(path, &opts);
+	if (!obj)
+		return lbpf_failf(L, errno, "can't open BPF object '%s'", path);
+
+	o = calloc(1, sizeof(*o));
+	o->obj = obj;
+	o->path = strdup(path);
+	o->name = strdup(bpf_object__name(obj));
+	o->refs = 1;
+	u = lua_newuserdata(L, sizeof(*u));
+	u->o = o;
+	luaL_getmetatable(L, MT_OBJECT);
+	lua_setmetatable(L, -2);
+	return 1;
+}
+
+/* Find the global NAME in the object's data sections: its map and offset. */
+static struct bpf_map *find_global(struct bpf_object *obj, const char *name,
+				   struct lbpf_codec *c, size_t *off)
+{
+	struct btf *btf = bpf_object__btf(obj);
+	__u32 n = btf ? btf__type_cnt(btf) : 0;
+
+	for (__u32 id = 1; id < n; id++) {
+		const struct btf_type *t = btf__type_by_id(btf, id);
+		const struct btf_var_secinfo *vs;
+		const char *sec;
+		struct bpf_map *m;
+
+		if (!btf_is_datasec(t))
+			continue;
+		sec = btf__name_by_offset(btf, t->name_off);
+		vs = btf_var_secinfos(t);
+		for (__u16 i = 0; i < btf_vlen(t); i++, vs++) {
+			const struct btf_type *v = btf__type_by_id(btf, vs->type);
+
+			if (strcmp(btf__name_by_offset(btf, v->name_off), name) != 0)
+				continue;
+			bpf_object__for_each_map(m, obj) {
+				const char *mn = bpf_map__name(m);
+				size_t ml = strlen(mn), sl = strlen(sec);
+
+				if (!bpf_map__is_internal(m) || ml < sl || strcmp(mn + ml - sl, sec))
+					continue;
+				c->btf = btf;
+				c->type_id = v->type;
+				c->size = vs->size;
+				*off = vs->offset;
+				return m;
+			}
+		}
+	}
+	return NULL;
+}
+
+/* obj:set(name, value): a const volatile (before load) or data/bss global. */
+static int l_set(lua_State *L)
+{
+	struct lbpf_object *o = lbpf_object__check(L, 1);
+	const char *name = luaL_checkstring(L, 2);
+	struct lbpf_codec c = { 0 };
+	char what[256];
+	struct bpf_map *m;
+	size_t off, size;
+	void *data;
+
+	luaL_checkany(L, 3);
+	m = find_global(o->obj, name, &c, &off);
+	if (!m)
+		return luaL_error(L, "object '%s' has no global '%s'", o->name, name);
+	if (o->loaded && strstr(bpf_map__name(m), ".rodata"))
+		return luaL_error(L, "object '%s': global '%s' is const volatile and the object "
+				     "is loaded: set it before obj:load()", o->name, name);
+	data = (void *)bpf_map__initial_value(m, &size);
+	if (!data || off + c.size > size)
+		return luaL_error(L, "object '%s': global '%s' is not writable from here",
+				  o->name, name);
+	snprintf(what, sizeof(what), "object '%s' global '%s'", o->name, name);
+	c.what = what;
+	lbpf_codec__encode(L, &c, 3, (char *)data + off);
+	return 0;
+}
+
+/* obj:get(name): the current value of a global. */
+static int l_get(lua_State *L)
+{
+	struct lbpf_object *o = lbpf_object__check(L, 1);
+	const char *name = luaL_checkstring(L, 2);
+	struct lbpf_codec c = { 0 };
+	struct bpf_map *m;
+	size_t off = 0, size;
+	const void *data;
+
+	m = find_global(o->obj, name, &c, &off);
+	if (!m)
+		return luaL_error(L, "object '%s' has no global '%s'", o->name, name);
+	data = bpf_map__initial_value(m, &size);
+	if (!data || off + c.size > size)
+		return luaL_error(L, "object '%s': global '%s' is not readable", o->name, name);
+	c.what = name;
+	lbpf_codec__decode(L, &c, (const char *)data + off);
+	return 1;
+}
+
+/* The reason is the last verifier line that is not a statistic. */
+static void push_log_summary(lua_State *L, const char *log, bool full)
+{
+	const char *end = log + strlen(log), *p = end, *reason = NULL;
+	size_t reason_len = 0;
+	int lines = 0;
+
+	while (p > log && (p[-1] == '\n' || p[-1] == ' '))
+		p--;
+	end = p;
+	while (p > log && lines < LOG_TAIL_LINES) {
+		const char *q = p - 1;
+
+		while (q > log && q[-1] != '\n')
+			q--;
+		if (!reason && strncmp(q, "processed ", 10) && strncmp(q, "verification time", 17) &&
+		    strncmp(q, "stack depth", 11) && strncmp(q, "-- END", 6) && p - q > 1) {
+			reason = q;
+			reason_len = (size_t)(p - q) - (p[-1] == '\n');
+		}
+		p = q;
+		lines++;
+	}
+	if (reason)
+		lua_pushlstring(L, reason, reason_len);
+	else
+		lua_pushliteral(L, "see the log");
+	if (full) {
+		lua_pushfstring(L, "\n--- verifier log ---\n%s", log);
+	} else {
+		lua_pushfstring(L, "\n--- verifier log, last %d lines ---\n", lines);
+		lua_pushlstring(L, p, (size_t)(end - p));
+		lua_concat(L, 2);
+	}
+}
+
+static bool have_cap(int cap)
+{
+	char line[256];
+	unsigned long long eff = 0;
+	FILE *f = fopen("/proc/self/status", "r");
+
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "CapEff: %llx", &eff) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return eff & (1ULL << cap);
+}
+
+bool lbpf_missing_caps;
+
+/// A hint for EPERM: which capability the process lacks, or "".
+const char *lbpf_perm_hint(int err)
+{
+	if (err != EPERM && err != EACCES)
+		return "";
+	if (!have_cap(39 /* CAP_BPF */) && !have_cap(21 /* CAP_SYS_ADMIN */)) {
+		lbpf_missing_caps = true;
+		return " (this process lacks CAP_BPF: run luabpf as root, or grant it "
+		       "CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON)";
+	}
+	return "";
+}
+
+/* obj:load([{log_level=N, log="full"}]) -> true | nil, message, errno */
+static int l_load(lua_State *L)
+{
+	static const char *const known[] = { "log_level", "log", NULL };
+	struct lbpf_object *o = lbpf_object__check(L, 1);
+	int level = (int)lbpf_opt_integer(L, 2, "log_level", 0);
+	bool full = !strcmp(lbpf_opt_string(L, 2, "log", "tail"), "full");
+	struct lbpf_buf capture = { 0 };
+	struct bpf_program *p, *bad = NULL;
+	int err, nprogs = 0;
+	char **bufs;
+
+	lbpf_check_options(L, 2, "obj:load", known);
+	if (o->loaded)
+		return luaL_error(L, "object '%s' is already loaded", o->name);
+	bpf_object__for_each_program(p, o->obj)
+		nprogs++;
+	bufs = calloc(nprogs ? nprogs : 1, sizeof(*bufs));
+	nprogs = 0;
+	bpf_object__for_each_program(p, o->obj) {
+		/* libbpf retries a failed load with log level 1 into this buffer. */
+		bufs[nprogs] = malloc(LOG_BUF_SIZE);
+		bufs[nprogs][0] = '\0';
+		bpf_program__set_log_buf(p, bufs[nprogs], LOG_BUF_SIZE);
+		if (level)
+			bpf_program__set_log_level(p, level);
+		nprogs++;
+	}
+	lbpf_log_capture = &capture;
+	err = bpf_object__load(o->obj);
+	err = err ? errno : 0;
+	lbpf_log_capture = NULL;
+
+	if (!err) {
+		o->loaded = true;
+		lua_pushboolean(L, 1);
+	} else {
+		bpf_object__for_each_program(p, o->obj) {
+			size_t sz;
+			const char *log = bpf_program__log_buf(p, &sz);
+
+			if (log && *log && !bad)
+				bad = p;
+		}
+		lua_pushnil(L);
+		if (bad) {
+			push_log_summary(L, bpf_program__log_buf(bad, &(size_t){ 0 }), full);
+			lua_pushfstring(L, "object '%s': program '%s' rejected by the verifier: %s%s",
+					o->name, bpf_program__name(bad), lua_tostring(L, -2),
+					lua_tostring(L, -1));
+			lua_replace(L, -3);
+			lua_pop(L, 1);
+		} else {
+			lua_pushfstring(L, "object '%s': load failed: %s: %s%s%s%s", o->name,
+					lbpf_errno_name(err), strerror(err), lbpf_perm_hint(err),
+					capture.len ? "\n--- libbpf ---\n" : "",
+					capture.len ? capture.data : "");
+		}
+		lua_pushstring(L, lbpf_errno_name(err));
+	}
+	nprogs = 0;
+	bpf_object__for_each_program(p, o->obj) {
+		bpf_program__set_log_buf(p, NULL, 0);
+		free(bufs[nprogs++]);
+	}
+	free(bufs);
+	lbpf_buf__free(&capture);
+	return err ? 3 : 1;
+}
+
+static int l_maps(lua_State *L)
+{
+	struct lbpf_object *o = lbpf_object__check(L, 1);
+	struct bpf_map *m;
+	int i = 1;
+
+	lua_newtable(L);
+	bpf_object__for_each_map(m, o->obj) {
+		lua_pushstring(L, bpf_map__name(m));
+		lua_rawseti(L, -2, i++);
+	}
+	return 1;
+}
+
+static int l_programs(lua_State *L)
+{
+	struct lbpf_object *o = lbpf_object__check(L, 1);
+	struct bpf_program *p;
+	int i = 1;
+
+	lua_newtable(L);
+	bpf_object__for_each_program(p, o->obj) {
+		lua_pushstring(L, bpf_program__name(p));
+		lua_rawseti(L, -2, i++);
+	}
+	return 1;
+}
+
+/* obj:map(name): raises with the valid names when there is no such map. */
+static int l_map(lua_State *L)
+{
+	struct lbpf_object *o = lbpf_object__check(L, 1);
+	const char *name = luaL_checkstring(L, 2);
+	struct bpf_map *m = bpf_object__find_map_by_name(o->obj, name);
+
+	if (!m) {
+		lua_getglobal(L, "table");
+		lua_getfield(L, -1, "concat");
+		l_maps(L);
+		lua_pushliteral(L, ", ");
+		lua_call(L, 2, 1);
+		return luaL_error(L, "object '%s' has no map '%s' (maps: %s)", o->name, name,
+				  lua_tostring(L, -1));
+	}
+	lbpf_map__push(L, o, m);
+	return 1;
+}
+
+static int l_program(lua_State *L)
+{
+	struct lbpf_object *o = lbpf_object__check(L, 1);
+	const char *name = luaL_checkstring(L, 2);
+	struct bpf_program *p = bpf_object__find_program_by_name(o->obj, name);
+
+	if (!p) {
+		lua_getglobal(L, "table");
+		lua_getfield(L, -1, "concat");
+		l_programs(L);
+		lua_pushliteral(L, ", ");
+		lua_call(L, 2, 1);
+		return luaL_error(L, "object '%s' has no program '%s' (programs: %s)", o->name,
+				  name, lua_tostring(L, -1));
+	}
+	lbpf_prog__push(L, o, p);
+	return 1;
+}
+
+static int l_name(lua_State *L)
+{
+	lua_pushstring(L, lbpf_object__check(L, 1)->name);
+	return 1;
+}
+
+static int l_close(lua_State *L)
+{
+	struct object_ud *u = check_ud(L, 1);
+
+	if (u->o) {
+		object_close(u->o);
+		lbpf_object__unref(u->o);
+		u->o = NULL;
+	}
+	return 0;
+}
+
+static int l_gc(lua_State *L)
+{
+	struct object_ud *u = check_ud(L, 1);
+
+	/* Only drop our reference: maps and programs may still use the object. */
+	if (u->o) {
+		lbpf_object__unref(u->o);
+		u->o = NULL;
+	}
+	return 0;
+}
+
+static int l_tostring(lua_State *L)
+{
+	struct object_ud *u = check_ud(L, 1);
+
+	if (!u->o || !u->o->obj)
+		lua_pushliteral(L, "luabpf.object (closed)");
+	else
+		lua_pushfstring(L, "luabpf.object '%s' (%s)", u->o->name,
+				u->o->loaded ? "loaded" : "not loaded");
+	return 1;
+}
+
+/* luabpf.load(path_or_name, {globals={...}, max_entries={map=n}, log_level=, log=}) */
+static int l_open_and_load(lua_State *L)
+{
+	static const char *const known[] = { "globals", "max_entries", "name", "btf_custom_path",
+					     "pin_root_path", "log_level", "log", NULL };
+	struct lbpf_object *o;
+
+	lbpf_check_options(L, 2, "luabpf.load", known);
+	lua_settop(L, 2);
+	lua_pushcfunction(L, l_open);
+	lua_pushvalue(L, 1);
+	lua_newtable(L);
+	for (const char *const *k = known + 2; k < known + 5; k++) {
+		if (!lua_isnil(L, 2)) {
+			lua_getfield(L, 2, *k);
+			lua_setfield(L, -2, *k);
+		}
+	}
+	lua_call(L, 2, 3);
+	if (lua_isnil(L, -3))
+		return 3;
+	lua_pop(L, 2); // [path, opts, obj]
+	o = lbpf_object__check(L, 3);
+	if (!lua_isnil(L, 2)) {
+		lua_getfield(L, 2, "globals");
+		if (!lua_isnil(L, -1)) {
+			luaL_checktype(L, -1, LUA_TTABLE);
+			lua_pushnil(L);
+			while (lua_next(L, -2)) {
+				lua_pushcfunction(L, l_set);
+				lua_pushvalue(L, 3);
+				lua_pushvalue(L, -4);
+				lua_pushvalue(L, -4);
+				lua_call(L, 3, 0);
+				lua_pop(L, 1);
+			}
+		}
+		lua_pop(L, 1);
+		lua_getfield(L, 2, "max_entries");
+		if (!lua_isnil(L, -1)) {
+			luaL_checktype(L, -1, LUA_TTABLE);
+			lua_pushnil(L);
+			while (lua_next(L, -2)) {
+				const char *mn = luaL_checkstring(L, -2);
+				struct bpf_map *m = bpf_object__find_map_by_name(o->obj, mn);
+
+				if (!m)
+					return luaL_error(L, "luabpf.load: max_entries names map '%s', "
+							     "which object '%s' does not have", mn, o->name);
+				bpf_map__set_max_entries(m, (__u32)luaL_checkinteger(L, -1));
+				lua_pop(L, 1);
+			}
+		}
+		lua_pop(L, 1);
+	}
+	lua_pushcfunction(L, l_load);
+	lua_pushvalue(L, 3);
+	lua_newtable(L);
+	if (!lua_isnil(L, 2)) {
+		lua_getfield(L, 2, "log_level");
+		lua_setfield(L, -2, "log_level");
+		lua_getfield(L, 2, "log");
+		lua_setfield(L, -2, "log");
+	}
+	lua_call(L, 2, 3);
+	if (lua_isnil(L, -3)) {
+		/* Don't keep a half-made object: close it now, return the error. */
+		object_close(o);
+		return 3;
+	}
+	lua_pop(L, 3);
+	return 1;
+}
+
+static const luaL_Reg methods[] = {
+	{ "set", l_set },
+	{ "get", l_get },
+	{ "load", l_load },
+	{ "maps", l_maps },
+	{ "programs", l_programs },
+	{ "map", l_map },
+	{ "program", l_program },
+	{ "name", l_name },
+	{ "close", l_close },
+	{ "__gc", l_gc },
+	{ "__tostring", l_tostring },
+	{ NULL, NULL },
+};
+
+static const luaL_Reg module_fns[] = {
+	{ "open", l_open },
+	{ "load", l_open_and_load },
+	{ NULL, NULL },
+};
+
+void lbpf_object__register(lua_State *L)
+{
+	lbpf_new_class(L, MT_OBJECT, methods);
+	luaL_register(L, NULL, module_fns);
+}

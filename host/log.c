@@ -1,0 +1,82 @@
+// SPDX-License-Identifier: MIT
+/* One log for the host, the scripts and libbpf. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "luabpf.h"
+
+enum lbpf_level lbpf_log_level = LBPF_INFO;
+struct lbpf_buf *lbpf_log_capture;
+
+static const char *const level_names[] = { "ERROR", "WARN", "INFO", "DEBUG" };
+
+void lbpf_log(enum lbpf_level level, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (level > lbpf_log_level)
+		return;
+	fprintf(stderr, "luabpf: %s: ", level_names[level]);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+void lbpf_buf__append(struct lbpf_buf *b, const char *s, size_t n)
+{
+	if (b->len + n + 1 > b->cap) {
+		size_t cap = b->cap ? b->cap : 4096;
+		char *p;
+
+		while (cap < b->len + n + 1)
+			cap *= 2;
+		p = realloc(b->data, cap);
+		if (!p)
+			return;
+		b->data = p;
+		b->cap = cap;
+	}
+	memcpy(b->data + b->len, s, n);
+	b->len += n;
+	b->data[b->len] = '\0';
+}
+
+void lbpf_buf__free(struct lbpf_buf *b)
+{
+	free(b->data);
+	b->data = NULL;
+	b->len = b->cap = 0;
+}
+
+static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	char line[1024];
+	int n = vsnprintf(line, sizeof(line), fmt, ap);
+	enum lbpf_level ours = level == LIBBPF_WARN ? LBPF_WARN
+			       : level == LIBBPF_INFO ? LBPF_DEBUG
+						      : LBPF_DEBUG;
+
+	if (n < 0)
+		return n;
+	if ((size_t)n >= sizeof(line))
+		n = sizeof(line) - 1;
+	if (lbpf_log_capture) {
+		/* During a load, warnings become part of the returned error. */
+		if (level == LIBBPF_WARN)
+			lbpf_buf__append(lbpf_log_capture, line, n);
+		if (lbpf_log_level < LBPF_DEBUG)
+			return n;
+	}
+	while (n > 0 && line[n - 1] == '\n')
+		line[--n] = '\0';
+	lbpf_log(ours, "libbpf: %s", line);
+	return n;
+}
+
+void lbpf_log__init_libbpf(void)
+{
+	libbpf_set_print(libbpf_print);
+}

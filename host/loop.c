@@ -1,0 +1,101 @@
+// SPDX-License-Identifier: MIT
+/*
+ * The one libuv loop: signals, running until done or stopped, and the
+ * shutdown sequence (hooks, buffers, links) that every way out goes through.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "luabpf.h"
+#include "vm.h"
+
+static uv_signal_t sig_int, sig_term;
+static uv_idle_t stopper;
+static int exit_code;
+static bool stopping, shut_down;
+
+static void walk_close(uv_handle_t *h, void *arg)
+{
+	(void)arg;
+	if (!uv_is_closing(h))
+		uv_close(h, NULL);
+}
+
+void lbpf_shutdown(int code)
+{
+	int n;
+
+	if (shut_down)
+		return;
+	shut_down = true;
+	exit_code = code;
+	lbpf_vm__run_shutdown_hooks();
+	lbpf_ringbuf__close_all();
+	n = lbpf_link__detach_all();
+	if (n)
+		lbpf_log(LBPF_DEBUG, "detached %d link%s", n, n == 1 ? "" : "s");
+}
+
+/* Stopping happens from an idle callback, never inside another callback. */
+static void on_stop(uv_idle_t *h)
+{
+	uv_idle_stop(h);
+	lbpf_shutdown(exit_code);
+	uv_stop(lbpf_loop());
+}
+
+void lbpf_request_stop(int code)
+{
+	if (stopping)
+		return;
+	stopping = true;
+	exit_code = code;
+	uv_idle_start(&stopper, on_stop);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+	(void)h;
+	if (stopping) {
+		/* A second Ctrl-C while hooks run: give up on them. */
+		lbpf_log(LBPF_WARN, "%s again: exiting now", strsignal(signum));
+		lbpf_link__detach_all();
+		_exit(LBPF_EXIT_ERROR);
+	}
+	lbpf_log(LBPF_INFO, "%s: stopping", strsignal(signum));
+	lbpf_request_stop(LBPF_EXIT_OK);
+}
+
+void lbpf_loop__init(void)
+{
+	uv_loop_t *loop = lbpf_loop();
+
+	signal(SIGPIPE, SIG_IGN);
+	uv_signal_init(loop, &sig_int);
+	uv_signal_init(loop, &sig_term);
+	uv_signal_start(&sig_int, on_signal, SIGINT);
+	uv_signal_start(&sig_term, on_signal, SIGTERM);
+	uv_unref((uv_handle_t *)&sig_int);
+	uv_unref((uv_handle_t *)&sig_term);
+	uv_idle_init(loop, &stopper);
+	uv_unref((uv_handle_t *)&stopper);
+}
+
+int lbpf_loop__run(void)
+{
+	uv_loop_t *loop = lbpf_loop();
+
+	if (!stopping) {
+		lbpf_vm__set_running(true);
+		uv_run(loop, UV_RUN_DEFAULT);
+		lbpf_vm__set_running(false);
+	}
+	lbpf_shutdown(exit_code);
+	/* Close what scripts left open so the loop can be freed. */
+	uv_walk(loop, walk_close, NULL);
+	uv_run(loop, UV_RUN_DEFAULT);
+	return exit_code;
+}

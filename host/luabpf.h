@@ -1,0 +1,235 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * luabpf: what the host's C files share. One userdata type per l_*.c file;
+ * this header holds their structs, metatable names and the small set of
+ * helpers (errors, logging, callbacks) that every file uses the same way.
+ */
+#ifndef LUABPF_H
+#define LUABPF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <lua.h>
+#include <lauxlib.h>
+#include <uv.h>
+
+#include <bpf/libbpf.h>
+#include <bpf/bpf.h>
+#include <bpf/btf.h>
+
+#define LUABPF_VERSION "0.1.0"
+
+/* Metatable names, one per userdata type. */
+#define MT_OBJECT  "luabpf.object"
+#define MT_MAP     "luabpf.map"
+#define MT_PROG    "luabpf.program"
+#define MT_LINK    "luabpf.link"
+#define MT_RINGBUF "luabpf.ringbuf"
+#define MT_PERFBUF "luabpf.perfbuf"
+
+/* Exit codes of the CLI (docs/cli.md). */
+enum {
+	LBPF_EXIT_OK = 0,
+	LBPF_EXIT_ERROR = 1,   /* the script raised, or a command failed */
+	LBPF_EXIT_USAGE = 2,   /* bad command line */
+	LBPF_EXIT_NOPERM = 3,  /* missing capability, bpffs or BTF */
+};
+
+/* ---- log.c ---------------------------------------------------------- */
+
+enum lbpf_level { LBPF_ERROR, LBPF_WARN, LBPF_INFO, LBPF_DEBUG };
+
+/// Messages at or below this level are printed (default LBPF_INFO; -v: DEBUG).
+extern enum lbpf_level lbpf_log_level;
+
+/// Print one log line to stderr: "luabpf: LEVEL: message".
+void lbpf_log(enum lbpf_level level, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/// Route libbpf's own messages through lbpf_log (warnings always, debug with -v).
+void lbpf_log__init_libbpf(void);
+
+/// While non-NULL, libbpf's messages are also appended here (load errors).
+struct lbpf_buf {
+	char *data;
+	size_t len, cap;
+};
+extern struct lbpf_buf *lbpf_log_capture;
+
+void lbpf_buf__append(struct lbpf_buf *b, const char *s, size_t n);
+void lbpf_buf__free(struct lbpf_buf *b);
+
+/* ---- util.c ----------------------------------------------------------- */
+
+/// Push luv's failure triple for a positive errno: nil, "ENAME: text", "ENAME".
+/// Returns 3 so a C function can `return lbpf_fail(L, errno);`.
+int lbpf_fail(lua_State *L, int err);
+
+/// Same with a prefix naming the thing: nil, "map 'x': ENOENT: No such...", "ENOENT".
+int lbpf_failf(lua_State *L, int err, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/// "ENOENT" for ENOENT; never NULL.
+const char *lbpf_errno_name(int err);
+
+/// Read an optional string option from the table at index idx ("" if absent).
+const char *lbpf_opt_string(lua_State *L, int idx, const char *key, const char *def);
+lua_Integer lbpf_opt_integer(lua_State *L, int idx, const char *key, lua_Integer def);
+bool lbpf_opt_bool(lua_State *L, int idx, const char *key, bool def);
+
+/// Raise if the options table at idx has a key not in the NULL-terminated list.
+void lbpf_check_options(lua_State *L, int idx, const char *what, const char *const known[]);
+
+/// Create a metatable with __index = itself plus methods; leaves nothing on the stack.
+void lbpf_new_class(lua_State *L, const char *mt, const luaL_Reg *methods);
+
+/// Resolve an interface name (or number) to an ifindex, in the current netns.
+/// Returns 0 and sets errno when missing.
+unsigned lbpf_ifindex(const char *name);
+
+/// Run fn(arg) inside the network namespace NAME (/run/netns/NAME) or PATH,
+/// then return to the original one. ns NULL or "" runs it in place.
+/// Returns fn's result, or -errno when the namespace could not be entered.
+int lbpf_in_netns(const char *ns, int (*fn)(void *arg), void *arg);
+
+/* ---- vm.c ------------------------------------------------------------- */
+
+/// The host's one loop and one Lua state.
+uv_loop_t *lbpf_loop(void);
+lua_State *lbpf_vm(void);
+
+/// Call the function below nargs arguments in protected mode with a traceback.
+/// On error, log it as "error in WHAT: message\ntraceback" and return -1
+/// (nothing left on the stack); else 0 with nresults values pushed.
+int lbpf_pcall(lua_State *L, int nargs, int nresults, const char *what);
+
+/// Ask the host to stop the loop and run shutdown hooks (signal or script).
+void lbpf_request_stop(int exit_code);
+
+/// Directory of shipped BPF objects (build tree or install prefix).
+const char *lbpf_object_dir(void);
+
+/* ---- l_object.c ------------------------------------------------------- */
+
+/*
+ * A BPF object shared by its Lua userdata and every map, program and link
+ * made from it: refcounted, so a map keeps its object alive. close() on the
+ * object frees the libbpf object at once; children then raise "closed object".
+ */
+struct lbpf_object {
+	struct bpf_object *obj; /* NULL once closed */
+	char *path;
+	char *name;
+	bool loaded;
+	int refs;
+};
+
+void lbpf_object__ref(struct lbpf_object *o);
+void lbpf_object__unref(struct lbpf_object *o);
+
+/// Raise unless the object is open. what names the caller ("map 'x'").
+void lbpf_object__check_open(lua_State *L, struct lbpf_object *o, const char *what);
+
+/// The object userdata at idx (raises if not one, or closed).
+struct lbpf_object *lbpf_object__check(lua_State *L, int idx);
+
+/// Set when an operation failed for want of CAP_BPF (the CLI then exits 3).
+extern bool lbpf_missing_caps;
+
+/// For EPERM/EACCES: " (this process lacks CAP_BPF: ...)" when that is why; else "".
+const char *lbpf_perm_hint(int err);
+
+/// Module functions: luabpf.open(), luabpf.load().
+void lbpf_object__register(lua_State *L);
+
+/* ---- btf_codec.c ------------------------------------------------------ */
+
+/*
+ * Converts between bytes laid out as a BTF type and Lua values: structs are
+ * tables by field name, integers numbers (int64 cdata beyond 2^53), char
+ * arrays strings, other arrays sequences, __be16/__be32/__be64 host-order
+ * numbers, ipv4_t/ipv6_t/struct in6_addr text addresses. Without BTF
+ * (type_id 0) sizes 1, 2, 4, 8 are integers and others raw strings.
+ * A raw Lua string of exactly the type's size is always accepted.
+ */
+struct lbpf_codec {
+	const struct btf *btf; /* may be NULL */
+	uint32_t type_id;      /* 0: no type */
+	uint32_t size;
+	const char *what;      /* "map 'backends' key", used in errors */
+};
+
+/// Encode the Lua value at idx into buf (codec->size bytes, zeroed first).
+/// Raises a Lua error naming codec->what, the field and the expected type.
+void lbpf_codec__encode(lua_State *L, const struct lbpf_codec *c, int idx, void *buf);
+
+/// Push the Lua value for buf.
+void lbpf_codec__decode(lua_State *L, const struct lbpf_codec *c, const void *buf);
+
+/// A short C-like name of the type ("struct flow_key", "__u32") for messages.
+const char *lbpf_codec__type_name(const struct lbpf_codec *c, char *out, size_t n);
+
+/// Register helpers on the module table at -1 (luabpf.ip4, ntoa, ...).
+void lbpf_codec__register(lua_State *L);
+
+/* ---- l_map.c ---------------------------------------------------------- */
+
+/// Push a map userdata for map of object o (takes a reference on o).
+void lbpf_map__push(lua_State *L, struct lbpf_object *o, struct bpf_map *map);
+
+/// What other files need of a map userdata.
+struct lbpf_map_view {
+	int fd;
+	const struct btf *btf; /* the map's (or its object's) BTF; may be NULL */
+	const char *name;
+	enum bpf_map_type type;
+	uint32_t key_size, value_size, max_entries;
+};
+
+/// Fill v for the map userdata at idx; raises if idx is not a map, or the
+/// map is closed or its object not loaded yet.
+void lbpf_map__view(lua_State *L, int idx, struct lbpf_map_view *v);
+
+/// The fd of the map userdata at idx, or -1 if idx is not a map userdata.
+int lbpf_map__to_fd(lua_State *L, int idx);
+void lbpf_map__register(lua_State *L);
+
+/* ---- l_prog.c --------------------------------------------------------- */
+
+/// Push a program userdata for prog of object o (takes a reference on o).
+void lbpf_prog__push(lua_State *L, struct lbpf_object *o, struct bpf_program *prog);
+
+/// The fd of the program userdata at idx, or -1 if idx is not a program
+/// (prog_array values accept programs).
+int lbpf_prog__to_fd(lua_State *L, int idx);
+void lbpf_prog__register(lua_State *L);
+
+/* ---- l_link.c --------------------------------------------------------- */
+
+/*
+ * A link: a bpf_link, or a clsact filter (no kernel link; detached by
+ * bpf_tc_detach). Every live link is on a list so shutdown detaches the
+ * ones that are not pinned.
+ */
+struct lbpf_link;
+
+/// Push a link userdata that owns link (a bpf_link from libbpf). desc is a
+/// human description ("xdp on veth0 (native)").
+void lbpf_link__push(lua_State *L, struct lbpf_object *o, struct bpf_link *link, const char *desc);
+
+/// Push a link for a clsact filter (no bpf_link), described by hook and opts.
+void lbpf_link__push_tc(lua_State *L, struct lbpf_object *o, const struct bpf_tc_hook *hook,
+			const struct bpf_tc_opts *opts, const char *desc, const char *netns);
+
+/// Detach every live link that is not pinned (at shutdown). Returns how many.
+int lbpf_link__detach_all(void);
+void lbpf_link__register(lua_State *L);
+
+/* ---- l_ringbuf.c ------------------------------------------------------ */
+
+/// Stop polling every buffer (at shutdown).
+void lbpf_ringbuf__close_all(void);
+void lbpf_ringbuf__register(lua_State *L);
+
+#endif /* LUABPF_H */

@@ -1,0 +1,140 @@
+// SPDX-License-Identifier: MIT
+/* The luabpf command line: run a script, or a chunk of code, on one loop. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include <luajit.h>
+
+#include "luabpf.h"
+#include "vm.h"
+
+static const char usage[] =
+	"usage: luabpf [-v] run SCRIPT [ARGS...]\n"
+	"       luabpf [-v] -e CODE [ARGS...]\n"
+	"       luabpf --version | --help\n"
+	"\n"
+	"Runs a Lua script with BPF objects, maps, programs, links and ring\n"
+	"buffers on one event loop, until the script is done or SIGINT/SIGTERM.\n"
+	"\n"
+	"  run SCRIPT   run the Lua file SCRIPT; ARGS are its arg[1..] and ...\n"
+	"  -e CODE      run CODE as a script named (command line)\n"
+	"  -v           debug logging, libbpf's messages included\n"
+	"  --version    print the version\n"
+	"\n"
+	"Exit codes: 0 done, 1 the script failed, 2 bad command line,\n"
+	"3 missing privileges (CAP_BPF, CAP_NET_ADMIN) or kernel support.\n"
+	"Docs: docs/getting-started.md, docs/lua-api.md\n";
+
+static int usage_error(const char *msg)
+{
+	fprintf(stderr, "ERROR: %s\n%s", msg, usage);
+	return LBPF_EXIT_USAGE;
+}
+
+/* [chunk] -> runs it in a fresh strict environment with arg and ... */
+static int run_chunk(lua_State *L, const char *name, int argc, char **argv)
+{
+	lua_createtable(L, argc, 1);
+	lua_pushstring(L, name);
+	lua_rawseti(L, -2, 0);
+	for (int i = 0; i < argc; i++) {
+		lua_pushstring(L, argv[i]);
+		lua_rawseti(L, -2, i + 1);
+	}
+	lbpf_vm__push_env(L, name);          // [chunk, arg, env]
+	lua_pushvalue(L, -2);
+	lua_setfield(L, -2, "arg");          // env.arg = arg
+	lua_setfenv(L, -3);                  // [chunk, arg]
+	lua_pop(L, 1);
+	luaL_checkstack(L, argc, "too many arguments");
+	for (int i = 0; i < argc; i++)
+		lua_pushstring(L, argv[i]);
+	if (lbpf_pcall(L, argc, 0, name) < 0)
+		return LBPF_EXIT_ERROR;
+	return LBPF_EXIT_OK;
+}
+
+static int finish(int rc)
+{
+	if (rc != LBPF_EXIT_OK)
+		lbpf_shutdown(rc);
+	rc = rc == LBPF_EXIT_OK ? lbpf_loop__run() : rc;
+	lbpf_vm__close();
+	if (rc == LBPF_EXIT_ERROR && lbpf_missing_caps)
+		rc = LBPF_EXIT_NOPERM;
+	return rc;
+}
+
+int main(int argc, char **argv)
+{
+	lua_State *L;
+	int i = 1, rc;
+
+	for (; i < argc && argv[i][0] == '-'; i++) {
+		if (!strcmp(argv[i], "-v")) {
+			lbpf_log_level = LBPF_DEBUG;
+		} else if (!strcmp(argv[i], "--version")) {
+			printf("luabpf %s (%s, libbpf %d.%d)\n", LUABPF_VERSION, LUAJIT_VERSION,
+			       libbpf_major_version(), libbpf_minor_version());
+			return LBPF_EXIT_OK;
+		} else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+			fputs(usage, stdout);
+			return LBPF_EXIT_OK;
+		} else if (!strcmp(argv[i], "-e")) {
+			break;
+		} else {
+			char msg[256];
+
+			snprintf(msg, sizeof(msg), "unknown option '%s'", argv[i]);
+			return usage_error(msg);
+		}
+	}
+	if (i >= argc)
+		return usage_error("no command given");
+
+	lbpf_log__init_libbpf();
+	L = lbpf_vm__open();
+	if (!L) {
+		fprintf(stderr, "ERROR: out of memory creating the Lua state\n");
+		return LBPF_EXIT_ERROR;
+	}
+	lbpf_loop__init();
+
+	if (!strcmp(argv[i], "-e")) {
+		if (i + 1 >= argc)
+			return usage_error("-e needs CODE");
+		if (luaL_loadbuffer(L, argv[i + 1], strlen(argv[i + 1]), "=(command line)")) {
+			fprintf(stderr, "ERROR: %s\n", lua_tostring(L, -1));
+			return finish(LBPF_EXIT_ERROR);
+		}
+		rc = run_chunk(L, "(command line)", argc - i - 2, argv + i + 2);
+		return finish(rc);
+	}
+	if (!strcmp(argv[i], "run")) {
+		const char *script = i + 1 < argc ? argv[i + 1] : NULL;
+		struct stat st;
+
+		if (!script)
+			return usage_error("run needs a SCRIPT");
+		if (stat(script, &st) < 0) {
+			fprintf(stderr, "ERROR: can't open script '%s': %s\n", script, strerror(errno));
+			return finish(LBPF_EXIT_ERROR);
+		}
+		if (luaL_loadfile(L, script)) {
+			/* The message already reads "file:line: reason". */
+			fprintf(stderr, "ERROR: %s\n", lua_tostring(L, -1));
+			return finish(LBPF_EXIT_ERROR);
+		}
+		rc = run_chunk(L, script, argc - i - 2, argv + i + 2);
+		return finish(rc);
+	}
+	{
+		char msg[256];
+
+		snprintf(msg, sizeof(msg), "unknown command '%s'", argv[i]);
+		return usage_error(msg);
+	}
+}

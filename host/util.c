@@ -1,0 +1,191 @@
+// SPDX-License-Identifier: MIT
+/* Errors in luv's style, option tables, metatables, interfaces, namespaces. */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <net/if.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "luabpf.h"
+
+const char *lbpf_errno_name(int err)
+{
+	const char *n = strerrorname_np(err);
+
+	return n ? n : "EUNKNOWN";
+}
+
+int lbpf_fail(lua_State *L, int err)
+{
+	if (err < 0)
+		err = -err;
+	lua_pushnil(L);
+	lua_pushfstring(L, "%s: %s", lbpf_errno_name(err), strerror(err));
+	lua_pushstring(L, lbpf_errno_name(err));
+	return 3;
+}
+
+int lbpf_failf(lua_State *L, int err, const char *fmt, ...)
+{
+	char what[512];
+	va_list ap;
+
+	if (err < 0)
+		err = -err;
+	va_start(ap, fmt);
+	vsnprintf(what, sizeof(what), fmt, ap);
+	va_end(ap);
+	lua_pushnil(L);
+	lua_pushfstring(L, "%s: %s: %s", what, lbpf_errno_name(err), strerror(err));
+	lua_pushstring(L, lbpf_errno_name(err));
+	return 3;
+}
+
+static bool opt_get(lua_State *L, int idx, const char *key)
+{
+	if (lua_isnoneornil(L, idx))
+		return false;
+	luaL_checktype(L, idx, LUA_TTABLE);
+	lua_getfield(L, idx, key);
+	if (lua_isnil(L, -1)) {
+		lua_pop(L, 1);
+		return false;
+	}
+	return true;
+}
+
+const char *lbpf_opt_string(lua_State *L, int idx, const char *key, const char *def)
+{
+	const char *s;
+
+	if (!opt_get(L, idx, key))
+		return def;
+	if (lua_type(L, -1) != LUA_TSTRING)
+		luaL_error(L, "option '%s' expects a string, got %s", key, luaL_typename(L, -1));
+	s = lua_tostring(L, -1);
+	lua_pop(L, 1); /* still referenced by the options table */
+	return s;
+}
+
+lua_Integer lbpf_opt_integer(lua_State *L, int idx, const char *key, lua_Integer def)
+{
+	lua_Number n;
+
+	if (!opt_get(L, idx, key))
+		return def;
+	if (lua_type(L, -1) != LUA_TNUMBER)
+		luaL_error(L, "option '%s' expects an integer, got %s", key, luaL_typename(L, -1));
+	n = lua_tonumber(L, -1);
+	lua_pop(L, 1);
+	if (n != (lua_Number)(lua_Integer)n)
+		luaL_error(L, "option '%s' expects an integer, got %f", key, n);
+	return (lua_Integer)n;
+}
+
+bool lbpf_opt_bool(lua_State *L, int idx, const char *key, bool def)
+{
+	bool b;
+
+	if (!opt_get(L, idx, key))
+		return def;
+	if (lua_type(L, -1) != LUA_TBOOLEAN)
+		luaL_error(L, "option '%s' expects a boolean, got %s", key, luaL_typename(L, -1));
+	b = lua_toboolean(L, -1);
+	lua_pop(L, 1);
+	return b;
+}
+
+void lbpf_check_options(lua_State *L, int idx, const char *what, const char *const known[])
+{
+	if (lua_isnoneornil(L, idx))
+		return;
+	luaL_checktype(L, idx, LUA_TTABLE);
+	lua_pushnil(L);
+	while (lua_next(L, idx)) {
+		const char *k;
+		bool ok = false;
+
+		lua_pop(L, 1);
+		if (lua_type(L, -1) != LUA_TSTRING)
+			luaL_error(L, "%s: option names must be strings", what);
+		k = lua_tostring(L, -1);
+		for (int i = 0; known[i]; i++)
+			if (strcmp(k, known[i]) == 0)
+				ok = true;
+		if (!ok) {
+			luaL_Buffer b;
+
+			luaL_buffinit(L, &b);
+			for (int i = 0; known[i]; i++) {
+				luaL_addstring(&b, i ? ", " : "");
+				luaL_addstring(&b, known[i]);
+			}
+			luaL_pushresult(&b);
+			luaL_error(L, "%s: unknown option '%s' (valid: %s)", what, k,
+				   lua_tostring(L, -1));
+		}
+	}
+}
+
+void lbpf_new_class(lua_State *L, const char *mt, const luaL_Reg *methods)
+{
+	luaL_newmetatable(L, mt);
+	lua_pushvalue(L, -1);
+	lua_setfield(L, -2, "__index");
+	luaL_register(L, NULL, methods);
+	lua_pop(L, 1);
+}
+
+unsigned lbpf_ifindex(const char *name)
+{
+	char *end;
+	unsigned long n = strtoul(name, &end, 10);
+
+	if (*name && !*end && n > 0 && n < UINT_MAX)
+		return (unsigned)n;
+	return if_nametoindex(name);
+}
+
+int lbpf_in_netns(const char *ns, int (*fn)(void *arg), void *arg)
+{
+	char path[PATH_MAX];
+	int self, target, ret, err;
+
+	if (!ns || !*ns)
+		return fn(arg);
+	if (strchr(ns, '/'))
+		snprintf(path, sizeof(path), "%s", ns);
+	else
+		snprintf(path, sizeof(path), "/run/netns/%s", ns);
+	self = open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+	if (self < 0)
+		return -errno;
+	target = open(path, O_RDONLY | O_CLOEXEC);
+	if (target < 0) {
+		err = errno;
+		close(self);
+		return -err;
+	}
+	if (setns(target, CLONE_NEWNET) < 0) {
+		err = errno;
+		close(self);
+		close(target);
+		return -err;
+	}
+	ret = fn(arg);
+	err = errno;
+	if (setns(self, CLONE_NEWNET) < 0) {
+		/* Running on in the wrong namespace would be worse than stopping. */
+		lbpf_log(LBPF_ERROR, "could not return from netns '%s': %s", ns, strerror(errno));
+		abort();
+	}
+	close(self);
+	close(target);
+	errno = err;
+	return ret;
+}

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: MIT
+# Install what luabpf needs to build, run and test on Debian 12 (idempotent),
+# and mount bpffs where it is missing. Run as root.
+set -euo pipefail
+
+BUILD=(build-essential cmake pkg-config clang llvm bpftool
+       libbpf-dev libelf-dev zlib1g-dev libluajit-5.1-dev luajit libuv1-dev lua-luv-dev)
+# What the tests drive: namespaces, traffic, packet crafting, capabilities.
+TEST=(iproute2 iputils-ping netcat-openbsd socat curl iperf3 python3-scapy libcap2-bin procps)
+
+need=()
+for p in "${BUILD[@]}" "${TEST[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need+=("$p")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  echo "setup: installing ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+fi
+
+if ! mountpoint -q /sys/fs/bpf; then
+  mount -t bpf bpf /sys/fs/bpf
+  echo "setup: mounted bpffs on /sys/fs/bpf"
+fi
+if [ ! -r /sys/kernel/btf/vmlinux ]; then
+  echo "setup: ERROR: /sys/kernel/btf/vmlinux is missing: luabpf needs a kernel built with CONFIG_DEBUG_INFO_BTF" >&2
+  exit 3
+fi

@@ -1,0 +1,86 @@
+-- SPDX-License-Identifier: MIT
+-- A small assertion library for the Lua API tests (run by `luabpf run`).
+local t = {}
+
+local function fmt(v)
+  if type(v) == "string" then return string.format("%q", v) end
+  return tostring(v)
+end
+
+local function fail(msg, level)
+  error(msg, (level or 1) + 2)
+end
+
+function t.eq(got, want, what)
+  if got ~= want then
+    fail(string.format("%s: got %s, want %s", what or "value", fmt(got), fmt(want)))
+  end
+end
+
+function t.ok(v, what)
+  if not v then fail((what or "expected a true value") .. ": got " .. fmt(v)) end
+  return v
+end
+
+local function deep_eq(a, b)
+  if type(a) ~= type(b) then return false end
+  if type(a) ~= "table" then return a == b end
+  for k, v in pairs(a) do if not deep_eq(v, b[k]) then return false end end
+  for k in pairs(b) do if a[k] == nil then return false end end
+  return true
+end
+t.deep_eq = deep_eq
+
+function t.dump(v, indent)
+  indent = indent or ""
+  if type(v) ~= "table" then return fmt(v) end
+  local keys = {}
+  for k in pairs(v) do keys[#keys + 1] = k end
+  table.sort(keys, function(x, y) return tostring(x) < tostring(y) end)
+  local out = {}
+  for _, k in ipairs(keys) do
+    out[#out + 1] = indent .. "  " .. tostring(k) .. " = " .. t.dump(v[k], indent .. "  ")
+  end
+  return "{\n" .. table.concat(out, ",\n") .. "\n" .. indent .. "}"
+end
+
+function t.same(got, want, what)
+  if not deep_eq(got, want) then
+    fail(string.format("%s:\n got  %s\n want %s", what or "value", t.dump(got), t.dump(want)))
+  end
+end
+
+-- t.raises(fn, pattern): fn must raise an error whose message contains pattern
+-- (plain text). Returns the message.
+function t.raises(fn, pattern, what)
+  local ok, err = pcall(fn)
+  if ok then fail((what or "call") .. ": expected an error containing '" .. pattern .. "'") end
+  err = tostring(err)
+  if not err:find(pattern, 1, true) then
+    fail(string.format("%s: error %q does not contain %q", what or "call", err, pattern))
+  end
+  return err
+end
+
+-- Path of a test BPF object built from tests/bpf/NAME.bpf.c.
+function t.object(name)
+  return assert(os.getenv("LUABPF_TEST_BPF_DIR"), "LUABPF_TEST_BPF_DIR unset") .. "/" .. name .. ".bpf.o"
+end
+
+-- Run a shell command; returns its output and whether it exited 0.
+function t.sh(cmd)
+  local p = assert(io.popen(cmd .. " 2>&1"))
+  local out = p:read("*a")
+  local ok = p:close()
+  return out, ok == true or ok == 0
+end
+
+-- A unique name for namespaces, pins and interfaces made by this test.
+function t.unique(prefix)
+  local uv = require("luv")
+  return string.format("%s%d%d", prefix or "lbt", uv.os_getpid() % 100000, math.random(1000, 9999))
+end
+
+math.randomseed(os.time() + require("luv").os_getpid())
+
+return t

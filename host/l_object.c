@@ -259,12 +259,27 @@ static int l_get(lua_State *L)
 	return 1;
 }
 
-/* The reason is the last verifier line that is not a statistic. */
+static bool is_reason_line(const char *q, const char *p)
+{
+	const char *c = q;
+
+	if (p - q <= 1 || *q == ';' || !strncmp(q, "processed ", 10) ||
+	    !strncmp(q, "verification time", 17) || !strncmp(q, "stack depth", 11) ||
+	    !strncmp(q, "-- END", 6))
+		return false;
+	while (c < p && *c >= '0' && *c <= '9')
+		c++;
+	return !(c > q && *c == ':'); /* "12: (71) r1 = ..." is an instruction */
+}
+
+/*
+ * The reason is the verifier's last one or two lines that are neither an
+ * instruction, a source line nor a statistic; the tail gives the context.
+ */
 static void push_log_summary(lua_State *L, const char *log, bool full)
 {
-	const char *end = log + strlen(log), *p = end, *reason = NULL;
-	size_t reason_len = 0;
-	int lines = 0;
+	const char *end = log + strlen(log), *p = end, *r_start = NULL, *r_end = NULL;
+	int lines = 0, reasons = 0;
 
 	while (p > log && (p[-1] == '\n' || p[-1] == ' '))
 		p--;
@@ -274,18 +289,31 @@ static void push_log_summary(lua_State *L, const char *log, bool full)
 
 		while (q > log && q[-1] != '\n')
 			q--;
-		if (!reason && strncmp(q, "processed ", 10) && strncmp(q, "verification time", 17) &&
-		    strncmp(q, "stack depth", 11) && strncmp(q, "-- END", 6) && p - q > 1) {
-			reason = q;
-			reason_len = (size_t)(p - q) - (p[-1] == '\n');
+		/* Consecutive reason lines only: stop at the first instruction. */
+		if (reasons < 2 && (!r_start || r_start == p) && is_reason_line(q, p)) {
+			if (!r_end)
+				r_end = p;
+			r_start = q;
+			reasons++;
 		}
 		p = q;
 		lines++;
 	}
-	if (reason)
-		lua_pushlstring(L, reason, reason_len);
-	else
+	if (r_start) {
+		while (r_end > r_start && r_end[-1] == '\n')
+			r_end--;
+		lua_pushlstring(L, r_start, (size_t)(r_end - r_start));
+		lua_getglobal(L, "string");
+		lua_getfield(L, -1, "gsub");
+		lua_pushvalue(L, -3);
+		lua_pushliteral(L, "\n+");
+		lua_pushliteral(L, "; ");
+		lua_call(L, 3, 1);
+		lua_replace(L, -3);
+		lua_pop(L, 1);
+	} else {
 		lua_pushliteral(L, "see the log");
+	}
 	if (full) {
 		lua_pushfstring(L, "\n--- verifier log ---\n%s", log);
 	} else {

@@ -52,8 +52,17 @@ static int run_chunk(lua_State *L, const char *name, int argc, char **argv)
 	luaL_checkstack(L, argc, "too many arguments");
 	for (int i = 0; i < argc; i++)
 		lua_pushstring(L, argv[i]);
-	if (lbpf_pcall(L, argc, 0, name) < 0)
+	/* The script's own failure reads as the CLI's: "ERROR: file:line: ...". */
+	lua_getglobal(L, "debug");
+	lua_getfield(L, -1, "traceback");
+	lua_remove(L, -2);
+	lua_insert(L, -(argc + 2));
+	if (lua_pcall(L, argc, 0, -(argc + 2))) {
+		fprintf(stderr, "ERROR: %s\n", lua_tostring(L, -1));
+		lua_pop(L, 2);
 		return LBPF_EXIT_ERROR;
+	}
+	lua_pop(L, 1);
 	return LBPF_EXIT_OK;
 }
 

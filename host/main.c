@@ -10,10 +10,11 @@
 
 #include "luabpf.h"
 #include "vm.h"
+#include "watchdog.h"
 
 static const char usage[] =
-	"usage: luabpf [-v] run SCRIPT [ARGS...]\n"
-	"       luabpf [-v] -e CODE [ARGS...]\n"
+	"usage: luabpf [-v] [--watchdog SECONDS] run SCRIPT [ARGS...]\n"
+	"       luabpf [-v] [--watchdog SECONDS] -e CODE [ARGS...]\n"
 	"       luabpf --version | --help\n"
 	"\n"
 	"Runs a Lua script with BPF objects, maps, programs, links and ring\n"
@@ -22,6 +23,8 @@ static const char usage[] =
 	"  run SCRIPT   run the Lua file SCRIPT; ARGS are its arg[1..] and ...\n"
 	"  -e CODE      run CODE as a script named (command line)\n"
 	"  -v           debug logging, libbpf's messages included\n"
+	"  --watchdog S interrupt a handler stuck for S seconds, exit after 3 x S\n"
+	"               (default 10; 0 disables)\n"
 	"  --version    print the version\n"
 	"\n"
 	"Exit codes: 0 done, 1 the script failed, 2 bad command line,\n"
@@ -81,6 +84,7 @@ int main(int argc, char **argv)
 {
 	lua_State *L;
 	int i = 1, rc;
+	unsigned watchdog = 10;
 
 	for (; i < argc && argv[i][0] == '-'; i++) {
 		if (!strcmp(argv[i], "-v")) {
@@ -92,6 +96,15 @@ int main(int argc, char **argv)
 		} else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
 			fputs(usage, stdout);
 			return LBPF_EXIT_OK;
+		} else if (!strcmp(argv[i], "--watchdog") || !strncmp(argv[i], "--watchdog=", 11)) {
+			const char *v = argv[i][10] == '=' ? argv[i] + 11 : argv[++i];
+			char *end;
+
+			if (!v || !*v)
+				return usage_error("--watchdog needs SECONDS");
+			watchdog = (unsigned)strtoul(v, &end, 10);
+			if (*end)
+				return usage_error("--watchdog expects a whole number of seconds");
 		} else if (!strcmp(argv[i], "-e")) {
 			break;
 		} else {
@@ -111,6 +124,7 @@ int main(int argc, char **argv)
 		return LBPF_EXIT_ERROR;
 	}
 	lbpf_loop__init();
+	lbpf_watchdog__start(watchdog);
 
 	if (!strcmp(argv[i], "-e")) {
 		if (i + 1 >= argc)

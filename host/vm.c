@@ -19,6 +19,7 @@
 #include "luabpf.h"
 #include "paths.h"
 #include "vm.h"
+#include "watchdog.h"
 
 static lua_State *vm_L;
 static char lua_dir[PATH_MAX];
@@ -55,12 +56,15 @@ static int traceback(lua_State *L)
 int lbpf_pcall(lua_State *L, int nargs, int nresults, const char *what)
 {
 	int base = lua_gettop(L) - nargs;
+	bool timed = lbpf_watchdog__enter(what);
 	int rc;
 
 	lua_pushcfunction(L, traceback);
 	lua_insert(L, base);
 	rc = lua_pcall(L, nargs, nresults, base);
 	lua_remove(L, base);
+	if (timed)
+		lbpf_watchdog__leave(L);
 	if (rc != 0) {
 		lbpf_log(LBPF_ERROR, "error in %s: %s", what ? what : "callback",
 			 lua_tostring(L, -1) ? lua_tostring(L, -1) : "(no message)");

@@ -91,17 +91,16 @@ static void find_dirs(void)
 	ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
 	const char *env;
 
-	lua_dir[0] = object_dir[0] = '\0';
-	if (n > 0) {
-		exe[n] = '\0';
-		if (strcmp(dirname(exe), LUABPF_BUILD_DIR) == 0) {
-			snprintf(lua_dir, sizeof(lua_dir), "%s/lua", LUABPF_SOURCE_DIR);
-			snprintf(object_dir, sizeof(object_dir), "%s/bpf", LUABPF_BUILD_DIR);
-		}
-	}
-	if (!lua_dir[0]) {
-		snprintf(lua_dir, sizeof(lua_dir), "%s", LUABPF_LUA_INSTALL_DIR);
-		snprintf(object_dir, sizeof(object_dir), "%s", LUABPF_BPF_INSTALL_DIR);
+	const char *dir;
+
+	exe[n > 0 ? n : 0] = '\0';
+	dir = dirname(exe);
+	if (strcmp(dir, LUABPF_BUILD_DIR) == 0) {
+		snprintf(lua_dir, sizeof(lua_dir), "%s/lua", LUABPF_SOURCE_DIR);
+		snprintf(object_dir, sizeof(object_dir), "%s/bpf", LUABPF_BUILD_DIR);
+	} else {
+		snprintf(lua_dir, sizeof(lua_dir), "%s/%s", dir, LUABPF_LUA_REL);
+		snprintf(object_dir, sizeof(object_dir), "%s/%s", dir, LUABPF_BPF_REL);
 	}
 	env = getenv("LUABPF_LUA_DIR");
 	if (env && *env)

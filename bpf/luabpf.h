@@ -1,0 +1,15 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Types whose names tell luabpf's BTF codec how Lua sees them. Include after
+ * vmlinux.h. ipv4_t and ipv6_t read and write as text ("10.0.0.1",
+ * "fd00::1"); __be16/__be32/__be64 as host-order numbers.
+ */
+#ifndef LUABPF_BPF_H
+#define LUABPF_BPF_H
+
+typedef __be32 ipv4_t;
+typedef struct {
+	__u8 addr[16];
+} ipv6_t;
+
+#endif

@@ -1,13 +1,713 @@
 // SPDX-License-Identifier: MIT
-/* STUB: replaced by the program work. */
+/*
+ * luabpf.link: one attachment of a program. Most are kernel bpf_links (from
+ * libbpf, or a raw fd from bpf_link_create); a clsact filter has no kernel
+ * link and is detached by removing the filter. Every live link sits on one
+ * list that holds a strong reference to its userdata: a link is released by
+ * link:detach(), link:close() or shutdown, never by the GC alone. At
+ * shutdown, links that are pinned stay attached: that is how a program
+ * outlives the process.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <limits.h>
+#include <net/if.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+
 #include "luabpf.h"
 
-int lbpf_link__detach_all(void)
+#ifndef BPF_FS_MAGIC
+#define BPF_FS_MAGIC 0xcafe4a11
+#endif
+
+enum link_kind {
+	LINK_LIBBPF, /* struct bpf_link from libbpf */
+	LINK_FD,     /* a kernel link fd from bpf_link_create */
+	LINK_CLSACT, /* a tc filter on a clsact qdisc: no kernel link */
+};
+
+struct lbpf_link {
+	enum link_kind kind;
+	struct bpf_link *bl;
+	int fd; /* kernel link fd; -1 for clsact */
+	struct bpf_tc_hook hook;
+	struct bpf_tc_opts tc;
+	char *netns; /* clsact: where the filter lives */
+	bool owns_qdisc;
+	struct lbpf_object *o; /* may be NULL */
+	char *desc;
+	char *pin; /* path while pinned */
+	bool live; /* attached and on the list */
+	int ref;   /* registry reference to the userdata while live */
+	struct lbpf_link *prev, *next;
+};
+
+struct link_ud {
+	struct lbpf_link *l;
+};
+
+static struct lbpf_link *live_links;
+
+static void list_add(struct lbpf_link *l)
 {
+	l->next = live_links;
+	l->prev = NULL;
+	if (live_links)
+		live_links->prev = l;
+	live_links = l;
+}
+
+static void list_del(struct lbpf_link *l)
+{
+	if (l->prev)
+		l->prev->next = l->next;
+	else if (live_links == l)
+		live_links = l->next;
+	if (l->next)
+		l->next->prev = l->prev;
+	l->prev = l->next = NULL;
+}
+
+static struct lbpf_link *new_link(lua_State *L, struct lbpf_object *o, const char *desc)
+{
+	struct link_ud *u = lua_newuserdata(L, sizeof(*u));
+	struct lbpf_link *l = calloc(1, sizeof(*l));
+
+	if (!l)
+		luaL_error(L, "out of memory");
+	u->l = l;
+	l->fd = -1;
+	l->o = o;
+	if (o)
+		lbpf_object__ref(o);
+	l->desc = strdup(desc ? desc : "link");
+	l->live = true;
+	luaL_getmetatable(L, MT_LINK);
+	lua_setmetatable(L, -2);
+	lua_pushvalue(L, -1);
+	l->ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	list_add(l);
+	return l;
+}
+
+/// Push a link userdata that owns a libbpf bpf_link.
+void lbpf_link__push(lua_State *L, struct lbpf_object *o, struct bpf_link *link, const char *desc)
+{
+	struct lbpf_link *l = new_link(L, o, desc);
+
+	l->kind = LINK_LIBBPF;
+	l->bl = link;
+	l->fd = bpf_link__fd(link);
+}
+
+/// Push a link userdata that owns fd, a kernel link from bpf_link_create().
+void lbpf_link__push_fd(lua_State *L, struct lbpf_object *o, int fd, const char *desc)
+{
+	struct lbpf_link *l = new_link(L, o, desc);
+
+	l->kind = LINK_FD;
+	l->fd = fd;
+}
+
+/// Push a link for a clsact filter (no bpf_link), described by hook and opts.
+void lbpf_link__push_tc(lua_State *L, struct lbpf_object *o, const struct bpf_tc_hook *hook,
+			const struct bpf_tc_opts *opts, const char *desc, const char *netns)
+{
+	struct lbpf_link *l = new_link(L, o, desc);
+
+	l->kind = LINK_CLSACT;
+	l->hook = *hook;
+	l->tc = *opts;
+	l->netns = netns && *netns ? strdup(netns) : NULL;
+}
+
+/// The clsact link at idx created its qdisc: the last one detached removes it.
+void lbpf_link__own_qdisc(lua_State *L, int idx)
+{
+	struct link_ud *u = luaL_checkudata(L, idx, MT_LINK);
+
+	u->l->owns_qdisc = true;
+}
+
+static bool same_netns(const char *a, const char *b)
+{
+	return (!a && !b) || (a && b && !strcmp(a, b));
+}
+
+struct tc_job {
+	struct lbpf_link *l;
+	bool destroy_qdisc;
+	int err;
+};
+
+static int tc_detach_job(void *arg)
+{
+	struct tc_job *j = arg;
+	struct lbpf_link *l = j->l;
+	LIBBPF_OPTS(bpf_tc_opts, o, .handle = l->tc.handle, .priority = l->tc.priority);
+
+	if (bpf_tc_detach(&l->hook, &o) < 0) {
+		j->err = errno;
+		/* The interface or the filter is gone already: nothing to detach. */
+		if (j->err == ENOENT || j->err == ENODEV || j->err == EINVAL)
+			j->err = 0;
+	}
+	if (j->destroy_qdisc) {
+		struct bpf_tc_hook h = l->hook;
+
+		h.attach_point = BPF_TC_INGRESS | BPF_TC_EGRESS;
+		bpf_tc_hook_destroy(&h);
+	}
 	return 0;
 }
 
+/* Hand the qdisc to another of our filters on it, or say to remove it. */
+static bool last_qdisc_user(struct lbpf_link *l)
+{
+	if (!l->owns_qdisc)
+		return false;
+	for (struct lbpf_link *o = live_links; o; o = o->next) {
+		if (o != l && o->kind == LINK_CLSACT && o->hook.ifindex == l->hook.ifindex &&
+		    same_netns(o->netns, l->netns)) {
+			o->owns_qdisc = true;
+			return false;
+		}
+	}
+	return true;
+}
+
+static void release(lua_State *L, struct lbpf_link *l)
+{
+	if (l->live) {
+		list_del(l);
+		l->live = false;
+		if (L)
+			luaL_unref(L, LUA_REGISTRYINDEX, l->ref);
+		l->ref = LUA_NOREF;
+	}
+	if (l->kind == LINK_LIBBPF && l->bl) {
+		/* libbpf's "detach" closes the fds; a pinned link survives that. */
+		bpf_link__destroy(l->bl);
+		l->bl = NULL;
+	} else if (l->kind == LINK_FD && l->fd >= 0) {
+		close(l->fd);
+	}
+	l->fd = -1;
+	if (l->o) {
+		lbpf_object__unref(l->o);
+		l->o = NULL;
+	}
+}
+
+/*
+ * Detach from the kernel. Returns 0 or a positive errno. A link type the
+ * kernel can't detach by force (perf events, tracing) goes when its last fd
+ * closes, which only a pin prevents.
+ */
+static int do_detach(struct lbpf_link *l)
+{
+	if (l->kind == LINK_CLSACT) {
+		struct tc_job j = { .l = l };
+		int rc;
+
+		j.destroy_qdisc = last_qdisc_user(l);
+		rc = lbpf_in_netns(l->netns, tc_detach_job, &j);
+		if (rc < 0)
+			return errno == ENOENT ? 0 : -rc; /* netns gone: so is the filter */
+		return j.err;
+	}
+	if (bpf_link_detach(l->fd) < 0) {
+		int err = errno;
+
+		if ((err == EOPNOTSUPP || err == EINVAL) && l->pin)
+			return err;
+		/* ENOLINK: already detached (the device went away). */
+	}
+	return 0;
+}
+
+static struct lbpf_link *check_link(lua_State *L, int idx)
+{
+	struct link_ud *u = luaL_checkudata(L, idx, MT_LINK);
+
+	if (!u->l || !u->l->live)
+		luaL_error(L, "detached link");
+	return u->l;
+}
+
+static int l_detach(lua_State *L)
+{
+	struct link_ud *u = luaL_checkudata(L, 1, MT_LINK);
+	struct lbpf_link *l = u->l;
+	int err;
+
+	if (!l || !l->live)
+		return 0; /* idempotent */
+	err = do_detach(l);
+	if (err == EOPNOTSUPP || err == EINVAL)
+		return lbpf_failf(L, err, "link '%s' can't be detached while pinned at '%s' "
+				  "(this link type goes when its last reference does): "
+				  "link:unpin() first", l->desc, l->pin);
+	if (err)
+		return lbpf_failf(L, err, "can't detach link '%s'", l->desc);
+	release(L, l);
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+/* close(): drop our handle. A pinned link stays attached; others detach. */
+static int l_close(lua_State *L)
+{
+	struct link_ud *u = luaL_checkudata(L, 1, MT_LINK);
+	struct lbpf_link *l = u->l;
+
+	if (!l || !l->live)
+		return 0;
+	if (!l->pin)
+		return l_detach(L);
+	release(L, l);
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+static int l_gc(lua_State *L)
+{
+	struct link_ud *u = luaL_checkudata(L, 1, MT_LINK);
+	struct lbpf_link *l = u->l;
+
+	if (!l)
+		return 0;
+	/*
+	 * Live links are referenced from the registry, so this only runs for
+	 * them when the state closes, after shutdown detached the unpinned
+	 * ones. Closing the fds never detaches a pinned link.
+	 */
+	if (l->live && !l->pin)
+		do_detach(l);
+	release(NULL, l);
+	free(l->desc);
+	free(l->pin);
+	free(l->netns);
+	free(l);
+	u->l = NULL;
+	return 0;
+}
+
+static bool on_bpffs(const char *path)
+{
+	char dir[PATH_MAX];
+	struct statfs st;
+
+	snprintf(dir, sizeof(dir), "%s", path);
+	return statfs(dirname(dir), &st) == 0 && st.f_type == BPF_FS_MAGIC;
+}
+
+static int l_pin(lua_State *L)
+{
+	struct lbpf_link *l = check_link(L, 1);
+	const char *path = luaL_checkstring(L, 2);
+
+	if (l->kind == LINK_CLSACT)
+		return luaL_error(L, "link '%s' is a clsact filter, which has no kernel link to "
+				  "pin: attach with mode='tcx' to pin it", l->desc);
+	if (!on_bpffs(path)) {
+		lua_pushnil(L);
+		lua_pushfstring(L, "link '%s': can't pin at '%s': its directory is not on bpffs "
+				   "(pin under /sys/fs/bpf)", l->desc, path);
+		lua_pushliteral(L, "EINVAL");
+		return 3;
+	}
+	if (bpf_obj_pin(l->fd, path) < 0)
+		return lbpf_failf(L, errno, "link '%s': can't pin at '%s'", l->desc, path);
+	free(l->pin);
+	l->pin = strdup(path);
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+static int l_unpin(lua_State *L)
+{
+	struct lbpf_link *l = check_link(L, 1);
+	const char *path = luaL_optstring(L, 2, l->pin);
+
+	if (!path)
+		return luaL_error(L, "link '%s' is not pinned", l->desc);
+	if (unlink(path) < 0)
+		return lbpf_failf(L, errno, "link '%s': can't unpin '%s'", l->desc, path);
+	if (l->pin && !strcmp(path, l->pin)) {
+		free(l->pin);
+		l->pin = NULL;
+	}
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+static int l_pinned(lua_State *L)
+{
+	struct lbpf_link *l = check_link(L, 1);
+
+	if (l->pin)
+		lua_pushstring(L, l->pin);
+	else
+		lua_pushnil(L);
+	return 1;
+}
+
+struct tc_update_job {
+	struct lbpf_link *l;
+	int prog_fd;
+	int err;
+	__u32 prog_id;
+};
+
+static int tc_update_job(void *arg)
+{
+	struct tc_update_job *j = arg;
+	LIBBPF_OPTS(bpf_tc_opts, o, .handle = j->l->tc.handle, .priority = j->l->tc.priority,
+		    .prog_fd = j->prog_fd, .flags = BPF_TC_F_REPLACE);
+
+	if (bpf_tc_attach(&j->l->hook, &o) < 0)
+		j->err = errno;
+	j->prog_id = o.prog_id;
+	return 0;
+}
+
+/* link:update(prog): swap the program atomically; the link stays attached. */
+static int l_update(lua_State *L)
+{
+	struct lbpf_link *l = check_link(L, 1);
+	int fd = lbpf_prog__to_fd(L, 2);
+
+	if (fd < 0)
+		return luaL_error(L, "link '%s': update expects a loaded program, got %s", l->desc,
+				  luaL_typename(L, 2));
+	if (l->kind == LINK_CLSACT) {
+		struct tc_update_job j = { .l = l, .prog_fd = fd };
+		int rc = lbpf_in_netns(l->netns, tc_update_job, &j);
+
+		if (rc < 0)
+			return lbpf_failf(L, -rc, "link '%s': can't enter netns '%s'", l->desc,
+					  l->netns);
+		if (j.err)
+			return lbpf_failf(L, j.err, "link '%s': can't replace the program", l->desc);
+		l->tc.prog_id = j.prog_id;
+	} else if (bpf_link_update(l->fd, fd, NULL) < 0) {
+		int err = errno;
+
+		if (err == EINVAL)
+			return lbpf_failf(L, err, "link '%s': can't replace the program (the new one "
+					  "must have the same type and attach type)", l->desc);
+		return lbpf_failf(L, err, "link '%s': can't replace the program", l->desc);
+	}
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+static int l_fd(lua_State *L)
+{
+	struct lbpf_link *l = check_link(L, 1);
+
+	if (l->fd < 0)
+		return luaL_error(L, "link '%s' is a clsact filter: it has no fd", l->desc);
+	lua_pushinteger(L, l->fd);
+	return 1;
+}
+
+static const char *link_type_name(__u32 type)
+{
+	/* libbpf 1.1 predates the newer ones. */
+	static const char *const newer[] = { [10] = "netfilter", [11] = "tcx",
+					     [12] = "uprobe_multi", [13] = "netkit",
+					     [14] = "sockmap" };
+	const char *s = libbpf_bpf_link_type_str(type);
+
+	if (s)
+		return s;
+	if (type < sizeof(newer) / sizeof(newer[0]) && newer[type])
+		return newer[type];
+	return "unknown";
+}
+
+static const char *attach_type_name(__u32 type)
+{
+	const char *s = libbpf_bpf_attach_type_str(type);
+
+	if (s)
+		return s;
+	switch (type) {
+	case 46:
+		return "tcx_ingress";
+	case 47:
+		return "tcx_egress";
+	default:
+		return "unknown";
+	}
+}
+
+static void set_int(lua_State *L, const char *k, lua_Number v)
+{
+	lua_pushnumber(L, v);
+	lua_setfield(L, -2, k);
+}
+
+static void set_str(lua_State *L, const char *k, const char *v)
+{
+	lua_pushstring(L, v);
+	lua_setfield(L, -2, k);
+}
+
+static void set_prog(lua_State *L, __u32 prog_id)
+{
+	struct bpf_prog_info pi = { 0 };
+	__u32 len = sizeof(pi);
+	int fd;
+
+	set_int(L, "prog_id", prog_id);
+	fd = bpf_prog_get_fd_by_id(prog_id);
+	if (fd < 0)
+		return;
+	if (bpf_obj_get_info_by_fd(fd, &pi, &len) == 0)
+		set_str(L, "prog_name", pi.name);
+	close(fd);
+}
+
+static void set_ifindex(lua_State *L, __u32 ifindex, bool here)
+{
+	char name[IF_NAMESIZE];
+
+	set_int(L, "ifindex", ifindex);
+	if (here && if_indextoname(ifindex, name))
+		set_str(L, "ifname", name);
+}
+
+/* link:info() -> {id, type, prog_id, prog_name, ...type-specific, description} */
+static int l_info(lua_State *L)
+{
+	struct lbpf_link *l = check_link(L, 1);
+	union {
+		struct bpf_link_info i;
+		__u32 raw[64];
+	} info;
+	__u32 len = sizeof(info);
+
+	lua_newtable(L);
+	set_str(L, "description", l->desc);
+	if (l->pin)
+		set_str(L, "pinned", l->pin);
+	if (l->kind == LINK_CLSACT) {
+		set_str(L, "type", "tc_clsact");
+		set_str(L, "direction", l->hook.attach_point == BPF_TC_EGRESS ? "egress" : "ingress");
+		set_int(L, "handle", l->tc.handle);
+		set_int(L, "priority", l->tc.priority);
+		set_ifindex(L, l->hook.ifindex, !l->netns);
+		if (l->netns)
+			set_str(L, "netns", l->netns);
+		lua_pushboolean(L, l->owns_qdisc);
+		lua_setfield(L, -2, "owns_qdisc");
+		set_prog(L, l->tc.prog_id);
+		return 1;
+	}
+	memset(&info, 0, sizeof(info));
+	if (bpf_obj_get_info_by_fd(l->fd, &info.i, &len) < 0)
+		return lbpf_failf(L, errno, "link '%s': can't read its info", l->desc);
+	set_int(L, "id", info.i.id);
+	set_str(L, "type", link_type_name(info.i.type));
+	set_prog(L, info.i.prog_id);
+	switch (info.i.type) {
+	case BPF_LINK_TYPE_XDP:
+		set_ifindex(L, info.i.xdp.ifindex, !strstr(l->desc, " in netns "));
+		break;
+	case 11: /* tcx: { ifindex, attach_type } where xdp has ifindex */
+		set_ifindex(L, info.i.xdp.ifindex, !strstr(l->desc, " in netns "));
+		set_str(L, "attach_type", attach_type_name(info.raw[4]));
+		break;
+	case BPF_LINK_TYPE_NETNS:
+		set_int(L, "netns_ino", info.i.netns.netns_ino);
+		set_str(L, "attach_type", attach_type_name(info.i.netns.attach_type));
+		break;
+	case BPF_LINK_TYPE_CGROUP:
+		set_int(L, "cgroup_id", (lua_Number)info.i.cgroup.cgroup_id);
+		set_str(L, "attach_type", attach_type_name(info.i.cgroup.attach_type));
+		break;
+	case BPF_LINK_TYPE_TRACING:
+		set_str(L, "attach_type", attach_type_name(info.i.tracing.attach_type));
+		set_int(L, "target_btf_id", info.i.tracing.target_btf_id);
+		break;
+	default:
+		break;
+	}
+	return 1;
+}
+
+static int l_description(lua_State *L)
+{
+	lua_pushstring(L, check_link(L, 1)->desc);
+	return 1;
+}
+
+static int l_tostring(lua_State *L)
+{
+	struct link_ud *u = luaL_checkudata(L, 1, MT_LINK);
+	struct lbpf_link *l = u->l;
+	struct bpf_link_info info = { 0 };
+	__u32 len = sizeof(info);
+
+	if (!l || !l->live) {
+		lua_pushfstring(L, "luabpf.link '%s' (detached)", l ? l->desc : "?");
+	} else if (l->fd >= 0 && bpf_obj_get_info_by_fd(l->fd, &info, &len) == 0) {
+		lua_pushfstring(L, "luabpf.link %d: %s%s%s", (int)info.id, l->desc,
+				l->pin ? ", pinned at " : "", l->pin ? l->pin : "");
+	} else {
+		lua_pushfstring(L, "luabpf.link: %s", l->desc);
+	}
+	return 1;
+}
+
+/* Is fd a BPF link? /proc/self/fdinfo says which kind of BPF object it is. */
+static bool fd_is_link(int fd)
+{
+	char path[64], line[256];
+	bool yes = false;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	f = fopen(path, "r");
+	while (f && fgets(line, sizeof(line), f))
+		if (!strncmp(line, "link_type:", 10))
+			yes = true;
+	if (f)
+		fclose(f);
+	return yes;
+}
+
+static void describe_from_kernel(int fd, const char *how, char *out, size_t n)
+{
+	union {
+		struct bpf_link_info i;
+		__u32 raw[64];
+	} info;
+	__u32 len = sizeof(info);
+
+	memset(&info, 0, sizeof(info));
+	if (bpf_obj_get_info_by_fd(fd, &info.i, &len) == 0)
+		snprintf(out, n, "%s link %u (%s)", link_type_name(info.i.type), info.i.id, how);
+	else
+		snprintf(out, n, "link (%s)", how);
+}
+
+/* luabpf.link_from_pin(path): the pinned link, to update, detach or unpin. */
+static int l_link_from_pin(lua_State *L)
+{
+	const char *path = luaL_checkstring(L, 1);
+	struct bpf_link *bl = bpf_link__open(path);
+	struct lbpf_link *l;
+	char desc[PATH_MAX + 64], how[PATH_MAX + 16];
+
+	if (!bl)
+		return lbpf_failf(L, errno, "can't open pinned link '%s'", path);
+	if (!fd_is_link(bpf_link__fd(bl))) {
+		bpf_link__destroy(bl);
+		lua_pushnil(L);
+		lua_pushfstring(L, "'%s' is pinned but is not a link (a map or a program?)", path);
+		lua_pushliteral(L, "EINVAL");
+		return 3;
+	}
+	snprintf(how, sizeof(how), "pinned at %s", path);
+	describe_from_kernel(bpf_link__fd(bl), how, desc, sizeof(desc));
+	lbpf_link__push(L, NULL, bl, desc);
+	l = ((struct link_ud *)lua_touserdata(L, -1))->l;
+	l->pin = strdup(path);
+	return 1;
+}
+
+/* luabpf.link_from_id(id): any link in the system, by its id. */
+static int l_link_from_id(lua_State *L)
+{
+	lua_Integer id = luaL_checkinteger(L, 1);
+	char desc[128];
+	int fd = bpf_link_get_fd_by_id((__u32)id);
+
+	if (fd < 0)
+		return lbpf_failf(L, errno, "no link with id %d", (int)id);
+	describe_from_kernel(fd, "by id", desc, sizeof(desc));
+	lbpf_link__push_fd(L, NULL, fd, desc);
+	return 1;
+}
+
+/* luabpf.links() -> the live links this process made or opened. */
+static int l_links(lua_State *L)
+{
+	int i = 0;
+
+	lua_newtable(L);
+	for (struct lbpf_link *l = live_links; l; l = l->next) {
+		lua_rawgeti(L, LUA_REGISTRYINDEX, l->ref);
+		lua_rawseti(L, -2, ++i);
+	}
+	/* Oldest first reads better in a listing. */
+	for (int a = 1, b = i; a < b; a++, b--) {
+		lua_rawgeti(L, -1, a);
+		lua_rawgeti(L, -2, b);
+		lua_rawseti(L, -3, a);
+		lua_rawseti(L, -2, b);
+	}
+	return 1;
+}
+
+/// Detach every live link that is not pinned (at shutdown). Returns how many.
+int lbpf_link__detach_all(void)
+{
+	lua_State *L = lbpf_vm();
+	struct lbpf_link *l = live_links, *next;
+	int n = 0;
+
+	for (; l; l = next) {
+		next = l->next;
+		if (l->pin) {
+			lbpf_log(LBPF_DEBUG, "leaving link '%s' attached: pinned at %s", l->desc,
+				 l->pin);
+			continue;
+		}
+		int err = do_detach(l);
+
+		if (err)
+			lbpf_log(LBPF_WARN, "could not detach link '%s': %s", l->desc,
+				 strerror(err));
+		release(L, l);
+		n++;
+	}
+	return n;
+}
+
+static const luaL_Reg methods[] = {
+	{ "detach", l_detach },
+	{ "close", l_close },
+	{ "pin", l_pin },
+	{ "unpin", l_unpin },
+	{ "pinned", l_pinned },
+	{ "update", l_update },
+	{ "info", l_info },
+	{ "fd", l_fd },
+	{ "description", l_description },
+	{ "__gc", l_gc },
+	{ "__tostring", l_tostring },
+	{ NULL, NULL },
+};
+
+static const luaL_Reg module_fns[] = {
+	{ "link_from_pin", l_link_from_pin },
+	{ "link_from_id", l_link_from_id },
+	{ "links", l_links },
+	{ NULL, NULL },
+};
+
 void lbpf_link__register(lua_State *L)
 {
-	(void)L;
+	lbpf_new_class(L, MT_LINK, methods);
+	luaL_register(L, NULL, module_fns);
 }

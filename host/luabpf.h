@@ -222,6 +222,14 @@ void lbpf_link__push(lua_State *L, struct lbpf_object *o, struct bpf_link *link,
 void lbpf_link__push_tc(lua_State *L, struct lbpf_object *o, const struct bpf_tc_hook *hook,
 			const struct bpf_tc_opts *opts, const char *desc, const char *netns);
 
+/// Push a link userdata that owns fd, a kernel link made by bpf_link_create()
+/// (XDP with mode flags, tcx, sk_lookup, cgroup: libbpf 1.1 has no wrapper).
+void lbpf_link__push_fd(lua_State *L, struct lbpf_object *o, int fd, const char *desc);
+
+/// Mark the clsact link at idx as the creator of its clsact qdisc: detaching
+/// the last of our filters on that qdisc then removes it.
+void lbpf_link__own_qdisc(lua_State *L, int idx);
+
 /// Detach every live link that is not pinned (at shutdown). Returns how many.
 int lbpf_link__detach_all(void);
 void lbpf_link__register(lua_State *L);

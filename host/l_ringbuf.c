@@ -1,12 +1,601 @@
 // SPDX-License-Identifier: MIT
-/* STUB: replaced by the ring buffer work. */
+/*
+ * luabpf.ringbuf: a BPF ring buffer drained on the host's loop.
+ *
+ * We map the ring ourselves (as libbpf does) and poll the map's fd with a
+ * uv_poll_t. The loop that hands records to the handler is Lua, compiled by
+ * the JIT, in lua/luabpf/_ringbuf.lua: it calls lbpf_ring__next() through
+ * ffi.C for each record, so there is no lua_call per event, only one per
+ * batch. A wake drains at most `batch` events; if more remain the fd stays
+ * readable and, the poll being level-triggered, the loop comes back to us
+ * after it has run its timers.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include "luabpf.h"
+
+#define DEFAULT_BATCH 256
+#define RINGBUF_MODULE "luabpf._ringbuf"
+
+/*
+ * What the FFI sees: the head of this struct is declared again in
+ * lua/luabpf/_ringbuf.lua (len, stop); keep the two in step.
+ */
+struct lbpf_ring {
+	uint32_t len;  /* length of the record next() returned last */
+	uint32_t stop; /* paused or closed: next() hands out nothing */
+	uint64_t events;
+	unsigned long pos;       /* consumer position past the last record handed out */
+	unsigned long committed; /* what the kernel has been told */
+	unsigned long prod;      /* producer position last seen */
+	unsigned long mask;
+	unsigned long *consumer_pos;
+	const unsigned long *producer_pos;
+	const uint8_t *data;
+	const void *cur;
+};
+
+struct ringbuf_ud;
+
+struct ringbuf {
+	struct lbpf_ring ring;
+	uv_poll_t poll;
+	struct ringbuf *next, **pprev; /* the list close_all walks */
+	struct ringbuf_ud *ud;         /* NULL once closed */
+	int fd;                        /* our dup of the map's fd */
+	void *cons_page, *prod_pages;
+	size_t page_size, prod_size;
+	int lost_fd;
+	bool lost_percpu;
+	uint32_t lost_value_size;
+	int drain_ref, anchor_ref;
+	int batch;
+	uint64_t batches, errors;
+	bool paused, closing, draining, released;
+	struct lbpf_decode decode;
+	char name[BPF_OBJ_NAME_LEN + 1];
+	char what[BPF_OBJ_NAME_LEN + 32]; /* "ringbuf 'events' handler" */
+};
+
+struct ringbuf_ud {
+	struct ringbuf *rb;
+};
+
+static struct ringbuf *all;
+
+static inline unsigned long load_acquire(const unsigned long *p)
+{
+	return __atomic_load_n(p, __ATOMIC_ACQUIRE);
+}
+
+static inline void store_release(unsigned long *p, unsigned long v)
+{
+	__atomic_store_n(p, v, __ATOMIC_RELEASE);
+}
+
+/// Tell the kernel every record handed out so far is consumed (FFI).
+void lbpf_ring__commit(struct lbpf_ring *r)
+{
+	if (r->committed != r->pos) {
+		/* The handler is done with the record before the producer may reuse it. */
+		store_release(r->consumer_pos, r->pos);
+		r->committed = r->pos;
+	}
+}
+
+/// The next record's payload, or NULL when the ring is empty, the next record
+/// is still being written, or the buffer is paused or closed. Commits the
+/// record returned before, so a record stays valid until the next call.
+/// Called through ffi.C by the JIT-compiled drain loop; r->len is its length.
+const void *lbpf_ring__next(struct lbpf_ring *r)
+{
+	lbpf_ring__commit(r);
+	if (r->stop)
+		return NULL;
+	for (;;) {
+		unsigned long pos = r->pos;
+		const uint32_t *hdr;
+		uint32_t len;
+
+		if (pos >= r->prod) {
+			r->prod = load_acquire(r->producer_pos);
+			if (pos >= r->prod)
+				return NULL;
+		}
+		hdr = (const uint32_t *)(r->data + (pos & r->mask));
+		len = __atomic_load_n(hdr, __ATOMIC_ACQUIRE);
+		if (len & BPF_RINGBUF_BUSY_BIT)
+			return NULL;
+		/* The header's length, plus the header, rounded up to 8 bytes. */
+		r->pos = pos + ((((len & ~(BPF_RINGBUF_BUSY_BIT | BPF_RINGBUF_DISCARD_BIT)) +
+				  BPF_RINGBUF_HDR_SZ) + 7) & ~7ul);
+		if (len & BPF_RINGBUF_DISCARD_BIT) {
+			lbpf_ring__commit(r);
+			continue;
+		}
+		r->len = len;
+		r->events++;
+		r->cur = (const uint8_t *)hdr + BPF_RINGBUF_HDR_SZ;
+		return r->cur;
+	}
+}
+
+static struct ringbuf_ud *check_ud(lua_State *L, int idx)
+{
+	return luaL_checkudata(L, idx, MT_RINGBUF);
+}
+
+static struct ringbuf *check_rb(lua_State *L, int idx)
+{
+	struct ringbuf_ud *u = check_ud(L, idx);
+
+	if (!u->rb)
+		luaL_error(L, "closed ringbuf");
+	return u->rb;
+}
+
+static void on_closed(uv_handle_t *h)
+{
+	struct ringbuf *rb = h->data;
+
+	free(rb);
+}
+
+/* Unmap and close: the handle itself goes when libuv is done with it. */
+static void release(struct ringbuf *rb)
+{
+	lua_State *L = lbpf_vm();
+
+	if (rb->released)
+		return;
+	rb->released = true;
+	if (rb->next)
+		rb->next->pprev = rb->pprev;
+	*rb->pprev = rb->next;
+	if (L) {
+		luaL_unref(L, LUA_REGISTRYINDEX, rb->drain_ref);
+		luaL_unref(L, LUA_REGISTRYINDEX, rb->anchor_ref);
+	}
+	uv_poll_stop(&rb->poll);
+	if (rb->prod_pages)
+		munmap(rb->prod_pages, rb->prod_size);
+	if (rb->cons_page)
+		munmap(rb->cons_page, rb->page_size);
+	if (rb->lost_fd >= 0)
+		close(rb->lost_fd);
+	lbpf_decode__free(&rb->decode);
+	/* libuv still holds the fd in its epoll set until the handle is closed. */
+	if (!uv_is_closing((uv_handle_t *)&rb->poll))
+		uv_close((uv_handle_t *)&rb->poll, on_closed);
+	close(rb->fd);
+}
+
+static void rb_close(struct ringbuf *rb)
+{
+	if (rb->ud) {
+		rb->ud->rb = NULL;
+		rb->ud = NULL;
+	}
+	rb->closing = true;
+	rb->ring.stop = 1;
+	/* Closed from its own handler: the drain loop still holds the ring. */
+	if (!rb->draining)
+		release(rb);
+}
+
+/*
+ * Hand up to budget events to the handler. An error in the handler is
+ * logged, its event counts as consumed, and the rest of the budget goes on.
+ */
+static uint64_t drain(struct ringbuf *rb, lua_State *L, uint64_t budget)
+{
+	uint64_t start = rb->ring.events;
+
+	rb->draining = true;
+	while (!rb->ring.stop) {
+		uint64_t done = rb->ring.events - start;
+
+		if (done >= budget)
+			break;
+		lua_rawgeti(L, LUA_REGISTRYINDEX, rb->drain_ref);
+		lua_pushnumber(L, (lua_Number)(budget - done));
+		if (lbpf_pcall(L, 1, 0, rb->what) == 0)
+			break;
+		rb->errors++;
+	}
+	lbpf_ring__commit(&rb->ring);
+	rb->draining = false;
+	if (rb->ring.events != start)
+		rb->batches++;
+	if (rb->closing)
+		release(rb);
+	return rb->ring.events - start;
+}
+
+static void on_readable(uv_poll_t *h, int status, int events)
+{
+	struct ringbuf *rb = h->data;
+
+	(void)events;
+	if (status < 0) {
+		lbpf_log(LBPF_WARN, "ringbuf '%s': poll failed: %s", rb->name, uv_strerror(status));
+		return;
+	}
+	drain(rb, lbpf_vm(), (uint64_t)rb->batch);
+}
+
+/* The lost_map: a (per-CPU) array whose key 0 the producer bumps. Raises on misuse. */
+static void check_lost_map(lua_State *L, int opts, const char *name, struct lbpf_map_view *v)
+{
+	lua_getfield(L, opts, "lost_map");
+	if (lua_isnil(L, -1)) {
+		lua_pop(L, 1);
+		v->fd = -1;
+		return;
+	}
+	lbpf_map__view(L, -1, v);
+	if ((v->type != BPF_MAP_TYPE_PERCPU_ARRAY && v->type != BPF_MAP_TYPE_ARRAY) ||
+	    (v->value_size != 4 && v->value_size != 8))
+		luaL_error(L, "ringbuf '%s': lost_map '%s' must be a percpu_array (or array) of "
+			      "__u32/__u64 counters, got a %s with %u-byte values",
+			   name, v->name, libbpf_bpf_map_type_str(v->type) ?: "?", v->value_size);
+	lua_pop(L, 1);
+}
+
+/* Sum key 0 over every CPU. Returns 0, or an errno. */
+static int read_lost(struct ringbuf *rb, uint64_t *out)
+{
+	int ncpu = rb->lost_percpu ? libbpf_num_possible_cpus() : 1;
+	size_t stride = rb->lost_percpu ? (rb->lost_value_size + 7) & ~7u : rb->lost_value_size;
+	uint8_t *buf;
+	uint32_t key = 0;
+	uint64_t sum = 0;
+
+	if (ncpu < 0)
+		return -ncpu;
+	buf = calloc((size_t)ncpu, stride < 8 ? 8 : stride);
+	if (!buf)
+		return ENOMEM;
+	if (bpf_map_lookup_elem(rb->lost_fd, &key, buf)) {
+		int err = errno;
+
+		free(buf);
+		return err;
+	}
+	for (int i = 0; i < ncpu; i++) {
+		const uint8_t *p = buf + (size_t)i * stride;
+
+		if (rb->lost_value_size == 8)
+			sum += *(const uint64_t *)p;
+		else
+			sum += *(const uint32_t *)p;
+	}
+	free(buf);
+	*out = sum;
+	return 0;
+}
+
+static int map_ring(struct ringbuf *rb, const struct lbpf_map_view *v)
+{
+	rb->page_size = (size_t)sysconf(_SC_PAGESIZE);
+	rb->cons_page = mmap(NULL, rb->page_size, PROT_READ | PROT_WRITE, MAP_SHARED, rb->fd, 0);
+	if (rb->cons_page == MAP_FAILED) {
+		rb->cons_page = NULL;
+		return errno;
+	}
+	/* The data area is mapped twice in a row: a record that wraps reads straight. */
+	rb->prod_size = rb->page_size + 2 * (size_t)v->max_entries;
+	rb->prod_pages = mmap(NULL, rb->prod_size, PROT_READ, MAP_SHARED, rb->fd,
+			      (off_t)rb->page_size);
+	if (rb->prod_pages == MAP_FAILED) {
+		rb->prod_pages = NULL;
+		return errno;
+	}
+	rb->ring.consumer_pos = rb->cons_page;
+	rb->ring.producer_pos = rb->prod_pages;
+	rb->ring.data = (const uint8_t *)rb->prod_pages + rb->page_size;
+	rb->ring.mask = v->max_entries - 1;
+	rb->ring.pos = rb->ring.committed = load_acquire(rb->ring.consumer_pos);
+	rb->ring.prod = rb->ring.pos;
+	return 0;
+}
+
+/* decode(): table mode's decoder for the record the drain loop holds. */
+static int l_decode_current(lua_State *L)
+{
+	struct ringbuf *rb = lua_touserdata(L, lua_upvalueindex(1));
+	struct lbpf_codec c = { .btf = rb->decode.btf,
+				.type_id = rb->decode.type_id,
+				.size = rb->decode.size,
+				.what = rb->what };
+
+	if (rb->ring.len < rb->decode.size)
+		return luaL_error(L, "ringbuf '%s': a %u-byte event is smaller than %s (%u bytes)",
+				  rb->name, rb->ring.len, rb->decode.type_name, rb->decode.size);
+	lbpf_codec__decode(L, &c, rb->ring.cur);
+	return 1;
+}
+
+static const char *const mode_names[] = { "raw", "table", "cdata" };
+
+/* luabpf.ringbuf(map, handler [, {decode=, batch=, lost_map=}]) */
+static int l_ringbuf(lua_State *L)
+{
+	static const char *const known[] = { "decode", "batch", "lost_map", NULL };
+	struct lbpf_map_view v, lost;
+	struct lbpf_decode dec;
+	struct ringbuf_ud *u;
+	struct ringbuf *rb;
+	const char *spec;
+	char what[sizeof(rb->what)];
+	lua_Integer batch;
+	int err;
+
+	lbpf_map__view(L, 1, &v);
+	if (v.type != BPF_MAP_TYPE_RINGBUF)
+		return luaL_error(L, "map '%s' is a %s, not a ringbuf%s", v.name,
+				  libbpf_bpf_map_type_str(v.type) ?: "map of unknown type",
+				  v.type == BPF_MAP_TYPE_PERF_EVENT_ARRAY ? " (use luabpf.perfbuf)" : "");
+	luaL_checktype(L, 2, LUA_TFUNCTION);
+	lbpf_check_options(L, 3, "luabpf.ringbuf", known);
+	spec = lbpf_opt_string(L, 3, "decode", "raw");
+	batch = lbpf_opt_integer(L, 3, "batch", DEFAULT_BATCH);
+	snprintf(what, sizeof(what), "ringbuf '%s' handler", v.name);
+	if (batch < 1 || batch > (1 << 24))
+		return luaL_error(L, "ringbuf '%s': option 'batch' must be 1..16777216, got %d", v.name,
+				  (int)batch);
+	lua_settop(L, 3);
+	check_lost_map(L, 3, v.name, &lost);
+	/* The last thing that may raise: it allocates, and we free on later failures. */
+	lbpf_decode__parse(L, &dec, spec, &v, what);
+
+	rb = calloc(1, sizeof(*rb));
+	if (!rb) {
+		lbpf_decode__free(&dec);
+		return lbpf_fail(L, ENOMEM);
+	}
+	rb->decode = dec;
+	rb->fd = rb->lost_fd = -1;
+	rb->drain_ref = rb->anchor_ref = LUA_NOREF;
+	rb->batch = (int)batch;
+	snprintf(rb->name, sizeof(rb->name), "%s", v.name);
+	snprintf(rb->what, sizeof(rb->what), "%s", what);
+	if (lost.fd >= 0) {
+		rb->lost_percpu = lost.type == BPF_MAP_TYPE_PERCPU_ARRAY;
+		rb->lost_value_size = lost.value_size;
+		rb->lost_fd = fcntl(lost.fd, F_DUPFD_CLOEXEC, 0);
+		if (rb->lost_fd < 0) {
+			err = errno;
+			goto fail;
+		}
+	}
+	u = lua_newuserdata(L, sizeof(*u)); // [map, handler, opts, ud]
+	u->rb = NULL;
+	luaL_getmetatable(L, MT_RINGBUF);
+	lua_setmetatable(L, -2);
+
+	rb->fd = fcntl(v.fd, F_DUPFD_CLOEXEC, 0);
+	if (rb->fd < 0) {
+		err = errno;
+		goto fail;
+	}
+	err = map_ring(rb, &v);
+	if (err)
+		goto fail;
+	err = uv_poll_init(lbpf_loop(), &rb->poll, rb->fd);
+	if (err) {
+		err = -err;
+		goto fail;
+	}
+	rb->poll.data = rb;
+	/* From here release() frees rb. */
+	rb->next = all;
+	if (all)
+		all->pprev = &rb->next;
+	rb->pprev = &all;
+	all = rb;
+	u->rb = rb;
+	rb->ud = u;
+
+	/* The drain loop: luabpf._ringbuf.ring(ring, mode, decl, size, handler, decode, name) */
+	lua_getglobal(L, "require");
+	lua_pushliteral(L, RINGBUF_MODULE);
+	lua_call(L, 1, 1);
+	lua_getfield(L, -1, "ring");
+	lua_pushlightuserdata(L, &rb->ring);
+	lua_pushstring(L, mode_names[rb->decode.mode]);
+	lua_pushstring(L, rb->decode.decl ? rb->decode.decl : "");
+	lua_pushinteger(L, rb->decode.size);
+	lua_pushvalue(L, 2);
+	lua_pushlightuserdata(L, rb);
+	lua_pushcclosure(L, l_decode_current, 1);
+	lua_pushstring(L, rb->name);
+	if (lua_pcall(L, 7, 1, 0)) {
+		lua_pushfstring(L, "ringbuf '%s': %s", rb->name, lua_tostring(L, -1));
+		rb_close(rb);
+		return lua_error(L);
+	}
+	rb->drain_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	lua_pop(L, 1); // [map, handler, opts, ud]
+	/* An open buffer lives on, like a luv handle, until close() or shutdown. */
+	lua_pushvalue(L, 4);
+	rb->anchor_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+
+	err = uv_poll_start(&rb->poll, UV_READABLE, on_readable);
+	if (err) {
+		rb_close(rb);
+		return lbpf_failf(L, -err, "ringbuf '%s': can't poll", v.name);
+	}
+	return 1;
+
+fail:
+	lbpf_decode__free(&rb->decode);
+	if (rb->prod_pages)
+		munmap(rb->prod_pages, rb->prod_size);
+	if (rb->cons_page)
+		munmap(rb->cons_page, rb->page_size);
+	if (rb->fd >= 0)
+		close(rb->fd);
+	if (rb->lost_fd >= 0)
+		close(rb->lost_fd);
+	free(rb);
+	return lbpf_failf(L, err, "ringbuf '%s': can't map the ring", v.name);
+}
+
+static int l_pause(lua_State *L)
+{
+	struct ringbuf *rb = check_rb(L, 1);
+
+	rb->paused = true;
+	rb->ring.stop = 1;
+	uv_poll_stop(&rb->poll);
+	return 0;
+}
+
+static int l_resume(lua_State *L)
+{
+	struct ringbuf *rb = check_rb(L, 1);
+	int err;
+
+	if (!rb->paused)
+		return 0;
+	err = uv_poll_start(&rb->poll, UV_READABLE, on_readable);
+	if (err)
+		return lbpf_failf(L, -err, "ringbuf '%s': can't poll", rb->name);
+	rb->paused = false;
+	rb->ring.stop = 0;
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+/* rb:consume([max]): drain now, on the caller's stack; returns how many. */
+static int l_consume(lua_State *L)
+{
+	struct ringbuf *rb = check_rb(L, 1);
+	lua_Number max = luaL_optnumber(L, 2, 9007199254740992.0);
+	bool paused = rb->paused;
+	uint64_t n;
+
+	if (rb->draining)
+		return luaL_error(L, "ringbuf '%s': consume() called from its own handler", rb->name);
+	if (max < 1) {
+		lua_pushinteger(L, 0);
+		return 1;
+	}
+	/* Explicit consume works on a paused buffer too. */
+	rb->ring.stop = 0;
+	n = drain(rb, L, (uint64_t)max);
+	if (!rb->closing && paused && rb->paused)
+		rb->ring.stop = 1;
+	lua_pushnumber(L, (lua_Number)n);
+	return 1;
+}
+
+static int l_lost(lua_State *L)
+{
+	struct ringbuf *rb = check_rb(L, 1);
+	uint64_t n;
+	int err;
+
+	if (rb->lost_fd < 0) {
+		lua_pushnil(L);
+		return 1;
+	}
+	err = read_lost(rb, &n);
+	if (err)
+		return lbpf_failf(L, err, "ringbuf '%s': can't read its lost_map", rb->name);
+	lua_pushnumber(L, (lua_Number)n);
+	return 1;
+}
+
+static int l_stats(lua_State *L)
+{
+	struct ringbuf *rb = check_rb(L, 1);
+	uint64_t lost;
+
+	lua_createtable(L, 0, 6);
+	lua_pushnumber(L, (lua_Number)rb->ring.events);
+	lua_setfield(L, -2, "events");
+	lua_pushnumber(L, (lua_Number)rb->batches);
+	lua_setfield(L, -2, "batches");
+	lua_pushnumber(L, (lua_Number)rb->errors);
+	lua_setfield(L, -2, "errors");
+	lua_pushboolean(L, rb->paused);
+	lua_setfield(L, -2, "paused");
+	/* Bytes the producer has written that we have not consumed yet. */
+	lua_pushnumber(L, (lua_Number)(load_acquire(rb->ring.producer_pos) - rb->ring.pos));
+	lua_setfield(L, -2, "pending_bytes");
+	if (rb->lost_fd >= 0 && read_lost(rb, &lost) == 0) {
+		lua_pushnumber(L, (lua_Number)lost);
+		lua_setfield(L, -2, "lost");
+	}
+	return 1;
+}
+
+static int l_name(lua_State *L)
+{
+	lua_pushstring(L, check_rb(L, 1)->name);
+	return 1;
+}
+
+static int l_close(lua_State *L)
+{
+	struct ringbuf_ud *u = check_ud(L, 1);
+
+	if (u->rb)
+		rb_close(u->rb);
+	return 0;
+}
+
+static int l_tostring(lua_State *L)
+{
+	struct ringbuf_ud *u = check_ud(L, 1);
+	struct ringbuf *rb = u->rb;
+
+	if (!rb)
+		lua_pushliteral(L, "luabpf.ringbuf (closed)");
+	else
+		lua_pushfstring(L, "luabpf.ringbuf '%s' (%s%s, %f events%s)", rb->name,
+				rb->decode.mode == LBPF_DECODE_CDATA ? "cdata:" : "",
+				rb->decode.mode == LBPF_DECODE_RAW ? "raw" : rb->decode.type_name,
+				(lua_Number)rb->ring.events, rb->paused ? ", paused" : "");
+	return 1;
+}
+
+static const luaL_Reg methods[] = {
+	{ "pause", l_pause },
+	{ "resume", l_resume },
+	{ "consume", l_consume },
+	{ "lost", l_lost },
+	{ "stats", l_stats },
+	{ "name", l_name },
+	{ "close", l_close },
+	{ "__gc", l_close },
+	{ "__tostring", l_tostring },
+	{ NULL, NULL },
+};
+
+static const luaL_Reg module_fns[] = {
+	{ "ringbuf", l_ringbuf },
+	{ NULL, NULL },
+};
 
 void lbpf_ringbuf__close_all(void)
 {
+	while (all)
+		rb_close(all);
+	lbpf_perfbuf__close_all();
 }
 
 void lbpf_ringbuf__register(lua_State *L)
 {
-	(void)L;
+	lbpf_new_class(L, MT_RINGBUF, methods);
+	luaL_register(L, NULL, module_fns);
+	lbpf_perfbuf__register(L);
 }

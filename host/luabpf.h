@@ -240,4 +240,33 @@ void lbpf_link__register(lua_State *L);
 void lbpf_ringbuf__close_all(void);
 void lbpf_ringbuf__register(lua_State *L);
 
+/* ---- l_perfbuf.c (registered and closed by l_ringbuf.c) --------------- */
+
+void lbpf_perfbuf__close_all(void);
+void lbpf_perfbuf__register(lua_State *L);
+
+/* ---- btf_ffi.c -------------------------------------------------------- */
+
+/// Append to out one C declaration of BTF type id that LuaJIT's ffi takes:
+/// an anonymous packed struct with explicit padding, nested types inlined.
+/// Returns 0, or -1 with a message in err.
+int lbpf_btf__ffi_decl(const struct btf *btf, uint32_t id, struct lbpf_buf *out, char *err,
+		       size_t errlen);
+
+/* How a buffer hands events to Lua: decode = "raw" | "struct X" | "cdata:struct X". */
+enum lbpf_decode_mode { LBPF_DECODE_RAW, LBPF_DECODE_TABLE, LBPF_DECODE_CDATA };
+
+struct lbpf_decode {
+	enum lbpf_decode_mode mode;
+	struct btf *btf;     /* our own copy (the object may close first); NULL for raw */
+	uint32_t type_id, size;
+	char *decl;          /* cdata: the FFI declaration */
+	char type_name[128]; /* "struct event" */
+};
+
+/// Parse a decode option against the map's BTF; raises, naming what, on misuse.
+void lbpf_decode__parse(lua_State *L, struct lbpf_decode *d, const char *spec,
+			const struct lbpf_map_view *v, const char *what);
+void lbpf_decode__free(struct lbpf_decode *d);
+
 #endif /* LUABPF_H */

@@ -1,0 +1,437 @@
+// SPDX-License-Identifier: MIT
+/*
+ * luabpf.perfbuf: a BPF_MAP_TYPE_PERF_EVENT_ARRAY read with libbpf's
+ * perf_buffer on the host's loop (uv_poll_t on perf_buffer__epoll_fd).
+ * The older, per-CPU transport: one lua_call per event, lost events
+ * counted by the kernel and reported through libbpf's lost callback. A wake
+ * reads what the ready per-CPU buffers hold, which bounds it to
+ * pages * page size per CPU.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "luabpf.h"
+
+#define DEFAULT_PAGES 64
+#define RINGBUF_MODULE "luabpf._ringbuf"
+
+struct perfbuf_ud;
+
+struct perfbuf {
+	struct perf_buffer *pb;
+	uv_poll_t poll;
+	struct perfbuf *next, **pprev;
+	struct perfbuf_ud *ud;
+	int handler_ref, lost_ref, caster_ref, anchor_ref;
+	uint64_t events, lost, batches, errors;
+	bool paused, closing, draining, released;
+	struct lbpf_decode decode;
+	char name[BPF_OBJ_NAME_LEN + 1];
+	char what[BPF_OBJ_NAME_LEN + 32];
+	char lost_what[BPF_OBJ_NAME_LEN + 40];
+};
+
+struct perfbuf_ud {
+	struct perfbuf *pb;
+};
+
+static struct perfbuf *all;
+
+static struct perfbuf_ud *check_ud(lua_State *L, int idx)
+{
+	return luaL_checkudata(L, idx, MT_PERFBUF);
+}
+
+static struct perfbuf *check_pb(lua_State *L, int idx)
+{
+	struct perfbuf_ud *u = check_ud(L, idx);
+
+	if (!u->pb)
+		luaL_error(L, "closed perfbuf");
+	return u->pb;
+}
+
+static void on_closed(uv_handle_t *h)
+{
+	struct perfbuf *p = h->data;
+
+	/* The epoll fd goes with the perf_buffer, after libuv let go of it. */
+	perf_buffer__free(p->pb);
+	free(p);
+}
+
+static void release(struct perfbuf *p)
+{
+	lua_State *L = lbpf_vm();
+
+	if (p->released)
+		return;
+	p->released = true;
+	if (p->next)
+		p->next->pprev = p->pprev;
+	*p->pprev = p->next;
+	if (L) {
+		luaL_unref(L, LUA_REGISTRYINDEX, p->handler_ref);
+		luaL_unref(L, LUA_REGISTRYINDEX, p->lost_ref);
+		luaL_unref(L, LUA_REGISTRYINDEX, p->caster_ref);
+		luaL_unref(L, LUA_REGISTRYINDEX, p->anchor_ref);
+	}
+	lbpf_decode__free(&p->decode);
+	uv_poll_stop(&p->poll);
+	if (!uv_is_closing((uv_handle_t *)&p->poll))
+		uv_close((uv_handle_t *)&p->poll, on_closed);
+}
+
+static void pb_close(struct perfbuf *p)
+{
+	if (p->ud) {
+		p->ud->pb = NULL;
+		p->ud = NULL;
+	}
+	p->closing = true;
+	if (!p->draining)
+		release(p);
+}
+
+/* [data, size, cpu] -> handler(event, size, cpu), decoding inside the pcall. */
+static int dispatch(lua_State *L)
+{
+	struct perfbuf *p = lua_touserdata(L, lua_upvalueindex(1));
+	void *data = lua_touserdata(L, 1);
+	uint32_t size = (uint32_t)lua_tointeger(L, 2);
+
+	lua_rawgeti(L, LUA_REGISTRYINDEX, p->handler_ref);
+	switch (p->decode.mode) {
+	case LBPF_DECODE_RAW:
+		lua_pushlstring(L, data, size);
+		break;
+	case LBPF_DECODE_TABLE:
+	case LBPF_DECODE_CDATA:
+		if (size < p->decode.size)
+			return luaL_error(L, "perfbuf '%s': a %u-byte event is smaller than %s (%u bytes)",
+					  p->name, size, p->decode.type_name, p->decode.size);
+		if (p->decode.mode == LBPF_DECODE_TABLE) {
+			struct lbpf_codec c = { .btf = p->decode.btf,
+						.type_id = p->decode.type_id,
+						.size = p->decode.size,
+						.what = p->what };
+
+			lbpf_codec__decode(L, &c, data);
+		} else {
+			lua_rawgeti(L, LUA_REGISTRYINDEX, p->caster_ref);
+			lua_pushlightuserdata(L, data);
+			lua_call(L, 1, 1);
+		}
+		break;
+	}
+	lua_pushvalue(L, 2);
+	lua_pushvalue(L, 3);
+	lua_call(L, 3, 0);
+	return 0;
+}
+
+static void on_sample(void *ctx, int cpu, void *data, __u32 size)
+{
+	struct perfbuf *p = ctx;
+	lua_State *L = lbpf_vm();
+
+	if (p->closing || p->paused)
+		return; /* closed or paused by an earlier event of this wake */
+	p->events++;
+	lua_pushlightuserdata(L, p);
+	lua_pushcclosure(L, dispatch, 1);
+	lua_pushlightuserdata(L, data);
+	lua_pushinteger(L, size);
+	lua_pushinteger(L, cpu);
+	if (lbpf_pcall(L, 3, 0, p->what) < 0)
+		p->errors++;
+}
+
+static void on_lost(void *ctx, int cpu, __u64 cnt)
+{
+	struct perfbuf *p = ctx;
+	lua_State *L = lbpf_vm();
+
+	p->lost += cnt;
+	if (p->lost_ref == LUA_NOREF || p->closing)
+		return;
+	lua_rawgeti(L, LUA_REGISTRYINDEX, p->lost_ref);
+	lua_pushinteger(L, cpu);
+	lua_pushnumber(L, (lua_Number)cnt);
+	lbpf_pcall(L, 2, 0, p->lost_what);
+}
+
+static int drain(struct perfbuf *p)
+{
+	uint64_t start = p->events;
+	int n;
+
+	p->draining = true;
+	n = perf_buffer__poll(p->pb, 0);
+	p->draining = false;
+	if (p->events != start)
+		p->batches++;
+	if (p->closing)
+		release(p);
+	return n < 0 ? n : 0;
+}
+
+static void on_readable(uv_poll_t *h, int status, int events)
+{
+	struct perfbuf *p = h->data;
+	int err;
+
+	(void)events;
+	if (status < 0) {
+		lbpf_log(LBPF_WARN, "perfbuf '%s': poll failed: %s", p->name, uv_strerror(status));
+		return;
+	}
+	err = drain(p);
+	if (err && err != -EINTR)
+		lbpf_log(LBPF_WARN, "perfbuf '%s': %s", p->name, strerror(-err));
+}
+
+/* luabpf.perfbuf(map, handler [, {decode=, pages=64, lost=function(cpu, n)}]) */
+static int l_perfbuf(lua_State *L)
+{
+	static const char *const known[] = { "decode", "pages", "lost", NULL };
+	struct lbpf_map_view v;
+	struct lbpf_decode dec;
+	struct perfbuf_ud *u;
+	struct perfbuf *p;
+	const char *spec;
+	lua_Integer pages;
+	char what[sizeof(p->what)];
+	int err;
+
+	lbpf_map__view(L, 1, &v);
+	if (v.type != BPF_MAP_TYPE_PERF_EVENT_ARRAY)
+		return luaL_error(L, "map '%s' is a %s, not a perf_event_array%s", v.name,
+				  libbpf_bpf_map_type_str(v.type) ?: "map of unknown type",
+				  v.type == BPF_MAP_TYPE_RINGBUF ? " (use luabpf.ringbuf)" : "");
+	luaL_checktype(L, 2, LUA_TFUNCTION);
+	lbpf_check_options(L, 3, "luabpf.perfbuf", known);
+	spec = lbpf_opt_string(L, 3, "decode", "raw");
+	pages = lbpf_opt_integer(L, 3, "pages", DEFAULT_PAGES);
+	if (pages < 1 || pages > (1 << 20) || (pages & (pages - 1)))
+		return luaL_error(L, "perfbuf '%s': option 'pages' must be a power of 2, got %d",
+				  v.name, (int)pages);
+	if (!lua_isnoneornil(L, 3)) {
+		lua_getfield(L, 3, "lost");
+		if (!lua_isnil(L, -1) && !lua_isfunction(L, -1))
+			return luaL_error(L, "perfbuf '%s': option 'lost' expects a function, got %s",
+					  v.name, luaL_typename(L, -1));
+		lua_pop(L, 1);
+	}
+	lua_settop(L, 3);
+	snprintf(what, sizeof(what), "perfbuf '%s' handler", v.name);
+	lbpf_decode__parse(L, &dec, spec, &v, what);
+
+	p = calloc(1, sizeof(*p));
+	if (!p) {
+		lbpf_decode__free(&dec);
+		return lbpf_fail(L, ENOMEM);
+	}
+	p->decode = dec;
+	p->handler_ref = p->lost_ref = p->caster_ref = p->anchor_ref = LUA_NOREF;
+	snprintf(p->name, sizeof(p->name), "%s", v.name);
+	snprintf(p->what, sizeof(p->what), "%s", what);
+	snprintf(p->lost_what, sizeof(p->lost_what), "perfbuf '%s' lost callback", v.name);
+
+	p->pb = perf_buffer__new(v.fd, (size_t)pages, on_sample, on_lost, p, NULL);
+	if (!p->pb) {
+		err = errno;
+		lbpf_decode__free(&p->decode);
+		free(p);
+		return lbpf_failf(L, err, "perfbuf '%s': can't open the per-CPU buffers", v.name);
+	}
+	err = uv_poll_init(lbpf_loop(), &p->poll, perf_buffer__epoll_fd(p->pb));
+	if (err) {
+		perf_buffer__free(p->pb);
+		lbpf_decode__free(&p->decode);
+		free(p);
+		return lbpf_failf(L, -err, "perfbuf '%s': can't poll", v.name);
+	}
+	p->poll.data = p;
+	p->next = all;
+	if (all)
+		all->pprev = &p->next;
+	p->pprev = &all;
+	all = p;
+
+	u = lua_newuserdata(L, sizeof(*u)); // [map, handler, opts, ud]
+	u->pb = p;
+	p->ud = u;
+	luaL_getmetatable(L, MT_PERFBUF);
+	lua_setmetatable(L, -2);
+	lua_pushvalue(L, 2);
+	p->handler_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	if (!lua_isnil(L, 3)) {
+		lua_getfield(L, 3, "lost");
+		p->lost_ref = lua_isnil(L, -1) ? (lua_pop(L, 1), LUA_NOREF)
+					       : luaL_ref(L, LUA_REGISTRYINDEX);
+	}
+	if (p->decode.mode == LBPF_DECODE_CDATA) {
+		lua_getglobal(L, "require");
+		lua_pushliteral(L, RINGBUF_MODULE);
+		lua_call(L, 1, 1);
+		lua_getfield(L, -1, "caster");
+		lua_pushstring(L, p->decode.decl);
+		lua_pushinteger(L, p->decode.size);
+		lua_pushfstring(L, "perfbuf '%s'", p->name);
+		if (lua_pcall(L, 3, 1, 0)) {
+			pb_close(p);
+			return lua_error(L);
+		}
+		p->caster_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+		lua_pop(L, 1);
+	}
+	/* Like a luv handle, an open buffer lives until close() or shutdown. */
+	lua_pushvalue(L, 4);
+	p->anchor_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	err = uv_poll_start(&p->poll, UV_READABLE, on_readable);
+	if (err) {
+		pb_close(p);
+		return lbpf_failf(L, -err, "perfbuf '%s': can't poll", v.name);
+	}
+	return 1;
+}
+
+static int l_pause(lua_State *L)
+{
+	struct perfbuf *p = check_pb(L, 1);
+
+	p->paused = true;
+	uv_poll_stop(&p->poll);
+	return 0;
+}
+
+static int l_resume(lua_State *L)
+{
+	struct perfbuf *p = check_pb(L, 1);
+	int err;
+
+	if (!p->paused)
+		return 0;
+	err = uv_poll_start(&p->poll, UV_READABLE, on_readable);
+	if (err)
+		return lbpf_failf(L, -err, "perfbuf '%s': can't poll", p->name);
+	p->paused = false;
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+/* pb:consume(): read every per-CPU buffer now; returns how many events. */
+static int l_consume(lua_State *L)
+{
+	struct perfbuf *p = check_pb(L, 1);
+	uint64_t start = p->events;
+	bool paused = p->paused;
+	int err;
+
+	if (p->draining)
+		return luaL_error(L, "perfbuf '%s': consume() called from its own handler", p->name);
+	p->paused = false;
+	p->draining = true;
+	err = perf_buffer__consume(p->pb);
+	p->draining = false;
+	if (!p->closing)
+		p->paused = paused;
+	if (p->events != start)
+		p->batches++;
+	lua_pushnumber(L, (lua_Number)(p->events - start));
+	if (p->closing)
+		release(p);
+	if (err < 0)
+		return lbpf_fail(L, -err);
+	return 1;
+}
+
+static int l_lost(lua_State *L)
+{
+	lua_pushnumber(L, (lua_Number)check_pb(L, 1)->lost);
+	return 1;
+}
+
+static int l_stats(lua_State *L)
+{
+	struct perfbuf *p = check_pb(L, 1);
+
+	lua_createtable(L, 0, 5);
+	lua_pushnumber(L, (lua_Number)p->events);
+	lua_setfield(L, -2, "events");
+	lua_pushnumber(L, (lua_Number)p->batches);
+	lua_setfield(L, -2, "batches");
+	lua_pushnumber(L, (lua_Number)p->lost);
+	lua_setfield(L, -2, "lost");
+	lua_pushnumber(L, (lua_Number)p->errors);
+	lua_setfield(L, -2, "errors");
+	lua_pushboolean(L, p->paused);
+	lua_setfield(L, -2, "paused");
+	return 1;
+}
+
+static int l_name(lua_State *L)
+{
+	lua_pushstring(L, check_pb(L, 1)->name);
+	return 1;
+}
+
+static int l_close(lua_State *L)
+{
+	struct perfbuf_ud *u = check_ud(L, 1);
+
+	if (u->pb)
+		pb_close(u->pb);
+	return 0;
+}
+
+static int l_tostring(lua_State *L)
+{
+	struct perfbuf *p = check_ud(L, 1)->pb;
+
+	if (!p)
+		lua_pushliteral(L, "luabpf.perfbuf (closed)");
+	else
+		lua_pushfstring(L, "luabpf.perfbuf '%s' (%s%s, %f events, %f lost%s)", p->name,
+				p->decode.mode == LBPF_DECODE_CDATA ? "cdata:" : "",
+				p->decode.mode == LBPF_DECODE_RAW ? "raw" : p->decode.type_name,
+				(lua_Number)p->events, (lua_Number)p->lost,
+				p->paused ? ", paused" : "");
+	return 1;
+}
+
+static const luaL_Reg methods[] = {
+	{ "pause", l_pause },
+	{ "resume", l_resume },
+	{ "consume", l_consume },
+	{ "lost", l_lost },
+	{ "stats", l_stats },
+	{ "name", l_name },
+	{ "close", l_close },
+	{ "__gc", l_close },
+	{ "__tostring", l_tostring },
+	{ NULL, NULL },
+};
+
+static const luaL_Reg module_fns[] = {
+	{ "perfbuf", l_perfbuf },
+	{ NULL, NULL },
+};
+
+/// Close every perf buffer (at shutdown; called by lbpf_ringbuf__close_all).
+void lbpf_perfbuf__close_all(void)
+{
+	while (all)
+		pb_close(all);
+}
+
+/// Register luabpf.perfbuf and its metatable (called by lbpf_ringbuf__register).
+void lbpf_perfbuf__register(lua_State *L)
+{
+	lbpf_new_class(L, MT_PERFBUF, methods);
+	luaL_register(L, NULL, module_fns);
+}

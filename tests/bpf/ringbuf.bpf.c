@@ -1,0 +1,123 @@
+// SPDX-License-Identifier: GPL-2.0 OR MIT
+/*
+ * Producer for the ring and perf buffer tests and benchmark. Run with
+ * BPF_PROG_TEST_RUN (prog:test_run) on a packet whose first 4 bytes are the
+ * number of events to emit (little endian) and whose 5th byte says where:
+ * 0 the ring buffer `events`, 1 the perf buffer `perf_events`. Every attempt
+ * takes the next sequence number; a failed reserve is counted in
+ * `events_lost`, so produced == delivered + lost.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+
+struct event {
+	__u64 seq;
+	__u32 pid;
+	__u16 port;
+	__u8 flag;
+	char comm[16];
+	/* natural alignment leaves a hole here: cdata mode must skip it */
+	__u64 ts;
+	struct {
+		__u32 a;
+		__u32 b;
+	} pair;
+	__u32 tag[2];
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 1 << 22);
+} events SEC(".maps");
+
+/* The lost counter's convention: a per-CPU array of one __u64 next to the ring. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+} events_lost SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(__u32));
+} perf_events SEC(".maps");
+
+/* Not a ringbuf: for the error message test. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} not_a_ring SEC(".maps");
+
+__u64 produced;
+
+/* Types only used inside functions don't reach BTF: this puts it there. */
+struct event *unused_event __attribute__((unused));
+
+struct loop_ctx {
+	struct xdp_md *xdp;
+	int perf;
+};
+
+static void fill(struct event *e, __u64 seq)
+{
+	e->seq = seq;
+	e->pid = (__u32)seq * 7;
+	e->port = (__u16)seq;
+	e->flag = seq & 1;
+	__builtin_memcpy(e->comm, "luabpf-test", 12);
+	e->ts = seq * 1000;
+	e->pair.a = (__u32)seq + 1;
+	e->pair.b = (__u32)seq + 2;
+	e->tag[0] = 0xdead;
+	e->tag[1] = 0xbeef;
+}
+
+static long emit_one(__u32 i, struct loop_ctx *c)
+{
+	__u64 seq = __sync_fetch_and_add(&produced, 1);
+	struct event *e;
+
+	if (c->perf) {
+		struct event ev = {};
+
+		fill(&ev, seq);
+		if (bpf_perf_event_output(c->xdp, &perf_events, BPF_F_CURRENT_CPU, &ev, sizeof(ev)))
+			goto lost;
+		return 0;
+	}
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e)
+		goto lost;
+	fill(e, seq);
+	bpf_ringbuf_submit(e, 0);
+	return 0;
+lost:;
+	__u32 key = 0;
+	__u64 *n = bpf_map_lookup_elem(&events_lost, &key);
+
+	if (n)
+		*n += 1;
+	return 0;
+}
+
+SEC("xdp")
+int emit(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	void *end = (void *)(long)ctx->data_end;
+	struct loop_ctx c = { .xdp = ctx };
+	__u32 count;
+
+	if (data + 5 > end)
+		return XDP_ABORTED;
+	count = *(__u32 *)data;
+	c.perf = *(__u8 *)(data + 4);
+	bpf_loop(count, emit_one, &c, 0);
+	return XDP_PASS;
+}
+
+char LICENSE[] SEC("license") = "Dual MIT/GPL";

@@ -1,0 +1,224 @@
+// SPDX-License-Identifier: MIT
+/*
+ * One map of each type the map tests cover, with keys and values that use
+ * every shape the BTF codec knows: nested and anonymous structs, char and
+ * other arrays, bitfields, enums, __be16, ipv4_t, ipv6_t, in6_addr, 64-bit.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include "luabpf.h"
+
+enum proto_kind { PK_NONE = 0, PK_TCP = 6, PK_UDP = 17 };
+
+struct flow_key {
+	union {
+		ipv4_t v4;
+		ipv6_t v6;
+	} addr;
+	__be16 port;
+	__u8 proto;
+	__u8 pad;
+};
+
+struct flow_value {
+	__u64 packets;
+	__u64 bytes;
+	char name[16];
+	struct {
+		__u32 a;
+		__u16 b;
+	} nested;
+	__u32 ports[4];
+	__u32 flags : 3;
+	__u32 level : 5;
+	__s32 delta : 12;
+	enum proto_kind kind;
+	struct in6_addr a6;
+	union {
+		__u32 as_u32;
+		__u8 bytes4[4];
+	};
+	__s64 signed64;
+	bool on;
+	__u8 mac[6];
+};
+
+struct cnt {
+	__u64 packets;
+	__u64 bytes;
+};
+
+/* 12 bytes: per-CPU slots are rounded up to 16 in the syscall buffer. */
+struct small {
+	__u32 a, b, c;
+};
+
+struct cfg {
+	__u8 proto;
+	__be16 port;
+	ipv4_t addr;
+};
+
+struct lpm_v4 {
+	__u32 prefixlen;
+	ipv4_t addr;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, struct flow_key);
+	__type(value, struct flow_value);
+} flows SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, __u64);
+} counts SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 64);
+	__type(key, __u64);
+	__type(value, __s64);
+} big SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16);
+	__type(key, __u32);
+	__type(value, struct cfg);
+} cfg SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 8);
+	__type(key, __u32);
+	__type(value, struct flow_value);
+} arr SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(max_entries, 64);
+	__type(key, __u32);
+	__type(value, struct cnt);
+} pc_hash SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 4);
+	__type(key, __u32);
+	__type(value, struct cnt);
+} pc_arr SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 4);
+	__type(key, __u32);
+	__type(value, struct small);
+} pc_small SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 64);
+	__type(key, __u32);
+	__type(value, struct flow_value);
+} lru SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_PERCPU_HASH);
+	__uint(max_entries, 64);
+	__type(key, __u32);
+	__type(value, struct cnt);
+} lru_pc SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, 64);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct lpm_v4);
+	__type(value, __u32);
+} routes SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 4096);
+} events SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
+	__uint(max_entries, 4);
+	__type(key, __u32);
+	__type(value, __u32);
+} jmp SEC(".maps");
+
+/* 8-byte values: a lookup from user space returns the socket cookie. */
+struct {
+	__uint(type, BPF_MAP_TYPE_SOCKMAP);
+	__uint(max_entries, 4);
+	__type(key, __u32);
+	__type(value, __u64);
+} socks SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SOCKHASH);
+	__uint(max_entries, 4);
+	__type(key, __u32);
+	__type(value, __u64);
+} sockh SEC(".maps");
+
+struct inner {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u64);
+};
+
+struct inner inner_a SEC(".maps");
+struct inner inner_b SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH_OF_MAPS);
+	__uint(max_entries, 4);
+	__type(key, __u32);
+	__array(values, struct inner);
+} outer SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_QUEUE);
+	__uint(max_entries, 16);
+	__type(value, struct cnt);
+} q SEC(".maps");
+
+/* No BTF for key and value: the codec's size rules apply. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 16);
+	__uint(key_size, 4);
+	__uint(value_size, 12);
+} raw SEC(".maps");
+
+SEC("xdp")
+int xdp_tail(struct xdp_md *ctx)
+{
+	return XDP_PASS;
+}
+
+/* Counts packets per CPU, so per-CPU values come from the kernel side too. */
+SEC("xdp")
+int xdp_count(struct xdp_md *ctx)
+{
+	__u32 k = 0;
+	struct cnt *c = bpf_map_lookup_elem(&pc_arr, &k);
+
+	if (c) {
+		c->packets++;
+		c->bytes += ctx->data_end - ctx->data;
+	}
+	bpf_tail_call(ctx, &jmp, 0);
+	return XDP_PASS;
+}
+
+char LICENSE[] SEC("license") = "GPL";

@@ -521,6 +521,14 @@ static uint64_t check_int(struct ctx *x, int idx, const struct tinfo *ti, uint32
 	lua_State *L = x->L;
 	char rb[64], vb[64];
 
+	if (ti->kind == K_BOOL) {
+		if (lua_type(L, idx) == LUA_TBOOLEAN)
+			return lua_toboolean(L, idx);
+		if (lua_type(L, idx) == LUA_TNUMBER &&
+		    (lua_tonumber(L, idx) == 0 || lua_tonumber(L, idx) == 1))
+			return lua_tonumber(L, idx) == 1;
+		fail_at(x, true, "expects a boolean, got %s", lua_value_desc(L, idx, vb, 64));
+	}
 	switch (lua_type(L, idx)) {
 	case LUA_TNUMBER: {
 		lua_Number n = lua_tonumber(L, idx);
@@ -538,10 +546,6 @@ static uint64_t check_int(struct ctx *x, int idx, const struct tinfo *ti, uint32
 			goto range;
 		return (uint64_t)n;
 	}
-	case LUA_TBOOLEAN:
-		if (ti->kind == K_BOOL)
-			return lua_toboolean(L, idx);
-		break;
 	case 10: { /* LUA_TCDATA */
 		uint64_t v;
 		int k = cdata_u64(L, idx, &v);
@@ -570,8 +574,6 @@ static uint64_t check_int(struct ctx *x, int idx, const struct tinfo *ti, uint32
 	default:
 		break;
 	}
-	if (ti->kind == K_BOOL)
-		fail_at(x, true, "expects a boolean, got %s", luaL_typename(L, idx));
 	fail_at(x, true, "expects an integer, got %s", luaL_typename(L, idx));
 range:
 	lua_value_desc(L, idx, vb, sizeof(vb));
@@ -751,6 +753,7 @@ static void encode_enum(struct ctx *x, const struct tinfo *ti, int idx, uint8_t 
 	const struct btf *btf = x->c->btf;
 	const char *s = lua_tostring(x->L, idx);
 	const struct btf_type *t = ti->t;
+	char tn[128];
 	luaL_Buffer b;
 
 	for (__u16 i = 0; i < btf_vlen(t); i++) {
@@ -773,8 +776,8 @@ static void encode_enum(struct ctx *x, const struct tinfo *ti, int idx, uint8_t 
 	if (btf_vlen(t) > 16)
 		luaL_addstring(&b, ", ...");
 	luaL_pushresult(&b);
-	fail_at(x, false, "'%s' is not a value of %s (values: %s)", s,
-	      ti->name && *ti->name ? ti->name : "the enum", lua_tostring(x->L, -1));
+	type_name(btf, ti->id, ti->size, tn, sizeof(tn));
+	fail_at(x, false, "'%s' is not a value of %s (values: %s)", s, tn, lua_tostring(x->L, -1));
 }
 
 static void encode(struct ctx *x, const struct tinfo *ti, int idx, uint8_t *buf)

@@ -8,8 +8,9 @@
 #define LUABPF_BPF_H
 
 typedef __be32 ipv4_t;
+/* 4-byte aligned so BPF code may read it as words without a misaligned access. */
 typedef struct {
 	__u8 addr[16];
-} ipv6_t;
+} __attribute__((aligned(4))) ipv6_t;
 
 #endif

@@ -1,0 +1,569 @@
+// SPDX-License-Identifier: MIT
+/*
+ * XDP L4 load balancer. Per packet: parse, find the service (VIP, port,
+ * protocol), keep the flow on its backend (LRU flow table) or pick one by
+ * Maglev consistent hashing, rewrite (full NAT, or the MAC only for DSR),
+ * and send it out with the next hop's MAC from the kernel's FIB. Replies to
+ * NAT flows are rewritten back to the client. Everything else passes.
+ * docs/lb.md has the verdict and counter for each kind of packet.
+ */
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+
+#include "lb.h"
+
+#define ETH_P_IP     0x0800
+#define ETH_P_IPV6   0x86DD
+#define ETH_P_8021Q  0x8100
+#define ETH_P_8021AD 0x88A8
+#define AF_INET      2
+#define AF_INET6     10
+#define IP_MF        0x2000
+#define IP_OFFSET    0x1FFF
+#define NEXTHDR_FRAGMENT 44
+#define IPPROTO_ICMPV6_ 58
+#define NAT_PORT_TRIES 8
+#define ETH_ALEN 6
+
+#define VIP_ADDR  1 /* vip_addrs flags: a service address */
+#define SNAT_ADDR 2 /* the balancer's own source address for NAT */
+
+const volatile __u32 ring_size = 65537; /* Maglev table size per VIP, prime */
+
+__u32 flow_sample = 0; /* report 1 in N new flows on the events ring (0: none) */
+__u32 drop_sample = 1; /* report 1 in N drops (0: none) */
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 64);
+	__type(key, struct lb_vip_key);
+	__type(value, struct lb_vip);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} vips SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 256);
+	__type(key, ipv6_t);
+	__type(value, __u32); /* VIP_ADDR | SNAT_ADDR */
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} vip_addrs SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, struct lb_backend);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} backends SEC(".maps");
+
+/* Two halves per VIP: Lua fills the idle one, then flips lb_vip.table. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 64 * 2 * 65537);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} maglev SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct lb_flow_key);
+	__type(value, struct lb_flow);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} flows SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct lb_nat_key);
+	__type(value, struct lb_nat);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} nat SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 64);
+	__type(key, __u32);
+	__type(value, struct lb_counters);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} vip_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, struct lb_counters);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} backend_stats SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, LB_REASON_MAX);
+	__type(key, __u32);
+	__type(value, struct lb_counters);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} reasons SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 256 * 1024);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} events SEC(".maps");
+
+struct pkt {
+	struct ethhdr *eth;
+	void *end;
+	struct iphdr *ip4;    /* one of ip4, ip6 */
+	struct ipv6hdr *ip6;
+	__sum16 *l4_csum;     /* NULL for UDP over IPv4 without a checksum */
+	__be16 *ports;        /* [source, dest] */
+	__u64 len;
+	__u8 udp;
+	struct lb_flow_key key;
+};
+
+static __always_inline void add(void *map, __u32 idx, __u64 len, __u64 new_flow)
+{
+	struct lb_counters *c = bpf_map_lookup_elem(map, &idx);
+
+	if (c) {
+		c->packets++;
+		c->bytes += len;
+		c->new_flows += new_flow;
+	}
+}
+
+static __always_inline int verdict(struct pkt *p, __u32 reason, int action)
+{
+	add(&reasons, reason, p->len, 0);
+	return action;
+}
+
+static __always_inline void report(struct pkt *p, __u8 type, __u8 reason, __u32 vip,
+				   __u32 backend)
+{
+	__u32 rate = type == LB_EV_NEW_FLOW ? flow_sample : drop_sample;
+	struct lb_event *e;
+
+	if (!rate || (rate > 1 && bpf_get_prandom_u32() % rate))
+		return;
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e)
+		return;
+	e->type = type;
+	e->reason = reason;
+	e->proto = p->key.proto;
+	e->pad = 0;
+	e->vip = vip;
+	e->backend = backend;
+	e->sport = p->key.sport;
+	e->dport = p->key.dport;
+	e->src = p->key.src;
+	e->dst = p->key.dst;
+	bpf_ringbuf_submit(e, 0);
+}
+
+static __always_inline int drop(struct pkt *p, __u32 reason, __u32 vip)
+{
+	report(p, LB_EV_DROP, reason, vip, LB_NO_BACKEND);
+	return verdict(p, reason, XDP_DROP);
+}
+
+/* murmur3's mixing over the flow key's ten words; lua/luabpf/lb.lua has the same. */
+static __always_inline __u32 rotl(__u32 x, int r)
+{
+	return (x << r) | (x >> (32 - r));
+}
+
+static __always_inline __u32 flow_hash(const struct lb_flow_key *k)
+{
+	const __u32 *w = (const __u32 *)k;
+	__u32 h = 0x4c554142; /* "LUAB" */
+
+#pragma unroll
+	for (int i = 0; i < (int)(sizeof(*k) / 4); i++) {
+		__u32 x = w[i] * 0xcc9e2d51;
+
+		x = rotl(x, 15) * 0x1b873593;
+		h = rotl(h ^ x, 13) * 5 + 0xe6546b64;
+	}
+	h ^= sizeof(*k);
+	h ^= h >> 16;
+	h *= 0x85ebca6b;
+	h ^= h >> 13;
+	h *= 0xc2b2ae35;
+	h ^= h >> 16;
+	return h;
+}
+
+static __always_inline void v4_mapped(ipv6_t *a, __be32 v4)
+{
+	__u32 *w = (__u32 *)a->addr;
+
+	w[0] = 0;
+	w[1] = 0;
+	w[2] = bpf_htonl(0x0000ffff);
+	w[3] = v4;
+}
+
+static __always_inline bool addr_eq(const ipv6_t *a, const ipv6_t *b)
+{
+	const __u32 *x = (const __u32 *)a->addr, *y = (const __u32 *)b->addr;
+
+	return x[0] == y[0] && x[1] == y[1] && x[2] == y[2] && x[3] == y[3];
+}
+
+static __always_inline __be32 v4_of(const ipv6_t *a)
+{
+	return ((const __u32 *)a->addr)[3];
+}
+
+static __always_inline __u16 csum_fold(__u64 sum)
+{
+	sum = (sum & 0xffffffff) + (sum >> 32);
+	sum = (sum & 0xffff) + (sum >> 16);
+	sum = (sum & 0xffff) + (sum >> 16);
+	return (__u16)sum;
+}
+
+/*
+ * Incremental checksum update (RFC 1624): csum' = ~(~csum + sum(new) - sum(old)),
+ * over n 32-bit words of old and new header fields.
+ */
+static __always_inline void csum_update(__sum16 *csum, __be32 *from, __be32 *to, __u32 size,
+					bool udp)
+{
+	__s64 d = bpf_csum_diff(from, size, to, size, ~((__u32)*csum) & 0xffff);
+	__u16 c;
+
+	if (d < 0)
+		return;
+	c = ~csum_fold((__u64)d);
+	if (udp && c == 0)
+		c = 0xffff; /* 0 means "no checksum" for UDP */
+	*csum = c;
+}
+
+/*
+ * Rewrite the addresses and ports to (saddr, sport) -> (daddr, dport) and fix
+ * the IP (v4) and L4 checksums incrementally.
+ */
+static __always_inline void rewrite(struct pkt *p, const ipv6_t *saddr, __be16 sport,
+				    const ipv6_t *daddr, __be16 dport)
+{
+	if (p->ip4) {
+		__be32 from[3] = { p->ip4->saddr, p->ip4->daddr, 0 };
+		__be32 to[3] = { v4_of(saddr), v4_of(daddr), 0 };
+
+		csum_update(&p->ip4->check, from, to, 8, false);
+		((__be16 *)&from[2])[0] = p->ports[0];
+		((__be16 *)&from[2])[1] = p->ports[1];
+		((__be16 *)&to[2])[0] = sport;
+		((__be16 *)&to[2])[1] = dport;
+		if (p->l4_csum)
+			csum_update(p->l4_csum, from, to, sizeof(from), p->udp);
+		p->ip4->saddr = to[0];
+		p->ip4->daddr = to[1];
+	} else if (p->ip6) {
+		__be32 from[9], to[9];
+
+		__builtin_memcpy(from, &p->ip6->saddr, 16);
+		__builtin_memcpy(from + 4, &p->ip6->daddr, 16);
+		__builtin_memcpy(to, saddr, 16);
+		__builtin_memcpy(to + 4, daddr, 16);
+		((__be16 *)&from[8])[0] = p->ports[0];
+		((__be16 *)&from[8])[1] = p->ports[1];
+		((__be16 *)&to[8])[0] = sport;
+		((__be16 *)&to[8])[1] = dport;
+		if (p->l4_csum)
+			csum_update(p->l4_csum, from, to, sizeof(from), p->udp);
+		__builtin_memcpy(&p->ip6->saddr, saddr, 16);
+		__builtin_memcpy(&p->ip6->daddr, daddr, 16);
+	}
+	p->ports[0] = sport;
+	p->ports[1] = dport;
+}
+
+/* Send toward target with the next hop's MACs from the kernel's FIB. */
+static __always_inline int send(struct xdp_md *ctx, struct pkt *p, const ipv6_t *target,
+				__u32 reason, __u32 vip)
+{
+	struct bpf_fib_lookup fib = {};
+	int rc;
+
+	fib.ifindex = ctx->ingress_ifindex;
+	fib.l4_protocol = p->key.proto;
+	if (p->ip4) {
+		fib.family = AF_INET;
+		fib.tos = p->ip4->tos;
+		fib.tot_len = bpf_ntohs(p->ip4->tot_len);
+		fib.ipv4_src = p->ip4->saddr;
+		fib.ipv4_dst = v4_of(target);
+	} else if (p->ip6) {
+		fib.family = AF_INET6;
+		fib.tot_len = bpf_ntohs(p->ip6->payload_len) + sizeof(struct ipv6hdr);
+		__builtin_memcpy(fib.ipv6_src, &p->ip6->saddr, 16);
+		__builtin_memcpy(fib.ipv6_dst, target, 16);
+	}
+	rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
+	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH)
+		return drop(p, LB_DROP_NO_NEIGH, vip);
+	if (rc == BPF_FIB_LKUP_RET_FWD_DISABLED)
+		return drop(p, LB_DROP_FWD_DISABLED, vip);
+	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
+		return drop(p, LB_DROP_FIB, vip);
+	__builtin_memcpy(p->eth->h_dest, fib.dmac, ETH_ALEN);
+	__builtin_memcpy(p->eth->h_source, fib.smac, ETH_ALEN);
+	add(&reasons, reason, p->len, 0);
+	/* A tagged frame stays in its VLAN: back out where it came from. */
+	if (fib.ifindex == ctx->ingress_ifindex || p->eth->h_proto != bpf_htons(p->ip4 ? ETH_P_IP : ETH_P_IPV6))
+		return XDP_TX;
+	return bpf_redirect(fib.ifindex, 0);
+}
+
+/* Claim a NAT source port toward the backend: the client's own if free. */
+static __always_inline int nat_claim(struct pkt *p, const struct lb_vip *vip,
+				     const struct lb_backend *be, __u32 be_id, __be16 bport,
+				     __be16 *lport)
+{
+	struct lb_nat_key nk = {};
+	struct lb_nat nv = {};
+	__u32 h = flow_hash(&p->key);
+
+	nk.backend = be->addr;
+	nk.local = vip->snat;
+	nk.bport = bport;
+	nk.proto = p->key.proto;
+	nv.client = p->key.src;
+	nv.vip = p->key.dst;
+	nv.cport = p->key.sport;
+	nv.vport = p->key.dport;
+	nv.vip_id = vip->id;
+	nv.backend = be_id;
+	nk.lport = p->key.sport;
+	for (int i = 0; i < NAT_PORT_TRIES; i++) {
+		struct lb_nat *old;
+
+		if (bpf_map_update_elem(&nat, &nk, &nv, BPF_NOEXIST) == 0) {
+			*lport = nk.lport;
+			return 0;
+		}
+		old = bpf_map_lookup_elem(&nat, &nk);
+		if (old && old->cport == nv.cport && old->vport == nv.vport &&
+		    addr_eq(&old->client, &nv.client) && addr_eq(&old->vip, &nv.vip)) {
+			*lport = nk.lport; /* ours already: a retransmitted first packet */
+			return 0;
+		}
+		h = h * 1103515245 + 12345;
+		nk.lport = bpf_htons(1024 + (h >> 8) % 64512);
+	}
+	return -1;
+}
+
+static __always_inline int to_vip(struct xdp_md *ctx, struct pkt *p, struct lb_vip *vip)
+{
+	struct lb_flow *f = bpf_map_lookup_elem(&flows, &p->key);
+	struct lb_backend *be = NULL;
+	__u32 be_id = LB_NO_BACKEND, new_flow = 0;
+	__be16 lport = 0, bport;
+
+	if (f) {
+		be_id = f->backend;
+		be = bpf_map_lookup_elem(&backends, &be_id);
+		if (be && be->state == LB_BE_REMOVED)
+			be = NULL; /* its backend is gone: choose again */
+		lport = f->nat_port;
+	}
+	if (!be) {
+		__u32 slot = vip->id * 2 * ring_size + (vip->table & 1) * ring_size +
+			     flow_hash(&p->key) % ring_size;
+		__u32 *id = bpf_map_lookup_elem(&maglev, &slot);
+
+		if (!id || *id == LB_NO_BACKEND)
+			return drop(p, LB_DROP_NO_BACKEND, vip->id);
+		be_id = *id;
+		be = bpf_map_lookup_elem(&backends, &be_id);
+		if (!be)
+			return drop(p, LB_DROP_NO_BACKEND, vip->id);
+		new_flow = 1;
+	}
+	bport = be->port ? be->port : p->key.dport;
+	if (vip->mode == LB_MODE_NAT) {
+		struct lb_nat_key nk = {};
+
+		if (!new_flow) {
+			/* Keep the reply mapping alive (LRU) as long as the flow is. */
+			nk.backend = be->addr;
+			nk.local = vip->snat;
+			nk.bport = bport;
+			nk.lport = lport;
+			nk.proto = p->key.proto;
+			if (!bpf_map_lookup_elem(&nat, &nk))
+				new_flow = 1;
+		}
+		if (new_flow && nat_claim(p, vip, be, be_id, bport, &lport) < 0)
+			return drop(p, LB_DROP_NAT_PORTS, vip->id);
+	}
+	if (new_flow) {
+		struct lb_flow nf = { .backend = be_id, .vip = vip->id, .nat_port = lport };
+
+		bpf_map_update_elem(&flows, &p->key, &nf, BPF_ANY);
+		report(p, LB_EV_NEW_FLOW, 0, vip->id, be_id);
+	}
+	add(&vip_stats, vip->id, p->len, new_flow);
+	add(&backend_stats, be_id, p->len, new_flow);
+	if (vip->mode == LB_MODE_NAT)
+		rewrite(p, &vip->snat, lport, &be->addr, bport);
+	return send(ctx, p, &be->addr, LB_FORWARDED, vip->id);
+}
+
+/* A backend's answer to a NAT flow: back to the client, from the VIP. */
+static __always_inline int to_client(struct xdp_md *ctx, struct pkt *p)
+{
+	struct lb_nat_key nk = {};
+	struct lb_nat *n;
+	struct lb_nat r;
+
+	nk.backend = p->key.src;
+	nk.local = p->key.dst;
+	nk.bport = p->key.sport;
+	nk.lport = p->key.dport;
+	nk.proto = p->key.proto;
+	n = bpf_map_lookup_elem(&nat, &nk);
+	if (!n)
+		return -1;
+	r = *n;
+	rewrite(p, &r.vip, r.vport, &r.client, r.cport);
+	return send(ctx, p, &r.client, LB_REPLY, r.vip_id);
+}
+
+/* After the IP header: the L4 ports, then the service or a NAT reply. */
+static __always_inline int l4(struct xdp_md *ctx, struct pkt *p, void *l4h, __u8 proto,
+			      __u32 flags)
+{
+	struct lb_vip_key vk = {};
+	struct lb_vip *vip;
+	int rc;
+
+	if (proto == IPPROTO_TCP) {
+		struct tcphdr *th = l4h;
+
+		if ((void *)(th + 1) > p->end)
+			return drop(p, LB_DROP_BAD_L4, LB_NO_BACKEND);
+		p->l4_csum = &th->check;
+	} else if (proto == IPPROTO_UDP) {
+		struct udphdr *uh = l4h;
+
+		if ((void *)(uh + 1) > p->end)
+			return drop(p, LB_DROP_BAD_L4, LB_NO_BACKEND);
+		p->udp = 1;
+		p->l4_csum = (p->ip4 && !uh->check) ? NULL : &uh->check;
+	} else {
+		return verdict(p, LB_PASS_NON_L4, XDP_PASS);
+	}
+	p->ports = l4h;
+	p->key.proto = proto;
+	p->key.sport = p->ports[0];
+	p->key.dport = p->ports[1];
+	if (flags & VIP_ADDR) {
+		vk.addr = p->key.dst;
+		vk.port = p->key.dport;
+		vk.proto = proto;
+		vip = bpf_map_lookup_elem(&vips, &vk);
+		if (vip)
+			return to_vip(ctx, p, vip);
+	}
+	if (flags & SNAT_ADDR) {
+		rc = to_client(ctx, p);
+		if (rc >= 0)
+			return rc;
+	}
+	return verdict(p, LB_PASS_OTHER_PORT, XDP_PASS);
+}
+
+static __always_inline int ipv4(struct xdp_md *ctx, struct pkt *p, struct iphdr *ip)
+{
+	__u32 *flags;
+	__u16 tot;
+
+	if ((void *)(ip + 1) > p->end)
+		return verdict(p, LB_DROP_BAD_IP, XDP_DROP);
+	tot = bpf_ntohs(ip->tot_len);
+	if (ip->ihl < 5 || ip->version != 4 || tot < ip->ihl * 4 || (void *)ip + tot > p->end)
+		return verdict(p, LB_DROP_BAD_IP, XDP_DROP);
+	v4_mapped(&p->key.dst, ip->daddr);
+	flags = bpf_map_lookup_elem(&vip_addrs, &p->key.dst);
+	if (!flags)
+		return verdict(p, LB_PASS_NOT_VIP, XDP_PASS);
+	v4_mapped(&p->key.src, ip->saddr);
+	p->ip4 = ip;
+	if (ip->frag_off & bpf_htons(IP_MF | IP_OFFSET))
+		return drop(p, LB_DROP_FRAGMENT, LB_NO_BACKEND);
+	if (ip->protocol != IPPROTO_TCP && ip->protocol != IPPROTO_UDP)
+		return verdict(p, LB_PASS_NON_L4, XDP_PASS);
+	if (ip->ihl != 5)
+		return drop(p, LB_DROP_IP_OPTIONS, LB_NO_BACKEND);
+	return l4(ctx, p, ip + 1, ip->protocol, *flags);
+}
+
+static __always_inline int ipv6(struct xdp_md *ctx, struct pkt *p, struct ipv6hdr *ip6)
+{
+	__u32 *flags;
+
+	if ((void *)(ip6 + 1) > p->end)
+		return verdict(p, LB_DROP_BAD_IP, XDP_DROP);
+	if (ip6->version != 6 ||
+	    (void *)(ip6 + 1) + bpf_ntohs(ip6->payload_len) > p->end)
+		return verdict(p, LB_DROP_BAD_IP, XDP_DROP);
+	__builtin_memcpy(&p->key.dst, &ip6->daddr, 16);
+	flags = bpf_map_lookup_elem(&vip_addrs, &p->key.dst);
+	if (!flags)
+		return verdict(p, LB_PASS_NOT_VIP, XDP_PASS);
+	__builtin_memcpy(&p->key.src, &ip6->saddr, 16);
+	p->ip6 = ip6;
+	if (ip6->nexthdr == IPPROTO_TCP || ip6->nexthdr == IPPROTO_UDP)
+		return l4(ctx, p, ip6 + 1, ip6->nexthdr, *flags);
+	if (ip6->nexthdr == NEXTHDR_FRAGMENT)
+		return drop(p, LB_DROP_FRAGMENT, LB_NO_BACKEND);
+	if (ip6->nexthdr == IPPROTO_ICMPV6_ || ip6->nexthdr == 59 /* no next header */)
+		return verdict(p, LB_PASS_NON_L4, XDP_PASS); /* ND must reach the host */
+	/* Hop-by-hop, routing, destination options: we don't walk them. */
+	if (ip6->nexthdr == 0 || ip6->nexthdr == 43 || ip6->nexthdr == 60)
+		return drop(p, LB_DROP_IP_OPTIONS, LB_NO_BACKEND);
+	return verdict(p, LB_PASS_NON_L4, XDP_PASS);
+}
+
+SEC("xdp")
+int xdp_lb(struct xdp_md *ctx)
+{
+	void *data = (void *)(long)ctx->data;
+	struct pkt p = {};
+	__be16 proto;
+	void *l3;
+
+	p.end = (void *)(long)ctx->data_end;
+	p.len = p.end - data;
+	p.eth = data;
+	if ((void *)(p.eth + 1) > p.end)
+		return verdict(&p, LB_PASS_RUNT, XDP_PASS);
+	proto = p.eth->h_proto;
+	l3 = p.eth + 1;
+	if (proto == bpf_htons(ETH_P_8021Q) || proto == bpf_htons(ETH_P_8021AD)) {
+		struct vlan_hdr *vh = l3;
+
+		if ((void *)(vh + 1) > p.end)
+			return verdict(&p, LB_PASS_RUNT, XDP_PASS);
+		proto = vh->h_vlan_encapsulated_proto;
+		l3 = vh + 1;
+	}
+	if (proto == bpf_htons(ETH_P_IP))
+		return ipv4(ctx, &p, l3);
+	if (proto == bpf_htons(ETH_P_IPV6))
+		return ipv6(ctx, &p, l3);
+	return verdict(&p, LB_PASS_NOT_VIP, XDP_PASS);
+}
+
+char LICENSE[] SEC("license") = "Dual MIT/GPL";

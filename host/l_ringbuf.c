@@ -233,6 +233,10 @@ static void on_readable(uv_poll_t *h, int status, int events)
 /* The lost_map: a (per-CPU) array whose key 0 the producer bumps. Raises on misuse. */
 static void check_lost_map(lua_State *L, int opts, const char *name, struct lbpf_map_view *v)
 {
+	if (lua_isnil(L, opts)) {
+		v->fd = -1;
+		return;
+	}
 	lua_getfield(L, opts, "lost_map");
 	if (lua_isnil(L, -1)) {
 		lua_pop(L, 1);

@@ -107,8 +107,53 @@ static struct lbpf_map *new_ud(lua_State *L, struct lbpf_map *m)
 	return m;
 }
 
+/*
+ * libbpf zeroes the BTF type ids of some map types (queue, stack, sockmap...)
+ * when it creates them, since the kernel refuses BTF there. The object's BTF
+ * still says what the key and value are: read the map's definition in .maps.
+ */
+static void def_types(const struct btf *btf, const char *name, uint32_t *kid, uint32_t *vid)
+{
+	__u32 n = btf ? btf__type_cnt(btf) : 0;
+
+	for (__u32 id = 1; id < n; id++) {
+		const struct btf_type *t = btf__type_by_id(btf, id);
+		const struct btf_var_secinfo *vs;
+
+		if (!btf_is_datasec(t) || strcmp(btf__name_by_offset(btf, t->name_off), ".maps"))
+			continue;
+		vs = btf_var_secinfos(t);
+		for (__u16 i = 0; i < btf_vlen(t); i++, vs++) {
+			const struct btf_type *v = btf__type_by_id(btf, vs->type);
+			const struct btf_type *def;
+			const struct btf_member *m;
+
+			if (strcmp(btf__name_by_offset(btf, v->name_off), name))
+				continue;
+			def = btf__type_by_id(btf, btf__resolve_type(btf, v->type));
+			if (!def || !btf_is_struct(def))
+				return;
+			m = btf_members(def);
+			for (__u16 j = 0; j < btf_vlen(def); j++, m++) {
+				const char *mn = btf__name_by_offset(btf, m->name_off);
+				const struct btf_type *p = btf__type_by_id(btf, m->type);
+
+				if (!p || !btf_is_ptr(p))
+					continue;
+				if (!strcmp(mn, "key") && !*kid)
+					*kid = p->type;
+				else if (!strcmp(mn, "value") && !*vid)
+					*vid = p->type;
+			}
+			return;
+		}
+	}
+}
+
 void lbpf_map__push(lua_State *L, struct lbpf_object *o, struct bpf_map *map)
 {
+	uint32_t kid = bpf_map__btf_key_type_id(map), vid = bpf_map__btf_value_type_id(map);
+
 	struct lbpf_map *m = calloc(1, sizeof(*m));
 
 	if (!m)
@@ -124,7 +169,9 @@ void lbpf_map__push(lua_State *L, struct lbpf_object *o, struct bpf_map *map)
 	m->value_size = bpf_map__value_size(map);
 	m->max_entries = bpf_map__max_entries(map);
 	m->flags = bpf_map__map_flags(map);
-	setup(m, bpf_map__btf_key_type_id(map), bpf_map__btf_value_type_id(map));
+	if ((!kid && m->key_size) || !vid)
+		def_types(m->btf, m->name, &kid, &vid);
+	setup(m, kid, vid);
 	new_ud(L, m);
 }
 

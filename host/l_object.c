@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/mman.h>
 
 #include "luabpf.h"
 
@@ -219,7 +220,7 @@ static int l_set(lua_State *L)
 	char what[256];
 	struct bpf_map *m;
 	size_t off, size;
-	void *data;
+	void *data, *tmp;
 
 	luaL_checkany(L, 3);
 	m = find_global(o->obj, name, &c, &off);
@@ -234,7 +235,10 @@ static int l_set(lua_State *L)
 				  o->name, name);
 	snprintf(what, sizeof(what), "object '%s' global '%s'", o->name, name);
 	c.what = what;
-	lbpf_codec__encode(L, &c, 3, (char *)data + off);
+	/* Encode aside first: a value that does not fit must not clobber the old one. */
+	tmp = lua_newuserdata(L, c.size);
+	lbpf_codec__encode(L, &c, 3, tmp);
+	memcpy((char *)data + off, tmp, c.size);
 	return 0;
 }
 
@@ -352,6 +356,34 @@ const char *lbpf_perm_hint(int err)
 	return "";
 }
 
+/*
+ * After load, point each data section's memory at the kernel's map, as
+ * bpf_object__load_skeleton does, so obj:get/set see and change the live
+ * values. bpf_object__load alone leaves libbpf's private copy in place.
+ */
+static void map_globals(struct lbpf_object *o)
+{
+	long page = sysconf(_SC_PAGESIZE);
+	struct bpf_map *m;
+
+	bpf_object__for_each_map(m, o->obj) {
+		__u32 flags = bpf_map__map_flags(m);
+		size_t vsz, sz;
+		void *addr;
+
+		if (!bpf_map__is_internal(m) || !(flags & BPF_F_MMAPABLE))
+			continue;
+		addr = (void *)bpf_map__initial_value(m, &vsz);
+		if (!addr)
+			continue;
+		sz = ((vsz + 7) / 8 * 8 * bpf_map__max_entries(m) + page - 1) / page * page;
+		if (mmap(addr, sz, (flags & BPF_F_RDONLY_PROG) ? PROT_READ : PROT_READ | PROT_WRITE,
+			 MAP_SHARED | MAP_FIXED, bpf_map__fd(m), 0) == MAP_FAILED)
+			lbpf_log(LBPF_WARN, "object '%s': can't map '%s' (%s): obj:get() shows "
+				 "values from before load", o->name, bpf_map__name(m), strerror(errno));
+	}
+}
+
 /* obj:load([{log_level=N, log="full"}]) -> true | nil, message, errno */
 static int l_load(lua_State *L)
 {
@@ -387,6 +419,7 @@ static int l_load(lua_State *L)
 
 	if (!err) {
 		o->loaded = true;
+		map_globals(o);
 		lua_pushboolean(L, 1);
 	} else {
 		bpf_object__for_each_program(p, o->obj) {

@@ -11,8 +11,8 @@ cd /
 out=$("$prefix/bin/luabpf" -e '
 local args = require("luabpf.args")
 local obj = assert(bpf.open("xdp_count"))
-print("lib:", package.searchpath("luabpf.args", package.path))
-print("object:", obj:name())' 2>&1) || t_fail "installed binary failed: $out"
+print("lib: " .. package.searchpath("luabpf.args", package.path))
+print("object: " .. obj:name())' 2>&1) || t_fail "installed binary failed: $out"
 t_contains "$out" "lib: $prefix/bin/../share/luabpf/lua/luabpf/args.lua" "Lua library found under the prefix"
 t_contains "$out" "object: xdp_count" "shipped object found by name under the prefix"
 [ -f "$prefix/share/luabpf/examples/xdp_count.lua" ] && t_pass "examples installed" || t_fail "examples missing"

@@ -524,7 +524,7 @@ static int l_info(lua_State *L)
 		break;
 	case 11: /* tcx: { ifindex, attach_type } where xdp has ifindex */
 		set_ifindex(L, info.i.xdp.ifindex, !strstr(l->desc, " in netns "));
-		set_str(L, "attach_type", attach_type_name(info.raw[4]));
+		set_str(L, "attach_type", attach_type_name(info.raw[5]));
 		break;
 	case BPF_LINK_TYPE_NETNS:
 		set_int(L, "netns_ino", info.i.netns.netns_ino);

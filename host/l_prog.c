@@ -489,12 +489,16 @@ static int tc_job_run(void *arg)
 	j->hook.sz = sizeof(j->hook);
 	j->hook.ifindex = (int)j->ifindex;
 	j->hook.attach_point = j->egress ? BPF_TC_EGRESS : BPF_TC_INGRESS;
-	if (bpf_tc_hook_create(&j->hook) == 0)
+	/* An existing clsact is fine: keep libbpf from warning about it. */
+	libbpf_print_fn_t print = libbpf_set_print(NULL);
+	int rc = bpf_tc_hook_create(&j->hook);
+
+	j->err = rc < 0 ? errno : 0;
+	libbpf_set_print(print);
+	if (rc == 0)
 		j->created_qdisc = true;
-	else if (errno != EEXIST) {
-		j->err = errno;
+	else if (j->err != EEXIST)
 		return 0;
-	}
 	memset(&j->opts, 0, sizeof(j->opts));
 	j->opts.sz = sizeof(j->opts);
 	j->opts.prog_fd = j->prog_fd;
@@ -723,9 +727,14 @@ static int l_attach_tracepoint(lua_State *L)
 	bl = bpf_program__attach_tracepoint(u->p, cat, name);
 	if (!bl) {
 		err = errno;
-		snprintf(hint, sizeof(hint), "no such tracepoint? see `ls "
-			 "/sys/kernel/tracing/events/%s/` or `bpftrace -l 'tracepoint:%s:*'`",
-			 cat, cat);
+		if (access("/sys/kernel/tracing/events", F_OK) &&
+		    access("/sys/kernel/debug/tracing/events", F_OK))
+			snprintf(hint, sizeof(hint), "tracefs is not mounted, and libbpf finds "
+				 "tracepoints there: mount -t tracefs tracefs /sys/kernel/tracing");
+		else
+			snprintf(hint, sizeof(hint), "no such tracepoint? see `ls "
+				 "/sys/kernel/tracing/events/%s/` or `bpftrace -l "
+				 "'tracepoint:%s:*'`", cat, cat);
 		return fail_hint(L, err, err == ENOENT ? hint : NULL,
 				 "can't attach program '%s' to tracepoint %s/%s", u->name, cat,
 				 name);
@@ -770,6 +779,13 @@ static int l_attach(lua_State *L)
 					 "such as tracepoint/CAT/NAME, raw_tp/NAME, kprobe/FUNC or "
 					 "fentry/FUNC; or use attach_tracepoint()",
 					 "can't auto-attach program '%s' (SEC(\"%s\"))", u->name, sec);
+		if (err == ENOENT && !strncmp(sec, "tracepoint/", 11) &&
+		    access("/sys/kernel/tracing/events", F_OK) &&
+		    access("/sys/kernel/debug/tracing/events", F_OK))
+			return fail_hint(L, err, "tracefs is not mounted, and libbpf finds "
+					 "tracepoints there: mount -t tracefs tracefs "
+					 "/sys/kernel/tracing",
+					 "can't attach program '%s' (SEC(\"%s\"))", u->name, sec);
 		return fail_hint(L, err, NULL, "can't attach program '%s' (SEC(\"%s\"))", u->name,
 				 sec);
 	}
@@ -892,6 +908,9 @@ static void set_num(lua_State *L, const char *k, lua_Number v)
 	lua_setfield(L, -2, k);
 }
 
+/* bpf_enable_stats() holds stats on while its fd is open; the sysctl does too. */
+static int stats_fd = -1;
+
 static bool stats_enabled(void)
 {
 	char c = '0';
@@ -902,7 +921,7 @@ static bool stats_enabled(void)
 			c = '0';
 		fclose(f);
 	}
-	return c == '1';
+	return c == '1' || stats_fd >= 0;
 }
 
 /* Push the info table for the program fd; returns 1, or a failure triple. */
@@ -1169,8 +1188,6 @@ static int l_program_from_id(lua_State *L)
 /* luabpf.enable_stats(): run_cnt/run_time_ns count while this process lives. */
 static int l_enable_stats(lua_State *L)
 {
-	static int stats_fd = -1;
-
 	if (stats_fd < 0) {
 		stats_fd = bpf_enable_stats(BPF_STATS_RUN_TIME);
 		if (stats_fd < 0)

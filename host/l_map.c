@@ -619,9 +619,14 @@ static int l_keys(lua_State *L)
 
 /* ---- batches ---------------------------------------------------------- */
 
-static bool batch_unsupported(int err)
+/*
+ * The map type has no batch operation. The kernel then leaves count as it
+ * was, so count can't tell; EINVAL is ambiguous and only counts when nothing
+ * was done.
+ */
+static bool batch_unsupported(int err, __u32 done)
 {
-	return err == EINVAL || err == ENOTSUPP || err == EOPNOTSUPP;
+	return err == ENOTSUPP || err == EOPNOTSUPP || (err == EINVAL && !done);
 }
 
 /* Per-element fallback: keys and values appended to the tables at kt, vt. */
@@ -668,7 +673,7 @@ static int collect(lua_State *L, struct lbpf_map *m, int kt, int vt, uint32_t co
 					      &opts);
 
 		err = rc ? errno : 0;
-		if (rc && first && batch_unsupported(err) && !got) {
+		if (rc && first && batch_unsupported(err, 0)) {
 			n = collect_slow(L, m, kt, vt, 0);
 			err = 0;
 			break;
@@ -803,10 +808,17 @@ static int l_update_batch(lua_State *L)
 		encode_value(L, m, -1, vals + i * m->vlen);
 		lua_pop(L, 2);
 	}
+	/* The kernel's batch takes BPF_F_LOCK only: exist/noexist go one by one. */
 	LIBBPF_OPTS(bpf_map_batch_opts, opts, .elem_flags = flags);
-	rc = bpf_map_update_batch(m->fd, keys, vals, &count, &opts);
-	err = rc ? errno : 0;
-	if (rc && batch_unsupported(err) && !count) {
+	if (flags == BPF_ANY || flags == BPF_F_LOCK) {
+		rc = bpf_map_update_batch(m->fd, keys, vals, &count, &opts);
+		err = rc ? errno : 0;
+	} else {
+		rc = -1;
+		err = EINVAL;
+		count = 0;
+	}
+	if (rc && batch_unsupported(err, count == n ? 0 : count)) {
 		err = 0;
 		for (size_t i = 0; i < n && !err; i++)
 			if (bpf_map_update_elem(m->fd, keys + i * m->key_size, vals + i * m->vlen,
@@ -841,7 +853,7 @@ static int l_delete_batch(lua_State *L)
 	LIBBPF_OPTS(bpf_map_batch_opts, opts);
 	rc = bpf_map_delete_batch(m->fd, keys, &count, &opts);
 	err = rc ? errno : 0;
-	if (rc && batch_unsupported(err) && !count) {
+	if (rc && batch_unsupported(err, count == n ? 0 : count)) {
 		err = 0;
 		for (size_t i = 0; i < n && !err; i++)
 			if (bpf_map_delete_elem(m->fd, keys + i * m->key_size))

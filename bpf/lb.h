@@ -61,6 +61,7 @@ struct lb_backend {
 	__be16 port; /* NAT: port on the backend; 0 keeps the VIP's port */
 	__u8 state;  /* enum lb_backend_state */
 	__u8 pad;
+	__u32 vip;   /* the VIP it serves: lets a restarted service find its ids */
 };
 
 struct lb_flow_key {

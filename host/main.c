@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* The luabpf command line: run a script, or a chunk of code, on one loop. */
 #include <errno.h>
+#include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,6 +68,20 @@ static int run_chunk(lua_State *L, const char *name, int argc, char **argv)
 	}
 	lua_pop(L, 1);
 	return LBPF_EXIT_OK;
+}
+
+/* A script's own directory comes first in package.path: its modules beside it. */
+static void add_script_dir(lua_State *L, const char *script)
+{
+	char *copy = strdup(script);
+
+	lua_getglobal(L, "package");
+	lua_pushfstring(L, "%s/?.lua;", dirname(copy));
+	lua_getfield(L, -2, "path");
+	lua_concat(L, 2);
+	lua_setfield(L, -2, "path");
+	lua_pop(L, 1);
+	free(copy);
 }
 
 static int finish(int rc)
@@ -146,6 +161,7 @@ int main(int argc, char **argv)
 			fprintf(stderr, "ERROR: can't open script '%s': %s\n", script, strerror(errno));
 			return finish(LBPF_EXIT_ERROR);
 		}
+		add_script_dir(L, script);
 		if (luaL_loadfile(L, script)) {
 			/* The message already reads "file:line: reason". */
 			fprintf(stderr, "ERROR: %s\n", lua_tostring(L, -1));

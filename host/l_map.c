@@ -867,11 +867,14 @@ static int l_delete_batch(lua_State *L)
 
 /* ---- about the map ---------------------------------------------------- */
 
+/* Where we pinned it, or where libbpf did (pinning by name). */
 static const char *pinned_path(struct lbpf_map *m)
 {
-	if (m->map)
+	if (m->pin_path)
+		return m->pin_path;
+	if (m->map && bpf_map__is_pinned(m->map))
 		return bpf_map__pin_path(m->map);
-	return m->pin_path;
+	return NULL;
 }
 
 /* m:info() -> {type=, key_size=, value_size=, max_entries=, id=, name=, flags=, btf_id=, pinned=} */
@@ -994,23 +997,23 @@ static int pin_fail(lua_State *L, struct lbpf_map *m, int err, const char *path,
 	return 3;
 }
 
-/* m:pin(path) -> true | nil, msg, errno */
+/*
+ * m:pin(path) -> true | nil, msg, errno. bpf_obj_pin rather than
+ * bpf_map__pin: libbpf remembers one pin path per map, even after unpin.
+ */
 static int l_pin(lua_State *L)
 {
 	struct lbpf_map *m = check_map(L, 1);
 	const char *path = luaL_checkstring(L, 2);
-	int rc;
 
-	if (m->map)
-		rc = bpf_map__pin(m->map, path);
-	else
-		rc = bpf_obj_pin(m->fd, path);
-	if (rc)
-		return pin_fail(L, m, errno, path, "pin at");
-	if (!m->map) {
-		free(m->pin_path);
-		m->pin_path = strdup(path);
+	if (m->pin_path && !strcmp(m->pin_path, path)) {
+		lua_pushboolean(L, 1); /* already there, as libbpf treats it */
+		return 1;
 	}
+	if (bpf_obj_pin(m->fd, path))
+		return pin_fail(L, m, errno, path, "pin at");
+	free(m->pin_path);
+	m->pin_path = strdup(path);
 	lua_pushboolean(L, 1);
 	return 1;
 }
@@ -1024,7 +1027,7 @@ static int l_unpin(lua_State *L)
 
 	if (!path)
 		return luaL_error(L, "map '%s' is not pinned (pass the path to unpin)", m->name);
-	if (m->map && bpf_map__pin_path(m->map) && !strcmp(path, bpf_map__pin_path(m->map)))
+	if (!m->pin_path && m->map && pinned_path(m) && !strcmp(path, pinned_path(m)))
 		rc = bpf_map__unpin(m->map, NULL);
 	else
 		rc = unlink(path);

@@ -4,8 +4,8 @@
  * perf_buffer on the host's loop (uv_poll_t on perf_buffer__epoll_fd).
  * The older, per-CPU transport: one lua_call per event, lost events
  * counted by the kernel and reported through libbpf's lost callback. A wake
- * reads what the ready per-CPU buffers hold, which bounds it to
- * pages * page size per CPU.
+ * reads what the per-CPU buffers hold, which bounds it to pages * page size
+ * per CPU.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -23,6 +23,8 @@ struct perfbuf_ud;
 struct perfbuf {
 	struct perf_buffer *pb;
 	uv_poll_t poll;
+	uv_idle_t kick; /* one drain after start/resume: see kick() */
+	int handles;    /* libuv handles not closed yet */
 	struct perfbuf *next, **pprev;
 	struct perfbuf_ud *ud;
 	int handler_ref, lost_ref, caster_ref, anchor_ref;
@@ -58,8 +60,8 @@ static void on_closed(uv_handle_t *h)
 {
 	struct perfbuf *p = h->data;
 
-	/* The epoll fd goes with the perf_buffer, after libuv let go of it. */
-	perf_buffer__free(p->pb);
+	if (--p->handles > 0)
+		return;
 	free(p);
 }
 
@@ -81,8 +83,16 @@ static void release(struct perfbuf *p)
 	}
 	lbpf_decode__free(&p->decode);
 	uv_poll_stop(&p->poll);
-	if (!uv_is_closing((uv_handle_t *)&p->poll))
-		uv_close((uv_handle_t *)&p->poll, on_closed);
+	uv_idle_stop(&p->kick);
+	uv_close((uv_handle_t *)&p->poll, on_closed);
+	uv_close((uv_handle_t *)&p->kick, on_closed);
+	/*
+	 * Now, not in on_closed: libuv has dropped the epoll fd already, and the
+	 * map's CPU slots must be cleared before a new perfbuf on the same map
+	 * fills them, or our late cleanup would delete its entries.
+	 */
+	perf_buffer__free(p->pb);
+	p->pb = NULL;
 }
 
 static void pb_close(struct perfbuf *p)
@@ -164,13 +174,20 @@ static void on_lost(void *ctx, int cpu, __u64 cnt)
 	lbpf_pcall(L, 2, 0, p->lost_what);
 }
 
+/*
+ * Read every per-CPU buffer, not only those perf_buffer__poll() would find:
+ * a perf event's poll reports data once per wakeup, and the outer epoll
+ * (libuv's) has already used that report up when it polled libbpf's epoll fd,
+ * so libbpf's own epoll_wait would then see nothing. Reading a buffer with
+ * nothing in it is one load of its head.
+ */
 static int drain(struct perfbuf *p)
 {
 	uint64_t start = p->events;
 	int n;
 
 	p->draining = true;
-	n = perf_buffer__poll(p->pb, 0);
+	n = perf_buffer__consume(p->pb);
 	p->draining = false;
 	if (p->events != start)
 		p->batches++;
@@ -192,6 +209,25 @@ static void on_readable(uv_poll_t *h, int status, int events)
 	err = drain(p);
 	if (err && err != -EINTR)
 		lbpf_log(LBPF_WARN, "perfbuf '%s': %s", p->name, strerror(-err));
+}
+
+static void on_kick(uv_idle_t *h)
+{
+	struct perfbuf *p = h->data;
+
+	uv_idle_stop(h);
+	if (!p->paused && !p->closing)
+		drain(p);
+}
+
+/*
+ * Samples that came while we were not polled (before start, while paused)
+ * sent their wakeup to nobody and would wait for the next sample: drain once
+ * by hand after every (re)start.
+ */
+static void kick(struct perfbuf *p)
+{
+	uv_idle_start(&p->kick, on_kick);
 }
 
 /* luabpf.perfbuf(map, handler [, {decode=, pages=64, lost=function(cpu, n)}]) */
@@ -256,6 +292,9 @@ static int l_perfbuf(lua_State *L)
 		return lbpf_failf(L, -err, "perfbuf '%s': can't poll", v.name);
 	}
 	p->poll.data = p;
+	uv_idle_init(lbpf_loop(), &p->kick);
+	p->kick.data = p;
+	p->handles = 2;
 	p->next = all;
 	if (all)
 		all->pprev = &p->next;
@@ -297,6 +336,7 @@ static int l_perfbuf(lua_State *L)
 		pb_close(p);
 		return lbpf_failf(L, -err, "perfbuf '%s': can't poll", v.name);
 	}
+	kick(p);
 	return 1;
 }
 
@@ -320,6 +360,7 @@ static int l_resume(lua_State *L)
 	if (err)
 		return lbpf_failf(L, -err, "perfbuf '%s': can't poll", p->name);
 	p->paused = false;
+	kick(p);
 	lua_pushboolean(L, 1);
 	return 1;
 }

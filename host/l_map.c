@@ -983,8 +983,12 @@ static int pin_fail(lua_State *L, struct lbpf_map *m, int err, const char *path,
 			hint = " ('%s' is not on a BPF filesystem: is /sys/fs/bpf mounted? "
 			       "mount -t bpf bpf /sys/fs/bpf)";
 	} else if (errno == ENOENT) {
-		hint = " (directory '%s' does not exist: create it first, on bpffs; is "
-		       "/sys/fs/bpf mounted? mount -t bpf bpf /sys/fs/bpf)";
+		bool mounted = statfs("/sys/fs/bpf", &fs) == 0 &&
+			       (unsigned long)fs.f_type == BPF_FS_MAGIC;
+
+		hint = mounted ? " (directory '%s' does not exist: create it first)"
+			       : " (directory '%s' does not exist: is /sys/fs/bpf mounted? "
+				 "mount -t bpf bpf /sys/fs/bpf)";
 	}
 	lua_pushnil(L);
 	lua_pushfstring(L, "map '%s': can't %s '%s': %s: %s", m->name, op, path,

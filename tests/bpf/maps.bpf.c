@@ -192,6 +192,14 @@ struct {
 	__type(value, struct cnt);
 } q SEC(".maps");
 
+/* bench/map_ops: sized with set_max_entries before load. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u32);
+	__type(value, struct cnt);
+} bench SEC(".maps");
+
 /* No BTF for key and value: the codec's size rules apply. */
 struct {
 	__uint(type, BPF_MAP_TYPE_HASH);

@@ -1,0 +1,79 @@
+-- SPDX-License-Identifier: MIT
+-- Map operations per second from Lua against the same operations in C
+-- (bench/map_ops.c, libbpf directly) on the same map, in the same run:
+-- 5 rounds, C and Lua alternating, medians and the Lua/C ratio.
+-- usage: luabpf run bench/map_ops.lua BUILD_DIR [N] [ROUNDS]
+local uv = require("luv")
+local build = assert(arg[1], "usage: map_ops.lua BUILD_DIR [N] [ROUNDS]")
+local N = tonumber(arg[2]) or 100000
+local ROUNDS = tonumber(arg[3]) or 5
+local object = build .. "/tests/bpf/maps.bpf.o"
+local cbin = build .. "/bench/map_ops"
+local ops = { "update", "lookup", "update_batch", "lookup_batch" }
+
+local function rate(fn)
+  local t0 = uv.hrtime()
+  fn()
+  return N / ((uv.hrtime() - t0) / 1e9)
+end
+
+local function lua_round()
+  local obj = assert(bpf.open(object))
+  local m = obj:map("bench")
+  m:set_max_entries(N)
+  assert(obj:load())
+  local r = {}
+  r.update = rate(function()
+    for i = 0, N - 1 do m:update(i, { packets = i, bytes = 2 * i }) end
+  end)
+  local sink = 0
+  r.lookup = rate(function()
+    for i = 0, N - 1 do local v = m:lookup(i); sink = sink + v.packets + v.bytes end
+  end)
+  r.update_batch = rate(function()
+    local ks, vs = {}, {}
+    for i = 1, N do ks[i] = i - 1; vs[i] = { packets = i, bytes = 2 * i } end
+    assert(m:update_batch(ks, vs))
+  end)
+  r.lookup_batch = rate(function()
+    local ks, vs = m:lookup_batch()
+    assert(#ks == N, "lookup_batch returned " .. #ks)
+    for i = 1, #vs do sink = sink + vs[i].packets end
+  end)
+  obj:close()
+  assert(sink > 0)
+  return r
+end
+
+local function c_round()
+  local p = assert(io.popen(string.format("%q %q %d", cbin, object, N)))
+  local r = {}
+  for line in p:lines() do
+    local op, v = line:match("^(%S+) (%S+)$")
+    if op then r[op] = tonumber(v) end
+  end
+  assert(p:close(), "map_ops (C) failed")
+  return r
+end
+
+local function median(t)
+  table.sort(t)
+  local n = #t
+  return n % 2 == 1 and t[(n + 1) / 2] or (t[n / 2] + t[n / 2 + 1]) / 2
+end
+
+local cs, ls = {}, {}
+for _, op in ipairs(ops) do cs[op], ls[op] = {}, {} end
+for _ = 1, ROUNDS do
+  local c, l = c_round(), lua_round()
+  for _, op in ipairs(ops) do
+    table.insert(cs[op], c[op]); table.insert(ls[op], l[op])
+  end
+end
+
+print(string.format("map_ops: %d ops on hash __u32 -> struct {__u64, __u64}, median of %d rounds", N, ROUNDS))
+print(string.format("%-14s %14s %14s %8s", "op", "C ops/s", "Lua ops/s", "Lua/C"))
+for _, op in ipairs(ops) do
+  local c, l = median(cs[op]), median(ls[op])
+  print(string.format("%-14s %14.0f %14.0f %8.2f", op, c, l, l / c))
+end

@@ -1,0 +1,10 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# Run every benchmark: `cmake --build build --target bench`, or bench/run.sh BUILD_DIR.
+# Benchmarks are not tests; each reports ratios against a baseline measured in
+# the same run. Keep this a plain list of bench/<x> invocations.
+set -euo pipefail
+BUILD=${1:-build}
+BENCH=$(cd "$(dirname "$0")" && pwd)
+
+"$BUILD/luabpf" run "$BENCH/map_ops.lua" "$BUILD"

@@ -8,3 +8,4 @@ BUILD=${1:-build}
 BENCH=$(cd "$(dirname "$0")" && pwd)
 
 "$BUILD/luabpf" run "$BENCH/map_ops.lua" "$BUILD"
+bash "$BENCH/ringbuf.sh" "$BUILD"

@@ -197,6 +197,9 @@ static uint64_t drain(struct ringbuf *rb, lua_State *L, uint64_t budget)
 {
 	uint64_t start = rb->ring.events;
 
+	/* Pick up where any other consumer of this ring (another buffer on the
+	 * same map, libbpf, a previous process) left it. */
+	rb->ring.pos = rb->ring.committed = load_acquire(rb->ring.consumer_pos);
 	rb->draining = true;
 	while (!rb->ring.stop) {
 		uint64_t done = rb->ring.events - start;

@@ -297,10 +297,46 @@ static void resolve(const struct btf *btf, uint32_t id, struct tinfo *ti)
 	}
 }
 
+/*
+ * resolve() on every field of every map operation shows in profiles, so
+ * remember it per (btf, type id). An entry also records the BTF's string
+ * section and type count: a freed BTF whose address is reused by another
+ * won't match unless it is the same data.
+ */
+#define CACHE_SIZE 512
+
+struct cache_ent {
+	const struct btf *btf;
+	const char *strs;
+	uint32_t id, cnt;
+	struct tinfo ti;
+};
+
+static struct cache_ent cache[CACHE_SIZE];
+
+static void resolve_cached(const struct btf *btf, uint32_t id, struct tinfo *ti)
+{
+	struct cache_ent *e = &cache[(id * 2654435761u ^ (uint32_t)((uintptr_t)btf >> 4)) &
+				     (CACHE_SIZE - 1)];
+	const char *strs = btf__name_by_offset(btf, 0);
+	uint32_t cnt = btf__type_cnt(btf);
+
+	if (e->btf == btf && e->id == id && e->strs == strs && e->cnt == cnt) {
+		*ti = e->ti;
+		return;
+	}
+	resolve(btf, id, ti);
+	e->btf = btf;
+	e->id = id;
+	e->strs = strs;
+	e->cnt = cnt;
+	e->ti = *ti;
+}
+
 static void top_info(const struct lbpf_codec *c, struct tinfo *ti)
 {
 	if (c->btf && c->type_id) {
-		resolve(c->btf, c->type_id, ti);
+		resolve_cached(c->btf, c->type_id, ti);
 		return;
 	}
 	ti->id = 0;
@@ -515,6 +551,11 @@ static const char *range_text(bool sign, uint32_t bits, char *buf, size_t n)
 	return buf;
 }
 
+static inline lua_Number pow2(uint32_t bits)
+{
+	return bits < 64 ? (lua_Number)(1ULL << bits) : 18446744073709551616.0;
+}
+
 /* The Lua integer at idx as bits-wide two's complement; raises if it isn't one. */
 static uint64_t check_int(struct ctx *x, int idx, const struct tinfo *ti, uint32_t bits)
 {
@@ -536,13 +577,13 @@ static uint64_t check_int(struct ctx *x, int idx, const struct tinfo *ti, uint32
 		if (n != floor(n) || isinf(n))
 			fail_at(x, true, "expects an integer, got %s", lua_value_desc(L, idx, vb, 64));
 		if (ti->sign) {
-			lua_Number lim = ldexp(1.0, (int)bits - 1);
+			lua_Number lim = pow2(bits - 1);
 
 			if (n < -lim || n >= lim)
 				goto range;
 			return (uint64_t)(int64_t)n;
 		}
-		if (n < 0 || n >= ldexp(1.0, (int)bits))
+		if (n < 0 || n >= pow2(bits))
 			goto range;
 		return (uint64_t)n;
 	}
@@ -660,7 +701,7 @@ static int encode_members(struct ctx *x, const struct btf_type *t, int tidx, uin
 		uint32_t bits = btf_member_bitfield_size(t, i);
 		struct tinfo sub;
 
-		resolve(btf, m->type, &sub);
+		resolve_cached(btf, m->type, &sub);
 		if (!*name) {
 			/* Anonymous struct/union: its fields are the parent's, as in C. */
 			if (sub.kind == K_STRUCT || sub.kind == K_UNION)
@@ -738,7 +779,7 @@ static void encode_array(struct ctx *x, const struct tinfo *ti, int idx, uint8_t
 
 	if (n > a->nelems)
 		fail_at(x, true, "expects at most %u elements, got %zu", a->nelems, n);
-	resolve(x->c->btf, a->type, &e);
+	resolve_cached(x->c->btf, a->type, &e);
 	for (size_t i = 0; i < n; i++) {
 		lua_rawgeti(L, idx, (int)i + 1);
 		push_field(x, NULL, (uint32_t)i + 1);
@@ -971,7 +1012,7 @@ static void decode_members(lua_State *L, const struct btf *btf, const struct btf
 		uint32_t bits = btf_member_bitfield_size(t, i);
 		struct tinfo sub;
 
-		resolve(btf, m->type, &sub);
+		resolve_cached(btf, m->type, &sub);
 		if (!*name) {
 			if (sub.kind == K_STRUCT || sub.kind == K_UNION)
 				decode_members(L, btf, sub.t, buf + bit_off / 8);
@@ -1044,7 +1085,7 @@ static void decode(lua_State *L, const struct btf *btf, const struct tinfo *ti, 
 		const struct btf_array *a = btf_array(ti->t);
 		struct tinfo e;
 
-		resolve(btf, a->type, &e);
+		resolve_cached(btf, a->type, &e);
 		lua_createtable(L, (int)a->nelems, 0);
 		for (uint32_t i = 0; i < a->nelems; i++) {
 			decode(L, btf, &e, buf + i * e.size);

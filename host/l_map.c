@@ -189,8 +189,19 @@ static void map_free(struct lbpf_map *m)
 	free(m);
 }
 
+static const void *map_mt; /* our metatable: compared by address on the hot path */
+
 static struct map_ud *check_ud(lua_State *L, int idx)
 {
+	struct map_ud *u = lua_touserdata(L, idx);
+
+	if (u && lua_getmetatable(L, idx)) {
+		const void *mt = lua_topointer(L, -1);
+
+		lua_pop(L, 1);
+		if (mt == map_mt)
+			return u;
+	}
 	return luaL_checkudata(L, idx, MT_MAP);
 }
 
@@ -1194,5 +1205,8 @@ static const luaL_Reg module_fns[] = {
 void lbpf_map__register(lua_State *L)
 {
 	lbpf_new_class(L, MT_MAP, methods);
+	luaL_getmetatable(L, MT_MAP);
+	map_mt = lua_topointer(L, -1);
+	lua_pop(L, 1);
 	luaL_register(L, NULL, module_fns);
 }

@@ -21,22 +21,21 @@
 #endif
 
 #define MAX_DEPTH 32
-#define TWO53 9007199254740992.0
 
 /* How a type looks from Lua, after typedefs and qualifiers. */
 enum kind {
-	K_INT,    /* number (cdata beyond 2^53) */
-	K_BOOL,   /* boolean */
-	K_ENUM,   /* number, or an enumerator's name on encode */
+	K_INT,	  /* number (cdata beyond 2^53) */
+	K_BOOL,	  /* boolean */
+	K_ENUM,	  /* number, or an enumerator's name on encode */
 	K_FLOAT,  /* number */
-	K_BE,     /* __be16/32/64: host-order number */
-	K_IPV4,   /* ipv4_t: "10.0.0.1" */
-	K_IPV6,   /* ipv6_t, struct in6_addr: "fd00::1" */
+	K_BE,	  /* __be16/32/64: host-order number */
+	K_IPV4,	  /* ipv4_t: "10.0.0.1" */
+	K_IPV6,	  /* ipv6_t, struct in6_addr: "fd00::1" */
 	K_STRUCT, /* table by field name */
 	K_UNION,
 	K_ARRAY, /* sequence */
 	K_CHARS, /* char[N]: string */
-	K_RAW,   /* string of exactly size bytes */
+	K_RAW,	 /* string of exactly size bytes */
 };
 
 struct tinfo {
@@ -61,82 +60,83 @@ struct ctx {
 static int box_ref = LUA_NOREF, unbox_ref = LUA_NOREF, helpers_ref = LUA_NOREF;
 
 static const char helpers_src[] =
-	"local ffi = require('ffi')\n"
-	"local u64, i64 = ffi.typeof('uint64_t'), ffi.typeof('int64_t')\n"
-	"local u64p, i64p = ffi.typeof('uint64_t *'), ffi.typeof('int64_t *')\n"
-	"local cast, istype = ffi.cast, ffi.istype\n"
-	"local H = {}\n"
-	"function H.box(p, signed)\n"
-	"  if signed then return cast(i64p, p)[0] end\n"
-	"  return cast(u64p, p)[0]\n"
-	"end\n"
-	"function H.unbox(v, p)\n"
-	"  if istype(u64, v) then cast(u64p, p)[0] = v return 2 end\n"
-	"  if istype(i64, v) then cast(i64p, p)[0] = v return 1 end\n"
-	"  return 0\n"
-	"end\n"
-	"local function norm(v)\n"
-	"  if type(v) == 'cdata' and v < 2^53 and v > -2^53 then return tonumber(v) end\n"
-	"  return v\n"
-	"end\n"
-	"local function add(a, b)\n"
-	"  if a == nil then\n"
-	"    if type(b) ~= 'table' then return b end\n"
-	"    local r = {}\n"
-	"    for k, v in pairs(b) do r[k] = add(nil, v) end\n"
-	"    return r\n"
-	"  end\n"
-	"  local ta, tb = type(a), type(b)\n"
-	"  if ta == 'table' and tb == 'table' then\n"
-	"    for k, v in pairs(b) do a[k] = add(a[k], v) end\n"
-	"    return a\n"
-	"  end\n"
-	"  if ta == 'number' and tb == 'number' then\n"
-	"    local r = a + b\n"
-	"    if r < 2^53 and r > -2^53 then return r end\n"
-	"    if a >= 0 and b >= 0 then return u64(a) + u64(b) end\n"
-	"    return i64(a) + i64(b)\n"
-	"  end\n"
-	"  if (ta == 'number' or ta == 'cdata') and (tb == 'number' or tb == 'cdata') then\n"
-	"    if ta == 'number' and a < 0 or tb == 'number' and b < 0 then return i64(a) + b end\n"
-	"    if ta == 'number' then return u64(a) + b end\n"
-	"    return a + b\n"
-	"  end\n"
-	"  return a\n"
-	"end\n"
-	"local function fix(v)\n"
-	"  if type(v) == 'table' then for k, x in pairs(v) do v[k] = fix(x) end return v end\n"
-	"  return norm(v)\n"
-	"end\n"
-	"function H.sum(list)\n"
-	"  if type(list) ~= 'table' then\n"
-	"    error('bpf.sum expects a list of per-CPU values, got ' .. type(list), 2)\n"
-	"  end\n"
-	"  local acc\n"
-	"  for i = 1, #list do acc = add(acc, list[i]) end\n"
-	"  if acc == nil then return 0 end\n"
-	"  return fix(acc)\n"
-	"end\n"
-	"function H.u64(x)\n"
-	"  if type(x) == 'number' then\n"
-	"    if x < 0 or x ~= math.floor(x) or x >= 2^64 then\n"
-	"      error('bpf.u64 expects a non-negative integer, got ' .. tostring(x), 2)\n"
-	"    end\n"
-	"    return u64(x)\n"
-	"  end\n"
-	"  if type(x) == 'cdata' then return u64(x) end\n"
-	"  if type(x) == 'string' and x:match('^%d+$') then\n"
-	"    local r = u64(0)\n"
-	"    for i = 1, #x do\n"
-	"      local n = r * 10 + (x:byte(i) - 48)\n"
-	"      if n / 10 ~= r then error(\"bpf.u64: '\" .. x .. \"' is beyond 2^64\", 2) end\n"
-	"      r = n\n"
-	"    end\n"
-	"    return r\n"
-	"  end\n"
-	"  error('bpf.u64 expects a number, a decimal string or an integer cdata, got ' .. type(x), 2)\n"
-	"end\n"
-	"return H\n";
+    "local ffi = require('ffi')\n"
+    "local u64, i64 = ffi.typeof('uint64_t'), ffi.typeof('int64_t')\n"
+    "local u64p, i64p = ffi.typeof('uint64_t *'), ffi.typeof('int64_t *')\n"
+    "local cast, istype = ffi.cast, ffi.istype\n"
+    "local H = {}\n"
+    "function H.box(p, signed)\n"
+    "  if signed then return cast(i64p, p)[0] end\n"
+    "  return cast(u64p, p)[0]\n"
+    "end\n"
+    "function H.unbox(v, p)\n"
+    "  if istype(u64, v) then cast(u64p, p)[0] = v return 2 end\n"
+    "  if istype(i64, v) then cast(i64p, p)[0] = v return 1 end\n"
+    "  return 0\n"
+    "end\n"
+    "local function norm(v)\n"
+    "  if type(v) == 'cdata' and v < 2^53 and v > -2^53 then return tonumber(v) end\n"
+    "  return v\n"
+    "end\n"
+    "local function add(a, b)\n"
+    "  if a == nil then\n"
+    "    if type(b) ~= 'table' then return b end\n"
+    "    local r = {}\n"
+    "    for k, v in pairs(b) do r[k] = add(nil, v) end\n"
+    "    return r\n"
+    "  end\n"
+    "  local ta, tb = type(a), type(b)\n"
+    "  if ta == 'table' and tb == 'table' then\n"
+    "    for k, v in pairs(b) do a[k] = add(a[k], v) end\n"
+    "    return a\n"
+    "  end\n"
+    "  if ta == 'number' and tb == 'number' then\n"
+    "    local r = a + b\n"
+    "    if r < 2^53 and r > -2^53 then return r end\n"
+    "    if a >= 0 and b >= 0 then return u64(a) + u64(b) end\n"
+    "    return i64(a) + i64(b)\n"
+    "  end\n"
+    "  if (ta == 'number' or ta == 'cdata') and (tb == 'number' or tb == 'cdata') then\n"
+    "    if ta == 'number' and a < 0 or tb == 'number' and b < 0 then return i64(a) + b end\n"
+    "    if ta == 'number' then return u64(a) + b end\n"
+    "    return a + b\n"
+    "  end\n"
+    "  return a\n"
+    "end\n"
+    "local function fix(v)\n"
+    "  if type(v) == 'table' then for k, x in pairs(v) do v[k] = fix(x) end return v end\n"
+    "  return norm(v)\n"
+    "end\n"
+    "function H.sum(list)\n"
+    "  if type(list) ~= 'table' then\n"
+    "    error('bpf.sum expects a list of per-CPU values, got ' .. type(list), 2)\n"
+    "  end\n"
+    "  local acc\n"
+    "  for i = 1, #list do acc = add(acc, list[i]) end\n"
+    "  if acc == nil then return 0 end\n"
+    "  return fix(acc)\n"
+    "end\n"
+    "function H.u64(x)\n"
+    "  if type(x) == 'number' then\n"
+    "    if x < 0 or x ~= math.floor(x) or x >= 2^64 then\n"
+    "      error('bpf.u64 expects a non-negative integer, got ' .. tostring(x), 2)\n"
+    "    end\n"
+    "    return u64(x)\n"
+    "  end\n"
+    "  if type(x) == 'cdata' then return u64(x) end\n"
+    "  if type(x) == 'string' and x:match('^%d+$') then\n"
+    "    local r = u64(0)\n"
+    "    for i = 1, #x do\n"
+    "      local n = r * 10 + (x:byte(i) - 48)\n"
+    "      if n / 10 ~= r then error(\"bpf.u64: '\" .. x .. \"' is beyond 2^64\", 2) end\n"
+    "      r = n\n"
+    "    end\n"
+    "    return r\n"
+    "  end\n"
+    "  error('bpf.u64 expects a number, a decimal string or an integer cdata, got ' .. type(x), "
+    "2)\n"
+    "end\n"
+    "return H\n";
 
 static void load_helpers(lua_State *L)
 {
@@ -214,7 +214,8 @@ static void resolve(const struct btf *btf, uint32_t id, struct tinfo *ti)
 
 			if (!ti->name)
 				ti->name = n;
-			if (special < 0 && n[0] == '_' && n[1] == '_' && n[2] == 'b' && n[3] == 'e' &&
+			if (special < 0 && n[0] == '_' && n[1] == '_' && n[2] == 'b' &&
+			    n[3] == 'e' &&
 			    (!strcmp(n, "__be16") || !strcmp(n, "__be32") || !strcmp(n, "__be64")))
 				special = K_BE;
 			else if (special < 0 && n[0] == 'i' && !strcmp(n, "ipv4_t"))
@@ -316,8 +317,8 @@ static struct cache_ent cache[CACHE_SIZE];
 
 static void resolve_cached(const struct btf *btf, uint32_t id, struct tinfo *ti)
 {
-	struct cache_ent *e = &cache[(id * 2654435761u ^ (uint32_t)((uintptr_t)btf >> 4)) &
-				     (CACHE_SIZE - 1)];
+	struct cache_ent *e =
+	    &cache[(id * 2654435761u ^ (uint32_t)((uintptr_t)btf >> 4)) & (CACHE_SIZE - 1)];
 	const char *strs = btf__name_by_offset(btf, 0);
 	uint32_t cnt = btf__type_cnt(btf);
 
@@ -391,6 +392,7 @@ static void type_name(const struct btf *btf, uint32_t id, uint32_t size, char *o
 	}
 }
 
+/// A C-like name of the codec's type for messages ("struct flow", "__u32").
 const char *lbpf_codec__type_name(const struct lbpf_codec *c, char *out, size_t n)
 {
 	type_name(c->btf, c->type_id, c->size, out, n);
@@ -543,7 +545,8 @@ static void store_bits(uint8_t *p, uint32_t bit_off, uint32_t bits, uint64_t v)
 static const char *range_text(bool sign, uint32_t bits, char *buf, size_t n)
 {
 	if (sign)
-		snprintf(buf, n, "%lld..%lld", bits == 64 ? (long long)INT64_MIN : -(1LL << (bits - 1)),
+		snprintf(buf, n, "%lld..%lld",
+			 bits == 64 ? (long long)INT64_MIN : -(1LL << (bits - 1)),
 			 bits == 64 ? (long long)INT64_MAX : (1LL << (bits - 1)) - 1);
 	else
 		snprintf(buf, n, "0..%llu",
@@ -575,7 +578,8 @@ static uint64_t check_int(struct ctx *x, int idx, const struct tinfo *ti, uint32
 		lua_Number n = lua_tonumber(L, idx);
 
 		if (n != floor(n) || isinf(n))
-			fail_at(x, true, "expects an integer, got %s", lua_value_desc(L, idx, vb, 64));
+			fail_at(x, true, "expects an integer, got %s",
+				lua_value_desc(L, idx, vb, 64));
 		if (ti->sign) {
 			lua_Number lim = pow2(bits - 1);
 
@@ -621,9 +625,9 @@ range:
 range_str:
 	if (bits != ti->size * 8)
 		fail_at(x, true, "expects a %u-bit integer (%s), got %s", bits,
-		      range_text(ti->sign, bits, rb, sizeof(rb)), vb);
+			range_text(ti->sign, bits, rb, sizeof(rb)), vb);
 	fail_at(x, true, "expects %s (%s), got %s", ti->name && *ti->name ? ti->name : "an integer",
-	      range_text(ti->sign, bits, rb, sizeof(rb)), vb);
+		range_text(ti->sign, bits, rb, sizeof(rb)), vb);
 }
 
 static uint64_t bswap(uint64_t v, uint32_t size)
@@ -721,7 +725,7 @@ static int encode_members(struct ctx *x, const struct btf_type *t, int tidx, uin
 			if (!bits)
 				bits = sub.size * 8;
 			if (sub.kind == K_ENUM && lua_type(L, -1) == LUA_TSTRING) {
-				uint8_t tmp[8] = { 0 };
+				uint8_t tmp[8] = {0};
 
 				encode_enum(x, &sub, lua_gettop(L), tmp);
 				v = load_uint(tmp, sub.size);
@@ -757,16 +761,17 @@ static void encode_struct(struct ctx *x, const struct tinfo *ti, int idx, uint8_
 		int n = 0;
 
 		lua_pop(L, 1);
-		if (lua_type(L, -1) == LUA_TSTRING && members_have(x->c->btf, ti->t, lua_tostring(L, -1)))
+		if (lua_type(L, -1) == LUA_TSTRING &&
+		    members_have(x->c->btf, ti->t, lua_tostring(L, -1)))
 			continue;
 		luaL_buffinit(L, &b);
 		members_list(L, x->c->btf, ti->t, &b, &n);
 		luaL_pushresult(&b);
 		if (lua_type(L, -2) == LUA_TSTRING)
 			fail_at(x, false, "unknown field '%s' (fields: %s)", lua_tostring(L, -2),
-			      lua_tostring(L, -1));
-		fail_at(x, false, "expects a table of fields (%s), got a %s key", lua_tostring(L, -1),
-		      luaL_typename(L, -2));
+				lua_tostring(L, -1));
+		fail_at(x, false, "expects a table of fields (%s), got a %s key",
+			lua_tostring(L, -1), luaL_typename(L, -2));
 	}
 }
 
@@ -798,7 +803,8 @@ static void encode_enum(struct ctx *x, const struct tinfo *ti, int idx, uint8_t 
 	luaL_Buffer b;
 
 	for (__u16 i = 0; i < btf_vlen(t); i++) {
-		if (btf_is_enum(t) && !strcmp(btf__name_by_offset(btf, btf_enum(t)[i].name_off), s)) {
+		if (btf_is_enum(t) &&
+		    !strcmp(btf__name_by_offset(btf, btf_enum(t)[i].name_off), s)) {
 			store_uint(buf, ti->size, (uint64_t)(int64_t)btf_enum(t)[i].val);
 			return;
 		}
@@ -811,8 +817,9 @@ static void encode_enum(struct ctx *x, const struct tinfo *ti, int idx, uint8_t 
 	luaL_buffinit(x->L, &b);
 	for (__u16 i = 0; i < btf_vlen(t) && i < 16; i++) {
 		luaL_addstring(&b, i ? ", " : "");
-		luaL_addstring(&b, btf__name_by_offset(btf, btf_is_enum(t) ? btf_enum(t)[i].name_off
-									   : btf_enum64(t)[i].name_off));
+		luaL_addstring(&b, btf__name_by_offset(btf, btf_is_enum(t)
+								? btf_enum(t)[i].name_off
+								: btf_enum64(t)[i].name_off));
 	}
 	if (btf_vlen(t) > 16)
 		luaL_addstring(&b, ", ...");
@@ -847,8 +854,8 @@ static void encode(struct ctx *x, const struct tinfo *ti, int idx, uint8_t *buf)
 			char tn[128];
 
 			type_name(x->c->btf, x->c->type_id, x->c->size, tn, sizeof(tn));
-			fail_at(x, true, "expects %s (%u bytes), got a %zu-byte string", tn, ti->size,
-			      len);
+			fail_at(x, true, "expects %s (%u bytes), got a %zu-byte string", tn,
+				ti->size, len);
 		}
 		store_uint(buf, ti->size, check_int(x, idx, ti, ti->size * 8));
 		return;
@@ -897,8 +904,8 @@ static void encode(struct ctx *x, const struct tinfo *ti, int idx, uint8_t *buf)
 		if (s && len == ti->size)
 			break;
 		if (s)
-			fail_at(x, true, "expects %s (a host-order number%s), got string",
-			      ti->name, ti->size == 4 ? " or dotted-quad text" : "");
+			fail_at(x, true, "expects %s (a host-order number%s), got string", ti->name,
+				ti->size == 4 ? " or dotted-quad text" : "");
 		store_uint(buf, ti->size, bswap(check_int(x, idx, ti, ti->size * 8), ti->size));
 		return;
 	case K_IPV6:
@@ -913,8 +920,10 @@ static void encode(struct ctx *x, const struct tinfo *ti, int idx, uint8_t *buf)
 			if (len == 16)
 				break;
 			if (inet_pton(AF_INET, s, &a4) == 1)
-				fail_at(x, false, "'%s' is not an IPv6 address (it is IPv4: use '::ffff:%s' "
-						"for an IPv4-mapped address)", s, s);
+				fail_at(x, false,
+					"'%s' is not an IPv6 address (it is IPv4: use '::ffff:%s' "
+					"for an IPv4-mapped address)",
+					s, s);
 			fail_at(x, false, "'%s' is not an IPv6 address", s);
 		}
 		if (type == LUA_TTABLE && ti->t && (btf_is_struct(ti->t) || btf_is_union(ti->t))) {
@@ -922,7 +931,7 @@ static void encode(struct ctx *x, const struct tinfo *ti, int idx, uint8_t *buf)
 			return;
 		}
 		fail_at(x, true, "expects an IPv6 address (text like 'fd00::1'), got %s",
-		      luaL_typename(L, idx));
+			luaL_typename(L, idx));
 	case K_STRUCT:
 	case K_UNION:
 		if (type == LUA_TTABLE) {
@@ -936,8 +945,10 @@ static void encode(struct ctx *x, const struct tinfo *ti, int idx, uint8_t *buf)
 
 			type_name(x->c->btf, ti->id, ti->size, tn, sizeof(tn));
 			if (s)
-				fail_at(x, true, "expects %s (a table, or a %u-byte string), got a "
-					       "%zu-byte string", tn, ti->size, len);
+				fail_at(x, true,
+					"expects %s (a table, or a %u-byte string), got a "
+					"%zu-byte string",
+					tn, ti->size, len);
 			fail_at(x, true, "expects %s (a table), got %s", tn, luaL_typename(L, idx));
 		}
 	case K_ARRAY:
@@ -948,14 +959,14 @@ static void encode(struct ctx *x, const struct tinfo *ti, int idx, uint8_t *buf)
 		if (s && len == ti->size)
 			break;
 		fail_at(x, true, "expects a sequence of at most %u elements, got %s",
-		      btf_array(ti->t)->nelems, luaL_typename(L, idx));
+			btf_array(ti->t)->nelems, luaL_typename(L, idx));
 	case K_CHARS:
 		if (!s)
 			fail_at(x, true, "expects a string (at most %u bytes), got %s", ti->size,
-			      luaL_typename(L, idx));
+				luaL_typename(L, idx));
 		if (len > ti->size)
-			fail_at(x, true, "expects a string of at most %u bytes, got %zu bytes", ti->size,
-			      len);
+			fail_at(x, true, "expects a string of at most %u bytes, got %zu bytes",
+				ti->size, len);
 		memcpy(buf, s, len);
 		return;
 	case K_RAW:
@@ -967,15 +978,16 @@ static void encode(struct ctx *x, const struct tinfo *ti, int idx, uint8_t *buf)
 			type_name(x->c->btf, ti->id, ti->size, tn, sizeof(tn));
 			if (s)
 				fail_at(x, true, "expects %s (%u bytes), got a %zu-byte string", tn,
-				      ti->size, len);
+					ti->size, len);
 			fail_at(x, true, "expects %s (a %u-byte string), got %s", tn, ti->size,
-			      luaL_typename(L, idx));
+				luaL_typename(L, idx));
 		}
 	}
 	/* A string of exactly the type's size: raw bytes. */
 	memcpy(buf, s, len);
 }
 
+/// Encode the Lua value at idx into buf (zeroed first); raises naming c->what and the field.
 void lbpf_codec__encode(lua_State *L, const struct lbpf_codec *c, int idx, void *buf)
 {
 	struct ctx x;
@@ -1102,6 +1114,7 @@ static void decode(lua_State *L, const struct btf *btf, const struct tinfo *ti, 
 	}
 }
 
+/// Push the Lua value of buf as the codec's type.
 void lbpf_codec__decode(lua_State *L, const struct lbpf_codec *c, const void *buf)
 {
 	struct tinfo ti;
@@ -1138,8 +1151,10 @@ static int l_ntoa(lua_State *L)
 		struct in_addr a;
 
 		if (n < 0 || n > 4294967295.0 || n != floor(n))
-			return luaL_error(L, "bpf.ntoa: %f is not an IPv4 address (a host-order "
-					     "32-bit number)", n);
+			return luaL_error(L,
+					  "bpf.ntoa: %f is not an IPv4 address (a host-order "
+					  "32-bit number)",
+					  n);
 		a.s_addr = htonl((uint32_t)n);
 		inet_ntop(AF_INET, &a, s, sizeof(s));
 	} else if (lua_type(L, 1) == LUA_TSTRING) {
@@ -1147,8 +1162,8 @@ static int l_ntoa(lua_State *L)
 		const char *b = lua_tolstring(L, 1, &len);
 
 		if (len != 4 && len != 16)
-			return luaL_error(L, "bpf.ntoa expects a 4- or 16-byte string, got %d bytes",
-					  (int)len);
+			return luaL_error(
+			    L, "bpf.ntoa expects a 4- or 16-byte string, got %d bytes", (int)len);
 		inet_ntop(len == 4 ? AF_INET : AF_INET6, b, s, sizeof(s));
 	} else {
 		return luaL_error(L, "bpf.ntoa expects a number or a 4- or 16-byte string, got %s",
@@ -1192,12 +1207,12 @@ static int l_ntohl(lua_State *L)
 	return 1;
 }
 
+/// Add bpf.ip4, ntoa, htons/ntohs/htonl/ntohl, sum and u64 to the module table at -1.
 void lbpf_codec__register(lua_State *L)
 {
 	static const luaL_Reg fns[] = {
-		{ "ip4", l_ip4 },     { "ntoa", l_ntoa },   { "htons", l_htons },
-		{ "ntohs", l_ntohs }, { "htonl", l_htonl }, { "ntohl", l_ntohl },
-		{ NULL, NULL },
+	    {"ip4", l_ip4},	{"ntoa", l_ntoa},   {"htons", l_htons}, {"ntohs", l_ntohs},
+	    {"htonl", l_htonl}, {"ntohl", l_ntohl}, {NULL, NULL},
 	};
 
 	luaL_register(L, NULL, fns);

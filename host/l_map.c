@@ -28,8 +28,8 @@
 struct lbpf_map {
 	struct lbpf_object *o; /* NULL for maps from a pin or an id */
 	struct bpf_map *map;   /* the object's map, or NULL */
-	int fd;                /* -1 until known (the object loaded) */
-	bool own_fd;           /* ours to close (pin or id) */
+	int fd;		       /* -1 until known (the object loaded) */
+	bool own_fd;	       /* ours to close (pin or id) */
 	struct btf *own_btf;   /* fetched from the kernel; ours to free */
 	const struct btf *btf;
 	char name[BPF_OBJ_NAME_LEN + 16];
@@ -38,7 +38,7 @@ struct lbpf_map {
 	uint32_t key_size, value_size, max_entries, flags;
 	bool percpu, fd_values;
 	uint32_t stride; /* bytes per value in a buffer: per CPU, rounded to 8 */
-	uint32_t vlen;   /* bytes of one whole value (all CPUs) */
+	uint32_t vlen;	 /* bytes of one whole value (all CPUs) */
 	struct lbpf_codec kc, vc;
 	char kwhat[BPF_OBJ_NAME_LEN + 32], vwhat[BPF_OBJ_NAME_LEN + 32];
 	uint8_t *kbuf, *vbuf;
@@ -90,9 +90,9 @@ static void setup(struct lbpf_map *m, uint32_t key_type_id, uint32_t value_type_
 	m->vlen = m->percpu ? m->stride * (uint32_t)ncpus() : m->value_size;
 	snprintf(m->kwhat, sizeof(m->kwhat), "map '%s' key", m->name);
 	snprintf(m->vwhat, sizeof(m->vwhat), "map '%s' value", m->name);
-	m->kc = (struct lbpf_codec){ m->btf, key_type_id, m->key_size, m->kwhat };
-	m->vc = (struct lbpf_codec){ m->btf, m->fd_values ? 0 : value_type_id, m->value_size,
-				     m->vwhat };
+	m->kc = (struct lbpf_codec){m->btf, key_type_id, m->key_size, m->kwhat};
+	m->vc =
+	    (struct lbpf_codec){m->btf, m->fd_values ? 0 : value_type_id, m->value_size, m->vwhat};
 	m->kbuf = calloc(1, m->key_size + 8);
 	m->vbuf = calloc(1, m->vlen + 8);
 }
@@ -150,6 +150,7 @@ static void def_types(const struct btf *btf, const char *name, uint32_t *kid, ui
 	}
 }
 
+/// Push a map userdata for map of object o (takes a reference on o).
 void lbpf_map__push(lua_State *L, struct lbpf_object *o, struct bpf_map *map)
 {
 	uint32_t kid = bpf_map__btf_key_type_id(map), vid = bpf_map__btf_value_type_id(map);
@@ -224,7 +225,8 @@ static struct lbpf_map *check_map(lua_State *L, int idx)
 
 	if (m->fd < 0 || m->o) {
 		if (m->o && !m->o->loaded)
-			luaL_error(L, "map '%s': its object is not loaded yet (call obj:load() first)",
+			luaL_error(L,
+				   "map '%s': its object is not loaded yet (call obj:load() first)",
 				   m->name);
 		if (m->o)
 			m->fd = bpf_map__fd(m->map);
@@ -390,8 +392,9 @@ static void encode_value(lua_State *L, struct lbpf_map *m, int idx, uint8_t *buf
 		int len = (int)lua_objlen(L, idx);
 
 		if (len != n)
-			luaL_error(L, "%s: per-CPU map expects one value per possible CPU (%d), "
-				      "got %d (or pass a single value for every CPU)",
+			luaL_error(L,
+				   "%s: per-CPU map expects one value per possible CPU (%d), "
+				   "got %d (or pass a single value for every CPU)",
 				   m->vwhat, n, len);
 		for (int i = 0; i < n; i++) {
 			lua_rawgeti(L, idx, i + 1);
@@ -423,8 +426,8 @@ static void decode_value(lua_State *L, struct lbpf_map *m, const uint8_t *buf)
 
 static __u64 check_flags(lua_State *L, int idx, struct lbpf_map *m)
 {
-	static const char *const names[] = { "any", "noexist", "exist", "lock", NULL };
-	static const __u64 values[] = { BPF_ANY, BPF_NOEXIST, BPF_EXIST, BPF_F_LOCK };
+	static const char *const names[] = {"any", "noexist", "exist", "lock", NULL};
+	static const __u64 values[] = {BPF_ANY, BPF_NOEXIST, BPF_EXIST, BPF_F_LOCK};
 	const char *s;
 
 	if (lua_isnoneornil(L, idx))
@@ -433,8 +436,10 @@ static __u64 check_flags(lua_State *L, int idx, struct lbpf_map *m)
 	for (int i = 0; s && lua_type(L, idx) == LUA_TSTRING && names[i]; i++)
 		if (!strcmp(s, names[i]))
 			return values[i];
-	return (__u64)luaL_error(L, "map '%s': unknown update flag '%s' (valid: any, noexist, "
-				    "exist, lock)", m->name, s ? s : luaL_typename(L, idx));
+	return (__u64)luaL_error(L,
+				 "map '%s': unknown update flag '%s' (valid: any, noexist, "
+				 "exist, lock)",
+				 m->name, s ? s : luaL_typename(L, idx));
 }
 
 /* ---- element operations ----------------------------------------------- */
@@ -680,8 +685,8 @@ static int collect(lua_State *L, struct lbpf_map *m, int kt, int vt, uint32_t co
 	vals = malloc((size_t)count * m->vlen);
 	for (;;) {
 		__u32 got = count;
-		int rc = bpf_map_lookup_batch(m->fd, first ? NULL : in, out, keys, vals, &got,
-					      &opts);
+		int rc =
+		    bpf_map_lookup_batch(m->fd, first ? NULL : in, out, keys, vals, &got, &opts);
 
 		err = rc ? errno : 0;
 		if (rc && first && batch_unsupported(err, 0)) {
@@ -723,14 +728,14 @@ static int collect(lua_State *L, struct lbpf_map *m, int kt, int vt, uint32_t co
 
 static uint32_t batch_count(lua_State *L, int idx, struct lbpf_map *m, const char *fn)
 {
-	static const char *const known[] = { "count", NULL };
+	static const char *const known[] = {"count", NULL};
 	lua_Integer n;
 	char what[96];
 
 	snprintf(what, sizeof(what), "map '%s': %s", m->name, fn);
 	lbpf_check_options(L, idx, what, known);
-	n = lbpf_opt_integer(L, idx, "count", m->max_entries < DEFAULT_BATCH ? m->max_entries
-									      : DEFAULT_BATCH);
+	n = lbpf_opt_integer(L, idx, "count",
+			     m->max_entries < DEFAULT_BATCH ? m->max_entries : DEFAULT_BATCH);
 	if (n < 1)
 		luaL_error(L, "%s: count must be at least 1, got %d", what, (int)n);
 	return (uint32_t)n;
@@ -888,11 +893,12 @@ static const char *pinned_path(struct lbpf_map *m)
 	return NULL;
 }
 
-/* m:info() -> {type=, key_size=, value_size=, max_entries=, id=, name=, flags=, btf_id=, pinned=} */
+/* m:info() -> {type=, key_size=, value_size=, max_entries=, id=, name=, flags=, btf_id=, pinned=}
+ */
 static int l_info(lua_State *L)
 {
 	struct lbpf_map *m = check_open(L, 1);
-	struct bpf_map_info info = { 0 };
+	struct bpf_map_info info = {0};
 	__u32 len = sizeof(info);
 	bool loaded = !m->o || m->o->loaded;
 	const char *pin;
@@ -969,11 +975,15 @@ static int l_set_max_entries(lua_State *L)
 		return luaL_error(L, "map '%s': max_entries expects a positive integer, got %f",
 				  m->name, n);
 	if (!m->o)
-		return luaL_error(L, "map '%s' was not created by this process: its size is "
-				     "fixed", m->name);
+		return luaL_error(L,
+				  "map '%s' was not created by this process: its size is "
+				  "fixed",
+				  m->name);
 	if (m->o->loaded)
-		return luaL_error(L, "map '%s': set_max_entries must come before obj:load() "
-				     "(the map already exists in the kernel)", m->name);
+		return luaL_error(L,
+				  "map '%s': set_max_entries must come before obj:load() "
+				  "(the map already exists in the kernel)",
+				  m->name);
 	if (bpf_map__set_max_entries(m->map, (__u32)n))
 		return lbpf_failf(L, errno, "map '%s': set_max_entries", m->name);
 	m->max_entries = (uint32_t)n;
@@ -994,8 +1004,8 @@ static int pin_fail(lua_State *L, struct lbpf_map *m, int err, const char *path,
 			hint = " ('%s' is not on a BPF filesystem: is /sys/fs/bpf mounted? "
 			       "mount -t bpf bpf /sys/fs/bpf)";
 	} else if (errno == ENOENT) {
-		bool mounted = statfs("/sys/fs/bpf", &fs) == 0 &&
-			       (unsigned long)fs.f_type == BPF_FS_MAGIC;
+		bool mounted =
+		    statfs("/sys/fs/bpf", &fs) == 0 && (unsigned long)fs.f_type == BPF_FS_MAGIC;
 
 		hint = mounted ? " (directory '%s' does not exist: create it first)"
 			       : " (directory '%s' does not exist: is /sys/fs/bpf mounted? "
@@ -1082,6 +1092,7 @@ static int l_tostring(lua_State *L)
 
 /* ---- what other files use --------------------------------------------- */
 
+/// Fill v for the map at idx; raises if it is not an open map of a loaded object.
 void lbpf_map__view(lua_State *L, int idx, struct lbpf_map_view *v)
 {
 	struct lbpf_map *m = check_map(L, idx);
@@ -1095,6 +1106,7 @@ void lbpf_map__view(lua_State *L, int idx, struct lbpf_map_view *v)
 	v->max_entries = m->max_entries;
 }
 
+/// The fd of the map userdata at idx, or -1 if it is none (or not usable).
 int lbpf_map__to_fd(lua_State *L, int idx)
 {
 	struct map_ud *u = luaL_testudata(L, idx, MT_MAP);
@@ -1110,7 +1122,7 @@ int lbpf_map__to_fd(lua_State *L, int idx)
 /* Wrap an fd we own; BTF comes from the kernel so fields still have names. */
 static int push_from_fd(lua_State *L, int fd, const char *pin)
 {
-	struct bpf_map_info info = { 0 };
+	struct bpf_map_info info = {0};
 	__u32 len = sizeof(info);
 	struct lbpf_map *m;
 
@@ -1133,8 +1145,10 @@ static int push_from_fd(lua_State *L, int fd, const char *pin)
 	if (info.btf_id) {
 		m->own_btf = btf__load_from_kernel_by_id(info.btf_id);
 		if (!m->own_btf)
-			lbpf_log(LBPF_DEBUG, "map '%s': can't load BTF %u: %s; keys and values "
-					     "will be raw", m->name, info.btf_id, strerror(errno));
+			lbpf_log(LBPF_DEBUG,
+				 "map '%s': can't load BTF %u: %s; keys and values "
+				 "will be raw",
+				 m->name, info.btf_id, strerror(errno));
 		m->btf = m->own_btf;
 	}
 	setup(m, m->btf ? info.btf_key_type_id : 0, m->btf ? info.btf_value_type_id : 0);
@@ -1160,8 +1174,8 @@ static int l_map_from_id(lua_State *L)
 	int fd;
 
 	if (id < 1 || id > 4294967295.0 || id != (lua_Number)(uint32_t)id)
-		return luaL_error(L, "bpf.map_from_id expects a map id (a positive integer), got %f",
-				  id);
+		return luaL_error(
+		    L, "bpf.map_from_id expects a map id (a positive integer), got %f", id);
 	fd = bpf_map_get_fd_by_id((__u32)id);
 	if (fd < 0)
 		return lbpf_failf(L, errno, "no map with id %u", (unsigned)id);
@@ -1169,39 +1183,40 @@ static int l_map_from_id(lua_State *L)
 }
 
 static const luaL_Reg methods[] = {
-	{ "lookup", l_lookup },
-	{ "update", l_update },
-	{ "delete", l_delete },
-	{ "lookup_and_delete", l_lookup_and_delete },
-	{ "lookup_sum", l_lookup_sum },
-	{ "push", l_push },
-	{ "pop", l_pop },
-	{ "peek", l_peek },
-	{ "pairs", l_pairs },
-	{ "keys", l_keys },
-	{ "lookup_batch", l_lookup_batch },
-	{ "update_batch", l_update_batch },
-	{ "delete_batch", l_delete_batch },
-	{ "dump", l_dump },
-	{ "info", l_info },
-	{ "fd", l_fd },
-	{ "name", l_name },
-	{ "type", l_type },
-	{ "set_max_entries", l_set_max_entries },
-	{ "pin", l_pin },
-	{ "unpin", l_unpin },
-	{ "close", l_close },
-	{ "__gc", l_close },
-	{ "__tostring", l_tostring },
-	{ NULL, NULL },
+    {"lookup", l_lookup},
+    {"update", l_update},
+    {"delete", l_delete},
+    {"lookup_and_delete", l_lookup_and_delete},
+    {"lookup_sum", l_lookup_sum},
+    {"push", l_push},
+    {"pop", l_pop},
+    {"peek", l_peek},
+    {"pairs", l_pairs},
+    {"keys", l_keys},
+    {"lookup_batch", l_lookup_batch},
+    {"update_batch", l_update_batch},
+    {"delete_batch", l_delete_batch},
+    {"dump", l_dump},
+    {"info", l_info},
+    {"fd", l_fd},
+    {"name", l_name},
+    {"type", l_type},
+    {"set_max_entries", l_set_max_entries},
+    {"pin", l_pin},
+    {"unpin", l_unpin},
+    {"close", l_close},
+    {"__gc", l_close},
+    {"__tostring", l_tostring},
+    {NULL, NULL},
 };
 
 static const luaL_Reg module_fns[] = {
-	{ "map_from_pin", l_map_from_pin },
-	{ "map_from_id", l_map_from_id },
-	{ NULL, NULL },
+    {"map_from_pin", l_map_from_pin},
+    {"map_from_id", l_map_from_id},
+    {NULL, NULL},
 };
 
+/// Register the map metatable and bpf.map_from_pin / bpf.map_from_id.
 void lbpf_map__register(lua_State *L)
 {
 	lbpf_new_class(L, MT_MAP, methods);

@@ -1119,12 +1119,38 @@ int lbpf_map__to_fd(lua_State *L, int idx)
 
 /* ---- maps not from an object ------------------------------------------ */
 
+/* A pin may hold a program or a link: only a map's fdinfo has map_type. */
+static bool fd_is_map(int fd)
+{
+	char path[64], line[256];
+	bool found = false;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	f = fopen(path, "r");
+	if (!f)
+		return true; /* no procfs: let the kernel decide */
+	while (!found && fgets(line, sizeof(line), f))
+		found = !strncmp(line, "map_type:", 9);
+	fclose(f);
+	return found;
+}
+
 /* Wrap an fd we own; BTF comes from the kernel so fields still have names. */
 static int push_from_fd(lua_State *L, int fd, const char *pin)
 {
 	struct bpf_map_info info = {0};
 	__u32 len = sizeof(info);
 	struct lbpf_map *m;
+
+	if (!fd_is_map(fd)) {
+		close(fd);
+		lua_pushnil(L);
+		lua_pushfstring(L, "'%s' is not a map (a program or a link is pinned there)",
+				pin ? pin : "?");
+		lua_pushstring(L, "EINVAL");
+		return 3;
+	}
 
 	if (bpf_obj_get_info_by_fd(fd, &info, &len)) {
 		int err = errno;

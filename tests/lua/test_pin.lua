@@ -9,7 +9,7 @@ local path = "/sys/fs/bpf/" .. t.unique("luabpf-test-")
 local obj = assert(bpf.load(t.object("maps")))
 local cfg = obj:map("cfg")
 
-local function cleanup() os.remove(path) end
+local function cleanup() os.remove(path); os.remove(path .. "-prog") end
 
 local ok, err = pcall(function()
   t.ok(cfg:update(1, { proto = 6, port = 443, addr = "10.0.0.1" }))
@@ -52,6 +52,17 @@ local ok, err = pcall(function()
   t.eq(none, nil, "no such id") t.eq(ename, "ENOENT", "ENOENT for a missing id")
   none, _, ename = bpf.map_from_pin(path .. "-missing")
   t.eq(none, nil, "missing pin") t.eq(ename, "ENOENT", "ENOENT for a missing pin")
+
+  -- A program pinned where a map is expected is refused, not misread.
+  local prog = obj:program("xdp_tail")
+  if prog and prog.pin then
+    local ppath = path .. "-prog"
+    assert(prog:pin(ppath))
+    local notmap, pmsg, perr = bpf.map_from_pin(ppath)
+    os.remove(ppath)
+    t.eq(notmap, nil, "a program pin is not a map") t.eq(perr, "EINVAL", "EINVAL")
+    t.ok(pmsg:find("is not a map", 1, true), pmsg)
+  end
 
   -- Unpin: the path goes away; the map lives on while we hold it.
   t.eq(cfg:unpin(), true, "unpin")

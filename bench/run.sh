@@ -9,3 +9,4 @@ BENCH=$(cd "$(dirname "$0")" && pwd)
 
 "$BUILD/luabpf" run "$BENCH/map_ops.lua" "$BUILD"
 bash "$BENCH/ringbuf.sh" "$BUILD"
+"$BUILD/luabpf" run "$BENCH/prog_ops.lua" "$BUILD"

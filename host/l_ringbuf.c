@@ -54,7 +54,7 @@ struct ringbuf {
 	int lost_fd;
 	bool lost_percpu;
 	uint32_t lost_value_size;
-	int drain_ref, anchor_ref;
+	int drain_ref, anchor_ref, ctype_ref;
 	int batch;
 	uint64_t batches, errors;
 	bool paused, closing, draining, released;
@@ -161,6 +161,7 @@ static void release(struct ringbuf *rb)
 	if (L) {
 		luaL_unref(L, LUA_REGISTRYINDEX, rb->drain_ref);
 		luaL_unref(L, LUA_REGISTRYINDEX, rb->anchor_ref);
+		luaL_unref(L, LUA_REGISTRYINDEX, rb->ctype_ref);
 	}
 	uv_poll_stop(&rb->poll);
 	if (rb->prod_pages)
@@ -369,7 +370,7 @@ static int l_ringbuf(lua_State *L)
 	}
 	rb->decode = dec;
 	rb->fd = rb->lost_fd = -1;
-	rb->drain_ref = rb->anchor_ref = LUA_NOREF;
+	rb->drain_ref = rb->anchor_ref = rb->ctype_ref = LUA_NOREF;
 	rb->batch = (int)batch;
 	snprintf(rb->name, sizeof(rb->name), "%s", v.name);
 	snprintf(rb->what, sizeof(rb->what), "%s", what);
@@ -423,11 +424,12 @@ static int l_ringbuf(lua_State *L)
 	lua_pushlightuserdata(L, rb);
 	lua_pushcclosure(L, l_decode_current, 1);
 	lua_pushstring(L, rb->name);
-	if (lua_pcall(L, 7, 1, 0)) {
+	if (lua_pcall(L, 7, 2, 0)) {
 		lua_pushfstring(L, "ringbuf '%s': %s", rb->name, lua_tostring(L, -1));
 		rb_close(rb);
 		return lua_error(L);
 	}
+	rb->ctype_ref = luaL_ref(L, LUA_REGISTRYINDEX); /* LUA_REFNIL unless cdata */
 	rb->drain_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 	lua_pop(L, 1); // [map, handler, opts, ud]
 	/* An open buffer lives on, like a luv handle, until close() or shutdown. */
@@ -551,6 +553,13 @@ static int l_name(lua_State *L)
 	return 1;
 }
 
+/* rb:ctype(): the FFI pointer type events have in cdata mode (nil otherwise). */
+static int l_ctype(lua_State *L)
+{
+	lua_rawgeti(L, LUA_REGISTRYINDEX, check_rb(L, 1)->ctype_ref);
+	return 1;
+}
+
 static int l_close(lua_State *L)
 {
 	struct ringbuf_ud *u = check_ud(L, 1);
@@ -582,6 +591,7 @@ static const luaL_Reg methods[] = {
 	{ "lost", l_lost },
 	{ "stats", l_stats },
 	{ "name", l_name },
+	{ "ctype", l_ctype },
 	{ "close", l_close },
 	{ "__gc", l_close },
 	{ "__tostring", l_tostring },

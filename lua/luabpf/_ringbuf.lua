@@ -49,13 +49,13 @@ function M.ctype(decl, size, what)
   return ffi.typeof("const $ *", ct)
 end
 
--- ring(ring, mode, decl, size, handler, decode, name) -> drain(budget) -> n
+-- ring(ring, mode, decl, size, handler, decode, name) -> drain(budget) -> n, ctype
 function M.ring(ring, mode, decl, size, handler, decode, name)
   local ctype
   if mode == "cdata" then ctype = M.ctype(decl, size, "ringbuf '" .. name .. "'") end
   local chunk = assert(loadstring(drain_src:format(bodies[mode]), "=ringbuf '" .. name .. "'"))
   return chunk(ffi.C.lbpf_ring__next, ffi.cast("struct lbpf_ring *", ring), handler, decode,
-    size, ctype, ffi.cast, ffi.string, error, name)
+    size, ctype, ffi.cast, ffi.string, error, name), ctype
 end
 
 -- caster(decl, size, what) -> function(lightuserdata) -> cdata pointer (perf buffers).

@@ -57,6 +57,31 @@ __u64 produced;
 /* Types only used inside functions don't reach BTF: this puts it there. */
 struct event *unused_event __attribute__((unused));
 
+/* Layouts the BTF -> FFI emitter must get right (test_ringbuf_ctype.lua). */
+enum colour { RED = 1, BLUE = 2 };
+typedef __u16 port_t;
+
+struct odd {
+	__u8 kind;
+	__u32 flags : 3, level : 5; /* bitfields: not in cdata, padding instead */
+	port_t port;
+	union {
+		__u32 v4;
+		__u8 v6[16];
+	} addr;
+	enum colour colour;
+	struct {
+		__u8 x;
+		__u64 y;
+	} __attribute__((packed)) tight;
+	__u64 *ptr;
+	__s16 grid[2][3];
+	_Bool ok;
+	char name[5];
+} __attribute__((aligned(8)));
+
+struct odd *unused_odd __attribute__((unused));
+
 struct loop_ctx {
 	struct xdp_md *xdp;
 	int perf;

@@ -225,13 +225,17 @@ void lbpf_decode__parse(lua_State *L, struct lbpf_decode *d, const char *spec,
 	}
 	while (*type == ' ')
 		type++;
-	if (strncmp(type, "struct ", 7) && strncmp(type, "union ", 6) && d->mode == LBPF_DECODE_TABLE &&
-	    strchr(type, ' '))
-		luaL_error(L, "%s: decode '%s' is not one of \"struct NAME\", \"cdata:struct NAME\", "
-			      "\"raw\"", what, spec);
+	if (strncmp(type, "struct ", 7) && strncmp(type, "union ", 6) &&
+	    d->mode == LBPF_DECODE_TABLE && strchr(type, ' '))
+		luaL_error(L,
+			   "%s: decode '%s' is not one of \"struct NAME\", \"cdata:struct NAME\", "
+			   "\"raw\"",
+			   what, spec);
 	if (!v->btf)
-		luaL_error(L, "%s: decode '%s' needs BTF, and map '%s' has none (build the BPF "
-			      "object with clang -g), or use decode = \"raw\"", what, spec, v->name);
+		luaL_error(L,
+			   "%s: decode '%s' needs BTF, and map '%s' has none (build the BPF "
+			   "object with clang -g), or use decode = \"raw\"",
+			   what, spec, v->name);
 	id = find_type(v->btf, type);
 	if (id <= 0)
 		luaL_error(L, "%s: decode '%s': no %s in the BTF of map '%s' (a type only used "

@@ -121,8 +121,9 @@ static int dispatch(lua_State *L)
 	case LBPF_DECODE_TABLE:
 	case LBPF_DECODE_CDATA:
 		if (size < p->decode.size)
-			return luaL_error(L, "perfbuf '%s': a %u-byte event is smaller than %s (%u bytes)",
-					  p->name, size, p->decode.type_name, p->decode.size);
+			return luaL_error(
+			    L, "perfbuf '%s': a %u-byte event is smaller than %s (%u bytes)",
+			    p->name, size, p->decode.type_name, p->decode.size);
 		if (p->decode.mode == LBPF_DECODE_TABLE) {
 			struct lbpf_codec c = { .btf = p->decode.btf,
 						.type_id = p->decode.type_id,
@@ -258,7 +259,8 @@ static int l_perfbuf(lua_State *L)
 	if (!lua_isnoneornil(L, 3)) {
 		lua_getfield(L, 3, "lost");
 		if (!lua_isnil(L, -1) && !lua_isfunction(L, -1))
-			return luaL_error(L, "perfbuf '%s': option 'lost' expects a function, got %s",
+			return luaL_error(L,
+					  "perfbuf '%s': option 'lost' expects a function, got %s",
 					  v.name, luaL_typename(L, -1));
 		lua_pop(L, 1);
 	}
@@ -374,7 +376,8 @@ static int l_consume(lua_State *L)
 	int err;
 
 	if (p->draining)
-		return luaL_error(L, "perfbuf '%s': consume() called from its own handler", p->name);
+		return luaL_error(L, "perfbuf '%s': consume() called from its own handler",
+				  p->name);
 	p->paused = false;
 	p->draining = true;
 	err = perf_buffer__consume(p->pb);

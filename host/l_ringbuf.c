@@ -349,15 +349,16 @@ static int l_ringbuf(lua_State *L)
 	if (v.type != BPF_MAP_TYPE_RINGBUF)
 		return luaL_error(L, "map '%s' is a %s, not a ringbuf%s", v.name,
 				  libbpf_bpf_map_type_str(v.type) ?: "map of unknown type",
-				  v.type == BPF_MAP_TYPE_PERF_EVENT_ARRAY ? " (use luabpf.perfbuf)" : "");
+				  v.type == BPF_MAP_TYPE_PERF_EVENT_ARRAY ? " (use luabpf.perfbuf)"
+									  : "");
 	luaL_checktype(L, 2, LUA_TFUNCTION);
 	lbpf_check_options(L, 3, "luabpf.ringbuf", known);
 	spec = lbpf_opt_string(L, 3, "decode", "raw");
 	batch = lbpf_opt_integer(L, 3, "batch", DEFAULT_BATCH);
 	snprintf(what, sizeof(what), "ringbuf '%s' handler", v.name);
 	if (batch < 1 || batch > (1 << 24))
-		return luaL_error(L, "ringbuf '%s': option 'batch' must be 1..16777216, got %d", v.name,
-				  (int)batch);
+		return luaL_error(L, "ringbuf '%s': option 'batch' must be 1..16777216, got %d",
+				  v.name, (int)batch);
 	lua_settop(L, 3);
 	check_lost_map(L, 3, v.name, &lost);
 	/* The last thing that may raise: it allocates, and we free on later failures. */
@@ -492,7 +493,8 @@ static int l_consume(lua_State *L)
 	uint64_t n;
 
 	if (rb->draining)
-		return luaL_error(L, "ringbuf '%s': consume() called from its own handler", rb->name);
+		return luaL_error(L, "ringbuf '%s': consume() called from its own handler",
+				  rb->name);
 	if (max < 1) {
 		lua_pushinteger(L, 0);
 		return 1;

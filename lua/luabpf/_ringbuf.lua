@@ -32,7 +32,8 @@ end
 local bodies = {
   cdata = [[
     if len < size then
-      err(("ringbuf '%s': a %d-byte event is smaller than its type (%d bytes)"):format(name, len, size), 0)
+      err(("ringbuf '%s': a %d-byte event is smaller than its type (%d bytes)")
+        :format(name, len, size), 0)
     end
     handler(cast(ctype, p), len)]],
   raw = "handler(tostr(p, len), len)",

@@ -76,6 +76,18 @@ local rb2 = bpf.ringbuf(events, function() end, { decode = "cdata:struct odd" })
 t.ok(rb2:ctype() ~= ct, "each buffer has its own type")
 t.ok(not pcall(ffi.typeof, "struct odd"), "no 'struct odd' declared in ffi's namespace")
 rb:close(); rb2:close()
+
+-- Events shorter than the type (56-byte struct event read as 72-byte struct
+-- odd): the handler is not called, each is an error, delivery goes on.
+for _, mode in ipairs({ "cdata:struct odd", "struct odd" }) do
+  local called = 0
+  local short = bpf.ringbuf(events, function() called = called + 1 end, { decode = mode })
+  assert(obj:program("emit"):test_run(string.char(3, 0, 0, 0, 0) .. string.rep("\0", 59)))
+  t.eq(short:consume(), 3, mode .. ": short events consumed")
+  t.eq(called, 0, mode .. ": handler calls for short events")
+  t.eq(short:stats().errors, 3, mode .. ": one error per short event")
+  short:close()
+end
 for _, b in ipairs({ "struct event", "cdata:struct event" }) do
   bpf.ringbuf(events, function() end, { decode = b }):close()
 end

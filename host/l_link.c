@@ -212,7 +212,7 @@ static void release(lua_State *L, struct lbpf_link *l)
 static int do_detach(struct lbpf_link *l)
 {
 	if (l->kind == LINK_CLSACT) {
-		struct tc_job j = { .l = l };
+		struct tc_job j = {.l = l};
 		int rc;
 
 		j.destroy_qdisc = last_qdisc_user(l);
@@ -250,9 +250,11 @@ static int l_detach(lua_State *L)
 		return 0; /* idempotent */
 	err = do_detach(l);
 	if (err == EOPNOTSUPP || err == EINVAL)
-		return lbpf_failf(L, err, "link '%s' can't be detached while pinned at '%s' "
+		return lbpf_failf(L, err,
+				  "link '%s' can't be detached while pinned at '%s' "
 				  "(this link type goes when its last reference does): "
-				  "link:unpin() first", l->desc, l->pin);
+				  "link:unpin() first",
+				  l->desc, l->pin);
 	if (err)
 		return lbpf_failf(L, err, "can't detach link '%s'", l->desc);
 	release(L, l);
@@ -313,12 +315,16 @@ static int l_pin(lua_State *L)
 	const char *path = luaL_checkstring(L, 2);
 
 	if (l->kind == LINK_CLSACT)
-		return luaL_error(L, "link '%s' is a clsact filter, which has no kernel link to "
-				  "pin: attach with mode='tcx' to pin it", l->desc);
+		return luaL_error(L,
+				  "link '%s' is a clsact filter, which has no kernel link to "
+				  "pin: attach with mode='tcx' to pin it",
+				  l->desc);
 	if (!on_bpffs(path)) {
 		lua_pushnil(L);
-		lua_pushfstring(L, "link '%s': can't pin at '%s': its directory is not on bpffs "
-				   "(pin under /sys/fs/bpf)", l->desc, path);
+		lua_pushfstring(L,
+				"link '%s': can't pin at '%s': its directory is not on bpffs "
+				"(pin under /sys/fs/bpf)",
+				l->desc, path);
 		lua_pushliteral(L, "EINVAL");
 		return 3;
 	}
@@ -387,21 +393,24 @@ static int l_update(lua_State *L)
 		return luaL_error(L, "link '%s': update expects a loaded program, got %s", l->desc,
 				  luaL_typename(L, 2));
 	if (l->kind == LINK_CLSACT) {
-		struct tc_update_job j = { .l = l, .prog_fd = fd };
+		struct tc_update_job j = {.l = l, .prog_fd = fd};
 		int rc = lbpf_in_netns(l->netns, tc_update_job, &j);
 
 		if (rc < 0)
 			return lbpf_failf(L, -rc, "link '%s': can't enter netns '%s'", l->desc,
 					  l->netns);
 		if (j.err)
-			return lbpf_failf(L, j.err, "link '%s': can't replace the program", l->desc);
+			return lbpf_failf(L, j.err, "link '%s': can't replace the program",
+					  l->desc);
 		l->tc.prog_id = j.prog_id;
 	} else if (bpf_link_update(l->fd, fd, NULL) < 0) {
 		int err = errno;
 
 		if (err == EINVAL)
-			return lbpf_failf(L, err, "link '%s': can't replace the program (the new one "
-					  "must have the same type and attach type)", l->desc);
+			return lbpf_failf(L, err,
+					  "link '%s': can't replace the program (the new one "
+					  "must have the same type and attach type)",
+					  l->desc);
 		return lbpf_failf(L, err, "link '%s': can't replace the program", l->desc);
 	}
 	lua_pushboolean(L, 1);
@@ -421,9 +430,11 @@ static int l_fd(lua_State *L)
 static const char *link_type_name(__u32 type)
 {
 	/* libbpf 1.1 predates the newer ones. */
-	static const char *const newer[] = { [10] = "netfilter", [11] = "tcx",
-					     [12] = "uprobe_multi", [13] = "netkit",
-					     [14] = "sockmap" };
+	static const char *const newer[] = {[10] = "netfilter",
+					    [11] = "tcx",
+					    [12] = "uprobe_multi",
+					    [13] = "netkit",
+					    [14] = "sockmap"};
 	const char *s = libbpf_bpf_link_type_str(type);
 
 	if (s)
@@ -463,7 +474,7 @@ static void set_str(lua_State *L, const char *k, const char *v)
 
 static void set_prog(lua_State *L, __u32 prog_id)
 {
-	struct bpf_prog_info pi = { 0 };
+	struct bpf_prog_info pi = {0};
 	__u32 len = sizeof(pi);
 	int fd;
 
@@ -501,7 +512,8 @@ static int l_info(lua_State *L)
 		set_str(L, "pinned", l->pin);
 	if (l->kind == LINK_CLSACT) {
 		set_str(L, "type", "tc_clsact");
-		set_str(L, "direction", l->hook.attach_point == BPF_TC_EGRESS ? "egress" : "ingress");
+		set_str(L, "direction",
+			l->hook.attach_point == BPF_TC_EGRESS ? "egress" : "ingress");
 		set_int(L, "handle", l->tc.handle);
 		set_int(L, "priority", l->tc.priority);
 		set_ifindex(L, l->hook.ifindex, !l->netns);
@@ -554,7 +566,7 @@ static int l_tostring(lua_State *L)
 {
 	struct link_ud *u = luaL_checkudata(L, 1, MT_LINK);
 	struct lbpf_link *l = u->l;
-	struct bpf_link_info info = { 0 };
+	struct bpf_link_info info = {0};
 	__u32 len = sizeof(info);
 
 	if (!l || !l->live) {
@@ -685,25 +697,25 @@ int lbpf_link__detach_all(void)
 }
 
 static const luaL_Reg methods[] = {
-	{ "detach", l_detach },
-	{ "close", l_close },
-	{ "pin", l_pin },
-	{ "unpin", l_unpin },
-	{ "pinned", l_pinned },
-	{ "update", l_update },
-	{ "info", l_info },
-	{ "fd", l_fd },
-	{ "description", l_description },
-	{ "__gc", l_gc },
-	{ "__tostring", l_tostring },
-	{ NULL, NULL },
+    {"detach", l_detach},
+    {"close", l_close},
+    {"pin", l_pin},
+    {"unpin", l_unpin},
+    {"pinned", l_pinned},
+    {"update", l_update},
+    {"info", l_info},
+    {"fd", l_fd},
+    {"description", l_description},
+    {"__gc", l_gc},
+    {"__tostring", l_tostring},
+    {NULL, NULL},
 };
 
 static const luaL_Reg module_fns[] = {
-	{ "link_from_pin", l_link_from_pin },
-	{ "link_from_id", l_link_from_id },
-	{ "links", l_links },
-	{ NULL, NULL },
+    {"link_from_pin", l_link_from_pin},
+    {"link_from_id", l_link_from_id},
+    {"links", l_links},
+    {NULL, NULL},
 };
 
 void lbpf_link__register(lua_State *L)

@@ -27,14 +27,14 @@
 #endif
 
 /* libbpf 1.1's headers predate tcx (kernel 6.6). */
-#define LBPF_TCX_INGRESS 46
-#define LBPF_TCX_EGRESS 47
+#define LBPF_TCX_INGRESS   46
+#define LBPF_TCX_EGRESS	   47
 #define LBPF_LINK_TYPE_TCX 11
 
 struct prog_ud {
 	struct lbpf_object *o; /* NULL for programs opened by pin or id */
 	struct bpf_program *p; /* NULL likewise */
-	int fd;                /* our own fd when there is no object; else -1 */
+	int fd;		       /* our own fd when there is no object; else -1 */
 	char *name;
 	enum bpf_prog_type type; /* for programs without an object */
 	char *pin;
@@ -125,7 +125,7 @@ static bool on_bpffs(const char *path)
 
 /* nil, "what: ENAME: text\nHINT: hint", "ENAME" */
 static int fail_hint(lua_State *L, int err, const char *hint, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 static int fail_hint(lua_State *L, int err, const char *hint, const char *fmt, ...)
 {
 	char what[1024];
@@ -162,14 +162,15 @@ static int fail_netns(lua_State *L, struct prog_ud *u, int err, const char *netn
 	else
 		snprintf(path, sizeof(path), "/run/netns/%s", netns);
 	if (err == ENOENT)
-		return fail_hint(L, err, "create it with `ip netns add NAME`, or pass a path "
+		return fail_hint(L, err,
+				 "create it with `ip netns add NAME`, or pass a path "
 				 "such as /proc/PID/ns/net",
 				 "program '%s': netns '%s' not found (%s)", u->name, netns, path);
 	return lbpf_failf(L, err, "program '%s': can't enter netns '%s'", u->name, netns);
 }
 
-static void require_type(lua_State *L, struct prog_ud *u, enum bpf_prog_type want,
-			 const char *how, const char *sec)
+static void require_type(lua_State *L, struct prog_ud *u, enum bpf_prog_type want, const char *how,
+			 const char *sec)
 {
 	enum bpf_prog_type t = ud_type(u);
 
@@ -262,7 +263,7 @@ static __u32 find_link(__u32 ltype, __u32 ifindex, __u32 prog_id)
 
 static void prog_name_by_id(__u32 id, char *out, size_t n)
 {
-	struct bpf_prog_info info = { 0 };
+	struct bpf_prog_info info = {0};
 	__u32 len = sizeof(info);
 	int fd = bpf_prog_get_fd_by_id(id);
 
@@ -284,7 +285,7 @@ struct xdp_job {
 	unsigned ifindex;
 	int link_fd;
 	int err;
-	const char *stage; /* where it failed */
+	const char *stage;	     /* where it failed */
 	struct bpf_xdp_query_opts q; /* what is attached, after EBUSY/EEXIST */
 	bool replaced;
 };
@@ -316,7 +317,7 @@ static int xdp_job_run(void *arg)
 		 * take it off first. Links are never taken over. */
 		if (bpf_xdp_query((int)j->ifindex, 0, &q) == 0 && q.prog_id &&
 		    !find_link(BPF_LINK_TYPE_XDP, j->ifindex, q.prog_id)) {
-			__u32 mode = q.attach_mode == XDP_ATTACHED_SKB ? XDP_FLAGS_SKB_MODE
+			__u32 mode = q.attach_mode == XDP_ATTACHED_SKB	? XDP_FLAGS_SKB_MODE
 				     : q.attach_mode == XDP_ATTACHED_HW ? XDP_FLAGS_HW_MODE
 									: XDP_FLAGS_DRV_MODE;
 
@@ -342,7 +343,7 @@ static int xdp_job_run(void *arg)
 
 static const char *xdp_mode_name(__u32 flags)
 {
-	return flags == XDP_FLAGS_SKB_MODE ? "generic"
+	return flags == XDP_FLAGS_SKB_MODE  ? "generic"
 	       : flags == XDP_FLAGS_HW_MODE ? "offload"
 					    : "native";
 }
@@ -350,19 +351,22 @@ static const char *xdp_mode_name(__u32 flags)
 static int xdp_busy(lua_State *L, struct prog_ud *u, struct xdp_job *j, const char *netns)
 {
 	char hint[1024], holder[128], pname[64], where[PATH_MAX + 16];
-	__u32 id = j->q.prog_id ? j->q.prog_id : j->q.drv_prog_id ? j->q.drv_prog_id
-									: j->q.skb_prog_id;
-	const char *mode = j->q.attach_mode == XDP_ATTACHED_SKB ? "generic"
-			   : j->q.attach_mode == XDP_ATTACHED_HW ? "offload"
+	__u32 id = j->q.prog_id	      ? j->q.prog_id
+		   : j->q.drv_prog_id ? j->q.drv_prog_id
+				      : j->q.skb_prog_id;
+	const char *mode = j->q.attach_mode == XDP_ATTACHED_SKB	    ? "generic"
+			   : j->q.attach_mode == XDP_ATTACHED_HW    ? "offload"
 			   : j->q.attach_mode == XDP_ATTACHED_MULTI ? "several modes"
-								   : "native";
+								    : "native";
 	__u32 link_id = id ? find_link(BPF_LINK_TYPE_XDP, j->ifindex, id) : 0;
 
 	in_netns_text(where, sizeof(where), netns);
 	prog_name_by_id(id, pname, sizeof(pname));
 	if (!id) {
-		snprintf(hint, sizeof(hint), "'%s' has an XDP program in another mode; "
-			 "native and generic can't be active at once", j->ifname);
+		snprintf(hint, sizeof(hint),
+			 "'%s' has an XDP program in another mode; "
+			 "native and generic can't be active at once",
+			 j->ifname);
 	} else if (link_id) {
 		link_holder(link_id, holder, sizeof(holder));
 		snprintf(hint, sizeof(hint),
@@ -370,8 +374,8 @@ static int xdp_busy(lua_State *L, struct prog_ud *u, struct xdp_job *j, const ch
 			 "%s%s; detach that link (or swap programs with link:update()), or see "
 			 "`bpftool link show id %u`",
 			 j->ifname, where, pname, id, mode, link_id,
-			 holder[0] ? "held by " : "pinned or held by another process",
-			 holder, link_id);
+			 holder[0] ? "held by " : "pinned or held by another process", holder,
+			 link_id);
 	} else {
 		snprintf(hint, sizeof(hint),
 			 "'%s'%s already runs XDP program '%s' (id %u, %s), attached by netlink "
@@ -386,18 +390,20 @@ static int xdp_busy(lua_State *L, struct prog_ud *u, struct xdp_job *j, const ch
 /* prog:attach_xdp(ifname_or_index [, {mode=, netns=, replace=}]) -> link */
 static int l_attach_xdp(lua_State *L)
 {
-	static const char *const known[] = { "mode", "netns", "replace", NULL };
-	static const char *const modes[] = { "auto", "native", "generic", NULL };
-	static const __u32 mode_flags[] = { 0, XDP_FLAGS_DRV_MODE, XDP_FLAGS_SKB_MODE };
+	static const char *const known[] = {"mode", "netns", "replace", NULL};
+	static const char *const modes[] = {"auto", "native", "generic", NULL};
+	static const __u32 mode_flags[] = {0, XDP_FLAGS_DRV_MODE, XDP_FLAGS_SKB_MODE};
 	struct prog_ud *u = check_ud(L, 1);
-	struct xdp_job j = { .link_fd = -1 };
+	struct xdp_job j = {.link_fd = -1};
 	const char *netns, *mode;
 	char where[PATH_MAX + 16], desc[PATH_MAX + 128];
 	int rc, m;
 
 	if (lua_type(L, 2) != LUA_TSTRING && lua_type(L, 2) != LUA_TNUMBER)
-		return luaL_error(L, "program '%s': attach_xdp expects an interface name or "
-				  "index, got %s", u->name, luaL_typename(L, 2));
+		return luaL_error(L,
+				  "program '%s': attach_xdp expects an interface name or "
+				  "index, got %s",
+				  u->name, luaL_typename(L, 2));
 	j.ifname = lua_tostring(L, 2);
 	lbpf_check_options(L, 3, "attach_xdp", known);
 	netns = lbpf_opt_string(L, 3, "netns", NULL);
@@ -405,8 +411,10 @@ static int l_attach_xdp(lua_State *L)
 	for (m = 0; modes[m] && strcmp(modes[m], mode); m++)
 		;
 	if (!modes[m])
-		return luaL_error(L, "attach_xdp: option 'mode' expects auto, native or generic, "
-				  "got '%s'", mode);
+		return luaL_error(L,
+				  "attach_xdp: option 'mode' expects auto, native or generic, "
+				  "got '%s'",
+				  mode);
 	j.flags = mode_flags[m];
 	j.replace = lbpf_opt_bool(L, 3, "replace", false);
 	require_type(L, u, BPF_PROG_TYPE_XDP, "attach_xdp", "xdp");
@@ -426,10 +434,11 @@ static int l_attach_xdp(lua_State *L)
 	if (j.err == EBUSY || j.err == EEXIST)
 		return xdp_busy(L, u, &j, netns);
 	if (j.err == EOPNOTSUPP)
-		return fail_hint(L, j.err, "the driver lacks native XDP: use mode='generic' "
+		return fail_hint(L, j.err,
+				 "the driver lacks native XDP: use mode='generic' "
 				 "(or mode='auto')",
-				 "can't attach XDP program '%s' to '%s'%s (native)", u->name, j.ifname,
-				 where);
+				 "can't attach XDP program '%s' to '%s'%s (native)", u->name,
+				 j.ifname, where);
 	if (j.err)
 		return fail_hint(L, j.err, NULL, "can't attach XDP program '%s' to '%s'%s (%s)",
 				 u->name, j.ifname, where, xdp_mode_name(j.flags));
@@ -437,8 +446,8 @@ static int l_attach_xdp(lua_State *L)
 		lbpf_log(LBPF_INFO, "'%s'%s has no native XDP: attached '%s' in generic mode",
 			 j.ifname, where, u->name);
 	if (j.replaced)
-		lbpf_log(LBPF_INFO, "'%s'%s: replaced the XDP program attached by netlink", j.ifname,
-			 where);
+		lbpf_log(LBPF_INFO, "'%s'%s: replaced the XDP program attached by netlink",
+			 j.ifname, where);
 	snprintf(desc, sizeof(desc), "xdp on %s%s (%s)", j.ifname, where, xdp_mode_name(j.flags));
 	lbpf_link__push_fd(L, u->o, j.link_fd, desc);
 	return 1;
@@ -524,18 +533,20 @@ static int tc_job_run(void *arg)
 /* prog:attach_tc(ifname [, {direction=, netns=, mode=, priority=, handle=}]) -> link */
 static int l_attach_tc(lua_State *L)
 {
-	static const char *const known[] = { "direction", "netns", "mode", "priority", "handle",
-					     NULL };
+	static const char *const known[] = {"direction", "netns",  "mode",
+					    "priority",	 "handle", NULL};
 	struct prog_ud *u = check_ud(L, 1);
-	struct tc_job j = { .link_fd = -1 };
+	struct tc_job j = {.link_fd = -1};
 	const char *netns, *dir, *mode;
 	char where[PATH_MAX + 16], desc[PATH_MAX + 128];
 	lua_Integer prio, handle;
 	int rc;
 
 	if (lua_type(L, 2) != LUA_TSTRING && lua_type(L, 2) != LUA_TNUMBER)
-		return luaL_error(L, "program '%s': attach_tc expects an interface name or index, "
-				  "got %s", u->name, luaL_typename(L, 2));
+		return luaL_error(L,
+				  "program '%s': attach_tc expects an interface name or index, "
+				  "got %s",
+				  u->name, luaL_typename(L, 2));
 	j.ifname = lua_tostring(L, 2);
 	lbpf_check_options(L, 3, "attach_tc", known);
 	netns = lbpf_opt_string(L, 3, "netns", NULL);
@@ -544,8 +555,10 @@ static int l_attach_tc(lua_State *L)
 	prio = lbpf_opt_integer(L, 3, "priority", 0);
 	handle = lbpf_opt_integer(L, 3, "handle", 0);
 	if (strcmp(dir, "ingress") && strcmp(dir, "egress"))
-		return luaL_error(L, "attach_tc: option 'direction' expects ingress or egress, "
-				  "got '%s'", dir);
+		return luaL_error(L,
+				  "attach_tc: option 'direction' expects ingress or egress, "
+				  "got '%s'",
+				  dir);
 	if (prio < 0 || prio > 0xffff)
 		return luaL_error(L, "attach_tc: option 'priority' expects 1..65535, got %d",
 				  (int)prio);
@@ -554,8 +567,9 @@ static int l_attach_tc(lua_State *L)
 	j.egress = !strcmp(dir, "egress");
 	if (!strcmp(mode, "tcx")) {
 		if (prio || handle)
-			return luaL_error(L, "attach_tc: 'priority' and 'handle' are clsact filter "
-					  "settings: use mode='clsact' (tcx orders programs itself)");
+			return luaL_error(
+			    L, "attach_tc: 'priority' and 'handle' are clsact filter "
+			       "settings: use mode='clsact' (tcx orders programs itself)");
 		j.try_tcx = true;
 	} else if (!strcmp(mode, "clsact")) {
 		j.try_clsact = true;
@@ -564,8 +578,8 @@ static int l_attach_tc(lua_State *L)
 		j.try_tcx = !prio && !handle;
 		j.try_clsact = true;
 	} else {
-		return luaL_error(L, "attach_tc: option 'mode' expects auto, tcx or clsact, got '%s'",
-				  mode);
+		return luaL_error(
+		    L, "attach_tc: option 'mode' expects auto, tcx or clsact, got '%s'", mode);
 	}
 	j.priority = (__u32)prio;
 	j.handle = (__u32)handle;
@@ -584,15 +598,16 @@ static int l_attach_tc(lua_State *L)
 		return 3;
 	}
 	if (j.err == EEXIST && !j.used_tcx && j.try_clsact)
-		return fail_hint(L, j.err, "pick another priority=, or see `tc filter show dev IF "
-				 "ingress|egress`",
-				 "can't attach tc program '%s' to '%s'%s %s (clsact): a filter with "
-				 "handle %u priority %u exists", u->name, j.ifname, where, dir,
-				 j.handle, j.priority);
+		return fail_hint(
+		    L, j.err,
+		    "pick another priority=, or see `tc filter show dev IF "
+		    "ingress|egress`",
+		    "can't attach tc program '%s' to '%s'%s %s (clsact): a filter with "
+		    "handle %u priority %u exists",
+		    u->name, j.ifname, where, dir, j.handle, j.priority);
 	if (j.err)
 		return fail_hint(L, j.err, NULL, "can't attach tc program '%s' to '%s'%s %s (%s)",
-				 u->name, j.ifname, where, dir,
-				 j.try_tcx ? "tcx" : "clsact");
+				 u->name, j.ifname, where, dir, j.try_tcx ? "tcx" : "clsact");
 	if (j.used_tcx) {
 		snprintf(desc, sizeof(desc), "tc %s on %s%s (tcx)", dir, j.ifname, where);
 		lbpf_link__push_fd(L, u->o, j.link_fd, desc);
@@ -611,7 +626,7 @@ static int l_attach_tc(lua_State *L)
 /* prog:attach_sk_lookup([{netns=}]) -> link */
 static int l_attach_sk_lookup(lua_State *L)
 {
-	static const char *const known[] = { "netns", NULL };
+	static const char *const known[] = {"netns", NULL};
 	struct prog_ud *u = check_ud(L, 1);
 	const char *netns;
 	char path[PATH_MAX], desc[PATH_MAX + 64];
@@ -662,7 +677,7 @@ static bool attach_type_by_name(const char *name, enum bpf_attach_type *out)
 /* prog:attach_cgroup(path [, {type="cgroup_inet_egress"}]) -> link */
 static int l_attach_cgroup(lua_State *L)
 {
-	static const char *const known[] = { "type", NULL };
+	static const char *const known[] = {"type", NULL};
 	struct prog_ud *u = check_ud(L, 1);
 	const char *path = luaL_checkstring(L, 2);
 	const char *tname;
@@ -674,14 +689,18 @@ static int l_attach_cgroup(lua_State *L)
 	tname = lbpf_opt_string(L, 3, "type", NULL);
 	if (tname) {
 		if (!attach_type_by_name(tname, &at))
-			return luaL_error(L, "attach_cgroup: unknown attach type '%s' (e.g. "
+			return luaL_error(L,
+					  "attach_cgroup: unknown attach type '%s' (e.g. "
 					  "cgroup_inet_ingress, cgroup_inet_egress, "
-					  "cgroup_inet4_connect, cgroup_sock_ops)", tname);
+					  "cgroup_inet4_connect, cgroup_sock_ops)",
+					  tname);
 	} else if (u->p) {
 		at = bpf_program__expected_attach_type(u->p);
 	} else {
-		return luaL_error(L, "program '%s' has no object to say its attach type: pass "
-				  "{type=...} to attach_cgroup", u->name);
+		return luaL_error(L,
+				  "program '%s' has no object to say its attach type: pass "
+				  "{type=...} to attach_cgroup",
+				  u->name);
 	}
 	fd = check_fd(L, u);
 	cgfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -708,8 +727,10 @@ static int l_attach_cgroup(lua_State *L)
 static void require_object(lua_State *L, struct prog_ud *u, const char *how)
 {
 	if (!u->p)
-		luaL_error(L, "program '%s' was opened by pin or id: %s needs a program from "
-			   "an object", u->name, how);
+		luaL_error(L,
+			   "program '%s' was opened by pin or id: %s needs a program from "
+			   "an object",
+			   u->name, how);
 }
 
 /* prog:attach_tracepoint(category, name) -> link */
@@ -729,12 +750,15 @@ static int l_attach_tracepoint(lua_State *L)
 		err = errno;
 		if (access("/sys/kernel/tracing/events", F_OK) &&
 		    access("/sys/kernel/debug/tracing/events", F_OK))
-			snprintf(hint, sizeof(hint), "tracefs is not mounted, and libbpf finds "
+			snprintf(hint, sizeof(hint),
+				 "tracefs is not mounted, and libbpf finds "
 				 "tracepoints there: mount -t tracefs tracefs /sys/kernel/tracing");
 		else
-			snprintf(hint, sizeof(hint), "no such tracepoint? see `ls "
+			snprintf(hint, sizeof(hint),
+				 "no such tracepoint? see `ls "
 				 "/sys/kernel/tracing/events/%s/` or `bpftrace -l "
-				 "'tracepoint:%s:*'`", cat, cat);
+				 "'tracepoint:%s:*'`",
+				 cat, cat);
 		return fail_hint(L, err, err == ENOENT ? hint : NULL,
 				 "can't attach program '%s' to tracepoint %s/%s", u->name, cat,
 				 name);
@@ -760,11 +784,15 @@ static int l_attach(lua_State *L)
 		return luaL_error(L, "program '%s' is xdp: attach it with prog:attach_xdp(ifname)",
 				  u->name);
 	if (t == BPF_PROG_TYPE_SCHED_CLS)
-		return luaL_error(L, "program '%s' is sched_cls: attach it with "
-				  "prog:attach_tc(ifname, {direction=...})", u->name);
+		return luaL_error(L,
+				  "program '%s' is sched_cls: attach it with "
+				  "prog:attach_tc(ifname, {direction=...})",
+				  u->name);
 	if (t == BPF_PROG_TYPE_SK_LOOKUP)
-		return luaL_error(L, "program '%s' is sk_lookup: attach it with "
-				  "prog:attach_sk_lookup({netns=...})", u->name);
+		return luaL_error(L,
+				  "program '%s' is sk_lookup: attach it with "
+				  "prog:attach_sk_lookup({netns=...})",
+				  u->name);
 	if (t == BPF_PROG_TYPE_CGROUP_SKB || t == BPF_PROG_TYPE_CGROUP_SOCK ||
 	    t == BPF_PROG_TYPE_CGROUP_SOCK_ADDR || t == BPF_PROG_TYPE_SOCK_OPS)
 		return luaL_error(L, "program '%s' is %s: attach it with prog:attach_cgroup(path)",
@@ -775,14 +803,17 @@ static int l_attach(lua_State *L)
 	if (!bl) {
 		err = errno;
 		if (err == EOPNOTSUPP || err == ESRCH)
-			return fail_hint(L, err, "attach() needs a SEC() name that says where, "
+			return fail_hint(L, err,
+					 "attach() needs a SEC() name that says where, "
 					 "such as tracepoint/CAT/NAME, raw_tp/NAME, kprobe/FUNC or "
 					 "fentry/FUNC; or use attach_tracepoint()",
-					 "can't auto-attach program '%s' (SEC(\"%s\"))", u->name, sec);
+					 "can't auto-attach program '%s' (SEC(\"%s\"))", u->name,
+					 sec);
 		if (err == ENOENT && !strncmp(sec, "tracepoint/", 11) &&
 		    access("/sys/kernel/tracing/events", F_OK) &&
 		    access("/sys/kernel/debug/tracing/events", F_OK))
-			return fail_hint(L, err, "tracefs is not mounted, and libbpf finds "
+			return fail_hint(L, err,
+					 "tracefs is not mounted, and libbpf finds "
 					 "tracepoints there: mount -t tracefs tracefs "
 					 "/sys/kernel/tracing",
 					 "can't attach program '%s' (SEC(\"%s\"))", u->name, sec);
@@ -798,12 +829,12 @@ static int l_attach(lua_State *L)
 
 static const char *verdict_name(enum bpf_prog_type t, __u32 ret)
 {
-	static const char *const xdp[] = { "XDP_ABORTED", "XDP_DROP", "XDP_PASS", "XDP_TX",
-					   "XDP_REDIRECT" };
-	static const char *const tc[] = { "TC_ACT_OK", "TC_ACT_RECLASSIFY", "TC_ACT_SHOT",
-					  "TC_ACT_PIPE", "TC_ACT_STOLEN", "TC_ACT_QUEUED",
-					  "TC_ACT_REPEAT", "TC_ACT_REDIRECT", "TC_ACT_TRAP" };
-	static const char *const sk[] = { "SK_DROP", "SK_PASS" };
+	static const char *const xdp[] = {"XDP_ABORTED", "XDP_DROP", "XDP_PASS", "XDP_TX",
+					  "XDP_REDIRECT"};
+	static const char *const tc[] = {"TC_ACT_OK",	  "TC_ACT_RECLASSIFY", "TC_ACT_SHOT",
+					 "TC_ACT_PIPE",	  "TC_ACT_STOLEN",     "TC_ACT_QUEUED",
+					 "TC_ACT_REPEAT", "TC_ACT_REDIRECT",   "TC_ACT_TRAP"};
+	static const char *const sk[] = {"SK_DROP", "SK_PASS"};
 
 	switch (t) {
 	case BPF_PROG_TYPE_XDP:
@@ -825,7 +856,7 @@ static const char *verdict_name(enum bpf_prog_type t, __u32 ret)
  * -> {retval, verdict, data, duration_ns, ctx} */
 static int l_test_run(lua_State *L)
 {
-	static const char *const known[] = { "repeat", "ctx", "data_size_out", NULL };
+	static const char *const known[] = {"repeat", "ctx", "data_size_out", NULL};
 	struct prog_ud *u = check_ud(L, 1);
 	size_t len = 0, ctx_len = 0;
 	const char *data = luaL_optlstring(L, 2, NULL, &len);
@@ -846,8 +877,9 @@ static int l_test_run(lua_State *L)
 	if (!lua_isnoneornil(L, 3)) {
 		lua_getfield(L, 3, "ctx"); /* bytes: a Lua string is not copied */
 		if (!lua_isnil(L, -1) && lua_type(L, -1) != LUA_TSTRING)
-			return luaL_error(L, "test_run: option 'ctx' expects a string of bytes, got %s",
-					  luaL_typename(L, -1));
+			return luaL_error(
+			    L, "test_run: option 'ctx' expects a string of bytes, got %s",
+			    luaL_typename(L, -1));
 		ctx = lua_tolstring(L, -1, &ctx_len);
 		lua_pop(L, 1);
 	}
@@ -869,14 +901,19 @@ static int l_test_run(lua_State *L)
 		free(out);
 		free(ctx_out);
 		if (err == ENOSPC)
-			return fail_hint(L, err, "the output is larger than data_size_out: "
+			return fail_hint(L, err,
+					 "the output is larger than data_size_out: "
 					 "pass a bigger one",
 					 "program '%s': test_run", u->name);
 		if (err == EOPNOTSUPP || err == 524 /* ENOTSUPP */)
-			return fail_hint(L, err, NULL, "program '%s': test_run is not supported for "
-					 "%s programs", u->name, prog_type_name(ud_type(u)));
-		return fail_hint(L, err, err == EINVAL ? "the input is too short or the ctx does "
-				 "not fit this program type" : NULL,
+			return fail_hint(L, err, NULL,
+					 "program '%s': test_run is not supported for "
+					 "%s programs",
+					 u->name, prog_type_name(ud_type(u)));
+		return fail_hint(L, err,
+				 err == EINVAL ? "the input is too short or the ctx does "
+						 "not fit this program type"
+					       : NULL,
 				 "program '%s': test_run", u->name);
 	}
 	lua_createtable(L, 0, 5);
@@ -927,7 +964,7 @@ static bool stats_enabled(void)
 /* Push the info table for the program fd; returns 1, or a failure triple. */
 static int push_info(lua_State *L, int fd, const char *what)
 {
-	struct bpf_prog_info info = { 0 };
+	struct bpf_prog_info info = {0};
 	__u32 len = sizeof(info), nmaps, *ids = NULL;
 	struct timespec rt, bt;
 	char tag[2 * BPF_TAG_SIZE + 1];
@@ -971,9 +1008,9 @@ static int push_info(lua_State *L, int fd, const char *what)
 	/* load_time counts from boot; a wall-clock time is what people compare. */
 	clock_gettime(CLOCK_REALTIME, &rt);
 	clock_gettime(CLOCK_BOOTTIME, &bt);
-	set_num(L, "loaded_at", (double)rt.tv_sec + rt.tv_nsec / 1e9 -
-					(double)bt.tv_sec - bt.tv_nsec / 1e9 +
-					(double)info.load_time / 1e9);
+	set_num(L, "loaded_at",
+		(double)rt.tv_sec + rt.tv_nsec / 1e9 - (double)bt.tv_sec - bt.tv_nsec / 1e9 +
+		    (double)info.load_time / 1e9);
 	lua_createtable(L, (int)info.nr_map_ids, 0);
 	for (__u32 i = 0; ids && i < info.nr_map_ids && i < nmaps; i++) {
 		lua_pushnumber(L, ids[i]);
@@ -1051,8 +1088,10 @@ static int l_pin(lua_State *L)
 
 	if (!on_bpffs(path)) {
 		lua_pushnil(L);
-		lua_pushfstring(L, "program '%s': can't pin at '%s': its directory is not on "
-				   "bpffs (pin under /sys/fs/bpf)", u->name, path);
+		lua_pushfstring(L,
+				"program '%s': can't pin at '%s': its directory is not on "
+				"bpffs (pin under /sys/fs/bpf)",
+				u->name, path);
 		lua_pushliteral(L, "EINVAL");
 		return 3;
 	}
@@ -1136,7 +1175,7 @@ static bool fd_is_prog(int fd)
 
 static int push_fd_prog(lua_State *L, int fd)
 {
-	struct bpf_prog_info info = { 0 };
+	struct bpf_prog_info info = {0};
 	__u32 len = sizeof(info);
 	struct prog_ud *u;
 	int err;
@@ -1198,33 +1237,33 @@ static int l_enable_stats(lua_State *L)
 }
 
 static const luaL_Reg methods[] = {
-	{ "name", l_name },
-	{ "fd", l_fd },
-	{ "type", l_type },
-	{ "section", l_section },
-	{ "info", l_info },
-	{ "pin", l_pin },
-	{ "unpin", l_unpin },
-	{ "set_autoload", l_set_autoload },
-	{ "autoload", l_autoload },
-	{ "attach_xdp", l_attach_xdp },
-	{ "attach_tc", l_attach_tc },
-	{ "attach_sk_lookup", l_attach_sk_lookup },
-	{ "attach_cgroup", l_attach_cgroup },
-	{ "attach_tracepoint", l_attach_tracepoint },
-	{ "attach", l_attach },
-	{ "test_run", l_test_run },
-	{ "close", l_close },
-	{ "__gc", l_close },
-	{ "__tostring", l_tostring },
-	{ NULL, NULL },
+    {"name", l_name},
+    {"fd", l_fd},
+    {"type", l_type},
+    {"section", l_section},
+    {"info", l_info},
+    {"pin", l_pin},
+    {"unpin", l_unpin},
+    {"set_autoload", l_set_autoload},
+    {"autoload", l_autoload},
+    {"attach_xdp", l_attach_xdp},
+    {"attach_tc", l_attach_tc},
+    {"attach_sk_lookup", l_attach_sk_lookup},
+    {"attach_cgroup", l_attach_cgroup},
+    {"attach_tracepoint", l_attach_tracepoint},
+    {"attach", l_attach},
+    {"test_run", l_test_run},
+    {"close", l_close},
+    {"__gc", l_close},
+    {"__tostring", l_tostring},
+    {NULL, NULL},
 };
 
 static const luaL_Reg module_fns[] = {
-	{ "program_from_pin", l_program_from_pin },
-	{ "program_from_id", l_program_from_id },
-	{ "enable_stats", l_enable_stats },
-	{ NULL, NULL },
+    {"program_from_pin", l_program_from_pin},
+    {"program_from_id", l_program_from_id},
+    {"enable_stats", l_enable_stats},
+    {NULL, NULL},
 };
 
 void lbpf_prog__register(lua_State *L)

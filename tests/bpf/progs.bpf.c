@@ -9,10 +9,10 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 
-#define ETH_P_IP 0x0800
+#define ETH_P_IP     0x0800
 #define IPPROTO_UDP_ 17
-#define TC_ACT_OK 0
-#define TC_ACT_SHOT 2
+#define TC_ACT_OK    0
+#define TC_ACT_SHOT  2
 #define REWRITE_PORT 7777
 
 const volatile __u32 target_pid = 0;

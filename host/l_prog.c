@@ -109,7 +109,7 @@ int lbpf_prog__to_fd(lua_State *L, int idx)
 
 	if (!u || !u->name || (u->o && !u->o->obj))
 		return -1;
-	return ud_fd(u);
+	return ud_fd(u) >= 0 ? ud_fd(u) : -1; /* libbpf says -EINVAL before load */
 }
 
 /* ---- small helpers -------------------------------------------------------- */

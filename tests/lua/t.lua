@@ -67,12 +67,15 @@ function t.object(name)
   return assert(os.getenv("LUABPF_TEST_BPF_DIR"), "LUABPF_TEST_BPF_DIR unset") .. "/" .. name .. ".bpf.o"
 end
 
--- Run a shell command; returns its output and whether it exited 0.
+-- Run a shell command; returns its output, whether it exited 0, and the code.
+-- (LuaJIT's popen:close() does not report the exit status: the shell does.)
 function t.sh(cmd)
-  local p = assert(io.popen(cmd .. " 2>&1"))
+  local p = assert(io.popen("{ " .. cmd .. "\n} 2>&1; echo \"__rc=$?\""))
   local out = p:read("*a")
-  local ok = p:close()
-  return out, ok == true or ok == 0
+  p:close()
+  local body, rc = out:match("^(.*)__rc=(%d+)%s*$")
+  rc = tonumber(rc)
+  return body or out, rc == 0, rc
 end
 
 -- A unique name for namespaces, pins and interfaces made by this test.

@@ -10,20 +10,14 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <limits.h>
 #include <net/if.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/statfs.h>
 #include <unistd.h>
 
 #include "luabpf.h"
-
-#ifndef BPF_FS_MAGIC
-#define BPF_FS_MAGIC 0xcafe4a11
-#endif
 
 enum link_kind {
 	LINK_LIBBPF, /* struct bpf_link from libbpf */
@@ -300,15 +294,6 @@ static int l_gc(lua_State *L)
 	return 0;
 }
 
-static bool on_bpffs(const char *path)
-{
-	char dir[PATH_MAX];
-	struct statfs st;
-
-	snprintf(dir, sizeof(dir), "%s", path);
-	return statfs(dirname(dir), &st) == 0 && st.f_type == BPF_FS_MAGIC;
-}
-
 static int l_pin(lua_State *L)
 {
 	struct lbpf_link *l = check_link(L, 1);
@@ -319,7 +304,7 @@ static int l_pin(lua_State *L)
 				  "link '%s' is a clsact filter, which has no kernel link to "
 				  "pin: attach with mode='tcx' to pin it",
 				  l->desc);
-	if (!on_bpffs(path)) {
+	if (!lbpf_on_bpffs(path)) {
 		lua_pushnil(L);
 		lua_pushfstring(L,
 				"link '%s': can't pin at '%s': its directory is not on bpffs "
@@ -580,23 +565,6 @@ static int l_tostring(lua_State *L)
 	return 1;
 }
 
-/* Is fd a BPF link? /proc/self/fdinfo says which kind of BPF object it is. */
-static bool fd_is_link(int fd)
-{
-	char path[64], line[256];
-	bool yes = false;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
-	f = fopen(path, "r");
-	while (f && fgets(line, sizeof(line), f))
-		if (!strncmp(line, "link_type:", 10))
-			yes = true;
-	if (f)
-		fclose(f);
-	return yes;
-}
-
 static void describe_from_kernel(int fd, const char *how, char *out, size_t n)
 {
 	union {
@@ -622,7 +590,7 @@ static int l_link_from_pin(lua_State *L)
 
 	if (!bl)
 		return lbpf_failf(L, errno, "can't open pinned link '%s'", path);
-	if (!fd_is_link(bpf_link__fd(bl))) {
+	if (strcmp(lbpf_fd_kind(bpf_link__fd(bl)) ?: "", "link")) {
 		bpf_link__destroy(bl);
 		lua_pushnil(L);
 		lua_pushfstring(L, "'%s' is pinned but is not a link (a map or a program?)", path);

@@ -8,23 +8,17 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <libgen.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/statfs.h>
 #include <time.h>
 #include <unistd.h>
 
 #include <linux/if_link.h>
 
 #include "luabpf.h"
-
-#ifndef BPF_FS_MAGIC
-#define BPF_FS_MAGIC 0xcafe4a11
-#endif
 
 /* libbpf 1.1's headers predate tcx (kernel 6.6). */
 #define LBPF_TCX_INGRESS   46
@@ -113,15 +107,6 @@ int lbpf_prog__to_fd(lua_State *L, int idx)
 }
 
 /* ---- small helpers -------------------------------------------------------- */
-
-static bool on_bpffs(const char *path)
-{
-	char dir[PATH_MAX];
-	struct statfs st;
-
-	snprintf(dir, sizeof(dir), "%s", path);
-	return statfs(dirname(dir), &st) == 0 && st.f_type == BPF_FS_MAGIC;
-}
 
 /* nil, "what: ENAME: text\nHINT: hint", "ENAME" */
 static int fail_hint(lua_State *L, int err, const char *hint, const char *fmt, ...)
@@ -1086,7 +1071,7 @@ static int l_pin(lua_State *L)
 	const char *path = luaL_checkstring(L, 2);
 	int fd = check_fd(L, u);
 
-	if (!on_bpffs(path)) {
+	if (!lbpf_on_bpffs(path)) {
 		lua_pushnil(L);
 		lua_pushfstring(L,
 				"program '%s': can't pin at '%s': its directory is not on "
@@ -1157,22 +1142,6 @@ static int l_tostring(lua_State *L)
 
 /* ---- programs without an object ------------------------------------------ */
 
-static bool fd_is_prog(int fd)
-{
-	char path[64], line[256];
-	bool yes = false;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
-	f = fopen(path, "r");
-	while (f && fgets(line, sizeof(line), f))
-		if (!strncmp(line, "prog_type:", 10))
-			yes = true;
-	if (f)
-		fclose(f);
-	return yes;
-}
-
 static int push_fd_prog(lua_State *L, int fd)
 {
 	struct bpf_prog_info info = {0};
@@ -1203,7 +1172,7 @@ static int l_program_from_pin(lua_State *L)
 
 	if (fd < 0)
 		return lbpf_failf(L, errno, "can't open pinned program '%s'", path);
-	if (!fd_is_prog(fd)) {
+	if (strcmp(lbpf_fd_kind(fd) ?: "", "prog")) {
 		close(fd);
 		lua_pushnil(L);
 		lua_pushfstring(L, "'%s' is pinned but is not a program (a map or a link?)", path);

@@ -93,6 +93,14 @@ unsigned lbpf_ifindex(const char *name);
 /// Returns fn's result, or -errno when the namespace could not be entered.
 int lbpf_in_netns(const char *ns, int (*fn)(void *arg), void *arg);
 
+/// What kind of BPF object fd is, from /proc/self/fdinfo: "prog", "map" or
+/// "link"; NULL for anything else (errno 0) or when fdinfo can't be read
+/// (errno set), so a caller may choose to let the kernel decide then.
+const char *lbpf_fd_kind(int fd);
+
+/// Is path's directory on a bpffs mount (where bpf_obj_pin can pin)?
+bool lbpf_on_bpffs(const char *path);
+
 /* ---- vm.c ------------------------------------------------------------- */
 
 /// The host's one loop and one Lua state.

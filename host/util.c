@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
-/* Errors in luv's style, option tables, metatables, interfaces, namespaces. */
+/* Errors in luv's style, option tables, metatables, interfaces, namespaces, fds and pins. */
 #include <errno.h>
 #include <fcntl.h>
+#include <libgen.h>
 #include <limits.h>
 #include <net/if.h>
 #include <sched.h>
@@ -9,9 +10,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/statfs.h>
 #include <unistd.h>
 
 #include "luabpf.h"
+
+#ifndef BPF_FS_MAGIC
+#define BPF_FS_MAGIC 0xcafe4a11
+#endif
 
 const char *lbpf_errno_name(int err)
 {
@@ -188,4 +194,36 @@ int lbpf_in_netns(const char *ns, int (*fn)(void *arg), void *arg)
 	close(target);
 	errno = err;
 	return ret;
+}
+
+const char *lbpf_fd_kind(int fd)
+{
+	/* Each kind of BPF fd has one line no other kind starts with. */
+	static const struct {
+		const char *key, *kind;
+	} keys[] = { { "prog_type:", "prog" }, { "map_type:", "map" }, { "link_type:", "link" } };
+	char path[64], line[256];
+	const char *kind = NULL;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+	f = fopen(path, "r");
+	if (!f)
+		return NULL; /* errno says why */
+	while (!kind && fgets(line, sizeof(line), f))
+		for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+			if (!strncmp(line, keys[i].key, strlen(keys[i].key)))
+				kind = keys[i].kind;
+	fclose(f);
+	errno = 0;
+	return kind;
+}
+
+bool lbpf_on_bpffs(const char *path)
+{
+	char dir[PATH_MAX];
+	struct statfs st;
+
+	snprintf(dir, sizeof(dir), "%s", path);
+	return statfs(dirname(dir), &st) == 0 && st.f_type == BPF_FS_MAGIC;
 }

@@ -159,6 +159,13 @@ t.ok(ok2, perr)
 t.eq(io.open(pin) == nil and true, true, "pin removed by unpin")
 ok, err, code = bpf.program_from_pin(pin)
 t.eq(code, "ENOENT", "program_from_pin on a missing path: " .. tostring(err))
+-- A pin that holds a map is not a program.
+local mpin = "/sys/fs/bpf/" .. t.unique("lbtprogmap")
+assert(obj:map(".bss"):pin(mpin))
+ok, err, code = bpf.program_from_pin(mpin)
+os.remove(mpin)
+t.eq(code, "EINVAL", "program_from_pin on a map pin: " .. tostring(err))
+t.eq(err, "'" .. mpin .. "' is pinned but is not a program (a map or a link?)", "map pin message")
 ok, err, code = bpf.program_from_id(0x7ffffff0)
 t.eq(code, "ENOENT", "program_from_id on a missing id: " .. tostring(err))
 

@@ -225,22 +225,29 @@ static int do_detach(struct lbpf_link *l)
 	return 0;
 }
 
-static struct lbpf_link *check_link(lua_State *L, int idx)
+/* The link at idx while it is attached, else NULL. */
+static struct lbpf_link *live_link(lua_State *L, int idx)
 {
 	struct link_ud *u = luaL_checkudata(L, idx, MT_LINK);
 
-	if (!u->l || !u->l->live)
+	return u->l && u->l->live ? u->l : NULL;
+}
+
+static struct lbpf_link *check_link(lua_State *L, int idx)
+{
+	struct lbpf_link *l = live_link(L, idx);
+
+	if (!l)
 		luaL_error(L, "detached link");
-	return u->l;
+	return l;
 }
 
 static int l_detach(lua_State *L)
 {
-	struct link_ud *u = luaL_checkudata(L, 1, MT_LINK);
-	struct lbpf_link *l = u->l;
+	struct lbpf_link *l = live_link(L, 1);
 	int err;
 
-	if (!l || !l->live)
+	if (!l)
 		return 0; /* idempotent */
 	err = do_detach(l);
 	if (err == EOPNOTSUPP || err == EINVAL)
@@ -259,10 +266,9 @@ static int l_detach(lua_State *L)
 /* close(): drop our handle. A pinned link stays attached; others detach. */
 static int l_close(lua_State *L)
 {
-	struct link_ud *u = luaL_checkudata(L, 1, MT_LINK);
-	struct lbpf_link *l = u->l;
+	struct lbpf_link *l = live_link(L, 1);
 
-	if (!l || !l->live)
+	if (!l)
 		return 0;
 	if (!l->pin)
 		return l_detach(L);

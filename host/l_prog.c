@@ -164,6 +164,26 @@ static void require_type(lua_State *L, struct prog_ud *u, enum bpf_prog_type wan
 			   u->name, prog_type_name(t), how, prog_type_name(want), sec);
 }
 
+/* prog:attach_X(ifname_or_index [, opts]): the interface at 2, options at 3. */
+static const char *check_ifname(lua_State *L, struct prog_ud *u, const char *how,
+				const char *const known[])
+{
+	if (lua_type(L, 2) != LUA_TSTRING && lua_type(L, 2) != LUA_TNUMBER)
+		luaL_error(L, "program '%s': %s expects an interface name or index, got %s",
+			   u->name, how, luaL_typename(L, 2));
+	lbpf_check_options(L, 3, how, known);
+	return lua_tostring(L, 2);
+}
+
+static int fail_no_iface(lua_State *L, struct prog_ud *u, const char *ifname, const char *where)
+{
+	lua_pushnil(L);
+	lua_pushfstring(L, "program '%s': interface '%s' not found%s: ENODEV: %s", u->name, ifname,
+			where, strerror(ENODEV));
+	lua_pushliteral(L, "ENODEV");
+	return 3;
+}
+
 /* Who holds link `id`? "pid 123 (luabpf)" from /proc/PID/fdinfo, or "". */
 static void link_holder(__u32 id, char *out, size_t n)
 {
@@ -380,26 +400,13 @@ static int l_attach_xdp(lua_State *L)
 	static const __u32 mode_flags[] = {0, XDP_FLAGS_DRV_MODE, XDP_FLAGS_SKB_MODE};
 	struct prog_ud *u = check_ud(L, 1);
 	struct xdp_job j = {.link_fd = -1};
-	const char *netns, *mode;
+	const char *netns;
 	char where[PATH_MAX + 16], desc[PATH_MAX + 128];
 	int rc, m;
 
-	if (lua_type(L, 2) != LUA_TSTRING && lua_type(L, 2) != LUA_TNUMBER)
-		return luaL_error(L,
-				  "program '%s': attach_xdp expects an interface name or "
-				  "index, got %s",
-				  u->name, luaL_typename(L, 2));
-	j.ifname = lua_tostring(L, 2);
-	lbpf_check_options(L, 3, "attach_xdp", known);
+	j.ifname = check_ifname(L, u, "attach_xdp", known);
 	netns = lbpf_opt_string(L, 3, "netns", NULL);
-	mode = lbpf_opt_string(L, 3, "mode", "auto");
-	for (m = 0; modes[m] && strcmp(modes[m], mode); m++)
-		;
-	if (!modes[m])
-		return luaL_error(L,
-				  "attach_xdp: option 'mode' expects auto, native or generic, "
-				  "got '%s'",
-				  mode);
+	m = lbpf_opt_choice(L, 3, "attach_xdp", "mode", modes);
 	j.flags = mode_flags[m];
 	j.replace = lbpf_opt_bool(L, 3, "replace", false);
 	require_type(L, u, BPF_PROG_TYPE_XDP, "attach_xdp", "xdp");
@@ -409,13 +416,8 @@ static int l_attach_xdp(lua_State *L)
 	if (rc < 0)
 		return fail_netns(L, u, -rc, netns);
 	in_netns_text(where, sizeof(where), netns);
-	if (j.err == ENODEV && !strcmp(j.stage, "ifindex")) {
-		lua_pushnil(L);
-		lua_pushfstring(L, "program '%s': interface '%s' not found%s: ENODEV: %s", u->name,
-				j.ifname, where, strerror(ENODEV));
-		lua_pushliteral(L, "ENODEV");
-		return 3;
-	}
+	if (j.err == ENODEV && !strcmp(j.stage, "ifindex"))
+		return fail_no_iface(L, u, j.ifname, where);
 	if (j.err == EBUSY || j.err == EEXIST)
 		return xdp_busy(L, u, &j, netns);
 	if (j.err == EOPNOTSUPP)
@@ -520,51 +522,40 @@ static int l_attach_tc(lua_State *L)
 {
 	static const char *const known[] = {"direction", "netns",  "mode",
 					    "priority",	 "handle", NULL};
+	static const char *const dirs[] = {"ingress", "egress", NULL};
+	enum { TC_AUTO, TC_TCX, TC_CLSACT };
+	static const char *const modes[] = {"auto", "tcx", "clsact", NULL};
 	struct prog_ud *u = check_ud(L, 1);
 	struct tc_job j = {.link_fd = -1};
-	const char *netns, *dir, *mode;
+	const char *netns, *dir;
 	char where[PATH_MAX + 16], desc[PATH_MAX + 128];
 	lua_Integer prio, handle;
-	int rc;
+	int rc, mode;
 
-	if (lua_type(L, 2) != LUA_TSTRING && lua_type(L, 2) != LUA_TNUMBER)
-		return luaL_error(L,
-				  "program '%s': attach_tc expects an interface name or index, "
-				  "got %s",
-				  u->name, luaL_typename(L, 2));
-	j.ifname = lua_tostring(L, 2);
-	lbpf_check_options(L, 3, "attach_tc", known);
+	j.ifname = check_ifname(L, u, "attach_tc", known);
 	netns = lbpf_opt_string(L, 3, "netns", NULL);
-	dir = lbpf_opt_string(L, 3, "direction", "ingress");
-	mode = lbpf_opt_string(L, 3, "mode", "auto");
+	j.egress = lbpf_opt_choice(L, 3, "attach_tc", "direction", dirs) == 1;
+	dir = dirs[j.egress];
+	mode = lbpf_opt_choice(L, 3, "attach_tc", "mode", modes);
 	prio = lbpf_opt_integer(L, 3, "priority", 0);
 	handle = lbpf_opt_integer(L, 3, "handle", 0);
-	if (strcmp(dir, "ingress") && strcmp(dir, "egress"))
-		return luaL_error(L,
-				  "attach_tc: option 'direction' expects ingress or egress, "
-				  "got '%s'",
-				  dir);
 	if (prio < 0 || prio > 0xffff)
 		return luaL_error(L, "attach_tc: option 'priority' expects 1..65535, got %d",
 				  (int)prio);
 	if (handle < 0 || handle > 0xffffffffLL)
 		return luaL_error(L, "attach_tc: option 'handle' expects a 32-bit number");
-	j.egress = !strcmp(dir, "egress");
-	if (!strcmp(mode, "tcx")) {
+	if (mode == TC_TCX) {
 		if (prio || handle)
 			return luaL_error(
 			    L, "attach_tc: 'priority' and 'handle' are clsact filter "
 			       "settings: use mode='clsact' (tcx orders programs itself)");
 		j.try_tcx = true;
-	} else if (!strcmp(mode, "clsact")) {
-		j.try_clsact = true;
-	} else if (!strcmp(mode, "auto")) {
-		/* A priority or handle only means something to clsact. */
-		j.try_tcx = !prio && !handle;
+	} else if (mode == TC_CLSACT) {
 		j.try_clsact = true;
 	} else {
-		return luaL_error(
-		    L, "attach_tc: option 'mode' expects auto, tcx or clsact, got '%s'", mode);
+		/* auto: a priority or handle only means something to clsact. */
+		j.try_tcx = !prio && !handle;
+		j.try_clsact = true;
 	}
 	j.priority = (__u32)prio;
 	j.handle = (__u32)handle;
@@ -575,13 +566,8 @@ static int l_attach_tc(lua_State *L)
 	if (rc < 0)
 		return fail_netns(L, u, -rc, netns);
 	in_netns_text(where, sizeof(where), netns);
-	if (j.no_iface) {
-		lua_pushnil(L);
-		lua_pushfstring(L, "program '%s': interface '%s' not found%s: ENODEV: %s", u->name,
-				j.ifname, where, strerror(ENODEV));
-		lua_pushliteral(L, "ENODEV");
-		return 3;
-	}
+	if (j.no_iface)
+		return fail_no_iface(L, u, j.ifname, where);
 	if (j.err == EEXIST && !j.used_tcx && j.try_clsact)
 		return fail_hint(
 		    L, j.err,

@@ -78,6 +78,11 @@ const char *lbpf_opt_string(lua_State *L, int idx, const char *key, const char *
 lua_Integer lbpf_opt_integer(lua_State *L, int idx, const char *key, lua_Integer def);
 bool lbpf_opt_bool(lua_State *L, int idx, const char *key, bool def);
 
+/// The index in the NULL-terminated names of the string option key (names[0]
+/// when absent); raises "what: option 'key' expects a, b or c, got 'x'".
+int lbpf_opt_choice(lua_State *L, int idx, const char *what, const char *key,
+		    const char *const names[]);
+
 /// Raise if the options table at idx has a key not in the NULL-terminated list.
 void lbpf_check_options(lua_State *L, int idx, const char *what, const char *const known[]);
 

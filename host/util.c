@@ -106,6 +106,27 @@ bool lbpf_opt_bool(lua_State *L, int idx, const char *key, bool def)
 	return b;
 }
 
+int lbpf_opt_choice(lua_State *L, int idx, const char *what, const char *key,
+		    const char *const names[])
+{
+	const char *s = lbpf_opt_string(L, idx, key, names[0]);
+	luaL_Buffer b;
+	int i;
+
+	for (i = 0; names[i]; i++)
+		if (!strcmp(s, names[i]))
+			return i;
+	/* "auto, native or generic" */
+	luaL_buffinit(L, &b);
+	for (i = 0; names[i]; i++) {
+		luaL_addstring(&b, !i ? "" : names[i + 1] ? ", " : " or ");
+		luaL_addstring(&b, names[i]);
+	}
+	luaL_pushresult(&b);
+	return luaL_error(L, "%s: option '%s' expects %s, got '%s'", what, key,
+			  lua_tostring(L, -1), s);
+}
+
 void lbpf_check_options(lua_State *L, int idx, const char *what, const char *const known[])
 {
 	if (lua_isnoneornil(L, idx))

@@ -112,7 +112,9 @@ t.raises(function() xdp_pass:attach_xdp("lo", { mode = "fast" }) end,
 t.raises(function() xdp_pass:attach_xdp("lo", { netsn = "x" }) end,
   "attach_xdp: unknown option 'netsn' (valid: mode, netns, replace)")
 t.raises(function() obj:program("tc_pass"):attach_tc("lo", { direction = "up" }) end,
-  "option 'direction' expects ingress or egress")
+  "attach_tc: option 'direction' expects ingress or egress, got 'up'")
+t.raises(function() obj:program("tc_pass"):attach_tc("lo", { mode = "xdp" }) end,
+  "attach_tc: option 'mode' expects auto, tcx or clsact, got 'xdp'")
 t.raises(function() obj:program("tc_pass"):attach_tc("lo", { mode = "tcx", priority = 3 }) end,
   "use mode='clsact'")
 t.raises(function() xdp_pass:attach() end, "attach it with prog:attach_xdp(ifname)")

@@ -113,6 +113,9 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } events SEC(".maps");
 
+/* Named in a global so its BTF is kept: Lua decodes events by this type. */
+const struct lb_event *lb_event_type __attribute__((unused));
+
 struct pkt {
 	struct ethhdr *eth;
 	void *end;

@@ -1,6 +1,9 @@
 // SPDX-License-Identifier: MIT
 /* The luabpf command line: run a script, or a chunk of code, on one loop. */
 #include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <unistd.h>
 #include <libgen.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -14,8 +17,8 @@
 #include "watchdog.h"
 
 static const char usage[] =
-	"usage: luabpf [-v] [--watchdog SECONDS] run SCRIPT [ARGS...]\n"
-	"       luabpf [-v] [--watchdog SECONDS] -e CODE [ARGS...]\n"
+	"usage: luabpf [OPTIONS] run SCRIPT [ARGS...]\n"
+	"       luabpf [OPTIONS] -e CODE [ARGS...]\n"
 	"       luabpf --version | --help\n"
 	"\n"
 	"Runs a Lua script with BPF objects, maps, programs, links and ring\n"
@@ -26,6 +29,8 @@ static const char usage[] =
 	"  -v           debug logging, libbpf's messages included\n"
 	"  --watchdog S interrupt a handler stuck for S seconds, exit after 3 x S\n"
 	"               (default 10; 0 disables)\n"
+	"  --netns NAME run in network namespace NAME (ip netns) or at a path;\n"
+	"               unlike `ip netns exec`, /sys/fs/bpf stays the host's bpffs\n"
 	"  --version    print the version\n"
 	"\n"
 	"Exit codes: 0 done, 1 the script failed, 2 bad command line,\n"
@@ -84,6 +89,27 @@ static void add_script_dir(lua_State *L, const char *script)
 	free(copy);
 }
 
+/* The whole process moves: sockets, children and attaches all happen there. */
+static int enter_netns(const char *ns)
+{
+	char path[512];
+	int fd, err;
+
+	snprintf(path, sizeof(path), strchr(ns, '/') ? "%s" : "/run/netns/%s", ns);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0 || setns(fd, CLONE_NEWNET) < 0) {
+		err = errno;
+		fprintf(stderr, "ERROR: can't enter network namespace '%s': %s\n", ns, strerror(err));
+		if (err == ENOENT)
+			fprintf(stderr, "HINT: list them with `ip netns list`; create one with `ip netns add %s`\n", ns);
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	close(fd);
+	return 0;
+}
+
 static int finish(int rc)
 {
 	if (rc != LBPF_EXIT_OK)
@@ -120,6 +146,11 @@ int main(int argc, char **argv)
 			watchdog = (unsigned)strtoul(v, &end, 10);
 			if (*end)
 				return usage_error("--watchdog expects a whole number of seconds");
+		} else if (!strcmp(argv[i], "--netns")) {
+			if (++i >= argc)
+				return usage_error("--netns needs NAME");
+			if (enter_netns(argv[i]) < 0)
+				return LBPF_EXIT_ERROR;
 		} else if (!strcmp(argv[i], "-e")) {
 			break;
 		} else {

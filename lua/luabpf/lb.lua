@@ -1,0 +1,645 @@
+-- SPDX-License-Identifier: MIT
+-- The XDP load balancer's service API: turns declared VIPs and backends into
+-- the maps of bpf/lb.bpf.c, and keeps them in step with every change.
+--
+--   local lb = require("luabpf.lb")
+--   local svc = lb.new{ name = "web", interface = "eth0" }
+--   svc:add_vip{ name = "http", addr = "10.0.0.100", port = 80, proto = "tcp",
+--                mode = "nat", backends = { { name = "b1", addr = "10.0.0.11" } } }
+--   svc:set_weight("http", "b1", 0)    -- drain
+--
+-- docs/lb.md has the whole API, the modes and the topology each needs.
+local ffi = require("ffi")
+local bit = require("bit")
+local uv = require("luv")
+local maglev = require("luabpf.maglev")
+local addr = require("luabpf._addr")
+
+local M = {}
+
+local MODES = { nat = 0, dsr = 1 }
+local MODE_NAMES = { [0] = "nat", [1] = "dsr" }
+local PROTOS = { tcp = 6, udp = 17 }
+local PROTO_NAMES = { [6] = "tcp", [17] = "udp" }
+local ACTIVE, DRAINING, REMOVED = 0, 1, 2
+local STATE_NAMES = { [0] = "active", [1] = "draining", [2] = "removed" }
+local NO_BACKEND = 0xffffffff
+local VIP_ADDR, SNAT_ADDR = 1, 2
+
+-- enum lb_reason, in order (bpf/lb.h).
+M.REASONS = {
+  "forwarded", "reply", "pass_not_vip", "pass_other_port", "pass_non_l4", "pass_runt",
+  "drop_bad_ip", "drop_ip_options", "drop_fragment", "drop_bad_l4", "drop_no_backend",
+  "drop_no_neigh", "drop_fib", "drop_fwd_disabled", "drop_nat_ports",
+}
+
+M.PIN_ROOT = "/sys/fs/bpf/luabpf/lb"
+
+ffi.cdef [[
+struct luabpf_lb_flow_key {
+  uint8_t src[16]; uint8_t dst[16]; uint16_t sport; uint16_t dport; uint8_t proto; uint8_t pad[3];
+};
+]]
+local flow_key_t = ffi.typeof("struct luabpf_lb_flow_key")
+local u32p = ffi.typeof("const uint32_t *")
+
+local band, bxor, rshift, lshift, rol, tobit = bit.band, bit.bxor, bit.rshift, bit.lshift, bit.rol,
+  bit.tobit
+local mul32 = maglev.mul32
+
+--- The data plane's flow hash (flow_hash in bpf/lb.bpf.c), for "which backend?".
+function M.flow_hash(src, sport, dst, dport, proto)
+  local k = flow_key_t()
+  ffi.copy(k.src, addr.bytes(src), 16)
+  ffi.copy(k.dst, addr.bytes(dst), 16)
+  k.sport = bit.bswap(lshift(sport, 16))
+  k.dport = bit.bswap(lshift(dport, 16))
+  k.proto = proto
+  local w = ffi.cast(u32p, k)
+  local h = 0x4c554142
+  for i = 0, 9 do
+    local x = mul32(tobit(w[i]), 0xcc9e2d51)
+    x = mul32(rol(x, 15), 0x1b873593)
+    h = tobit(mul32(rol(bxor(h, x), 13), 5) + 0xe6546b64)
+  end
+  h = bxor(h, 40)
+  h = bxor(h, rshift(h, 16)); h = mul32(h, 0x85ebca6b)
+  h = bxor(h, rshift(h, 13)); h = mul32(h, 0xc2b2ae35)
+  h = bxor(h, rshift(h, 16))
+  return h < 0 and h + 4294967296 or h
+end
+
+local Service = {}
+Service.__index = Service
+
+local function fail(fmt, ...)
+  error(fmt:format(...), 3)
+end
+
+local function check_opts(what, t, known)
+  if type(t) ~= "table" then fail("%s: expects a table of options, got %s", what, type(t)) end
+  for k in pairs(t) do
+    if not known[k] then
+      local names = {}
+      for n in pairs(known) do names[#names + 1] = n end
+      table.sort(names)
+      fail("%s: unknown option '%s' (valid: %s)", what, tostring(k), table.concat(names, ", "))
+    end
+  end
+end
+
+local function sh(cmd)
+  local p = io.popen(cmd .. " 2>/dev/null")
+  local out = p:read("*a")
+  p:close()
+  return out
+end
+
+-- The first address of the interface in the family of addr_text.
+local function iface_addr(iface, v6)
+  local out = sh(("ip -o -%d addr show dev %s scope global"):format(v6 and 6 or 4, iface))
+  return out:match(v6 and "inet6 ([%x:]+)/" or "inet ([%d%.]+)/")
+end
+
+local function rmdir_pins(dir)
+  for _, f in ipairs({ "link" }) do os.remove(dir .. "/" .. f) end
+  local p = io.popen("ls -A " .. dir .. " 2>/dev/null")
+  for f in p:lines() do os.remove(dir .. "/" .. f) end
+  p:close()
+  os.remove(dir)
+end
+
+local function mkdir_p(path)
+  local cur = ""
+  for part in path:gmatch("[^/]+") do
+    cur = cur .. "/" .. part
+    uv.fs_mkdir(cur, 448) -- 0700; EEXIST is fine
+  end
+end
+
+--- Start (or take over) the service: load the data plane, reuse pinned state,
+-- attach XDP to the interface. See docs/lb.md for the options.
+function M.new(o)
+  check_opts("lb.new", o, {
+    name = true, interface = true, netns = true, xdp_mode = true, pin = true, pin_root = true,
+    ring_size = true, max_vips = true, max_backends = true, flows = true, flow_sample = true,
+    drop_sample = true, on_event = true, prime_neighbours = true,
+  })
+  if type(o.name) ~= "string" or not o.name:match("^[%w_.-]+$") then
+    fail("lb.new: name must be a word of letters, digits, '_', '.', '-' (it names the pin directory), got %s",
+      tostring(o.name))
+  end
+  if type(o.interface) ~= "string" then fail("lb.new: interface is required (the interface XDP attaches to)") end
+  local self = setmetatable({
+    name = o.name, interface = o.interface, netns = o.netns,
+    xdp_mode = o.xdp_mode or "auto",
+    ring = o.ring_size or maglev.DEFAULT_SIZE,
+    max_vips = o.max_vips or 16, max_backends = o.max_backends or 1024,
+    vips = {}, vip_by_id = {}, backend_by_id = {},
+    pinned = o.pin ~= false,
+    prime = o.prime_neighbours ~= false,
+    last = {},
+  }, Service)
+  if not maglev.is_prime(self.ring) then fail("lb.new: ring_size %d is not prime (65537 is)", self.ring) end
+  local root = o.pin_root or M.PIN_ROOT
+  self.dir = self.pinned and (root .. "/" .. o.name) or
+    ("%s/.tmp-%d-%s"):format(root, uv.os_getpid(), o.name)
+  local fresh = not uv.fs_stat(self.dir .. "/vips")
+  mkdir_p(self.dir)
+
+  local obj, err = bpf.load("lb", {
+    pin_root_path = self.dir,
+    globals = { ring_size = self.ring },
+    max_entries = {
+      vips = self.max_vips, vip_stats = self.max_vips, maglev = self.max_vips * 2 * self.ring,
+      backends = self.max_backends, backend_stats = self.max_backends,
+      flows = o.flows or 65536, nat = o.flows or 65536,
+    },
+  })
+  if not obj then
+    if tostring(err):find("parameter mismatch", 1, true) then
+      err = ("service '%s': the state pinned at %s was made with other map sizes or an older "
+        .. "data plane, and luabpf will not silently replace it (that would drop every flow). "
+        .. "Start with the sizes it was made with, or remove it: rm -r %s\n%s"):format(
+          o.name, self.dir, self.dir, err)
+    end
+    if not self.pinned then rmdir_pins(self.dir) end
+    return nil, err
+  end
+  self.obj = obj
+  local ok, res, res2 = pcall(self._start, self, o)
+  if not ok or not res then
+    -- Nothing half-made stays behind: state we just created goes again.
+    if self.link and (fresh or not self.pinned) then self.link:detach() end
+    if fresh or not self.pinned then self:_unpin_all() end
+    obj:close()
+    if not ok then error(res, 2) end
+    return nil, res2
+  end
+  return self
+end
+
+function Service:_start(o)
+  local obj = self.obj
+  -- self.m: the maps by name; self.vips: our records of the VIPs.
+  self.m = {}
+  for _, n in ipairs(obj:maps()) do self.m[n] = obj:map(n) end
+  obj:set("flow_sample", o.flow_sample or 0)
+  obj:set("drop_sample", o.drop_sample or 1)
+  self:_recover()
+
+  -- A pinned link means a running (or stopped) earlier instance: replace its
+  -- program in place, so traffic never sees a moment without one.
+  local prog = obj:program("xdp_lb")
+  local link_path = self.dir .. "/link"
+  local link = self.pinned and uv.fs_stat(link_path) and bpf.link_from_pin(link_path)
+  if link then
+    local ok, uerr = link:update(prog)
+    if not ok then return nil, ("service '%s': can't replace the running program: %s"):format(o.name, uerr) end
+    self.took_over = true
+    bpf.log("info", ("service '%s': took over the pinned XDP link %s"):format(o.name, link_path))
+  else
+    local aerr
+    link, aerr = prog:attach_xdp(o.interface, { mode = self.xdp_mode, netns = o.netns })
+    if not link then
+      return nil, ("service '%s': couldn't attach to '%s': %s"):format(o.name, o.interface, aerr)
+    end
+    if self.pinned then assert(link:pin(link_path)) end
+  end
+  self.link = link
+
+  self.events = bpf.ringbuf(obj:map("events"), function(ev) self:_event(ev) end,
+    { decode = "struct lb_event" })
+  self.on_event = o.on_event
+  bpf.on_shutdown(function() self:close() end)
+  return true
+end
+
+-- Rebuild our view of ids from pinned maps, so flows keep their backends.
+function Service:_recover()
+  self.free_vips, self.free_backends = {}, {}
+  local used_v, used_b = {}, {}
+  for k, v in self.m.vips:pairs() do
+    local rec = {
+      id = v.id, addr = addr.text(k.addr), port = k.port, proto = k.proto, mode = v.mode,
+      table = v.table, snat = addr.text(v.snat), backends = {}, order = {}, recovered = true,
+      name = ("%s:%d/%s"):format(addr.text(k.addr), k.port, PROTO_NAMES[k.proto] or k.proto),
+    }
+    self.vip_by_id[v.id] = rec
+    used_v[v.id] = true
+  end
+  for id = 0, self.max_backends - 1 do
+    local b = self.m.backends:lookup(id)
+    if b and b.state ~= REMOVED and not addr.is_zero(b.addr) and self.vip_by_id[b.vip] then
+      local v = self.vip_by_id[b.vip]
+      local rec = { id = id, addr = addr.text(b.addr), port = b.port, state = b.state, vip = v,
+        weight = b.state == DRAINING and 0 or 1 }
+      rec.name = ("%s:%d"):format(rec.addr, rec.port)
+      v.backends[rec.name] = rec
+      v.order[#v.order + 1] = rec
+      self.backend_by_id[id] = rec
+      used_b[id] = true
+    end
+  end
+  for id = self.max_vips - 1, 0, -1 do if not used_v[id] then self.free_vips[#self.free_vips + 1] = id end end
+  for id = self.max_backends - 1, 0, -1 do if not used_b[id] then self.free_backends[#self.free_backends + 1] = id end end
+end
+
+--- After declaring every VIP: remove what an earlier instance left pinned
+-- that the declaration no longer has. Returns how many VIPs went.
+function Service:prune()
+  self:_check_open()
+  local n = 0
+  for id, v in pairs(self.vip_by_id) do
+    if v.recovered then
+      for _, b in ipairs(v.order) do b.state = REMOVED end
+      self:_compact(v)
+      self.m.vips:delete(vip_key(v))
+      self.vip_by_id[id] = nil
+      self.free_vips[#self.free_vips + 1] = id
+      n = n + 1
+    end
+  end
+  self:_addr_flags()
+  return n
+end
+
+local function vip_key(v)
+  return { addr = addr.mapped(v.addr), port = v.port, proto = v.proto }
+end
+
+function Service:_check_open()
+  if not self.obj then error(("service '%s' is closed"):format(self.name), 3) end
+end
+
+function Service:_vip(name)
+  local v = self.vips[name]
+  if not v then
+    local names = {}
+    for n in pairs(self.vips) do names[#names + 1] = n end
+    table.sort(names)
+    error(("service '%s' has no VIP '%s' (VIPs: %s)"):format(self.name, tostring(name),
+      #names > 0 and table.concat(names, ", ") or "none"), 3)
+  end
+  return v
+end
+
+function Service:_backend(v, name)
+  local b = v.backends[name]
+  if not b then
+    local names = {}
+    for _, x in ipairs(v.order) do names[#names + 1] = x.name end
+    error(("VIP '%s' has no backend '%s' (backends: %s)"):format(v.name, tostring(name),
+      #names > 0 and table.concat(names, ", ") or "none"), 3)
+  end
+  return b
+end
+
+-- Refcounted flags per address: a VIP address, a NAT source address, or both.
+function Service:_addr_flags()
+  local want = {}
+  for _, v in pairs(self.vips) do
+    local a = addr.mapped(v.addr)
+    want[a] = bit.bor(want[a] or 0, VIP_ADDR)
+    if v.mode == MODES.nat then
+      local s = addr.mapped(v.snat)
+      want[s] = bit.bor(want[s] or 0, SNAT_ADDR)
+    end
+  end
+  for k in self.m.vip_addrs:pairs() do
+    if not want[addr.mapped(k)] then self.m.vip_addrs:delete(k) end
+  end
+  for a, f in pairs(want) do assert(self.m.vip_addrs:update(a, f)) end
+end
+
+-- Write the VIP's new Maglev table into its idle half, then flip to it: a
+-- packet sees either the old table or the new one, never a mix.
+function Service:_publish(v)
+  local live = {}
+  for _, b in ipairs(v.order) do
+    if b.state ~= REMOVED then live[#live + 1] = b end
+  end
+  local tab = maglev.build(live, self.ring)
+  local half = 1 - (v.table or 0)
+  local base = v.id * 2 * self.ring + half * self.ring
+  local keys, vals = self._keys or {}, {}
+  if not self._keys or self._keys_base ~= base then
+    for s = 0, self.ring - 1 do keys[s + 1] = base + s end
+    self._keys, self._keys_base = keys, base
+  end
+  for s = 0, self.ring - 1 do
+    local e = tab[s]
+    vals[s + 1] = e == 0 and NO_BACKEND or live[e].id
+  end
+  assert(self.m.maglev:update_batch(keys, vals))
+  v.table = half
+  assert(self.m.vips:update(vip_key(v), { id = v.id, mode = v.mode, table = half, flags = 0,
+    snat = addr.mapped(v.snat or "::") }))
+  v.slots = maglev.shares(tab, self.ring)
+end
+
+function Service:_write_backend(b)
+  assert(self.m.backends:update(b.id, { addr = addr.mapped(b.addr), port = b.port or 0,
+    state = b.state, vip = b.vip.id }))
+end
+
+local function parse_port(what, p)
+  if type(p) ~= "number" or p < 1 or p > 65535 or p % 1 ~= 0 then
+    error(("%s: port must be 1-65535, got %s"):format(what, tostring(p)), 4)
+  end
+  return p
+end
+
+local function prime_neighbour(a)
+  -- Ask the kernel to resolve the next hop now, so the first packet finds its MAC.
+  local h = uv.spawn("ping", { args = { addr.is_v4(a) and "-4" or "-6", "-c", "1", "-W", "1", a },
+    stdio = { nil, nil, nil } }, function(h) end)
+  if h then h:close() end
+end
+
+--- Add a VIP: { name=, addr=, port=, proto="tcp"|"udp", mode="nat"|"dsr",
+-- snat= (nat: the balancer's address toward backends; default: the interface's),
+-- backends = { {name=, addr=, port=, weight=}, ... } }.
+function Service:add_vip(o)
+  self:_check_open()
+  check_opts("add_vip", o, { name = true, addr = true, port = true, proto = true, mode = true,
+    snat = true, backends = true })
+  local a = addr.check("add_vip: addr", o.addr, 3)
+  local port = parse_port("add_vip", o.port)
+  local proto = PROTOS[o.proto or "tcp"]
+  if not proto then error(("add_vip: proto must be tcp or udp, got %s"):format(tostring(o.proto)), 2) end
+  local mode = MODES[o.mode or "nat"]
+  if not mode then error(("add_vip: mode must be nat or dsr, got %s"):format(tostring(o.mode)), 2) end
+  local name = o.name or ("%s:%d/%s"):format(a, port, o.proto or "tcp")
+  if self.vips[name] then error(("add_vip: service '%s' already has a VIP named '%s'"):format(self.name, name), 2) end
+  for _, v in pairs(self.vips) do
+    if addr.mapped(v.addr) == addr.mapped(a) and v.port == port and v.proto == proto then
+      error(("add_vip: %s:%d/%s is already VIP '%s'"):format(a, port, o.proto or "tcp", v.name), 2)
+    end
+  end
+  local snat = o.snat
+  if mode == MODES.nat then
+    snat = snat or iface_addr(self.interface, not addr.is_v4(a))
+    if not snat then
+      error(("add_vip: VIP '%s' is in NAT mode and '%s' has no %s address: give snat = ADDRESS")
+        :format(name, self.interface, addr.is_v4(a) and "IPv4" or "IPv6"), 2)
+    end
+    snat = addr.check("add_vip: snat", snat, 3)
+    if addr.is_v4(snat) ~= addr.is_v4(a) then
+      error(("add_vip: snat %s and VIP %s must be the same address family"):format(snat, a), 2)
+    end
+  end
+  -- Take over a VIP a previous instance left pinned: same id, same table.
+  local v
+  for id, r in pairs(self.vip_by_id) do
+    if r.recovered and addr.mapped(r.addr) == addr.mapped(a) and r.port == port and r.proto == proto then
+      v = r
+      v.recovered = nil
+      self.vip_by_id[id] = v
+    end
+  end
+  if not v then
+    local id = table.remove(self.free_vips)
+    if not id then error(("add_vip: service '%s' has all %d VIP slots in use (max_vips)"):format(self.name, self.max_vips), 2) end
+    v = { id = id, backends = {}, order = {}, table = 1 }
+    self.vip_by_id[id] = v
+  end
+  v.name, v.addr, v.port, v.proto, v.mode, v.snat = name, a, port, proto, mode, snat
+  self.vips[name] = v
+  -- Backends the old instance had that the new declaration lacks go away.
+  local declared = {}
+  for _, b in ipairs(o.backends or {}) do
+    declared[b.name or ("%s:%d"):format(b.addr, b.port or port)] = true
+  end
+  for _, b in ipairs(v.order) do
+    if not declared[b.name] then b.state = REMOVED end
+  end
+  for _, b in ipairs(o.backends or {}) do self:_add_backend(v, b) end
+  self:_compact(v)
+  for _, b in ipairs(v.order) do self:_write_backend(b) end
+  self:_publish(v)
+  self:_addr_flags()
+  return v.name
+end
+
+function Service:_compact(v)
+  local keep = {}
+  for _, b in ipairs(v.order) do
+    if b.state == REMOVED then
+      self:_write_backend(b)
+      self.backend_by_id[b.id] = nil
+      self.free_backends[#self.free_backends + 1] = b.id
+      v.backends[b.name] = nil
+    else
+      keep[#keep + 1] = b
+    end
+  end
+  v.order = keep
+end
+
+function Service:_add_backend(v, o)
+  check_opts("add_backend", o, { name = true, addr = true, port = true, weight = true })
+  local a = addr.check("add_backend: addr", o.addr, 4)
+  if addr.is_v4(a) ~= addr.is_v4(v.addr) then
+    error(("add_backend: backend %s and VIP %s must be the same address family"):format(a, v.addr), 3)
+  end
+  local port = o.port and parse_port("add_backend", o.port) or v.port
+  local weight = o.weight or 1
+  if type(weight) ~= "number" or weight < 0 then
+    error(("add_backend: weight must be a number >= 0, got %s"):format(tostring(weight)), 3)
+  end
+  local name = o.name or ("%s:%d"):format(a, port)
+  local b
+  for _, x in ipairs(v.order) do
+    -- A backend recovered from pinned state keeps its id (its flows stay).
+    if x.state ~= REMOVED and addr.mapped(x.addr) == addr.mapped(a) and x.port == port then b = x end
+  end
+  if b then
+    if v.backends[name] and v.backends[name] ~= b then
+      error(("add_backend: VIP '%s' already has a backend named '%s'"):format(v.name, name), 3)
+    end
+    v.backends[b.name] = nil
+  else
+    if v.backends[name] then
+      error(("add_backend: VIP '%s' already has a backend named '%s'"):format(v.name, name), 3)
+    end
+    local id = table.remove(self.free_backends)
+    if not id then error(("add_backend: all %d backend slots are in use (max_backends)"):format(self.max_backends), 3) end
+    b = { id = id, vip = v }
+    v.order[#v.order + 1] = b
+    self.backend_by_id[id] = b
+  end
+  b.name, b.addr, b.port, b.weight = name, a, port, weight
+  b.state = weight > 0 and ACTIVE or DRAINING
+  v.backends[name] = b
+  if self.prime then prime_neighbour(a) end
+  return b
+end
+
+--- Add a backend to a VIP: { name=, addr=, port=, weight= }.
+function Service:add_backend(vip, o)
+  self:_check_open()
+  local v = self:_vip(vip)
+  local b = self:_add_backend(v, o)
+  self:_write_backend(b)
+  self:_publish(v)
+  return b.name
+end
+
+--- Change a backend's weight; 0 drains it: no new flows, existing ones go on.
+function Service:set_weight(vip, name, weight)
+  self:_check_open()
+  local v = self:_vip(vip)
+  local b = self:_backend(v, name)
+  if type(weight) ~= "number" or weight < 0 then
+    error(("set_weight: weight must be a number >= 0, got %s"):format(tostring(weight)), 2)
+  end
+  b.weight = weight
+  b.state = weight > 0 and ACTIVE or DRAINING
+  self:_write_backend(b)
+  self:_publish(v)
+end
+
+--- Remove a backend: it leaves the table and its flows move to others.
+function Service:remove_backend(vip, name)
+  self:_check_open()
+  local v = self:_vip(vip)
+  local b = self:_backend(v, name)
+  b.state = REMOVED
+  self:_compact(v)
+  self:_publish(v)
+end
+
+--- Remove a VIP and its backends.
+function Service:remove_vip(name)
+  self:_check_open()
+  local v = self:_vip(name)
+  for _, b in ipairs(v.order) do b.state = REMOVED end
+  self:_compact(v)
+  self.m.vips:delete(vip_key(v))
+  self.vips[name] = nil
+  self.vip_by_id[v.id] = nil
+  self.free_vips[#self.free_vips + 1] = v.id
+  self:_addr_flags()
+end
+
+--- Which backend gets this flow: { src=, sport=, dst=, dport=, proto= }.
+-- Returns the backend's name and whether the flow table already holds it.
+function Service:which(f)
+  self:_check_open()
+  local proto = PROTOS[f.proto or "tcp"] or f.proto
+  local key = { src = addr.mapped(f.src), dst = addr.mapped(f.dst), sport = f.sport,
+    dport = f.dport, proto = proto }
+  local hit = self.m.flows:lookup(key)
+  if hit and self.backend_by_id[hit.backend] then
+    return self.backend_by_id[hit.backend].name, true
+  end
+  local vk = self.m.vips:lookup({ addr = key.dst, port = f.dport, proto = proto })
+  if not vk then return nil, "no VIP for " .. tostring(f.dst) .. ":" .. tostring(f.dport) end
+  local h = M.flow_hash(f.src, f.sport, f.dst, f.dport, proto)
+  local slot = vk.id * 2 * self.ring + vk.table * self.ring + h % self.ring
+  local id = self.m.maglev:lookup(slot)
+  local b = id and self.backend_by_id[id]
+  if not b then return nil, "no backend" end
+  return b.name, false
+end
+
+--- Flows in the flow table: a list of {src, sport, dst, dport, proto, vip, backend}.
+function Service:flows(vip)
+  self:_check_open()
+  local out = {}
+  for k, v in self.m.flows:pairs() do
+    local b = self.backend_by_id[v.backend]
+    local vv = self.vip_by_id[v.vip]
+    if not vip or (vv and vv.name == vip) then
+      out[#out + 1] = { src = addr.text(k.src), sport = k.sport, dst = addr.text(k.dst),
+        dport = k.dport, proto = PROTO_NAMES[k.proto] or k.proto,
+        vip = vv and vv.name, backend = b and b.name }
+    end
+  end
+  return out
+end
+
+local function counters(map, id)
+  local c = map:lookup_sum(id)
+  return { packets = tonumber(c.packets), bytes = tonumber(c.bytes), new_flows = tonumber(c.new_flows) }
+end
+
+-- Rates since the previous stats() call for the same thing.
+function Service:_rate(key, c, now)
+  local prev = self.last[key]
+  self.last[key] = { t = now, c = c }
+  if not prev or now <= prev.t then return end
+  local dt = (now - prev.t) / 1e9
+  c.pps = (c.packets - prev.c.packets) / dt
+  c.bps = (c.bytes - prev.c.bytes) * 8 / dt
+  c.flows_per_s = (c.new_flows - prev.c.new_flows) / dt
+end
+
+--- Counters per VIP and backend (with rates since the last call) and per reason.
+function Service:stats()
+  self:_check_open()
+  local now = uv.hrtime()
+  local out = { vips = {}, reasons = {} }
+  for name, v in pairs(self.vips) do
+    local s = counters(self.m.vip_stats, v.id)
+    self:_rate("v" .. v.id, s, now)
+    s.addr, s.port, s.proto, s.mode = v.addr, v.port, PROTO_NAMES[v.proto], MODE_NAMES[v.mode]
+    s.backends = {}
+    for i, b in ipairs(v.order) do
+      local bs = counters(self.m.backend_stats, b.id)
+      self:_rate("b" .. b.id, bs, now)
+      bs.addr, bs.port, bs.weight, bs.state = b.addr, b.port, b.weight, STATE_NAMES[b.state]
+      bs.slots = v.slots and v.slots[i] or 0
+      s.backends[b.name] = bs
+    end
+    out.vips[name] = s
+  end
+  for i, r in ipairs(M.REASONS) do
+    out.reasons[r] = tonumber(self.m.reasons:lookup_sum(i - 1).packets)
+  end
+  return out
+end
+
+function Service:_event(ev)
+  local v = self.vip_by_id[ev.vip]
+  local b = self.backend_by_id[ev.backend]
+  local e = {
+    type = ev.type == 1 and "new_flow" or "drop",
+    reason = ev.type == 2 and M.REASONS[ev.reason + 1] or nil,
+    proto = PROTO_NAMES[ev.proto] or ev.proto,
+    src = addr.text(ev.src), sport = ev.sport, dst = addr.text(ev.dst), dport = ev.dport,
+    vip = v and v.name, backend = b and b.name,
+  }
+  if self.on_event then
+    self.on_event(e)
+  elseif e.type == "drop" then
+    bpf.log("info", ("service '%s': %s %s:%d -> %s:%d/%s"):format(self.name, e.reason, e.src,
+      e.sport, e.dst, e.dport, e.proto))
+  end
+end
+
+function Service:_unpin_all()
+  for _, m in pairs(self.m or {}) do pcall(m.unpin, m) end
+  rmdir_pins(self.dir)
+end
+
+--- Stop: a pinned service leaves its program attached and its state pinned
+-- for the next instance; {destroy=true} (or pin=false) detaches and removes it.
+function Service:close(o)
+  if not self.obj then return end
+  o = o or {}
+  if self.events then self.events:close() end
+  if self.pinned and not o.destroy then
+    -- Leave the link attached and pinned: the next instance takes it over.
+    self.link = nil
+  else
+    if self.link then self.link:detach() end
+    if self.pinned then os.remove(self.dir .. "/link") end
+    self:_unpin_all()
+  end
+  self.obj = nil
+end
+
+M.Service = Service
+return M

@@ -1,0 +1,88 @@
+-- SPDX-License-Identifier: MIT
+-- The XDP load balancer as a service: luabpf run scripts/examples/lb.lua CONFIG
+--
+-- CONFIG is a Lua file that sets (or returns a table with) `service`,
+-- `interface` and `vips`; see scripts/examples/lb.conf.lua and docs/lb.md.
+-- It prints the spread per backend every `--interval` seconds, and runs until
+-- stopped. The pool changes live through the `lb` global (and, from the REPL
+-- issue on, `luabpf attach`).
+local uv = require("luv")
+local args = require("luabpf.args")
+local lb = require("luabpf.lb")
+
+local opt = args.parse(arg, {
+  name = "lb.lua",
+  summary = "An XDP L4 load balancer with Maglev hashing, NAT or DSR, configured in Lua.",
+  positional = { { "config", required = true } },
+  options = {
+    { "interval", type = "number", default = 0, help = "print stats every N seconds (0: never)" },
+    { "destroy", type = "flag", help = "at exit, detach and remove the pinned state" },
+  },
+})
+
+-- The config runs in its own environment; what it sets (or returns) is the config.
+local function read_config(path)
+  local chunk, err = loadfile(path)
+  if not chunk then args.fatal(err, nil, 1) end
+  local env = setmetatable({}, { __index = _G })
+  setfenv(chunk, env)
+  local ok, ret = pcall(chunk)
+  if not ok then args.fatal(("config %s: %s"):format(path, ret)) end
+  local c = type(ret) == "table" and ret or env
+  if type(c.interface) ~= "string" then
+    args.fatal(("config %s: 'interface' is required (the interface XDP attaches to)"):format(path))
+  end
+  if type(c.vips) ~= "table" then args.fatal(("config %s: 'vips' is required (a list)"):format(path)) end
+  return c
+end
+
+local cfg = read_config(opt.config)
+local svc, err = lb.new({
+  name = cfg.service or "lb", interface = cfg.interface, netns = cfg.netns,
+  xdp_mode = cfg.xdp_mode, pin = cfg.pin, ring_size = cfg.ring_size, max_vips = cfg.max_vips,
+  max_backends = cfg.max_backends, flows = cfg.flows, flow_sample = cfg.flow_sample,
+  drop_sample = cfg.drop_sample,
+})
+if not svc then args.fatal(err) end
+for _, v in ipairs(cfg.vips) do
+  local ok, e = pcall(svc.add_vip, svc, v)
+  if not ok then
+    svc:close({ destroy = not svc.pinned })
+    args.fatal(("config %s: %s"):format(opt.config, e))
+  end
+end
+local pruned = svc:prune()
+if pruned > 0 then bpf.log("info", ("removed %d VIP(s) the config no longer has"):format(pruned)) end
+lb_service = svc -- for luabpf attach and on_shutdown hooks
+
+local function report()
+  local s = svc:stats()
+  local names = {}
+  for n in pairs(s.vips) do names[#names + 1] = n end
+  table.sort(names)
+  for _, n in ipairs(names) do
+    local v = s.vips[n]
+    print(("%s %s:%d/%s (%s)  %d pkts  %.0f pkt/s  %d flows"):format(n, v.addr, v.port, v.proto,
+      v.mode, v.packets, v.pps or 0, v.new_flows))
+    local bn = {}
+    for b in pairs(v.backends) do bn[#bn + 1] = b end
+    table.sort(bn)
+    for _, b in ipairs(bn) do
+      local x = v.backends[b]
+      print(("  %-12s %-22s w=%-3s %-9s %8d pkts %8d flows"):format(b, x.addr .. ":" .. x.port,
+        tostring(x.weight), x.state, x.packets, x.new_flows))
+    end
+  end
+  io.stdout:flush()
+end
+
+bpf.log("info", ("service '%s' on %s: %d VIP(s), state in %s"):format(svc.name, cfg.interface,
+  #cfg.vips, svc.dir))
+if opt.interval > 0 then
+  uv.new_timer():start(opt.interval * 1000, opt.interval * 1000, report)
+end
+-- Keep running until stopped: the ring buffer's poll handle holds the loop.
+bpf.on_shutdown(function()
+  report()
+  if opt.destroy then svc:close({ destroy = true }) end
+end)

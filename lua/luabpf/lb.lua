@@ -123,13 +123,15 @@ function M.new(o)
   check_opts("lb.new", o, {
     name = true, interface = true, netns = true, xdp_mode = true, pin = true, pin_root = true,
     ring_size = true, max_vips = true, max_backends = true, flows = true, flow_sample = true,
-    drop_sample = true, on_event = true, prime_neighbours = true,
+    drop_sample = true, on_event = true, prime_neighbours = true, attach = true,
   })
   if type(o.name) ~= "string" or not o.name:match("^[%w_.-]+$") then
     fail("lb.new: name must be a word of letters, digits, '_', '.', '-' (it names the pin directory), got %s",
       tostring(o.name))
   end
-  if type(o.interface) ~= "string" then fail("lb.new: interface is required (the interface XDP attaches to)") end
+  if o.attach ~= false and type(o.interface) ~= "string" then
+    fail("lb.new: interface is required (the interface XDP attaches to)")
+  end
   local self = setmetatable({
     name = o.name, interface = o.interface, netns = o.netns,
     xdp_mode = o.xdp_mode or "auto",
@@ -191,9 +193,12 @@ function Service:_start(o)
   -- A pinned link means a running (or stopped) earlier instance: replace its
   -- program in place, so traffic never sees a moment without one.
   local prog = obj:program("xdp_lb")
+  self.prog = prog
   local link_path = self.dir .. "/link"
   local link = self.pinned and uv.fs_stat(link_path) and bpf.link_from_pin(link_path)
-  if link then
+  if o.attach == false then
+    -- Not attached: for tests and benchmarks that drive it with prog:test_run.
+  elseif link then
     local ok, uerr = link:update(prog)
     if not ok then return nil, ("service '%s': can't replace the running program: %s"):format(o.name, uerr) end
     self.took_over = true
@@ -379,7 +384,7 @@ function Service:add_vip(o)
   end
   local snat = o.snat
   if mode == MODES.nat then
-    snat = snat or iface_addr(self.interface, not addr.is_v4(a))
+    snat = snat or (self.interface and iface_addr(self.interface, not addr.is_v4(a)))
     if not snat then
       error(("add_vip: VIP '%s' is in NAT mode and '%s' has no %s address: give snat = ADDRESS")
         :format(name, self.interface, addr.is_v4(a) and "IPv4" or "IPv6"), 2)
@@ -622,6 +627,11 @@ end
 function Service:_unpin_all()
   for _, m in pairs(self.m or {}) do pcall(m.unpin, m) end
   rmdir_pins(self.dir)
+  -- Parents go too when nothing else lives there (rmdir fails otherwise).
+  local parent = self.dir:match("^(.*)/[^/]+$")
+  while parent and parent ~= "/sys/fs/bpf" and parent ~= "" and os.remove(parent) do
+    parent = parent:match("^(.*)/[^/]+$")
+  end
 end
 
 --- Stop: a pinned service leaves its program attached and its state pinned

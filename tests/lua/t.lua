@@ -68,14 +68,45 @@ function t.object(name)
 end
 
 -- Run a shell command; returns its output, whether it exited 0, and the code.
--- (LuaJIT's popen:close() does not report the exit status: the shell does.)
+-- (LuaJIT's popen:close() does not report the exit status: the shell does,
+-- from a subshell so that `exit N` in cmd is reported too.)
 function t.sh(cmd)
-  local p = assert(io.popen("{ " .. cmd .. "\n} 2>&1; echo \"__rc=$?\""))
+  local p = assert(io.popen("( " .. cmd .. "\n) 2>&1; echo \"__rc=$?\""))
   local out = p:read("*a")
   p:close()
   local body, rc = out:match("^(.*)__rc=(%d+)%s*$")
   rc = tonumber(rc)
   return body or out, rc == 0, rc
+end
+
+-- Run a shell command that must succeed; returns its output. Raises, at the
+-- caller's line, with the command, its exit status and output otherwise.
+function t.run(cmd)
+  local out, ok, rc = t.sh(cmd)
+  if not ok then error(string.format("%s: exit status %s: %s", cmd, tostring(rc), out), 2) end
+  return out
+end
+
+-- The integer NAME in one of prog's maps (a .bss global), as bpftool dumps
+-- it: read through the kernel, not through our own copy.
+function t.counter(prog, name)
+  for _, id in ipairs(prog:info().map_ids) do
+    local n = t.run("bpftool map dump id " .. id):match('"' .. name .. '": (%d+)')
+    if n then return tonumber(n) end
+  end
+  error("no counter " .. name, 2)
+end
+
+-- Kernel links (`bpftool link show`) running one of these programs (program
+-- userdata or program ids), as "ID:PROG" text, in bpftool's order: other
+-- processes' links do not matter to a test.
+function t.links_of(...)
+  local want, found = {}, {}
+  for _, p in ipairs({ ... }) do want[type(p) == "number" and p or p:info().id] = true end
+  for id, prog in t.run("bpftool link show"):gmatch("(%d+): [^\n]-prog (%d+)") do
+    if want[tonumber(prog)] then found[#found + 1] = id .. ":" .. prog end
+  end
+  return table.concat(found, " ")
 end
 
 -- A unique name for namespaces, pins and interfaces made by this test.

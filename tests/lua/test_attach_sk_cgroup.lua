@@ -4,37 +4,6 @@
 -- and nothing is left after detach.
 local t = require("t")
 
-local function run(cmd)
-  local out = t.sh(cmd .. '; echo "__rc=$?"')
-  local rc = tonumber(out:match("__rc=(%d+)%s*$"))
-  return out:gsub("__rc=%d+%s*$", ""), rc == 0
-end
-
-local function sh(cmd)
-  local out, ok = run(cmd)
-  if not ok then error(cmd .. ": " .. out, 2) end
-  return out
-end
-
-local function counter(prog, name)
-  for _, id in ipairs(prog:info().map_ids) do
-    local n = sh("bpftool map dump id " .. id):match('"' .. name .. '": (%d+)')
-    if n then return tonumber(n) end
-  end
-  error("no counter " .. name)
-end
-
--- Kernel links (`bpftool link show`) running one of these programs, as
--- "ID:PROG" text: other processes' links do not matter to this test.
-local function links_of(...)
-  local want, found = {}, {}
-  for _, p in ipairs({ ... }) do want[p:info().id] = true end
-  for id, prog in t.sh("bpftool link show"):gmatch("(%d+): [^\n]-prog (%d+)") do
-    if want[tonumber(prog)] then found[#found + 1] = id .. ":" .. prog end
-  end
-  return table.concat(found, " ")
-end
-
 local function cgroup2_root()
   for line in io.lines("/proc/mounts") do
     local dir, fs = line:match("^%S+ (%S+) (%S+)")
@@ -49,48 +18,48 @@ local function main()
   local obj = assert(bpf.load(t.object("progs")))
 
   -- sk_lookup: runs for UDP that arrives in the namespace.
-  sh("ip netns add " .. NS .. " && ip -n " .. NS .. " link set lo up")
+  t.run("ip netns add " .. NS .. " && ip -n " .. NS .. " link set lo up")
   local sk = obj:program("sk_lookup_pass")
   local link = assert(sk:attach_sk_lookup({ netns = NS }))
   t.eq(link:description(), "sk_lookup in netns '" .. NS .. "'", "description")
   local info = link:info()
   t.eq(info.type, "netns", "link type")
   t.eq(info.attach_type, "sk_lookup", "attach type")
-  local ino = tonumber(sh("stat -L -c %i /run/netns/" .. NS))
+  local ino = tonumber(t.run("stat -L -c %i /run/netns/" .. NS))
   t.eq(info.netns_ino, ino, "netns inode")
-  t.eq(links_of(sk), info.id .. ":" .. sk:info().id, "bpftool lists it")
-  for _ = 1, 3 do sh("ip netns exec " .. NS .. " bash -c 'echo x > /dev/udp/127.0.0.1/9'") end
-  t.ok(counter(sk, "sk_lookups") >= 3, "sk_lookup ran: " .. counter(sk, "sk_lookups"))
+  t.eq(t.links_of(sk), info.id .. ":" .. sk:info().id, "bpftool lists it")
+  for _ = 1, 3 do t.run("ip netns exec " .. NS .. " bash -c 'echo x > /dev/udp/127.0.0.1/9'") end
+  t.ok(t.counter(sk, "sk_lookups") >= 3, "sk_lookup ran: " .. t.counter(sk, "sk_lookups"))
   assert(link:detach())
-  t.eq(links_of(sk), "", "no link left after sk_lookup detach")
-  local n = counter(sk, "sk_lookups")
-  sh("ip netns exec " .. NS .. " bash -c 'echo x > /dev/udp/127.0.0.1/9'")
-  t.eq(counter(sk, "sk_lookups"), n, "not run after detach")
+  t.eq(t.links_of(sk), "", "no link left after sk_lookup detach")
+  local n = t.counter(sk, "sk_lookups")
+  t.run("ip netns exec " .. NS .. " bash -c 'echo x > /dev/udp/127.0.0.1/9'")
+  t.eq(t.counter(sk, "sk_lookups"), n, "not run after detach")
 
   -- Current namespace by default: attach and detach only (no traffic here).
   link = assert(sk:attach_sk_lookup())
   t.eq(link:description(), "sk_lookup in the current netns", "default netns")
-  t.eq(link:info().netns_ino, tonumber(sh("stat -L -c %i /proc/self/ns/net")), "current netns inode")
+  t.eq(link:info().netns_ino, tonumber(t.run("stat -L -c %i /proc/self/ns/net")), "current netns inode")
   assert(link:detach())
   local ok, err, code = sk:attach_sk_lookup({ netns = "lbt-no-such-ns" })
   t.eq(code, "ENOENT", "missing netns: " .. tostring(err))
 
   -- cgroup_skb/egress on a fresh cgroup: counts what a process in it sends.
-  sh("mkdir " .. CG)
+  t.run("mkdir " .. CG)
   local cg = obj:program("cgroup_skb_count")
   link = assert(cg:attach_cgroup(CG))
   t.eq(link:description(), "cgroup " .. CG .. " (cgroup_inet_egress)", "description")
   info = link:info()
   t.eq(info.type, "cgroup", "link type")
   t.eq(info.attach_type, "cgroup_inet_egress", "attach type from SEC()")
-  local shown = sh("bpftool cgroup show " .. CG)
+  local shown = t.run("bpftool cgroup show " .. CG)
   t.ok(shown:find("cgroup_skb_count", 1, true) and shown:find("cgroup_inet_egress", 1, true),
     "bpftool cgroup show:\n" .. shown)
-  sh("sh -c 'echo $$ > " .. CG .. "/cgroup.procs && ping -c 3 -i 0.01 -W1 127.0.0.1'")
-  t.ok(counter(cg, "cgroup_packets") >= 3, "egress counted: " .. counter(cg, "cgroup_packets"))
+  t.run("sh -c 'echo $$ > " .. CG .. "/cgroup.procs && ping -c 3 -i 0.01 -W1 127.0.0.1'")
+  t.ok(t.counter(cg, "cgroup_packets") >= 3, "egress counted: " .. t.counter(cg, "cgroup_packets"))
   assert(link:detach())
-  t.ok(not sh("bpftool cgroup show " .. CG):find("cgroup_skb_count", 1, true), "detached from the cgroup")
-  t.eq(links_of(cg), "", "no link left after cgroup detach")
+  t.ok(not t.run("bpftool cgroup show " .. CG):find("cgroup_skb_count", 1, true), "detached from the cgroup")
+  t.eq(t.links_of(cg), "", "no link left after cgroup detach")
 
   -- An explicit type that does not match the program: the kernel refuses, with a hint.
   ok, err, code = cg:attach_cgroup(CG, { type = "cgroup_inet4_connect" })

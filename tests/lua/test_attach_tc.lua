@@ -6,49 +6,16 @@ local t = require("t")
 
 local A, B = t.unique("lbtca"), t.unique("lbtcb")
 
--- Output and exit status (LuaJIT's popen:close() has no exit status).
-local function run(cmd)
-  local out = t.sh(cmd .. '; echo "__rc=$?"')
-  local rc = tonumber(out:match("__rc=(%d+)%s*$"))
-  return out:gsub("__rc=%d+%s*$", ""), rc == 0
-end
-
-local function sh(cmd)
-  local out, ok = run(cmd)
-  if not ok then error(cmd .. ": " .. out, 2) end
-  return out
-end
-
--- A .bss counter as bpftool dumps it (read through the kernel, not our copy).
-local function counter(prog, name)
-  for _, id in ipairs(prog:info().map_ids) do
-    local n = sh("bpftool map dump id " .. id):match('"' .. name .. '": (%d+)')
-    if n then return tonumber(n) end
-  end
-  error("no counter " .. name)
-end
-
--- Kernel links (`bpftool link show`) running one of these programs, as
--- "ID:PROG" text: other processes' links do not matter to this test.
-local function links_of(...)
-  local want, found = {}, {}
-  for _, p in ipairs({ ... }) do want[p:info().id] = true end
-  for id, prog in t.sh("bpftool link show"):gmatch("(%d+): [^\n]-prog (%d+)") do
-    if want[tonumber(prog)] then found[#found + 1] = id .. ":" .. prog end
-  end
-  return table.concat(found, " ")
-end
-
-local function ping() return select(2, run("ip netns exec " .. A .. " ping -c1 -W1 10.79.0.2")) end
-local function filters(dir) return sh("tc -n " .. B .. " filter show dev vb " .. dir) end
-local function qdiscs() return sh("tc -n " .. B .. " qdisc show dev vb") end
+local function ping() return select(2, t.sh("ip netns exec " .. A .. " ping -c1 -W1 10.79.0.2")) end
+local function filters(dir) return t.run("tc -n " .. B .. " filter show dev vb " .. dir) end
+local function qdiscs() return t.run("tc -n " .. B .. " qdisc show dev vb") end
 
 local function main()
-  sh("ip netns add " .. A)
-  sh("ip netns add " .. B)
-  sh("ip link add va netns " .. A .. " type veth peer name vb netns " .. B)
-  sh("ip -n " .. A .. " addr add 10.79.0.1/24 dev va && ip -n " .. A .. " link set va up")
-  sh("ip -n " .. B .. " addr add 10.79.0.2/24 dev vb && ip -n " .. B .. " link set vb up")
+  t.run("ip netns add " .. A)
+  t.run("ip netns add " .. B)
+  t.run("ip link add va netns " .. A .. " type veth peer name vb netns " .. B)
+  t.run("ip -n " .. A .. " addr add 10.79.0.1/24 dev va && ip -n " .. A .. " link set va up")
+  t.run("ip -n " .. B .. " addr add 10.79.0.2/24 dev vb && ip -n " .. B .. " link set vb up")
   t.ok(ping(), "ping works before any program")
 
   local obj = assert(bpf.load(t.object("progs")))
@@ -61,18 +28,18 @@ local function main()
   t.eq(info.type, "tcx", "link type")
   t.eq(info.attach_type, "tcx_ingress", "attach type")
   t.eq(info.prog_name, "tc_drop", "prog name")
-  t.eq(links_of(drop), info.id .. ":" .. drop:info().id, "bpftool link show lists the tcx link")
+  t.eq(t.links_of(drop), info.id .. ":" .. drop:info().id, "bpftool link show lists the tcx link")
   t.ok(not ping(), "tc_drop on ingress drops ping")
 
   -- update swaps to tc_pass: traffic flows and is counted.
   assert(link:update(pass))
   t.eq(link:info().prog_name, "tc_pass", "updated")
-  local n0 = counter(pass, "tc_packets")
+  local n0 = t.counter(pass, "tc_packets")
   t.ok(ping(), "ping works after update to tc_pass")
-  t.ok(counter(pass, "tc_packets") > n0, "tc_pass counted packets")
+  t.ok(t.counter(pass, "tc_packets") > n0, "tc_pass counted packets")
 
   assert(link:detach())
-  t.eq(links_of(pass, drop), "", "bpftool link show: no link left after detach")
+  t.eq(t.links_of(pass, drop), "", "bpftool link show: no link left after detach")
   t.ok(not filters("ingress"):find("tc_", 1, true), "no filter left")
 
   -- egress, tcx forced.
@@ -81,7 +48,7 @@ local function main()
   t.ok(not ping(), "tc_drop on egress drops the replies")
   assert(link:detach())
   t.ok(ping(), "ping works after egress detach")
-  t.eq(links_of(pass, drop), "", "no link left after egress detach")
+  t.eq(t.links_of(pass, drop), "", "no link left after egress detach")
 
   -- clsact forced: a filter on a clsact qdisc we create, removed with it.
   t.ok(not qdiscs():find("clsact", 1, true), "no clsact before")
@@ -94,7 +61,7 @@ local function main()
   local f = filters("ingress")
   t.ok(f:find("tc_drop", 1, true) and f:find("direct-action", 1, true), "tc filter show lists it:\n" .. f)
   t.ok(qdiscs():find("clsact", 1, true), "clsact qdisc created")
-  t.eq(links_of(pass, drop), "", "a clsact filter is not a kernel link")
+  t.eq(t.links_of(pass, drop), "", "a clsact filter is not a kernel link")
   t.ok(not ping(), "clsact tc_drop drops ping")
   t.raises(function() link:pin("/sys/fs/bpf/x") end, "has no kernel link to pin")
   t.raises(function() link:fd() end, "it has no fd")
@@ -121,7 +88,7 @@ local function main()
   t.ok(not qdiscs():find("clsact", 1, true), "our clsact qdisc removed:\n" .. qdiscs())
 
   -- A clsact qdisc someone else made stays after we detach.
-  sh("tc -n " .. B .. " qdisc add dev vb clsact")
+  t.run("tc -n " .. B .. " qdisc add dev vb clsact")
   link = assert(pass:attach_tc("vb", { netns = B, mode = "clsact", direction = "egress" }))
   t.eq(link:info().owns_qdisc, false, "existing qdisc is not ours")
   t.ok(filters("egress"):find("tc_pass", 1, true), "egress filter")

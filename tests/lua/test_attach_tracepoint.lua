@@ -27,26 +27,6 @@ if not tracefs() then
   return
 end
 
--- A .bss counter as bpftool dumps it (read through the kernel).
-local function counter(prog, name)
-  for _, id in ipairs(prog:info().map_ids) do
-    local n = t.sh("bpftool map dump id " .. id):match('"' .. name .. '": (%d+)')
-    if n then return tonumber(n) end
-  end
-  error("no counter " .. name)
-end
-
--- Kernel links (`bpftool link show`) running one of these programs, as
--- "ID:PROG" text: other processes' links do not matter to this test.
-local function links_of(...)
-  local want, found = {}, {}
-  for _, p in ipairs({ ... }) do want[p:info().id] = true end
-  for id, prog in t.sh("bpftool link show"):gmatch("(%d+): [^\n]-prog (%d+)") do
-    if want[tonumber(prog)] then found[#found + 1] = id .. ":" .. prog end
-  end
-  return table.concat(found, " ")
-end
-
 local function getpid_n(n) for _ = 1, n do ffi.C.getpid() end end
 
 local obj = assert(bpf.open(t.object("progs")))
@@ -59,21 +39,21 @@ local link = assert(tp:attach_tracepoint("syscalls", "sys_enter_getpid"))
 t.eq(link:description(), "tracepoint syscalls/sys_enter_getpid", "description")
 t.eq(link:info().type, "perf_event", "a perf_event link")
 t.eq(link:info().prog_name, "tp_getpid", "link prog")
-t.eq(links_of(tp), link:info().id .. ":" .. tp:info().id, "bpftool lists the link")
+t.eq(t.links_of(tp), link:info().id .. ":" .. tp:info().id, "bpftool lists the link")
 getpid_n(25)
-t.eq(counter(tp, "getpid_calls"), 25, "25 getpid() calls counted")
+t.eq(t.counter(tp, "getpid_calls"), 25, "25 getpid() calls counted")
 assert(link:detach())
 getpid_n(10)
-t.eq(counter(tp, "getpid_calls"), 25, "nothing counted after detach")
-t.eq(links_of(tp), "", "bpftool link show: no link left")
+t.eq(t.counter(tp, "getpid_calls"), 25, "nothing counted after detach")
+t.eq(t.links_of(tp), "", "bpftool link show: no link left")
 
 -- From the SEC() name.
 link = assert(tp:attach())
 t.eq(link:description(), "tracepoint/syscalls/sys_enter_getpid", "attach() description")
 getpid_n(5)
-t.eq(counter(tp, "getpid_calls"), 30, "attach(): 5 more counted")
+t.eq(t.counter(tp, "getpid_calls"), 30, "attach(): 5 more counted")
 assert(link:detach())
-t.eq(links_of(tp), "", "no link left after attach() + detach")
+t.eq(t.links_of(tp), "", "no link left after attach() + detach")
 
 local ok, err, code = tp:attach_tracepoint("syscalls", "sys_enter_no_such_call")
 t.eq(code, "ENOENT", "missing tracepoint")
@@ -89,5 +69,5 @@ t.eq(ok, nil, "detach of a pinned perf_event link refused")
 t.ok(err:find("link:unpin() first", 1, true), "says to unpin: " .. tostring(err))
 assert(link:unpin())
 assert(link:detach())
-t.eq(links_of(tp), "", "gone after unpin + detach")
+t.eq(t.links_of(tp), "", "gone after unpin + detach")
 obj:close()

@@ -6,29 +6,15 @@ local t = require("t")
 
 local A, B = t.unique("lbtxa"), t.unique("lbtxb")
 
--- Run cmd; its output and whether it exited 0. (LuaJIT's popen:close()
--- does not report the exit status, so the shell echoes it.)
-local function run(cmd)
-  local out = t.sh(cmd .. '; echo "__rc=$?"')
-  local rc = tonumber(out:match("__rc=(%d+)%s*$"))
-  return out:gsub("__rc=%d+%s*$", ""), rc == 0
-end
-
-local function sh(cmd)
-  local out, ok = run(cmd)
-  if not ok then error(cmd .. ": " .. out, 2) end
-  return out
-end
-
-local function link_show() return sh("ip -n " .. B .. " -d link show vb") end
-local function ping() return select(2, run("ip netns exec " .. A .. " ping -c1 -W1 10.78.0.2")) end
+local function link_show() return t.run("ip -n " .. B .. " -d link show vb") end
+local function ping() return select(2, t.sh("ip netns exec " .. A .. " ping -c1 -W1 10.78.0.2")) end
 
 local function main()
-  sh("ip netns add " .. A)
-  sh("ip netns add " .. B)
-  sh("ip link add va netns " .. A .. " type veth peer name vb netns " .. B)
-  sh("ip -n " .. A .. " addr add 10.78.0.1/24 dev va && ip -n " .. A .. " link set va up")
-  sh("ip -n " .. B .. " addr add 10.78.0.2/24 dev vb && ip -n " .. B .. " link set vb up")
+  t.run("ip netns add " .. A)
+  t.run("ip netns add " .. B)
+  t.run("ip link add va netns " .. A .. " type veth peer name vb netns " .. B)
+  t.run("ip -n " .. A .. " addr add 10.78.0.1/24 dev va && ip -n " .. A .. " link set va up")
+  t.run("ip -n " .. B .. " addr add 10.78.0.2/24 dev vb && ip -n " .. B .. " link set vb up")
   t.ok(ping(), "ping works before any program")
 
   local obj = assert(bpf.load(t.object("progs")))
@@ -85,7 +71,7 @@ local function main()
   t.eq(tostring(link), "luabpf.link 'xdp on vb in netns '" .. B .. "' (native)' (detached)", "tostring detached")
 
   -- generic, by ifindex.
-  local ifindex = sh("ip -n " .. B .. " -o link show vb"):match("^(%d+):")
+  local ifindex = t.run("ip -n " .. B .. " -o link show vb"):match("^(%d+):")
   link = assert(pass:attach_xdp(tonumber(ifindex), { netns = B, mode = "generic" }))
   shown = link_show()
   t.ok(shown:find("xdpgeneric", 1, true) and shown:find("prog/xdp id " .. pass:info().id, 1, true),
@@ -106,7 +92,7 @@ local function main()
   assert(drop:pin(pin))
   local ok2, perr = pcall(function()
     -- nsenter, not `ip -n`: that remounts /sys and hides our bpffs pin.
-    sh("nsenter --net=/run/netns/" .. B .. " ip link set dev vb xdpdrv pinned " .. pin)
+    t.run("nsenter --net=/run/netns/" .. B .. " ip link set dev vb xdpdrv pinned " .. pin)
     ok, err, code = pass:attach_xdp("vb", { netns = B })
     t.eq(code, "EBUSY", "netlink program: EBUSY: " .. tostring(err))
     t.ok(err:find("attached by netlink (ip link set ... xdp): pass replace=true", 1, true),

@@ -6,17 +6,8 @@ local t = require("t")
 
 local NS = t.unique("lbtln")
 
-local function links_of(...)
-  local want, found = {}, {}
-  for _, p in ipairs({ ... }) do want[p:info().id] = true end
-  for id, prog in t.sh("bpftool link show"):gmatch("(%d+): [^\n]-prog (%d+)") do
-    if want[tonumber(prog)] then found[#found + 1] = id .. ":" .. prog end
-  end
-  return table.concat(found, " ")
-end
-
 local function main()
-  assert(os.execute("ip netns add " .. NS) == 0)
+  t.run("ip netns add " .. NS)
   local obj = assert(bpf.load(t.object("progs")))
   local sk = obj:program("sk_lookup_pass")
   local prog_id = sk:info().id
@@ -29,7 +20,7 @@ local function main()
   end
   collectgarbage()
   collectgarbage()
-  t.eq(links_of(sk), id .. ":" .. prog_id, "still attached after a full GC")
+  t.eq(t.links_of(sk), id .. ":" .. prog_id, "still attached after a full GC")
   t.eq(#bpf.links(), 1, "bpf.links() keeps it")
   local link = bpf.links()[1]
   t.eq(link:info().id, id, "the same link")
@@ -43,7 +34,7 @@ local function main()
   -- defunct: no namespace any more.
   t.eq(link:info().netns_ino, 0, "detached in the kernel through the second handle")
   assert(link:detach()) -- already detached in the kernel: still fine
-  t.eq(links_of(sk), "", "gone once both handles are detached")
+  t.eq(t.links_of(sk), "", "gone once both handles are detached")
   t.eq(#bpf.links(), 0, "list empty")
   local ok, err, code = bpf.link_from_id(0x7ffffff0)
   t.eq(code, "ENOENT", "link_from_id on a missing id: " .. tostring(err))
@@ -51,7 +42,7 @@ local function main()
   -- close() of an unpinned link detaches it.
   link = assert(sk:attach_sk_lookup({ netns = NS }))
   link:close()
-  t.eq(links_of(sk), "", "close() detaches an unpinned link")
+  t.eq(t.links_of(sk), "", "close() detaches an unpinned link")
   t.raises(function() link:info() end, "detached link")
   link:close() -- idempotent
 
@@ -69,7 +60,7 @@ local function main()
   ok, err, code = link:pin(pin)
   t.eq(code, "EEXIST", "pin twice at one path: " .. tostring(err))
   link:close()
-  t.eq(links_of(sk), id .. ":" .. prog_id, "a pinned link stays attached after close()")
+  t.eq(t.links_of(sk), id .. ":" .. prog_id, "a pinned link stays attached after close()")
   t.eq(#bpf.links(), 0, "closed handle left the list")
   link = assert(bpf.link_from_pin(pin))
   t.eq(link:info().id, id, "reopened by pin")
@@ -89,5 +80,5 @@ for _, l in ipairs(bpf.links()) do
   if l:pinned() then l:unpin() end
   l:detach()
 end
-os.execute("ip netns del " .. NS)
+t.sh("ip netns del " .. NS)
 if not ok then error(err, 0) end

@@ -13,10 +13,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "buf_common.h"
 #include "luabpf.h"
 
 #define DEFAULT_PAGES 64
-#define RINGBUF_MODULE "luabpf._ringbuf"
 
 struct perfbuf_ud;
 
@@ -120,17 +120,9 @@ static int dispatch(lua_State *L)
 		break;
 	case LBPF_DECODE_TABLE:
 	case LBPF_DECODE_CDATA:
-		if (size < p->decode.size)
-			return luaL_error(
-			    L, "perfbuf '%s': a %u-byte event is smaller than %s (%u bytes)",
-			    p->name, size, p->decode.type_name, p->decode.size);
+		lbpf_evbuf__check_len(L, &p->decode, size, "perfbuf", p->name);
 		if (p->decode.mode == LBPF_DECODE_TABLE) {
-			struct lbpf_codec c = { .btf = p->decode.btf,
-						.type_id = p->decode.type_id,
-						.size = p->decode.size,
-						.what = p->what };
-
-			lbpf_codec__decode(L, &c, data);
+			lbpf_evbuf__decode_table(L, &p->decode, data, p->what);
 		} else {
 			lua_rawgeti(L, LUA_REGISTRYINDEX, p->caster_ref);
 			lua_pushlightuserdata(L, data);
@@ -244,13 +236,8 @@ static int l_perfbuf(lua_State *L)
 	char what[sizeof(p->what)];
 	int err;
 
-	lbpf_map__view(L, 1, &v);
-	if (v.type != BPF_MAP_TYPE_PERF_EVENT_ARRAY)
-		return luaL_error(L, "map '%s' is a %s, not a perf_event_array%s", v.name,
-				  libbpf_bpf_map_type_str(v.type) ?: "map of unknown type",
-				  v.type == BPF_MAP_TYPE_RINGBUF ? " (use luabpf.ringbuf)" : "");
-	luaL_checktype(L, 2, LUA_TFUNCTION);
-	lbpf_check_options(L, 3, "luabpf.perfbuf", known);
+	lbpf_evbuf__check_args(L, "perfbuf", BPF_MAP_TYPE_PERF_EVENT_ARRAY, known, &v, what,
+			       sizeof(what));
 	spec = lbpf_opt_string(L, 3, "decode", "raw");
 	pages = lbpf_opt_integer(L, 3, "pages", DEFAULT_PAGES);
 	if (pages < 1 || pages > (1 << 20) || (pages & (pages - 1)))
@@ -265,7 +252,6 @@ static int l_perfbuf(lua_State *L)
 		lua_pop(L, 1);
 	}
 	lua_settop(L, 3);
-	snprintf(what, sizeof(what), "perfbuf '%s' handler", v.name);
 	lbpf_decode__parse(L, &dec, spec, &v, what);
 
 	p = calloc(1, sizeof(*p));
@@ -316,10 +302,7 @@ static int l_perfbuf(lua_State *L)
 					       : luaL_ref(L, LUA_REGISTRYINDEX);
 	}
 	if (p->decode.mode == LBPF_DECODE_CDATA) {
-		lua_getglobal(L, "require");
-		lua_pushliteral(L, RINGBUF_MODULE);
-		lua_call(L, 1, 1);
-		lua_getfield(L, -1, "caster");
+		lbpf_evbuf__push_module_fn(L, "caster");
 		lua_pushstring(L, p->decode.decl);
 		lua_pushinteger(L, p->decode.size);
 		lua_pushfstring(L, "perfbuf '%s'", p->name);
@@ -328,7 +311,6 @@ static int l_perfbuf(lua_State *L)
 			return lua_error(L);
 		}
 		p->caster_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-		lua_pop(L, 1);
 	}
 	/* Like a luv handle, an open buffer lives until close() or shutdown. */
 	lua_pushvalue(L, 4);
@@ -404,17 +386,9 @@ static int l_stats(lua_State *L)
 {
 	struct perfbuf *p = check_pb(L, 1);
 
-	lua_createtable(L, 0, 5);
-	lua_pushnumber(L, (lua_Number)p->events);
-	lua_setfield(L, -2, "events");
-	lua_pushnumber(L, (lua_Number)p->batches);
-	lua_setfield(L, -2, "batches");
+	lbpf_evbuf__push_stats(L, p->events, p->batches, p->errors, p->paused);
 	lua_pushnumber(L, (lua_Number)p->lost);
 	lua_setfield(L, -2, "lost");
-	lua_pushnumber(L, (lua_Number)p->errors);
-	lua_setfield(L, -2, "errors");
-	lua_pushboolean(L, p->paused);
-	lua_setfield(L, -2, "paused");
 	return 1;
 }
 
@@ -436,13 +410,13 @@ static int l_close(lua_State *L)
 static int l_tostring(lua_State *L)
 {
 	struct perfbuf *p = check_ud(L, 1)->pb;
+	char spec[160];
 
 	if (!p)
 		lua_pushliteral(L, "luabpf.perfbuf (closed)");
 	else
-		lua_pushfstring(L, "luabpf.perfbuf '%s' (%s%s, %f events, %f lost%s)", p->name,
-				p->decode.mode == LBPF_DECODE_CDATA ? "cdata:" : "",
-				p->decode.mode == LBPF_DECODE_RAW ? "raw" : p->decode.type_name,
+		lua_pushfstring(L, "luabpf.perfbuf '%s' (%s, %f events, %f lost%s)", p->name,
+				lbpf_evbuf__decode_spec(&p->decode, spec, sizeof(spec)),
 				(lua_Number)p->events, (lua_Number)p->lost,
 				p->paused ? ", paused" : "");
 	return 1;

@@ -18,10 +18,10 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "buf_common.h"
 #include "luabpf.h"
 
 #define DEFAULT_BATCH 256
-#define RINGBUF_MODULE "luabpf._ringbuf"
 
 /*
  * What the FFI sees: the head of this struct is declared again in
@@ -318,15 +318,9 @@ static int map_ring(struct ringbuf *rb, const struct lbpf_map_view *v)
 static int l_decode_current(lua_State *L)
 {
 	struct ringbuf *rb = lua_touserdata(L, lua_upvalueindex(1));
-	struct lbpf_codec c = { .btf = rb->decode.btf,
-				.type_id = rb->decode.type_id,
-				.size = rb->decode.size,
-				.what = rb->what };
 
-	if (rb->ring.len < rb->decode.size)
-		return luaL_error(L, "ringbuf '%s': a %u-byte event is smaller than %s (%u bytes)",
-				  rb->name, rb->ring.len, rb->decode.type_name, rb->decode.size);
-	lbpf_codec__decode(L, &c, rb->ring.cur);
+	lbpf_evbuf__check_len(L, &rb->decode, rb->ring.len, "ringbuf", rb->name);
+	lbpf_evbuf__decode_table(L, &rb->decode, rb->ring.cur, rb->what);
 	return 1;
 }
 
@@ -345,17 +339,9 @@ static int l_ringbuf(lua_State *L)
 	lua_Integer batch;
 	int err;
 
-	lbpf_map__view(L, 1, &v);
-	if (v.type != BPF_MAP_TYPE_RINGBUF)
-		return luaL_error(L, "map '%s' is a %s, not a ringbuf%s", v.name,
-				  libbpf_bpf_map_type_str(v.type) ?: "map of unknown type",
-				  v.type == BPF_MAP_TYPE_PERF_EVENT_ARRAY ? " (use luabpf.perfbuf)"
-									  : "");
-	luaL_checktype(L, 2, LUA_TFUNCTION);
-	lbpf_check_options(L, 3, "luabpf.ringbuf", known);
+	lbpf_evbuf__check_args(L, "ringbuf", BPF_MAP_TYPE_RINGBUF, known, &v, what, sizeof(what));
 	spec = lbpf_opt_string(L, 3, "decode", "raw");
 	batch = lbpf_opt_integer(L, 3, "batch", DEFAULT_BATCH);
-	snprintf(what, sizeof(what), "ringbuf '%s' handler", v.name);
 	if (batch < 1 || batch > (1 << 24))
 		return luaL_error(L, "ringbuf '%s': option 'batch' must be 1..16777216, got %d",
 				  v.name, (int)batch);
@@ -413,10 +399,7 @@ static int l_ringbuf(lua_State *L)
 	rb->ud = u;
 
 	/* The drain loop: luabpf._ringbuf.ring(ring, mode, decl, size, handler, decode, name) */
-	lua_getglobal(L, "require");
-	lua_pushliteral(L, RINGBUF_MODULE);
-	lua_call(L, 1, 1);
-	lua_getfield(L, -1, "ring");
+	lbpf_evbuf__push_module_fn(L, "ring");
 	lua_pushlightuserdata(L, &rb->ring);
 	lua_pushstring(L, mode_names[rb->decode.mode]);
 	lua_pushstring(L, rb->decode.decl ? rb->decode.decl : "");
@@ -431,8 +414,7 @@ static int l_ringbuf(lua_State *L)
 		return lua_error(L);
 	}
 	rb->ctype_ref = luaL_ref(L, LUA_REGISTRYINDEX); /* LUA_REFNIL unless cdata */
-	rb->drain_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-	lua_pop(L, 1); // [map, handler, opts, ud]
+	rb->drain_ref = luaL_ref(L, LUA_REGISTRYINDEX); // [map, handler, opts, ud]
 	/* An open buffer lives on, like a luv handle, until close() or shutdown. */
 	lua_pushvalue(L, 4);
 	rb->anchor_ref = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -530,15 +512,7 @@ static int l_stats(lua_State *L)
 	struct ringbuf *rb = check_rb(L, 1);
 	uint64_t lost;
 
-	lua_createtable(L, 0, 6);
-	lua_pushnumber(L, (lua_Number)rb->ring.events);
-	lua_setfield(L, -2, "events");
-	lua_pushnumber(L, (lua_Number)rb->batches);
-	lua_setfield(L, -2, "batches");
-	lua_pushnumber(L, (lua_Number)rb->errors);
-	lua_setfield(L, -2, "errors");
-	lua_pushboolean(L, rb->paused);
-	lua_setfield(L, -2, "paused");
+	lbpf_evbuf__push_stats(L, rb->ring.events, rb->batches, rb->errors, rb->paused);
 	/* Bytes the producer has written that we have not consumed yet. */
 	lua_pushnumber(L, (lua_Number)(load_acquire(rb->ring.producer_pos) - rb->ring.pos));
 	lua_setfield(L, -2, "pending_bytes");
@@ -575,13 +549,13 @@ static int l_tostring(lua_State *L)
 {
 	struct ringbuf_ud *u = check_ud(L, 1);
 	struct ringbuf *rb = u->rb;
+	char spec[160];
 
 	if (!rb)
 		lua_pushliteral(L, "luabpf.ringbuf (closed)");
 	else
-		lua_pushfstring(L, "luabpf.ringbuf '%s' (%s%s, %f events%s)", rb->name,
-				rb->decode.mode == LBPF_DECODE_CDATA ? "cdata:" : "",
-				rb->decode.mode == LBPF_DECODE_RAW ? "raw" : rb->decode.type_name,
+		lua_pushfstring(L, "luabpf.ringbuf '%s' (%s, %f events%s)", rb->name,
+				lbpf_evbuf__decode_spec(&rb->decode, spec, sizeof(spec)),
 				(lua_Number)rb->ring.events, rb->paused ? ", paused" : "");
 	return 1;
 }

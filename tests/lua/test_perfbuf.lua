@@ -51,6 +51,7 @@ for _, mode in ipairs({ "cdata:struct event", "struct event", "raw" }) do
         t.eq(bad, nil, mode .. ": order")
         t.eq(got, 500, mode .. ": events")
         t.eq(pb:stats().events, 500, mode .. ": stats().events")
+        t.eq(tostring(pb), "luabpf.perfbuf 'perf_events' (" .. mode .. ", 500 events, 0 lost)", mode .. ": tostring")
         t.eq(pb:lost(), 0, mode .. ": lost")
         t.ok(next(cpus) ~= nil, mode .. ": handler got the CPU")
         pb:close()

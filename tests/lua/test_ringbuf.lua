@@ -98,6 +98,7 @@ local function run_mode(i)
   local rb
   rb = bpf.ringbuf(events, handlers[mode](st), { decode = mode, lost_map = lost_map })
   t.ok(tostring(rb):find("luabpf.ringbuf 'events'", 1, true), "tostring")
+  t.eq(tostring(rb), "luabpf.ringbuf 'events' (" .. mode .. ", 0 events)", "tostring names the decode mode")
   local r = assert(emit:test_run(pkt(N)))
   t.eq(r.verdict, "XDP_PASS", "producer verdict")
   local waited = 0

@@ -109,6 +109,16 @@ function t.links_of(...)
   return table.concat(found, " ")
 end
 
+-- Namespaces a and b joined by a veth pair, va in a (PREFIX.1/24) and vb in
+-- b (PREFIX.2/24), both up. The caller removes them: `ip netns del`.
+function t.veth_pair(a, b, prefix)
+  t.run("ip netns add " .. a)
+  t.run("ip netns add " .. b)
+  t.run("ip link add va netns " .. a .. " type veth peer name vb netns " .. b)
+  t.run("ip -n " .. a .. " addr add " .. prefix .. ".1/24 dev va && ip -n " .. a .. " link set va up")
+  t.run("ip -n " .. b .. " addr add " .. prefix .. ".2/24 dev vb && ip -n " .. b .. " link set vb up")
+end
+
 -- A unique name for namespaces, pins and interfaces made by this test.
 function t.unique(prefix)
   local uv = require("luv")

@@ -11,11 +11,7 @@ local function filters(dir) return t.run("tc -n " .. B .. " filter show dev vb "
 local function qdiscs() return t.run("tc -n " .. B .. " qdisc show dev vb") end
 
 local function main()
-  t.run("ip netns add " .. A)
-  t.run("ip netns add " .. B)
-  t.run("ip link add va netns " .. A .. " type veth peer name vb netns " .. B)
-  t.run("ip -n " .. A .. " addr add 10.79.0.1/24 dev va && ip -n " .. A .. " link set va up")
-  t.run("ip -n " .. B .. " addr add 10.79.0.2/24 dev vb && ip -n " .. B .. " link set vb up")
+  t.veth_pair(A, B, "10.79.0")
   t.ok(ping(), "ping works before any program")
 
   local obj = assert(bpf.load(t.object("progs")))

@@ -10,11 +10,7 @@ local function link_show() return t.run("ip -n " .. B .. " -d link show vb") end
 local function ping() return select(2, t.sh("ip netns exec " .. A .. " ping -c1 -W1 10.78.0.2")) end
 
 local function main()
-  t.run("ip netns add " .. A)
-  t.run("ip netns add " .. B)
-  t.run("ip link add va netns " .. A .. " type veth peer name vb netns " .. B)
-  t.run("ip -n " .. A .. " addr add 10.78.0.1/24 dev va && ip -n " .. A .. " link set va up")
-  t.run("ip -n " .. B .. " addr add 10.78.0.2/24 dev vb && ip -n " .. B .. " link set vb up")
+  t.veth_pair(A, B, "10.78.0")
   t.ok(ping(), "ping works before any program")
 
   local obj = assert(bpf.load(t.object("progs")))

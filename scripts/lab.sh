@@ -10,8 +10,6 @@
 # (b1, b2, ...), and holds the VIPs on lo (for DSR) without answering ARP for them.
 LAB_PY=/usr/bin/python3
 
-lab_ns() { echo "$LAB-$1"; }
-
 lab_link() { # ROLE ADDR4 ADDR6: eth0 in $LAB-ROLE, its peer ROLE on the bridge
   local ns="$LAB-$1"
   # Made inside the namespace: the host's own interfaces are never in play.
@@ -64,8 +62,8 @@ lab_up() {
 
 lab_down() {
   local p ns
-  for p in "${LAB_PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null; done
-  for p in "${LAB_PIDS[@]:-}"; do [ -n "$p" ] && wait "$p" 2>/dev/null; done
+  for p in "${LAB_PIDS[@]:-}"; do [ -n "$p" ] && { kill "$p" 2>/dev/null || true; }; done
+  for p in "${LAB_PIDS[@]:-}"; do [ -n "$p" ] && { wait "$p" 2>/dev/null || true; }; done
   LAB_PIDS=()
   for ns in "${LAB_NS[@]:-}"; do [ -n "$ns" ] && ip netns del "$ns" 2>/dev/null; done
   LAB_NS=()

@@ -125,8 +125,9 @@ function M.new(o)
     ring_size = true, max_vips = true, max_backends = true, flows = true, flow_sample = true,
     drop_sample = true, on_event = true, prime_neighbours = true, attach = true,
   })
-  if type(o.name) ~= "string" or not o.name:match("^[%w_.-]+$") then
-    fail("lb.new: name must be a word of letters, digits, '_', '.', '-' (it names the pin directory), got %s",
+  -- bpffs refuses names with a dot in them.
+  if type(o.name) ~= "string" or not o.name:match("^[%w_-]+$") then
+    fail("lb.new: name must be a word of letters, digits, '_' and '-' (it names the pin directory), got %s",
       tostring(o.name))
   end
   if o.attach ~= false and type(o.interface) ~= "string" then
@@ -145,7 +146,7 @@ function M.new(o)
   if not maglev.is_prime(self.ring) then fail("lb.new: ring_size %d is not prime (65537 is)", self.ring) end
   local root = o.pin_root or M.PIN_ROOT
   self.dir = self.pinned and (root .. "/" .. o.name) or
-    ("%s/.tmp-%d-%s"):format(root, uv.os_getpid(), o.name)
+    ("%s/tmp-%d-%s"):format(root, uv.os_getpid(), o.name)
   local fresh = not uv.fs_stat(self.dir .. "/vips")
   mkdir_p(self.dir)
 

@@ -21,9 +21,11 @@ trap lb_env_cleanup EXIT
 
 # lb_start [ARGS...]: run the shipped service on $CONF in the lab's balancer; wait until ready.
 lb_start() {
+  local before
+  before=$(wc -l <"$LBOUT")
   "$LUABPF" --netns "$P-lb" run "$LUABPF_SOURCE_DIR/scripts/examples/lb.lua" "$CONF" "$@" >>"$LBOUT" 2>&1 &
   LBPID=$!
-  if ! t_wait 10 grep -q "service '$SVC' on" "$LBOUT"; then
+  if ! t_wait 10 sh -c "tail -n +$((before + 1)) '$LBOUT' | grep -q \"service '$SVC' on\""; then
     cat "$LBOUT" >&2
     t_fail "the service did not start"
     t_done

@@ -50,9 +50,7 @@ void lbpf_evbuf__check_len(lua_State *L, const struct lbpf_decode *d, uint32_t l
 void lbpf_evbuf__decode_table(lua_State *L, const struct lbpf_decode *d, const void *data,
 			      const char *what)
 {
-	struct lbpf_codec c = {
-		.btf = d->btf, .type_id = d->type_id, .size = d->size, .what = what
-	};
+	struct lbpf_codec c = {.btf = d->btf, .type_id = d->type_id, .size = d->size, .what = what};
 
 	lbpf_codec__decode(L, &c, data);
 }

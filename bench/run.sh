@@ -10,3 +10,6 @@ BENCH=$(cd "$(dirname "$0")" && pwd)
 "$BUILD/luabpf" run "$BENCH/map_ops.lua" "$BUILD"
 bash "$BENCH/ringbuf.sh" "$BUILD"
 "$BUILD/luabpf" run "$BENCH/prog_ops.lua" "$BUILD"
+bash "$BENCH/lb_pkt.sh" "$BUILD"
+"$BUILD/luabpf" run "$BENCH/lb_maglev.lua"
+bash "$BENCH/lb_e2e.sh" "$BUILD"

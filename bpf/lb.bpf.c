@@ -443,8 +443,12 @@ static __always_inline int to_client(struct xdp_md *ctx, struct pkt *p)
 	return send(ctx, p, &r.client, LB_REPLY, r.vip_id);
 }
 
-/* After the IP header: the L4 ports, then the service or a NAT reply. */
-static __always_inline int l4(struct xdp_md *ctx, struct pkt *p, void *l4h, __u8 proto,
+/*
+ * After the IP header: the L4 ports, then the service or a NAT reply. l4len is
+ * what the IP header says follows it: a short segment in a frame padded to
+ * Ethernet's 60 bytes must not have the padding read as its header.
+ */
+static __always_inline int l4(struct xdp_md *ctx, struct pkt *p, void *l4h, __u8 proto, __u32 l4len,
 			      __u32 flags)
 {
 	struct lb_vip_key vk = {};
@@ -454,13 +458,13 @@ static __always_inline int l4(struct xdp_md *ctx, struct pkt *p, void *l4h, __u8
 	if (proto == IPPROTO_TCP) {
 		struct tcphdr *th = l4h;
 
-		if ((void *)(th + 1) > p->end)
+		if ((void *)(th + 1) > p->end || l4len < sizeof(*th))
 			return drop(p, LB_DROP_BAD_L4, LB_NO_BACKEND);
 		p->l4_csum = &th->check;
 	} else if (proto == IPPROTO_UDP) {
 		struct udphdr *uh = l4h;
 
-		if ((void *)(uh + 1) > p->end)
+		if ((void *)(uh + 1) > p->end || l4len < sizeof(*uh))
 			return drop(p, LB_DROP_BAD_L4, LB_NO_BACKEND);
 		p->udp = 1;
 		p->l4_csum = (p->ip4 && !uh->check) ? NULL : &uh->check;
@@ -487,6 +491,18 @@ static __always_inline int l4(struct xdp_md *ctx, struct pkt *p, void *l4h, __u8
 	return verdict(p, LB_PASS_OTHER_PORT, XDP_PASS);
 }
 
+/*
+ * Fragments and IP options are dropped only on their way to a VIP. An address
+ * that is only a NAT source is usually the balancer's own (snat defaults to the
+ * interface's): its fragmented or optioned traffic is the host's, and passes.
+ */
+static __always_inline int not_for_vip(struct pkt *p, __u32 flags, __u32 reason)
+{
+	if (flags & VIP_ADDR)
+		return drop(p, reason, LB_NO_BACKEND);
+	return verdict(p, LB_PASS_NOT_VIP, XDP_PASS);
+}
+
 static __always_inline int ipv4(struct xdp_md *ctx, struct pkt *p, struct iphdr *ip)
 {
 	__u32 *flags;
@@ -504,12 +520,12 @@ static __always_inline int ipv4(struct xdp_md *ctx, struct pkt *p, struct iphdr 
 	v4_mapped(&p->key.src, ip->saddr);
 	p->ip4 = ip;
 	if (ip->frag_off & bpf_htons(IP_MF | IP_OFFSET))
-		return drop(p, LB_DROP_FRAGMENT, LB_NO_BACKEND);
+		return not_for_vip(p, *flags, LB_DROP_FRAGMENT);
 	if (ip->protocol != IPPROTO_TCP && ip->protocol != IPPROTO_UDP)
 		return verdict(p, LB_PASS_NON_L4, XDP_PASS);
 	if (ip->ihl != 5)
-		return drop(p, LB_DROP_IP_OPTIONS, LB_NO_BACKEND);
-	return l4(ctx, p, ip + 1, ip->protocol, *flags);
+		return not_for_vip(p, *flags, LB_DROP_IP_OPTIONS);
+	return l4(ctx, p, ip + 1, ip->protocol, tot - sizeof(*ip), *flags);
 }
 
 static __always_inline int ipv6(struct xdp_md *ctx, struct pkt *p, struct ipv6hdr *ip6)
@@ -528,14 +544,14 @@ static __always_inline int ipv6(struct xdp_md *ctx, struct pkt *p, struct ipv6hd
 	__builtin_memcpy(&p->key.src, &ip6->saddr, 16);
 	p->ip6 = ip6;
 	if (ip6->nexthdr == IPPROTO_TCP || ip6->nexthdr == IPPROTO_UDP)
-		return l4(ctx, p, ip6 + 1, ip6->nexthdr, *flags);
+		return l4(ctx, p, ip6 + 1, ip6->nexthdr, bpf_ntohs(ip6->payload_len), *flags);
 	if (ip6->nexthdr == NEXTHDR_FRAGMENT)
-		return drop(p, LB_DROP_FRAGMENT, LB_NO_BACKEND);
+		return not_for_vip(p, *flags, LB_DROP_FRAGMENT);
 	if (ip6->nexthdr == IPPROTO_ICMPV6_ || ip6->nexthdr == 59 /* no next header */)
 		return verdict(p, LB_PASS_NON_L4, XDP_PASS); /* ND must reach the host */
 	/* Hop-by-hop, routing, destination options: we don't walk them. */
 	if (ip6->nexthdr == 0 || ip6->nexthdr == 43 || ip6->nexthdr == 60)
-		return drop(p, LB_DROP_IP_OPTIONS, LB_NO_BACKEND);
+		return not_for_vip(p, *flags, LB_DROP_IP_OPTIONS);
 	return verdict(p, LB_PASS_NON_L4, XDP_PASS);
 }
 

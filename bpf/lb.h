@@ -25,14 +25,16 @@ enum lb_backend_state {
 enum lb_reason {
 	LB_FORWARDED = 0,         /* to a backend: XDP_TX, or redirect to its interface */
 	LB_REPLY = 1,             /* NAT reply rewritten back to the client */
-	LB_PASS_NOT_VIP = 2,      /* not for a VIP or NAT address: XDP_PASS untouched */
-	LB_PASS_OTHER_PORT = 3,   /* a VIP address, but no service on that port/protocol */
+	LB_PASS_NOT_VIP = 2,      /* not for a VIP or NAT address: XDP_PASS untouched; also
+				   * fragments and options to a NAT-only address */
+	LB_PASS_OTHER_PORT = 3,   /* a VIP or NAT address, but no service on that port/protocol
+				   * and no NAT flow (e.g. ssh to the balancer itself) */
 	LB_PASS_NON_L4 = 4,       /* ICMP, ICMPv6 and other non-TCP/UDP to a VIP address */
 	LB_PASS_RUNT = 5,         /* shorter than its Ethernet/VLAN header */
 	LB_DROP_BAD_IP = 6,       /* truncated IP header, IHL < 5, length beyond the frame */
 	LB_DROP_IP_OPTIONS = 7,   /* IPv4 options or IPv6 extension headers to a VIP */
 	LB_DROP_FRAGMENT = 8,     /* IP fragment to a VIP */
-	LB_DROP_BAD_L4 = 9,       /* truncated TCP/UDP header to a VIP */
+	LB_DROP_BAD_L4 = 9,       /* TCP/UDP header cut short (by the frame or the IP length) */
 	LB_DROP_NO_BACKEND = 10,  /* the service has no usable backend */
 	LB_DROP_NO_NEIGH = 11,    /* the next hop's MAC is not in the neighbour table yet */
 	LB_DROP_FIB = 12,         /* no route to the backend or client */

@@ -82,7 +82,7 @@ static const char *type_name(enum bpf_map_type t)
 }
 
 /* Sizes, codecs and buffers, once the type and sizes are known. */
-static void setup(struct lbpf_map *m, uint32_t key_type_id, uint32_t value_type_id)
+static void setup(lua_State *L, struct lbpf_map *m, uint32_t key_type_id, uint32_t value_type_id)
 {
 	m->percpu = type_is_percpu(m->type);
 	m->fd_values = type_has_fd_values(m->type);
@@ -90,9 +90,14 @@ static void setup(struct lbpf_map *m, uint32_t key_type_id, uint32_t value_type_
 	m->vlen = m->percpu ? m->stride * (uint32_t)ncpus() : m->value_size;
 	snprintf(m->kwhat, sizeof(m->kwhat), "map '%s' key", m->name);
 	snprintf(m->vwhat, sizeof(m->vwhat), "map '%s' value", m->name);
-	m->kc = (struct lbpf_codec){m->btf, key_type_id, m->key_size, m->kwhat};
-	m->vc =
-	    (struct lbpf_codec){m->btf, m->fd_values ? 0 : value_type_id, m->value_size, m->vwhat};
+	m->kc = (struct lbpf_codec){
+	    .btf = m->btf, .type_id = key_type_id, .size = m->key_size, .what = m->kwhat};
+	m->vc = (struct lbpf_codec){.btf = m->btf,
+				    .type_id = m->fd_values ? 0 : value_type_id,
+				    .size = m->value_size,
+				    .what = m->vwhat};
+	lbpf_codec__prepare(L, &m->kc);
+	lbpf_codec__prepare(L, &m->vc);
 	m->kbuf = calloc(1, m->key_size + 8);
 	m->vbuf = calloc(1, m->vlen + 8);
 }
@@ -172,12 +177,14 @@ void lbpf_map__push(lua_State *L, struct lbpf_object *o, struct bpf_map *map)
 	m->flags = bpf_map__map_flags(map);
 	if ((!kid && m->key_size) || !vid)
 		def_types(m->btf, m->name, &kid, &vid);
-	setup(m, kid, vid);
+	setup(L, m, kid, vid);
 	new_ud(L, m);
 }
 
-static void map_free(struct lbpf_map *m)
+static void map_free(lua_State *L, struct lbpf_map *m)
 {
+	lbpf_codec__release(L, &m->kc);
+	lbpf_codec__release(L, &m->vc);
 	if (m->own_fd && m->fd >= 0)
 		close(m->fd);
 	if (m->own_btf)
@@ -1071,7 +1078,7 @@ static int l_close(lua_State *L)
 	struct map_ud *u = check_ud(L, 1);
 
 	if (u->m) {
-		map_free(u->m);
+		map_free(L, u->m);
 		u->m = NULL;
 	}
 	return 0;
@@ -1177,7 +1184,7 @@ static int push_from_fd(lua_State *L, int fd, const char *pin)
 				 m->name, info.btf_id, strerror(errno));
 		m->btf = m->own_btf;
 	}
-	setup(m, m->btf ? info.btf_key_type_id : 0, m->btf ? info.btf_value_type_id : 0);
+	setup(L, m, m->btf ? info.btf_key_type_id : 0, m->btf ? info.btf_value_type_id : 0);
 	new_ud(L, m);
 	return 1;
 }

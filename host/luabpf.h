@@ -171,6 +171,7 @@ struct lbpf_codec {
 	uint32_t type_id;      /* 0: no type */
 	uint32_t size;
 	const char *what;      /* "map 'backends' key", used in errors */
+	struct lbpf_codec_plan *plan; /* lbpf_codec__prepare's fast path, or NULL */
 };
 
 /// Encode the Lua value at idx into buf (codec->size bytes, zeroed first).
@@ -179,6 +180,13 @@ void lbpf_codec__encode(lua_State *L, const struct lbpf_codec *c, int idx, void 
 
 /// Push the Lua value for buf.
 void lbpf_codec__decode(lua_State *L, const struct lbpf_codec *c, const void *buf);
+
+/// Compile the codec's type, once, into a fast path for the common shapes (an
+/// integer, a flat struct of scalars); behaviour and errors stay the same.
+void lbpf_codec__prepare(lua_State *L, struct lbpf_codec *c);
+
+/// Free what lbpf_codec__prepare made.
+void lbpf_codec__release(lua_State *L, struct lbpf_codec *c);
 
 /// A short C-like name of the type ("struct flow_key", "__u32") for messages.
 const char *lbpf_codec__type_name(const struct lbpf_codec *c, char *out, size_t n);

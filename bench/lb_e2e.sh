@@ -13,9 +13,10 @@
 # and iperf3 -s on b1 (the :5201 VIP has b1 only: iperf3's control and data
 # connections must reach the same server). Client tools run on CPU 0,
 # servers on CPU 1; the balancers are not pinned. Each setup is measured
-# RUNS times, setups interleaved; the table holds medians and ratios to direct.
+# RUNS times, each right after a direct run (the machine's load drifts); the
+# table has medians of the figures and of each run's ratio to its direct run.
 # usage: bench/lb_e2e.sh BUILD_DIR [SECONDS] [RUNS] [BACKENDS] [CONNECTIONS]
-#   LB_E2E_SETUPS="direct haproxy" measures only those (direct must be one).
+#   LB_E2E_SETUPS="haproxy luabpf-nat" measures only those (and direct).
 set -euo pipefail
 BUILD=$(cd "${1:-build}" && pwd)
 BENCH=$(cd "$(dirname "$0")" && pwd)
@@ -184,41 +185,53 @@ iperf_bps() { # HOST
     "$TMP/iperf.json"
 }
 
-read -r -a SETUPS <<<"${LB_E2E_SETUPS:-direct luabpf-nat luabpf-dsr nft-dnat haproxy}"
+read -r -a SETUPS <<<"${LB_E2E_SETUPS:-luabpf-nat luabpf-dsr nft-dnat haproxy}"
+measure() { # SETUP: one line of results.tsv
+  local t ka close bps
+  start_balancer "$1"
+  t=$(target "$1")
+  wait_http "http://$t/"
+  ka=$(wrk_rps "http://$t/")
+  close=$(wrk_rps "http://$t/" -H "Connection: close")
+  bps=$(iperf_bps "$t")
+  stop_balancer
+  printf '%s\t%s\t%s\t%s\n' "$1" "$ka" "$close" "$bps" >>"$TMP/results.tsv"
+  echo "lb_e2e: run $run/$RUNS $1: $ka req/s keep-alive, $close req/s close, $bps bit/s" >&2
+}
+
 : >"$TMP/results.tsv"
 for run in $(seq "$RUNS"); do
   for s in "${SETUPS[@]}"; do
-    start_balancer "$s"
-    t=$(target "$s")
-    wait_http "http://$t/"
-    ka=$(wrk_rps "http://$t/")
-    close=$(wrk_rps "http://$t/" -H "Connection: close")
-    bps=$(iperf_bps "$t")
-    stop_balancer
-    printf '%s\t%s\t%s\t%s\n' "$s" "$ka" "$close" "$bps" >>"$TMP/results.tsv"
-    echo "lb_e2e: run $run/$RUNS $s: $ka req/s keep-alive, $close req/s close, $bps bit/s" >&2
+    # Direct just before each balancer: the load from elsewhere on a shared
+    # machine changes by the minute, so each ratio is of a pair taken together.
+    measure direct
+    measure "$s"
   done
 done
 
 "$PY" - "$TMP/results.tsv" "$DUR" "$RUNS" "$NB" "$CONNS" <<'EOF'
 import statistics, sys
 path, dur, runs, nb, conns = sys.argv[1:]
-rows = {}
-for line in open(path):
-    s, ka, close, bps = line.split("\t")
-    r = rows.setdefault(s, [[], [], []])
-    r[0].append(float(ka)); r[1].append(float(close)); r[2].append(float(bps))
-med = {s: [statistics.median(x) for x in r] for s, r in rows.items()}
-base = med["direct"]
-print(f"lb_e2e: {nb} backends (nginx), wrk -t1 -c{conns} -d{dur}s, iperf3 -t {dur} (1 stream), "
-      f"medians of {runs} runs; ratio to direct")
+lines = [l.rstrip("\n").split("\t") for l in open(path)]
+absolute, ratios = {}, {}
+for (_, *dv), (s, *sv) in zip(lines[0::2], lines[1::2]):
+    dv, sv = [float(x) for x in dv], [float(x) for x in sv]
+    for name, v in (("direct", dv), (s, sv)):
+        a = absolute.setdefault(name, [[], [], []])
+        for i in range(3):
+            a[i].append(v[i])
+    r = ratios.setdefault(s, [[], [], []])
+    for i in range(3):
+        r[i].append(sv[i] / dv[i])
+med = statistics.median
+print(f"lb_e2e: {nb} backends (nginx), wrk -t1 -c{conns} -d{dur}s, iperf3 -t {dur} (1 stream); "
+      f"{runs} runs, each balancer right after a direct run;")
+print("medians of the figures, and medians of each balancer run's ratio to the direct run before it")
 print()
 print("| setup | req/s keep-alive | ratio | req/s new connection each | ratio | iperf3 Gbit/s | ratio |")
 print("|---|---:|---:|---:|---:|---:|---:|")
-for s in ["direct", "luabpf-nat", "luabpf-dsr", "nft-dnat", "haproxy"]:
-    if s not in med:
-        continue
-    ka, close, bps = med[s]
-    print(f"| {s} | {ka:,.0f} | {ka / base[0]:.2f} | {close:,.0f} | {close / base[1]:.2f} | "
-          f"{bps / 1e9:.2f} | {bps / base[2]:.2f} |")
+for s in ["direct"] + list(ratios):
+    ka, close, bps = (med(x) for x in absolute[s])
+    rk, rc, rb = (med(x) for x in ratios[s]) if s in ratios else (1, 1, 1)
+    print(f"| {s} | {ka:,.0f} | {rk:.2f} | {close:,.0f} | {rc:.2f} | {bps / 1e9:.2f} | {rb:.2f} |")
 EOF

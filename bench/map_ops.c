@@ -2,7 +2,7 @@
 /*
  * The C baseline for bench/map_ops.lua: the same operations on the same map
  * (tests/bpf/maps.bpf.o, map "bench": __u32 -> struct {__u64, __u64}) through
- * libbpf directly. Prints "op ops_per_second" lines.
+ * libbpf directly. Prints "op ops_per_wall_second ops_per_cpu_second" lines.
  * usage: map_ops OBJECT N
  */
 #include <errno.h>
@@ -19,12 +19,28 @@ struct cnt {
 	__u64 bytes;
 };
 
-static double now(void)
+static double clock_s(clockid_t id)
 {
 	struct timespec ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
+	clock_gettime(id, &ts);
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Wall and CPU time at the start of a phase; report() prints both rates. */
+static double t0, c0;
+
+static void start(void)
+{
+	t0 = clock_s(CLOCK_MONOTONIC);
+	c0 = clock_s(CLOCK_PROCESS_CPUTIME_ID);
+}
+
+static void report(const char *op, __u32 n)
+{
+	double t = clock_s(CLOCK_MONOTONIC) - t0, c = clock_s(CLOCK_PROCESS_CPUTIME_ID) - c0;
+
+	printf("%s %.0f %.0f\n", op, n / t, n / c);
 }
 
 static void die(const char *what)
@@ -40,7 +56,6 @@ int main(int argc, char **argv)
 	__u32 n, *keys;
 	struct cnt *vals, v;
 	volatile __u64 sink = 0;
-	double t0;
 	int fd;
 
 	if (argc != 3) {
@@ -62,24 +77,24 @@ int main(int argc, char **argv)
 	keys = calloc(n, sizeof(*keys));
 	vals = calloc(n, sizeof(*vals));
 
-	t0 = now();
+	start();
 	for (__u32 i = 0; i < n; i++) {
 		v.packets = i;
 		v.bytes = 2ull * i;
 		if (bpf_map_update_elem(fd, &i, &v, BPF_ANY))
 			die("update");
 	}
-	printf("update %.0f\n", n / (now() - t0));
+	report("update", n);
 
-	t0 = now();
+	start();
 	for (__u32 i = 0; i < n; i++) {
 		if (bpf_map_lookup_elem(fd, &i, &v))
 			die("lookup");
 		sink += v.packets + v.bytes;
 	}
-	printf("lookup %.0f\n", n / (now() - t0));
+	report("lookup", n);
 
-	t0 = now();
+	start();
 	for (__u32 i = 0; i < n; i++) {
 		keys[i] = i;
 		vals[i].packets = i + 1;
@@ -92,9 +107,9 @@ int main(int argc, char **argv)
 		if (bpf_map_update_batch(fd, keys, vals, &count, &opts))
 			die("update_batch");
 	}
-	printf("update_batch %.0f\n", n / (now() - t0));
+	report("update_batch", n);
 
-	t0 = now();
+	start();
 	{
 		__u32 done = 0, in = 0, out = 0, count;
 		int rc;
@@ -114,7 +129,7 @@ int main(int argc, char **argv)
 		for (__u32 i = 0; i < done; i++)
 			sink += vals[i].packets;
 	}
-	printf("lookup_batch %.0f\n", n / (now() - t0));
+	report("lookup_batch", n);
 	bpf_object__close(obj);
 	free(keys);
 	free(vals);

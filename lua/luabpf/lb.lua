@@ -72,6 +72,10 @@ end
 local Service = {}
 Service.__index = Service
 
+local function vip_key(v)
+  return { addr = addr.mapped(v.addr), port = v.port, proto = v.proto }
+end
+
 local function fail(fmt, ...)
   error(fmt:format(...), 3)
 end
@@ -270,10 +274,6 @@ function Service:prune()
   return n
 end
 
-local function vip_key(v)
-  return { addr = addr.mapped(v.addr), port = v.port, proto = v.proto }
-end
-
 function Service:_check_open()
   if not self.obj then error(("service '%s' is closed"):format(self.name), 3) end
 end
@@ -349,9 +349,9 @@ function Service:_write_backend(b)
     state = b.state, vip = b.vip.id }))
 end
 
-local function parse_port(what, p)
+local function parse_port(what, p, level)
   if type(p) ~= "number" or p < 1 or p > 65535 or p % 1 ~= 0 then
-    error(("%s: port must be 1-65535, got %s"):format(what, tostring(p)), 4)
+    error(("%s: port must be 1-65535, got %s"):format(what, tostring(p)), level + 1)
   end
   return p
 end
@@ -359,8 +359,117 @@ end
 local function prime_neighbour(a)
   -- Ask the kernel to resolve the next hop now, so the first packet finds its MAC.
   local h = uv.spawn("ping", { args = { addr.is_v4(a) and "-4" or "-6", "-c", "1", "-W", "1", a },
-    stdio = { nil, nil, nil } }, function(h) end)
+    stdio = { nil, nil, nil } }, function() end)
   if h then h:close() end
+end
+
+-- Validation is separate from change: a declaration with an error anywhere
+-- changes nothing. These return normalized records or raise at `level`.
+local function norm_backend(v, o, level)
+  check_opts("backend", o, { name = true, addr = true, port = true, weight = true })
+  local a = addr.check("backend addr", o.addr, level + 1)
+  if addr.is_v4(a) ~= addr.is_v4(v.addr) then
+    error(("backend %s and VIP %s must be the same address family"):format(a, v.addr), level + 1)
+  end
+  local port = o.port and parse_port("backend " .. a, o.port, level + 1) or v.port
+  local weight = o.weight or 1
+  if type(weight) ~= "number" or weight < 0 then
+    error(("backend %s: weight must be a number >= 0, got %s"):format(a, tostring(weight)), level + 1)
+  end
+  return { name = o.name or ("%s:%d"):format(a, port), addr = a, port = port, weight = weight }
+end
+
+function Service:_norm_vip(o, level)
+  check_opts("vip", o, { name = true, addr = true, port = true, proto = true, mode = true,
+    snat = true, backends = true })
+  local a = addr.check("vip addr", o.addr, level + 1)
+  local port = parse_port("vip " .. a, o.port, level + 1)
+  local proto = PROTOS[o.proto or "tcp"]
+  if not proto then error(("vip %s: proto must be tcp or udp, got %s"):format(a, tostring(o.proto)), level + 1) end
+  local mode = MODES[o.mode or "nat"]
+  if not mode then error(("vip %s: mode must be nat or dsr, got %s"):format(a, tostring(o.mode)), level + 1) end
+  local n = { name = o.name or ("%s:%d/%s"):format(a, port, o.proto or "tcp"), addr = a, port = port,
+    proto = proto, mode = mode, backends = {} }
+  if mode == MODES.nat then
+    local snat = o.snat or (self.interface and iface_addr(self.interface, not addr.is_v4(a)))
+    if not snat then
+      error(("vip '%s' is in NAT mode and '%s' has no %s address: give snat = ADDRESS")
+        :format(n.name, tostring(self.interface), addr.is_v4(a) and "IPv4" or "IPv6"), level + 1)
+    end
+    n.snat = addr.check("vip snat", snat, level + 1)
+    if addr.is_v4(n.snat) ~= addr.is_v4(a) then
+      error(("vip '%s': snat %s and VIP %s must be the same address family"):format(n.name, n.snat, a), level + 1)
+    end
+  end
+  local seen = {}
+  for _, bo in ipairs(o.backends or {}) do
+    local b = norm_backend(n, bo, level + 1)
+    local where = b.addr .. ":" .. b.port
+    if seen[b.name] or seen[where] then
+      error(("vip '%s': backend '%s' (%s) is declared twice"):format(n.name, b.name, where), level + 1)
+    end
+    seen[b.name], seen[where] = true, true
+    n.backends[#n.backends + 1] = b
+  end
+  return n
+end
+
+local function same_service(a, b)
+  return addr.mapped(a.addr) == addr.mapped(b.addr) and a.port == b.port and a.proto == b.proto
+end
+
+-- Create or take over (from pinned state) the VIP record for n.
+function Service:_vip_record(n)
+  for id, r in pairs(self.vip_by_id) do
+    if r.recovered and same_service(r, n) then
+      r.recovered = nil
+      return r
+    end
+  end
+  local id = table.remove(self.free_vips)
+  if not id then error(("service '%s' has all %d VIP slots in use (max_vips)"):format(self.name, self.max_vips), 3) end
+  local v = { id = id, backends = {}, order = {}, table = 1 }
+  self.vip_by_id[id] = v
+  return v
+end
+
+-- Make v's backends exactly `declared` (normalized): keep ids of those that
+-- stay (their flows stay), add new ones, remove the rest. Then publish.
+function Service:_sync_backends(v, declared)
+  local want = {}
+  for _, b in ipairs(declared) do want[addr.mapped(b.addr) .. "|" .. b.port] = b end
+  for _, b in ipairs(v.order) do
+    if not want[addr.mapped(b.addr) .. "|" .. b.port] then b.state = REMOVED end
+  end
+  self:_compact(v)
+  local have = {}
+  for _, b in ipairs(v.order) do have[addr.mapped(b.addr) .. "|" .. b.port] = b end
+  v.backends = {}
+  for _, d in ipairs(declared) do
+    local b = have[addr.mapped(d.addr) .. "|" .. d.port]
+    if not b then
+      local id = table.remove(self.free_backends)
+      if not id then error(("all %d backend slots are in use (max_backends)"):format(self.max_backends), 3) end
+      b = { id = id, vip = v }
+      v.order[#v.order + 1] = b
+      self.backend_by_id[id] = b
+      if self.prime then prime_neighbour(d.addr) end
+    end
+    b.name, b.addr, b.port, b.weight = d.name, d.addr, d.port, d.weight
+    b.state = d.weight > 0 and ACTIVE or DRAINING
+    v.backends[b.name] = b
+    self:_write_backend(b)
+  end
+  self:_publish(v)
+end
+
+function Service:_install_vip(n)
+  local v = self:_vip_record(n)
+  v.name, v.addr, v.port, v.proto, v.mode, v.snat = n.name, n.addr, n.port, n.proto, n.mode, n.snat
+  self.vips[n.name] = v
+  self:_sync_backends(v, n.backends)
+  self:_addr_flags()
+  return v.name
 end
 
 --- Add a VIP: { name=, addr=, port=, proto="tcp"|"udp", mode="nat"|"dsr",
@@ -368,64 +477,51 @@ end
 -- backends = { {name=, addr=, port=, weight=}, ... } }.
 function Service:add_vip(o)
   self:_check_open()
-  check_opts("add_vip", o, { name = true, addr = true, port = true, proto = true, mode = true,
-    snat = true, backends = true })
-  local a = addr.check("add_vip: addr", o.addr, 3)
-  local port = parse_port("add_vip", o.port)
-  local proto = PROTOS[o.proto or "tcp"]
-  if not proto then error(("add_vip: proto must be tcp or udp, got %s"):format(tostring(o.proto)), 2) end
-  local mode = MODES[o.mode or "nat"]
-  if not mode then error(("add_vip: mode must be nat or dsr, got %s"):format(tostring(o.mode)), 2) end
-  local name = o.name or ("%s:%d/%s"):format(a, port, o.proto or "tcp")
-  if self.vips[name] then error(("add_vip: service '%s' already has a VIP named '%s'"):format(self.name, name), 2) end
+  local n = self:_norm_vip(o, 2)
+  if self.vips[n.name] then error(("add_vip: service '%s' already has a VIP named '%s'"):format(self.name, n.name), 2) end
   for _, v in pairs(self.vips) do
-    if addr.mapped(v.addr) == addr.mapped(a) and v.port == port and v.proto == proto then
-      error(("add_vip: %s:%d/%s is already VIP '%s'"):format(a, port, o.proto or "tcp", v.name), 2)
+    if same_service(v, n) then
+      error(("add_vip: %s:%d/%s is already VIP '%s'"):format(n.addr, n.port, PROTO_NAMES[n.proto], v.name), 2)
     end
   end
-  local snat = o.snat
-  if mode == MODES.nat then
-    snat = snat or (self.interface and iface_addr(self.interface, not addr.is_v4(a)))
-    if not snat then
-      error(("add_vip: VIP '%s' is in NAT mode and '%s' has no %s address: give snat = ADDRESS")
-        :format(name, self.interface, addr.is_v4(a) and "IPv4" or "IPv6"), 2)
+  return self:_install_vip(n)
+end
+
+--- Make the service exactly this list of VIPs (a whole configuration): VIPs
+-- and backends that stay keep their flows, new ones are added, the rest go.
+-- A list with an error anywhere raises and changes nothing.
+function Service:apply(list)
+  self:_check_open()
+  if type(list) ~= "table" then error("apply: expects a list of VIPs", 2) end
+  local norm, names = {}, {}
+  for i, o in ipairs(list) do
+    local n = self:_norm_vip(o, 2)
+    if names[n.name] then error(("apply: VIP '%s' is declared twice"):format(n.name), 2) end
+    for _, m in ipairs(norm) do
+      if same_service(m, n) then
+        error(("apply: VIPs '%s' and '%s' are both %s:%d/%s"):format(m.name, n.name, n.addr, n.port,
+          PROTO_NAMES[n.proto]), 2)
+      end
     end
-    snat = addr.check("add_vip: snat", snat, 3)
-    if addr.is_v4(snat) ~= addr.is_v4(a) then
-      error(("add_vip: snat %s and VIP %s must be the same address family"):format(snat, a), 2)
+    names[n.name] = true
+    norm[i] = n
+  end
+  if #norm > self.max_vips then
+    error(("apply: %d VIPs, but service '%s' has %d VIP slots (max_vips)"):format(#norm, self.name, self.max_vips), 2)
+  end
+  -- VIPs whose name or service changed go first, freeing their slots.
+  for name, v in pairs(self.vips) do
+    local keep = false
+    for _, n in ipairs(norm) do
+      if n.name == name and same_service(v, n) and n.mode == v.mode and n.snat == v.snat then keep = true end
     end
+    if not keep then self:remove_vip(name) end
   end
-  -- Take over a VIP a previous instance left pinned: same id, same table.
-  local v
-  for id, r in pairs(self.vip_by_id) do
-    if r.recovered and addr.mapped(r.addr) == addr.mapped(a) and r.port == port and r.proto == proto then
-      v = r
-      v.recovered = nil
-      self.vip_by_id[id] = v
-    end
+  for _, n in ipairs(norm) do
+    local v = self.vips[n.name]
+    if v then self:_sync_backends(v, n.backends) else self:_install_vip(n) end
   end
-  if not v then
-    local id = table.remove(self.free_vips)
-    if not id then error(("add_vip: service '%s' has all %d VIP slots in use (max_vips)"):format(self.name, self.max_vips), 2) end
-    v = { id = id, backends = {}, order = {}, table = 1 }
-    self.vip_by_id[id] = v
-  end
-  v.name, v.addr, v.port, v.proto, v.mode, v.snat = name, a, port, proto, mode, snat
-  self.vips[name] = v
-  -- Backends the old instance had that the new declaration lacks go away.
-  local declared = {}
-  for _, b in ipairs(o.backends or {}) do
-    declared[b.name or ("%s:%d"):format(b.addr, b.port or port)] = true
-  end
-  for _, b in ipairs(v.order) do
-    if not declared[b.name] then b.state = REMOVED end
-  end
-  for _, b in ipairs(o.backends or {}) do self:_add_backend(v, b) end
-  self:_compact(v)
-  for _, b in ipairs(v.order) do self:_write_backend(b) end
-  self:_publish(v)
   self:_addr_flags()
-  return v.name
 end
 
 function Service:_compact(v)
@@ -443,52 +539,28 @@ function Service:_compact(v)
   v.order = keep
 end
 
-function Service:_add_backend(v, o)
-  check_opts("add_backend", o, { name = true, addr = true, port = true, weight = true })
-  local a = addr.check("add_backend: addr", o.addr, 4)
-  if addr.is_v4(a) ~= addr.is_v4(v.addr) then
-    error(("add_backend: backend %s and VIP %s must be the same address family"):format(a, v.addr), 3)
+-- The VIP's backends as declarations, for changing one and syncing them all.
+local function declared(v)
+  local out = {}
+  for _, b in ipairs(v.order) do
+    out[#out + 1] = { name = b.name, addr = b.addr, port = b.port, weight = b.weight }
   end
-  local port = o.port and parse_port("add_backend", o.port) or v.port
-  local weight = o.weight or 1
-  if type(weight) ~= "number" or weight < 0 then
-    error(("add_backend: weight must be a number >= 0, got %s"):format(tostring(weight)), 3)
-  end
-  local name = o.name or ("%s:%d"):format(a, port)
-  local b
-  for _, x in ipairs(v.order) do
-    -- A backend recovered from pinned state keeps its id (its flows stay).
-    if x.state ~= REMOVED and addr.mapped(x.addr) == addr.mapped(a) and x.port == port then b = x end
-  end
-  if b then
-    if v.backends[name] and v.backends[name] ~= b then
-      error(("add_backend: VIP '%s' already has a backend named '%s'"):format(v.name, name), 3)
-    end
-    v.backends[b.name] = nil
-  else
-    if v.backends[name] then
-      error(("add_backend: VIP '%s' already has a backend named '%s'"):format(v.name, name), 3)
-    end
-    local id = table.remove(self.free_backends)
-    if not id then error(("add_backend: all %d backend slots are in use (max_backends)"):format(self.max_backends), 3) end
-    b = { id = id, vip = v }
-    v.order[#v.order + 1] = b
-    self.backend_by_id[id] = b
-  end
-  b.name, b.addr, b.port, b.weight = name, a, port, weight
-  b.state = weight > 0 and ACTIVE or DRAINING
-  v.backends[name] = b
-  if self.prime then prime_neighbour(a) end
-  return b
+  return out
 end
 
 --- Add a backend to a VIP: { name=, addr=, port=, weight= }.
 function Service:add_backend(vip, o)
   self:_check_open()
   local v = self:_vip(vip)
-  local b = self:_add_backend(v, o)
-  self:_write_backend(b)
-  self:_publish(v)
+  local b = norm_backend(v, o, 2)
+  for _, x in ipairs(v.order) do
+    if x.name == b.name or (addr.mapped(x.addr) == addr.mapped(b.addr) and x.port == b.port) then
+      error(("add_backend: VIP '%s' already has backend '%s' (%s:%d)"):format(v.name, x.name, x.addr, x.port), 2)
+    end
+  end
+  local list = declared(v)
+  list[#list + 1] = b
+  self:_sync_backends(v, list)
   return b.name
 end
 
@@ -501,9 +573,7 @@ function Service:set_weight(vip, name, weight)
     error(("set_weight: weight must be a number >= 0, got %s"):format(tostring(weight)), 2)
   end
   b.weight = weight
-  b.state = weight > 0 and ACTIVE or DRAINING
-  self:_write_backend(b)
-  self:_publish(v)
+  self:_sync_backends(v, declared(v))
 end
 
 --- Remove a backend: it leaves the table and its flows move to others.
@@ -511,9 +581,11 @@ function Service:remove_backend(vip, name)
   self:_check_open()
   local v = self:_vip(vip)
   local b = self:_backend(v, name)
-  b.state = REMOVED
-  self:_compact(v)
-  self:_publish(v)
+  local list = {}
+  for _, d in ipairs(declared(v)) do
+    if d.name ~= b.name then list[#list + 1] = d end
+  end
+  self:_sync_backends(v, list)
 end
 
 --- Remove a VIP and its backends.

@@ -4,8 +4,9 @@
 -- CONFIG is a Lua file that sets (or returns a table with) `service`,
 -- `interface` and `vips`; see scripts/examples/lb.conf.lua and docs/lb.md.
 -- It prints the spread per backend every `--interval` seconds, and runs until
--- stopped. The pool changes live through the `lb` global (and, from the REPL
--- issue on, `luabpf attach`).
+-- stopped. SIGHUP re-reads CONFIG and applies the difference (backends added,
+-- removed, reweighted; VIPs added or removed) without touching flows that
+-- stay; a CONFIG with an error is refused and the running one stays.
 local uv = require("luv")
 local args = require("luabpf.args")
 local lb = require("luabpf.lb")
@@ -20,23 +21,25 @@ local opt = args.parse(arg, {
   },
 })
 
--- The config runs in its own environment; what it sets (or returns) is the config.
+-- The config runs in its own environment; what it sets (or returns) is the
+-- config. Returns it, or nil and a message that names the file (and line).
 local function read_config(path)
   local chunk, err = loadfile(path)
-  if not chunk then args.fatal(err, nil, 1) end
+  if not chunk then return nil, err end
   local env = setmetatable({}, { __index = _G })
   setfenv(chunk, env)
   local ok, ret = pcall(chunk)
-  if not ok then args.fatal(("config %s: %s"):format(path, ret)) end
+  if not ok then return nil, ("config %s: %s"):format(path, ret) end
   local c = type(ret) == "table" and ret or env
   if type(c.interface) ~= "string" then
-    args.fatal(("config %s: 'interface' is required (the interface XDP attaches to)"):format(path))
+    return nil, ("config %s: 'interface' is required (the interface XDP attaches to)"):format(path)
   end
-  if type(c.vips) ~= "table" then args.fatal(("config %s: 'vips' is required (a list)"):format(path)) end
+  if type(c.vips) ~= "table" then return nil, ("config %s: 'vips' is required (a list)"):format(path) end
   return c
 end
 
-local cfg = read_config(opt.config)
+local cfg, cerr = read_config(opt.config)
+if not cfg then args.fatal(cerr) end
 local svc, err = lb.new({
   name = cfg.service or "lb", interface = cfg.interface, netns = cfg.netns,
   xdp_mode = cfg.xdp_mode, pin = cfg.pin, ring_size = cfg.ring_size, max_vips = cfg.max_vips,
@@ -44,16 +47,29 @@ local svc, err = lb.new({
   drop_sample = cfg.drop_sample,
 })
 if not svc then args.fatal(err) end
-for _, v in ipairs(cfg.vips) do
-  local ok, e = pcall(svc.add_vip, svc, v)
-  if not ok then
-    svc:close({ destroy = not svc.pinned })
-    args.fatal(("config %s: %s"):format(opt.config, e))
-  end
+local ok, e = pcall(svc.apply, svc, cfg.vips)
+if not ok then
+  svc:close({ destroy = not svc.pinned })
+  args.fatal(("config %s: %s"):format(opt.config, e))
 end
 local pruned = svc:prune()
 if pruned > 0 then bpf.log("info", ("removed %d VIP(s) the config no longer has"):format(pruned)) end
 lb_service = svc -- for luabpf attach and on_shutdown hooks
+
+local hup = uv.new_signal()
+hup:start("sighup", function()
+  local new, err = read_config(opt.config)
+  if new then
+    local applied, aerr = pcall(svc.apply, svc, new.vips)
+    if not applied then err = ("config %s: %s"):format(opt.config, aerr) end
+  end
+  if err then
+    bpf.log("error", err .. " (reload refused: the running configuration stays)")
+  else
+    bpf.log("info", ("reloaded %s"):format(opt.config))
+  end
+end)
+hup:unref() -- a signal handler alone does not keep the service running
 
 local function report()
   local s = svc:stats()
@@ -83,6 +99,7 @@ if opt.interval > 0 then
 end
 -- Keep running until stopped: the ring buffer's poll handle holds the loop.
 bpf.on_shutdown(function()
+  hup:close()
   report()
   if opt.destroy then svc:close({ destroy = true }) end
 end)

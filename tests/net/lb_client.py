@@ -2,7 +2,8 @@
 # A client for the load balancer tests. Prints one JSON object.
 #   lb_client.py spread URL N          N new connections, one GET each: {"b1": n, ...}
 #   lb_client.py hold HOST PORT K SECS K keep-alive connections, a GET on each every
-#                                      50 ms for SECS: per connection its backends and errors
+#                                      100 ms for SECS: per connection its backends, errors
+#                                      and the first error's kind (ConnectionResetError, ...)
 import json
 import socket
 import sys
@@ -27,10 +28,10 @@ def get(sock):
     return body.decode().strip()
 
 
-def connect(host, port):
+def connect(host, port, timeout=2):
     fam = socket.AF_INET6 if ":" in host else socket.AF_INET
     s = socket.socket(fam, socket.SOCK_STREAM)
-    s.settimeout(2)
+    s.settimeout(timeout)
     s.connect((host, port))
     return s
 
@@ -52,7 +53,8 @@ def spread(host, port, n):
 def hold(host, port, k, secs):
     conns = []
     for _ in range(k):
-        c = {"sock": connect(host, port), "backends": [], "errors": 0, "requests": 0}
+        # A generous timeout: a slow answer on a busy machine is not a reset.
+        c = {"sock": connect(host, port, 10), "backends": [], "errors": 0, "requests": 0}
         conns.append(c)
     end = time.time() + secs
     while time.time() < end:
@@ -69,7 +71,7 @@ def hold(host, port, k, secs):
                 c["error"] = type(e).__name__
                 c["sock"].close()
                 c["sock"] = None
-        time.sleep(0.05)
+        time.sleep(0.1)
     return [{k: v for k, v in c.items() if k != "sock"} for c in conns]
 
 

@@ -1,7 +1,8 @@
 -- SPDX-License-Identifier: MIT
 -- Pool changes on a timeline while clients hold connections (test_lb_pool.sh):
---   t=0 ready; +2 s add b4; +3 s drain b1 (weight 0); +4 s remove b2; +6 s stop.
--- Prints "ready", each step, and the flow table's backends at the end.
+--   t=0 ready; +2 s add b4; +3 s drain b1 (weight 0); +4 s remove b2.
+-- Prints "ready", each step, and at SIGINT (once the clients are done) the
+-- flow table's backends.
 local uv = require("luv")
 local lb = require("luabpf.lb")
 local name = assert(arg[1], "usage: lb_pool.lua SERVICE")
@@ -31,11 +32,10 @@ at(4000, function()
   svc:remove_backend("web", "b2")
   print("removed b2")
 end)
-at(6000, function()
+bpf.on_shutdown(function()
   local per = {}
   for _, f in ipairs(svc:flows("web")) do per[f.backend or "?"] = (per[f.backend or "?"] or 0) + 1 end
   for b, n in pairs(per) do print(("flows %s %d"):format(b, n)) end
   local s = svc:stats()
   print(("b1 state %s, slots %d"):format(s.vips.web.backends.b1.state, s.vips.web.backends.b1.slots))
-  bpf.stop(0)
 end)

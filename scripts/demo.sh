@@ -1,41 +1,79 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: MIT
-# Install, build, and run the demo: luabpf counting real traffic between two
-# network namespaces it creates (and removes afterwards). Run as root.
+# Install, build, and run the load balancer demo: a client, the XDP balancer
+# and three HTTP backends in network namespaces this script makes, real
+# traffic through it, a backend drained live; everything removed at the end,
+# also on Ctrl-C or failure. Run as root on Debian 12.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$(nproc)" >/dev/null
 
-C=lbdemo-client-$$ S=lbdemo-server-$$
+LAB_SRC=$PWD LAB_BUILD=$PWD/build
+source scripts/lab.sh
+P=lbdemo$$
+SVC=demo$$
+CONF=$(mktemp --suffix=.lua)
+LOG=$(mktemp)
+LB=
 cleanup() {
-  [ -n "${pid:-}" ] && kill "$pid" 2>/dev/null && wait "$pid" 2>/dev/null || true
-  [ -n "${web:-}" ] && kill "$web" 2>/dev/null || true
-  ip netns del "$C" 2>/dev/null || true
-  ip netns del "$S" 2>/dev/null || true
+  [ -n "$LB" ] && { kill -INT "$LB" 2>/dev/null || true; wait "$LB" 2>/dev/null || true; }
+  lab_down
+  rm -rf "/sys/fs/bpf/luabpf/lb/$SVC" "$CONF" "$LOG"
+  rmdir /sys/fs/bpf/luabpf/lb /sys/fs/bpf/luabpf 2>/dev/null || true
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM
+say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+in_ns() { local ns=$1; shift; ip netns exec "$P-$ns" "$@"; }
 
-ip netns add "$C"; ip netns add "$S"
-ip link add veth-c netns "$C" type veth peer name veth-s netns "$S"
-ip -n "$C" addr add 10.99.0.1/24 dev veth-c; ip -n "$S" addr add 10.99.0.2/24 dev veth-s
-ip -n "$C" link set veth-c up; ip -n "$S" link set veth-s up
-ip -n "$C" link set lo up; ip -n "$S" link set lo up
+config() { # WEIGHT_OF_B1
+  cat >"$CONF" <<LUA
+service = "$SVC"
+interface = "eth0"
+vips = {
+  { name = "web", addr = "10.10.100.1", port = 80, proto = "tcp", mode = "nat", backends = {
+      { name = "b1", addr = "10.10.0.11", port = 8080, weight = $1 },
+      { name = "b2", addr = "10.10.0.12", port = 8080, weight = 1 },
+      { name = "b3", addr = "10.10.0.13", port = 8080, weight = 1 } } },
+}
+LUA
+}
 
-echo "== a web server in namespace $S (10.99.0.2:8080)"
-ip netns exec "$S" /usr/bin/python3 -m http.server 8080 --bind 10.99.0.2 >/dev/null 2>&1 &
-web=$!
+say "namespaces: client $P-cl, balancer $P-lb, backends $P-b1..b3 on one bridge"
+lab_up "$P" 3
+config 1
+say "luabpf run scripts/examples/lb.lua (VIP 10.10.100.1:80, full NAT, Maglev over b1 b2 b3)"
+./build/luabpf --netns "$P-lb" run scripts/examples/lb.lua "$CONF" --destroy >"$LOG" 2>&1 &
+LB=$!
+for _ in $(seq 50); do grep -q "service '$SVC' on" "$LOG" && break; sleep 0.1; done
+cat "$LOG"
 
-echo "== luabpf counting on veth-s in $S (Ctrl-C stops it; here it stops itself)"
-./build/luabpf run scripts/examples/xdp_count.lua --iface veth-s --netns "$S" --count 4 &
-pid=$!
-sleep 1
-echo "== traffic from $C: pings, 500 UDP datagrams, 20 HTTP requests"
-ip netns exec "$C" ping -c 10 -i 0.05 -q 10.99.0.2 >/dev/null
-ip netns exec "$C" /usr/bin/python3 -c '
-import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-[s.sendto(b"x" * 100, ("10.99.0.2", 9)) for _ in range(500)]'
-for _ in $(seq 20); do ip netns exec "$C" curl -s -o /dev/null http://10.99.0.2:8080/; done
-wait "$pid"; pid=
-echo "== done: namespaces removed, program detached"
+say "9 requests with curl: which backend answered each"
+for _ in $(seq 9); do printf '%s ' "$(in_ns cl curl -s -m 2 http://10.10.100.1/)"; done; echo
+
+say "wrk: 32 keep-alive connections for 5 s"
+in_ns cl wrk -t2 -c32 -d5s http://10.10.100.1/ | grep -E "requests in|Requests/sec|errors"
+kill -USR1 "$LB"; sleep 0.3
+say "spread per backend (the service's stats)"
+tail -n 4 "$LOG"
+
+say "drain b1 (weight 0, SIGHUP): its open connections finish, new ones go elsewhere"
+in_ns cl "$LAB_PY" tests/net/lb_client.py hold 10.10.100.1 80 24 4 >/dev/null &
+HOLD=$!
+sleep 0.5
+config 0
+kill -HUP "$LB"
+for s in 1 2 3 4 5; do
+  n=$(in_ns b1 ss -Htn state established '( sport = :8080 )' | wc -l)
+  new=$(for _ in 1 2 3 4 5 6; do printf '%s ' "$(in_ns cl curl -s -m 2 http://10.10.100.1/)"; done)
+  printf '  t=%ds  b1 has %2d established connections;  new requests went to: %s\n' "$s" "$n" "$new"
+  sleep 0.8
+done
+wait "$HOLD" || true
+
+say "stop (Ctrl-C): final stats, program detached, pins removed"
+kill -INT "$LB"; wait "$LB" || true; LB=
+tail -n 4 "$LOG"
+say "done: namespaces removed"

@@ -10,6 +10,7 @@
 local uv = require("luv")
 local args = require("luabpf.args")
 local lb = require("luabpf.lb")
+local report -- prints the stats; defined once the service runs
 
 local opt = args.parse(arg, {
   name = "lb.lua",
@@ -70,8 +71,12 @@ hup:start("sighup", function()
   end
 end)
 hup:unref() -- a signal handler alone does not keep the service running
+-- SIGUSR1 prints the stats now, as HAProxy's stats socket would show them.
+local usr1 = uv.new_signal()
+usr1:start("sigusr1", function() report() end)
+usr1:unref()
 
-local function report()
+report = function()
   local s = svc:stats()
   local names = {}
   for n in pairs(s.vips) do names[#names + 1] = n end
@@ -100,6 +105,7 @@ end
 -- Keep running until stopped: the ring buffer's poll handle holds the loop.
 bpf.on_shutdown(function()
   hup:close()
+  usr1:close()
   report()
   if opt.destroy then svc:close({ destroy = true }) end
 end)

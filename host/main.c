@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: MIT
 /* The luabpf command line: run a script, or a chunk of code, on one loop. */
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <sched.h>
 #include <unistd.h>
@@ -19,6 +20,7 @@
 static const char usage[] =
 	"usage: luabpf [OPTIONS] run SCRIPT [ARGS...]\n"
 	"       luabpf [OPTIONS] -e CODE [ARGS...]\n"
+	"       luabpf [OPTIONS] COMMAND [ARGS...]   (repl, attach, ls, dump: COMMAND --help)\n"
 	"       luabpf --version | --help\n"
 	"\n"
 	"Runs a Lua script with BPF objects, maps, programs, links and ring\n"
@@ -31,6 +33,9 @@ static const char usage[] =
 	"               (default 10; 0 disables)\n"
 	"  --netns NAME run in network namespace NAME (ip netns) or at a path;\n"
 	"               unlike `ip netns exec`, /sys/fs/bpf stays the host's bpffs\n"
+	"  --name NAME  the service's name for `luabpf attach NAME` (default: the\n"
+	"               script's file name without .lua)\n"
+	"  --no-control no control socket for this service\n"
 	"  --version    print the version\n"
 	"\n"
 	"Exit codes: 0 done, 1 the script failed, 2 bad command line,\n"
@@ -56,6 +61,8 @@ static int run_chunk(lua_State *L, const char *name, int argc, char **argv)
 	lbpf_vm__push_env(L, name);          // [chunk, arg, env]
 	lua_pushvalue(L, -2);
 	lua_setfield(L, -2, "arg");          // env.arg = arg
+	lua_pushvalue(L, -1);
+	lua_setfield(L, LUA_REGISTRYINDEX, "luabpf.script_env");
 	lua_setfenv(L, -3);                  // [chunk, arg]
 	lua_pop(L, 1);
 	luaL_checkstack(L, argc, "too many arguments");
@@ -121,11 +128,66 @@ static int finish(int rc)
 	return rc;
 }
 
+/*
+ * After a service's main chunk: its control socket (lua/luabpf/_service.lua),
+ * so `luabpf attach NAME` reaches it. A failure there is logged, not fatal.
+ */
+static void start_service(lua_State *L, const char *name)
+{
+	lua_getglobal(L, "require");
+	lua_pushliteral(L, "luabpf._service");
+	if (lbpf_pcall(L, 1, 1, "the control socket") < 0)
+		return;
+	lua_getfield(L, -1, "start");
+	lua_pushstring(L, name);
+	lua_getfield(L, LUA_REGISTRYINDEX, "luabpf.script_env");
+	lbpf_pcall(L, 2, 0, "the control socket");
+	lua_pop(L, 1);
+}
+
+/* "scripts/examples/lb.lua" -> "lb" */
+static void default_name(const char *script, char *out, size_t n)
+{
+	const char *base = strrchr(script, '/');
+	size_t len;
+
+	base = base ? base + 1 : script;
+	len = strlen(base);
+	if (len > 4 && !strcmp(base + len - 4, ".lua"))
+		len -= 4;
+	snprintf(out, n, "%.*s", (int)len, base);
+}
+
+/* luabpf COMMAND ARGS: the Lua module luabpf.cmd.COMMAND, called with ARGS. */
+static int run_command(lua_State *L, const char *cmd, int argc, char **argv)
+{
+	char mod[128], code[256];
+
+	snprintf(mod, sizeof(mod), "luabpf.cmd.%s", cmd);
+	lua_getglobal(L, "package");
+	lua_getfield(L, -1, "path");
+	lua_getglobal(L, "package");
+	lua_getfield(L, -1, "searchpath");
+	lua_pushstring(L, mod);
+	lua_pushvalue(L, -4);
+	lua_call(L, 2, 1);
+	if (lua_isnil(L, -1) || strchr(cmd, '.') || strchr(cmd, '/')) {
+		snprintf(code, sizeof(code), "unknown command '%s'", cmd);
+		return usage_error(code);
+	}
+	lua_settop(L, 0);
+	snprintf(code, sizeof(code), "return require('%s')(...)", mod);
+	luaL_loadbuffer(L, code, strlen(code), cmd);
+	return finish(run_chunk(L, cmd, argc, argv));
+}
+
 int main(int argc, char **argv)
 {
 	lua_State *L;
 	int i = 1, rc;
 	unsigned watchdog = 10;
+	const char *name = NULL;
+	bool control = true;
 
 	for (; i < argc && argv[i][0] == '-'; i++) {
 		if (!strcmp(argv[i], "-v")) {
@@ -151,6 +213,12 @@ int main(int argc, char **argv)
 				return usage_error("--netns needs NAME");
 			if (enter_netns(argv[i]) < 0)
 				return LBPF_EXIT_ERROR;
+		} else if (!strcmp(argv[i], "--name")) {
+			if (++i >= argc || !*argv[i] || strchr(argv[i], '/'))
+				return usage_error("--name needs a NAME without '/'");
+			name = argv[i];
+		} else if (!strcmp(argv[i], "--no-control")) {
+			control = false;
 		} else if (!strcmp(argv[i], "-e")) {
 			break;
 		} else {
@@ -180,6 +248,8 @@ int main(int argc, char **argv)
 			return finish(LBPF_EXIT_ERROR);
 		}
 		rc = run_chunk(L, "(command line)", argc - i - 2, argv + i + 2);
+		if (rc == LBPF_EXIT_OK && control && name)
+			start_service(L, name);
 		return finish(rc);
 	}
 	if (!strcmp(argv[i], "run")) {
@@ -199,12 +269,13 @@ int main(int argc, char **argv)
 			return finish(LBPF_EXIT_ERROR);
 		}
 		rc = run_chunk(L, script, argc - i - 2, argv + i + 2);
+		if (rc == LBPF_EXIT_OK && control) {
+			char def[256];
+
+			default_name(script, def, sizeof(def));
+			start_service(L, name ? name : def);
+		}
 		return finish(rc);
 	}
-	{
-		char msg[256];
-
-		snprintf(msg, sizeof(msg), "unknown command '%s'", argv[i]);
-		return usage_error(msg);
-	}
+	return run_command(L, argv[i], argc - i - 1, argv + i + 1);
 }

@@ -6,6 +6,7 @@
 set -euo pipefail
 BUILD=${1:-build}
 BENCH=$(cd "$(dirname "$0")" && pwd)
+bash "$BENCH/../scripts/setup.sh" --bench
 
 "$BUILD/luabpf" run "$BENCH/map_ops.lua" "$BUILD"
 bash "$BENCH/ringbuf.sh" "$BUILD"

@@ -2,12 +2,17 @@
 # SPDX-License-Identifier: MIT
 # Install what luabpf needs to build, run and test on Debian 12 (idempotent),
 # and mount bpffs where it is missing. Run as root.
+#   setup.sh           build, run and test
+#   setup.sh --bench   also what the benchmarks compare against (HAProxy, nftables, nginx)
 set -euo pipefail
 
 BUILD=(build-essential cmake pkg-config clang llvm bpftool
        libbpf-dev libelf-dev zlib1g-dev libluajit-5.1-dev luajit libuv1-dev lua-luv-dev)
 # What the tests drive: namespaces, traffic, packet crafting, capabilities.
-TEST=(iproute2 ethtool tcpdump wrk iputils-ping netcat-openbsd socat curl iperf3 python3-scapy libcap2-bin procps nftables haproxy nginx-light)
+TEST=(iproute2 ethtool tcpdump wrk iputils-ping netcat-openbsd socat curl iperf3 python3-scapy libcap2-bin procps)
+# The other balancers and servers bench/lb_e2e.sh measures luabpf against.
+BENCH=(nftables haproxy nginx-light)
+[ "${1:-}" = "--bench" ] && TEST+=("${BENCH[@]}")
 
 need=()
 for p in "${BUILD[@]}" "${TEST[@]}"; do

@@ -266,6 +266,12 @@ void lbpf_ringbuf__register(lua_State *L);
 void lbpf_perfbuf__close_all(void);
 void lbpf_perfbuf__register(lua_State *L);
 
+/* ---- l_inspect.c ------------------------------------------------------ */
+
+/// Register bpf.inspect: every program, map and link in the kernel, by id or
+/// pin, as plain tables (luabpf ls / dump).
+void lbpf_inspect__register(lua_State *L);
+
 /* ---- btf_ffi.c -------------------------------------------------------- */
 
 /// Append to out one C declaration of BTF type id that LuaJIT's ffi takes:

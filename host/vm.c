@@ -211,6 +211,7 @@ static int open_module(lua_State *L)
 	lbpf_link__register(L);
 	lbpf_ringbuf__register(L);
 	lbpf_codec__register(L);
+	lbpf_inspect__register(L);
 	return 1;
 }
 

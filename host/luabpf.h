@@ -266,6 +266,11 @@ void lbpf_ringbuf__register(lua_State *L);
 void lbpf_perfbuf__close_all(void);
 void lbpf_perfbuf__register(lua_State *L);
 
+/* ---- l_sys.c: peer credentials and interrupts for the REPL ------------ */
+
+/// Register bpf._sys (private to lua/luabpf/_service.lua and repl.lua).
+void lbpf_sys__register(lua_State *L);
+
 /* ---- l_inspect.c ------------------------------------------------------ */
 
 /// Register bpf.inspect: every program, map and link in the kernel, by id or

@@ -212,6 +212,7 @@ static int open_module(lua_State *L)
 	lbpf_ringbuf__register(L);
 	lbpf_codec__register(L);
 	lbpf_inspect__register(L);
+	lbpf_sys__register(L);
 	return 1;
 }
 

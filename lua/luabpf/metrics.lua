@@ -379,6 +379,16 @@ function Metric:value(lv)
   return s and s.value
 end
 
+--- The Lua-side series: a list of {labels = {values...}, value = n} in creation order.
+function Metric:samples()
+  local out = {}
+  for _, id in ipairs(self.order) do
+    local s = self.series[id]
+    out[#out + 1] = { labels = s.labels, value = s.value, count = s.count, sum = s.sum }
+  end
+  return out
+end
+
 --- Forget one series (a backend that went away), or every series.
 function Metric:remove(lv)
   if lv == nil and #(self.labels or {}) > 0 then
@@ -610,7 +620,8 @@ function Registry:programs(x)
       cache.gen, cache.list = self.generation, {}
       for _, p in ipairs(progs) do
         local i = p:info()
-        if i then cache.list[#cache.list + 1] = i end
+        -- The object's name: the kernel's is cut at 15 characters.
+        if i then i.name = p:name() cache.list[#cache.list + 1] = i end
       end
     end
     return cache.list

@@ -395,6 +395,16 @@ static int push_by_kind(lua_State *L, enum kind k, int fd)
 	}
 }
 
+/* After lbpf_failf's triple: the missing-capability hint goes after the errno text. */
+static int add_hint(lua_State *L, int err)
+{
+	lua_pop(L, 1);
+	lua_pushstring(L, lbpf_perm_hint(err));
+	lua_concat(L, 2);
+	lua_pushstring(L, lbpf_errno_name(err));
+	return 3;
+}
+
 /* ---- module functions ------------------------------------------------------- */
 
 static int (*const next_id[])(__u32, __u32 *) = { bpf_prog_get_next_id, bpf_map_get_next_id,
@@ -416,8 +426,8 @@ static int l_ids(lua_State *L)
 
 			if (err == ENOENT)
 				break;
-			return lbpf_failf(L, err, "can't list %ss%s", kinds[k],
-					  lbpf_perm_hint(err));
+			lbpf_failf(L, err, "can't list %ss", kinds[k]);
+			return add_hint(L, err);
 		}
 		lua_pushnumber(L, id);
 		lua_rawseti(L, -2, ++n);
@@ -446,7 +456,8 @@ static int l_info(lua_State *L)
 
 		if (err == ENOENT)
 			return lbpf_failf(L, err, "no %s with id %u", kinds[k], id);
-		return lbpf_failf(L, err, "can't open %s %u%s", kinds[k], id, lbpf_perm_hint(err));
+		lbpf_failf(L, err, "can't open %s %u", kinds[k], id);
+		return add_hint(L, err);
 	}
 	rc = push_by_kind(L, k, fd);
 	close(fd);
@@ -473,7 +484,8 @@ static int l_pin(lua_State *L)
 			lua_pushliteral(L, "EINVAL");
 			return 3;
 		}
-		return lbpf_failf(L, err, "can't open pin '%s'%s", path, lbpf_perm_hint(err));
+		lbpf_failf(L, err, "can't open pin '%s'", path);
+		return add_hint(L, err);
 	}
 	kind = lbpf_fd_kind(fd);
 	if (!kind) {

@@ -164,7 +164,8 @@ function M.pins(dir)
       else
         local info, ierr = inspect.pin(p)
         if info then
-          list[#list + 1] = { path = p, kind = info.kind, id = info.id, type = info.type, name = info.name }
+          list[#list + 1] = { path = p, kind = info.kind, id = info.id, type = info.type, name = info.name,
+            prog_id = info.prog_id }
         else
           list[#list + 1] = { path = p, error = ierr }
         end
@@ -176,7 +177,8 @@ function M.pins(dir)
   else
     local info, ierr, icode = inspect.pin(dir)
     if not info then return nil, ierr, icode end
-    list[1] = { path = dir, kind = info.kind, id = info.id, type = info.type, name = info.name }
+    list[1] = { path = dir, kind = info.kind, id = info.id, type = info.type, name = info.name,
+      prog_id = info.prog_id }
   end
   return list
 end
@@ -391,7 +393,8 @@ function M.pins_text(list)
   local out = {}
   for _, p in ipairs(list) do
     if p.kind then
-      out[#out + 1] = ("%-" .. w .. "s  %-4s %-6d %-14s %s"):format(p.path, p.kind, p.id, p.type, p.name)
+      local name = p.name or (p.prog_id and ("prog " .. p.prog_id)) or ""
+      out[#out + 1] = ("%-" .. w .. "s  %-4s %-6d %-16s %s"):format(p.path, p.kind, p.id, p.type, name)
     else
       out[#out + 1] = ("%-" .. w .. "s  ?    %s"):format(p.path, p.error)
     end

@@ -40,7 +40,7 @@ return function(...)
     local list, err, code = I.pins(dir)
     if not list then I.fail(("ls pins: %s"):format(err), code) end
     if json then
-      for i, p in ipairs(list) do list[i] = I.ordered(p, { "path", "kind", "id", "type", "name", "error" }) end
+      for i, p in ipairs(list) do list[i] = I.ordered(p, { "path", "kind", "id", "type", "name", "prog_id", "error" }) end
       print(I.json(I.array(list), pretty))
     elseif #list > 0 then
       print(I.pins_text(list))

@@ -544,7 +544,8 @@ local NO_ENTRIES = {
 }
 
 --- Dump the map described by info (from find_map) to out (a function taking
--- a string). json: a JSON array like bpftool's "formatted" output. Returns
+-- a string). json: a JSON array like bpftool's "formatted" output (pretty:
+-- indented). Returns
 -- the number of entries, or nil, msg, errno.
 --- nil when the map has entries to dump, else why not (and an errno name).
 function M.undumpable(info)
@@ -555,7 +556,7 @@ function M.undumpable(info)
   end
 end
 
-function M.dump(info, json, out)
+function M.dump(info, json, out, pretty_json)
   local why, wcode = M.undumpable(info)
   if why then return nil, why, wcode end
   local m, err, code
@@ -590,7 +591,7 @@ function M.dump(info, json, out)
         entry = M.ordered({ key = key, value = M.shape(v, vlay) }, { "key", "value" })
       end
       if json then
-        out((n > 1 and ",\n" or "\n") .. M.json(entry))
+        out((n > 1 and ",\n" or "\n") .. M.json(entry, pretty_json))
       elseif percpu then
         local lines = { inline(key) .. (entry.sum and (" => sum " .. pretty(entry.sum, "")) or " =>") }
         for _, c in ipairs(entry.values) do

@@ -42,7 +42,7 @@ return function(...)
       info.type, info.bytes_key, info.bytes_value, info.max_entries, info.btf_id and "" or " (no BTF: raw bytes)"))
   end
   local n
-  n, err, code = I.dump(info, json, out)
+  n, err, code = I.dump(info, json, out, pretty)
   if not n then I.fail(err, code) end
   if not json then out(("# %d %s\n"):format(n, n == 1 and "entry" or "entries")) end
 end

@@ -14,6 +14,7 @@ local bit = require("bit")
 local uv = require("luv")
 local maglev = require("luabpf.maglev")
 local addr = require("luabpf._addr")
+local health = require("luabpf.health")
 
 local M = {}
 
@@ -127,7 +128,7 @@ function M.new(o)
   check_opts("lb.new", o, {
     name = true, interface = true, netns = true, xdp_mode = true, pin = true, pin_root = true,
     ring_size = true, max_vips = true, max_backends = true, flows = true, flow_sample = true,
-    drop_sample = true, on_event = true, prime_neighbours = true, attach = true,
+    drop_sample = true, on_event = true, prime_neighbours = true, attach = true, on_health = true,
   })
   -- bpffs refuses names with a dot in them.
   if type(o.name) ~= "string" or not o.name:match("^[%w_-]+$") then
@@ -144,6 +145,7 @@ function M.new(o)
     max_vips = o.max_vips or 16, max_backends = o.max_backends or 1024,
     vips = {}, vip_by_id = {}, backend_by_id = {},
     pinned = o.pin ~= false,
+    on_health = o.on_health, dirty = {},
     prime = o.prime_neighbours ~= false,
     last = {},
   }, Service)
@@ -319,13 +321,10 @@ function Service:_addr_flags()
 end
 
 -- Write the VIP's new Maglev table into its idle half, then flip to it: a
--- packet sees either the old table or the new one, never a mix.
-function Service:_publish(v)
-  local live = {}
-  for _, b in ipairs(v.order) do
-    if b.state ~= REMOVED then live[#live + 1] = b end
-  end
-  local tab = maglev.build(live, self.ring)
+-- packet sees either the old table or the new one, never a mix. entries:
+-- { {id=, name=, weight=}, ... }, the weights the table is built from.
+function Service:_publish(v, entries)
+  local tab = maglev.build(entries, self.ring)
   local half = 1 - (v.table or 0)
   local base = v.id * 2 * self.ring + half * self.ring
   local keys, vals = self._keys or {}, {}
@@ -335,13 +334,252 @@ function Service:_publish(v)
   end
   for s = 0, self.ring - 1 do
     local e = tab[s]
-    vals[s + 1] = e == 0 and NO_BACKEND or live[e].id
+    vals[s + 1] = e == 0 and NO_BACKEND or entries[e].id
   end
   assert(self.m.maglev:update_batch(keys, vals))
   v.table = half
   assert(self.m.vips:update(vip_key(v), { id = v.id, mode = v.mode, table = half, flags = 0,
     snat = addr.mapped(v.snat or "::") }))
-  v.slots = maglev.shares(tab, self.ring)
+  v.slots = {}
+  for i, n in pairs(maglev.shares(tab, self.ring)) do
+    if i > 0 then v.slots[entries[i].id] = n end
+  end
+end
+
+-- A backend's weight as health sees it: 0 while down, the exec check's
+-- weight when it gives one, ramped up during slow start.
+local function health_weight(b, now)
+  if b.sorry or b.health == "down" then return 0 end
+  local w = b.hweight or b.weight
+  if b.ramp_start and w > 0 then
+    local f = (now - b.ramp_start) / b.ramp_len
+    if f >= 1 then
+      b.ramp_start = nil
+    else
+      w = w * math.max(f, 0.05)
+    end
+  end
+  return w
+end
+
+-- Quorum (keepalived's, with its hysteresis): the weight of healthy
+-- backends against v.quorum. Only health takes it away: a VIP whose
+-- backends are all drained (weight 0) but healthy is not "down".
+function Service:_quorum(v)
+  local live, total, down = 0, 0, false
+  for _, b in ipairs(v.order) do
+    if not b.sorry and b.weight > 0 then
+      total = total + b.weight
+      if b.health == "down" then down = true else live = live + b.weight end
+    end
+  end
+  local ok = v.quorum_ok
+  if not down then
+    ok = true
+  elseif ok == nil then
+    ok = live >= v.quorum
+  elseif ok and live < v.quorum - v.hysteresis then
+    ok = false
+  elseif not ok and live >= v.quorum + v.hysteresis then
+    ok = true
+  end
+  v.live_weight, v.total_weight = live, total
+  return ok
+end
+
+local POLICY_TEXT = {
+  keep = "keeping the last set that had it", drop = "dropping new flows", sorry = "serving the sorry backend",
+}
+
+-- Recompute what the data plane should hold for v after a change of pool,
+-- weight or health: each backend's state, the Maglev table (rebuilt only
+-- when a weight changed), then flows of backends marked for a flush.
+function Service:_refresh(v, force)
+  local now = uv.now()
+  local ok = self:_quorum(v)
+  if ok ~= v.quorum_ok and v.quorum_ok ~= nil then
+    local msg = ok and ("VIP '%s' has quorum again (%g of %g healthy weight, quorum %g)")
+      :format(v.name, v.live_weight, v.total_weight, v.quorum)
+      or ("VIP '%s' lost quorum (%g of %g healthy weight, quorum %g): %s"):format(v.name, v.live_weight,
+        v.total_weight, v.quorum, POLICY_TEXT[v.no_quorum])
+    bpf.log(ok and "info" or "warn", ("service '%s': %s"):format(self.name, msg))
+    if self.on_health then
+      self.on_health({ type = "quorum", vip = v.name, state = ok and "ok" or "lost", live = v.live_weight,
+        total = v.total_weight, quorum = v.quorum, policy = v.no_quorum })
+    end
+  end
+  v.quorum_ok = ok
+  local entries, want = {}, {}
+  for _, b in ipairs(v.order) do
+    if b.state ~= REMOVED then
+      local w
+      if ok then
+        w = health_weight(b, now)
+      elseif v.no_quorum == "keep" then
+        w = v.last_good and v.last_good[b] or 0
+      elseif v.no_quorum == "sorry" then
+        w = b.sorry and 1 or 0
+      else
+        w = 0
+      end
+      want[b] = w
+      entries[#entries + 1] = { id = b.id, name = b.name, weight = w }
+    end
+  end
+  if ok then v.last_good = want end
+  local changed = force
+  for _, b in ipairs(v.order) do
+    if b.state ~= REMOVED then
+      local st = want[b] > 0 and ACTIVE or DRAINING
+      if st ~= b.state or force then
+        b.state = st
+        self:_write_backend(b)
+      end
+      if b.eff ~= want[b] then changed = true end
+      b.eff = want[b]
+    end
+  end
+  if changed then self:_publish(v, entries) end
+  for _, b in ipairs(v.order) do
+    if b.flush then
+      b.flush = nil
+      if b.state == DRAINING and b.health == "down" then self:_flush(v, b) end
+    end
+  end
+end
+
+-- Delete a backend's flows and NAT entries: its clients' next packets choose
+-- again (and are reset by the new backend), so they reconnect elsewhere.
+function Service:_flush(v, b)
+  local fk, nk = {}, {}
+  for k, f in self.m.flows:pairs() do
+    if f.backend == b.id then fk[#fk + 1] = k end
+  end
+  for k, n in self.m.nat:pairs() do
+    if n.backend == b.id then nk[#nk + 1] = k end
+  end
+  for _, k in ipairs(fk) do self.m.flows:delete(k) end
+  for _, k in ipairs(nk) do self.m.nat:delete(k) end
+  bpf.log("info", ("service '%s': VIP '%s' backend '%s': flushed %d flow(s)"):format(self.name, v.name,
+    b.name, #fk))
+end
+
+-- Changes from health checks arrive one by one; the tables are rebuilt once
+-- per loop iteration (a uv check handle runs after the I/O callbacks).
+function Service:_mark(v)
+  self.dirty[v] = true
+  if not self.flusher then
+    self.flusher = uv.new_check()
+  end
+  if not self.flusher:is_active() then
+    self.flusher:start(function()
+      self.flusher:stop()
+      local d = self.dirty
+      self.dirty = {}
+      if not self.obj then return end
+      for x in pairs(d) do
+        if self.vips[x.name] == x then self:_refresh(x) end
+      end
+    end)
+  end
+end
+
+-- Slow start: a backend back up gets its weight over `slowstart` seconds, in
+-- steps of a quarter second.
+function Service:_ramp()
+  if self.ramp_timer then return end
+  self.ramp_timer = uv.new_timer()
+  self.ramp_timer:start(250, 250, function()
+    local any = false
+    for _, v in pairs(self.vips) do
+      for _, b in ipairs(v.order) do
+        if b.ramp_start then
+          any = true
+          self:_mark(v)
+        end
+      end
+    end
+    if not any then
+      self.ramp_timer:close()
+      self.ramp_timer = nil
+    end
+  end)
+end
+
+function Service:_on_health(ev)
+  local b = self.checked and self.checked[ev.name]
+  if not b or b.state == REMOVED then return end
+  local v = b.vip
+  if ev.reason == "weight" then
+    b.hweight = ev.weight
+    return self:_mark(v)
+  end
+  b.health = ev.state
+  b.hweight = ev.weight
+  local extra
+  if ev.state == "down" then
+    b.ramp_start = nil
+    if v.down_flows == "flush" then b.flush = true end
+    extra = v.down_flows == "flush" and "it leaves the Maglev table; its flows are flushed"
+      or "it leaves the Maglev table; its flows are kept"
+  else
+    if ev.slowstart then
+      b.ramp_start, b.ramp_len = uv.now(), ev.slowstart * 1000
+      self:_ramp()
+    end
+    extra = "it rejoins the Maglev table"
+  end
+  ev.name = ("VIP '%s' backend '%s'"):format(v.name, b.name)
+  bpf.log(ev.state == "down" and "warn" or "info", ("service '%s': %s; %s"):format(self.name,
+    health.describe(ev), extra))
+  self:_mark(v)
+  if self.on_health then
+    self.on_health({ type = "health", vip = v.name, backend = b.name, state = ev.state, from = ev.from,
+      reason = ev.reason, detail = ev.detail, after = ev.after, weight = ev.weight })
+  end
+end
+
+-- A stable text for a check declaration, to tell a changed one on reload.
+local function spec_key(x)
+  if type(x) ~= "table" then return tostring(x) end
+  local keys = {}
+  for k in pairs(x) do keys[#keys + 1] = tostring(k) end
+  table.sort(keys)
+  local out = {}
+  for _, k in ipairs(keys) do
+    local val = x[k]
+    if val == nil then val = x[tonumber(k)] end
+    out[#out + 1] = k .. "=" .. spec_key(val)
+  end
+  return "{" .. table.concat(out, ",") .. "}"
+end
+
+-- Start, restart (declaration changed: the state is kept) or stop b's check.
+function Service:_sync_check(v, b, spec)
+  local name = spec and (v.name .. "/" .. b.name)
+  local key = spec and (name .. spec_key(spec))
+  if key == b.check_key then return end
+  if b.check_name then
+    self.hc:remove(b.check_name)
+    self.checked[b.check_name] = nil
+  end
+  b.check_name, b.check_key, b.check_spec = nil, nil, spec
+  if not spec then
+    b.health = "up"
+    return
+  end
+  if not self.hc then
+    self.hc = health.new({ name = ("service '%s'"):format(self.name), log = false,
+      on_change = function(ev) self:_on_health(ev) end })
+    self.checked = {}
+  end
+  local s = {}
+  for k, x in pairs(spec) do s[k] = x end
+  if b.health then s.initial = b.health == "up" and "fully-up" or "fully-down" end
+  self.hc:add(name, s)
+  b.health = self.hc:get(name).state
+  b.check_name, b.check_key = name, key
+  self.checked[name] = b
 end
 
 function Service:_write_backend(b)
@@ -366,7 +604,7 @@ end
 -- Validation is separate from change: a declaration with an error anywhere
 -- changes nothing. These return normalized records or raise at `level`.
 local function norm_backend(v, o, level)
-  check_opts("backend", o, { name = true, addr = true, port = true, weight = true })
+  check_opts("backend", o, { name = true, addr = true, port = true, weight = true, check = true, sorry = true })
   local a = addr.check("backend addr", o.addr, level + 1)
   if addr.is_v4(a) ~= addr.is_v4(v.addr) then
     error(("backend %s and VIP %s must be the same address family"):format(a, v.addr), level + 1)
@@ -376,12 +614,28 @@ local function norm_backend(v, o, level)
   if type(weight) ~= "number" or weight < 0 then
     error(("backend %s: weight must be a number >= 0, got %s"):format(a, tostring(weight)), level + 1)
   end
-  return { name = o.name or ("%s:%d"):format(a, port), addr = a, port = port, weight = weight }
+  local name = o.name or ("%s:%d"):format(a, port)
+  -- The VIP's check, with the backend's own settings over it; the target
+  -- defaults to the backend's address and port. check = false: never checked.
+  local chk
+  if o.check ~= false and (v.check or o.check) then
+    if o.check ~= nil and type(o.check) ~= "table" then
+      error(("backend '%s': check must be a table or false, got %s"):format(name, type(o.check)), level + 1)
+    end
+    chk = {}
+    for k, x in pairs(v.check or {}) do chk[k] = x end
+    for k, x in pairs(o.check or {}) do chk[k] = x end
+    if chk.addr == nil then chk.addr = a end
+    if chk.port == nil then chk.port = port end
+    health.normalize(chk, ("VIP '%s' backend '%s': check"):format(v.name, name), level + 1)
+  end
+  return { name = name, addr = a, port = port, weight = weight, check = chk, sorry = o.sorry }
 end
 
 function Service:_norm_vip(o, level)
   check_opts("vip", o, { name = true, addr = true, port = true, proto = true, mode = true,
-    snat = true, backends = true })
+    snat = true, backends = true, check = true, down_flows = true, quorum = true, hysteresis = true,
+    no_quorum = true, sorry = true })
   local a = addr.check("vip addr", o.addr, level + 1)
   local port = parse_port("vip " .. a, o.port, level + 1)
   local proto = PROTOS[o.proto or "tcp"]
@@ -390,6 +644,25 @@ function Service:_norm_vip(o, level)
   if not mode then error(("vip %s: mode must be nat or dsr, got %s"):format(a, tostring(o.mode)), level + 1) end
   local n = { name = o.name or ("%s:%d/%s"):format(a, port, o.proto or "tcp"), addr = a, port = port,
     proto = proto, mode = mode, backends = {} }
+  local function bad(fmt, ...) error(("vip '%s': " .. fmt):format(n.name, ...), level + 1) end
+  if o.check ~= nil and type(o.check) ~= "table" then bad("check must be a table, got %s", type(o.check)) end
+  n.check = o.check
+  n.down_flows = o.down_flows or "keep"
+  if n.down_flows ~= "keep" and n.down_flows ~= "flush" then
+    bad("down_flows must be keep or flush, got %s", tostring(o.down_flows))
+  end
+  n.quorum, n.hysteresis = o.quorum or 1, o.hysteresis or 0
+  if type(n.quorum) ~= "number" or n.quorum < 0 then bad("quorum must be a weight >= 0, got %s", tostring(o.quorum)) end
+  if type(n.hysteresis) ~= "number" or n.hysteresis < 0 then
+    bad("hysteresis must be a weight >= 0, got %s", tostring(o.hysteresis))
+  end
+  n.no_quorum = o.no_quorum or (o.sorry and "sorry" or "keep")
+  if n.no_quorum ~= "keep" and n.no_quorum ~= "drop" and n.no_quorum ~= "sorry" then
+    bad("no_quorum must be keep, drop or sorry, got %s", tostring(o.no_quorum))
+  end
+  if n.no_quorum == "sorry" and type(o.sorry) ~= "table" then
+    bad("no_quorum = 'sorry' needs sorry = { addr = ..., port = ... }")
+  end
   if mode == MODES.nat then
     local snat = o.snat or (self.interface and iface_addr(self.interface, not addr.is_v4(a)))
     if not snat then
@@ -409,6 +682,19 @@ function Service:_norm_vip(o, level)
       error(("vip '%s': backend '%s' (%s) is declared twice"):format(n.name, b.name, where), level + 1)
     end
     seen[b.name], seen[where] = true, true
+    n.backends[#n.backends + 1] = b
+  end
+  if o.sorry then
+    -- keepalived's sorry_server: in the table only while quorum is lost.
+    local so = {}
+    for k, x in pairs(o.sorry) do so[k] = x end
+    so.name, so.check = so.name or "sorry", false
+    local b = norm_backend(n, so, level + 1)
+    local where = b.addr .. ":" .. b.port
+    if seen[b.name] or seen[where] then
+      error(("vip '%s': the sorry backend '%s' (%s) is also a backend"):format(n.name, b.name, where), level + 1)
+    end
+    b.sorry = true
     n.backends[#n.backends + 1] = b
   end
   return n
@@ -455,17 +741,18 @@ function Service:_sync_backends(v, declared)
       self.backend_by_id[id] = b
       if self.prime then prime_neighbour(d.addr) end
     end
-    b.name, b.addr, b.port, b.weight = d.name, d.addr, d.port, d.weight
-    b.state = d.weight > 0 and ACTIVE or DRAINING
+    if b.check_name and b.name ~= d.name then self:_sync_check(v, b, nil) end
+    b.name, b.addr, b.port, b.weight, b.sorry = d.name, d.addr, d.port, d.weight, d.sorry
     v.backends[b.name] = b
-    self:_write_backend(b)
+    self:_sync_check(v, b, d.check)
   end
-  self:_publish(v)
+  self:_refresh(v, true)
 end
 
 function Service:_install_vip(n)
   local v = self:_vip_record(n)
   v.name, v.addr, v.port, v.proto, v.mode, v.snat = n.name, n.addr, n.port, n.proto, n.mode, n.snat
+  self:_vip_health(v, n)
   self.vips[n.name] = v
   self:_sync_backends(v, n.backends)
   self:_addr_flags()
@@ -519,15 +806,26 @@ function Service:apply(list)
   end
   for _, n in ipairs(norm) do
     local v = self.vips[n.name]
-    if v then self:_sync_backends(v, n.backends) else self:_install_vip(n) end
+    if v then
+      self:_vip_health(v, n)
+      self:_sync_backends(v, n.backends)
+    else
+      self:_install_vip(n)
+    end
   end
   self:_addr_flags()
+end
+
+function Service:_vip_health(v, n)
+  v.check, v.down_flows, v.quorum, v.hysteresis, v.no_quorum = n.check, n.down_flows, n.quorum,
+    n.hysteresis, n.no_quorum
 end
 
 function Service:_compact(v)
   local keep = {}
   for _, b in ipairs(v.order) do
     if b.state == REMOVED then
+      self:_sync_check(v, b, nil)
       self:_write_backend(b)
       self.backend_by_id[b.id] = nil
       self.free_backends[#self.free_backends + 1] = b.id
@@ -543,7 +841,8 @@ end
 local function declared(v)
   local out = {}
   for _, b in ipairs(v.order) do
-    out[#out + 1] = { name = b.name, addr = b.addr, port = b.port, weight = b.weight }
+    out[#out + 1] = { name = b.name, addr = b.addr, port = b.port, weight = b.weight, check = b.check_spec,
+      sorry = b.sorry }
   end
   return out
 end
@@ -573,7 +872,7 @@ function Service:set_weight(vip, name, weight)
     error(("set_weight: weight must be a number >= 0, got %s"):format(tostring(weight)), 2)
   end
   b.weight = weight
-  self:_sync_backends(v, declared(v))
+  self:_refresh(v)
 end
 
 --- Remove a backend: it leaves the table and its flows move to others.
@@ -664,13 +963,29 @@ function Service:stats()
     self:_rate("v" .. v.id, s, now)
     s.addr, s.port, s.proto, s.mode = v.addr, v.port, PROTO_NAMES[v.proto], MODE_NAMES[v.mode]
     s.backends = {}
-    for i, b in ipairs(v.order) do
+    local healthy, checked = 0, 0
+    for _, b in ipairs(v.order) do
       local bs = counters(self.m.backend_stats, b.id)
       self:_rate("b" .. b.id, bs, now)
       bs.addr, bs.port, bs.weight, bs.state = b.addr, b.port, b.weight, STATE_NAMES[b.state]
-      bs.slots = v.slots and v.slots[i] or 0
+      bs.slots = v.slots and v.slots[b.id] or 0
+      bs.effective_weight = b.eff
+      bs.sorry = b.sorry or nil
+      if b.sorry then
+        bs.health = "sorry"
+      elseif b.check_name then
+        bs.health = b.health
+        bs.check = self.hc:get(b.check_name):info()
+        checked = checked + 1
+        if b.health == "up" then healthy = healthy + 1 end
+      else
+        bs.health = "unchecked"
+      end
       s.backends[b.name] = bs
     end
+    s.checked, s.healthy = checked, healthy
+    s.quorum = { ok = v.quorum_ok ~= false, live = v.live_weight, total = v.total_weight, need = v.quorum,
+      hysteresis = v.hysteresis, policy = v.no_quorum }
     out.vips[name] = s
   end
   for i, r in ipairs(M.REASONS) do
@@ -713,6 +1028,10 @@ function Service:close(o)
   if not self.obj then return end
   o = o or {}
   if self.events then self.events:close() end
+  if self.hc then self.hc:close() end
+  if self.flusher then self.flusher:close() end
+  if self.ramp_timer then self.ramp_timer:close() end
+  self.flusher, self.ramp_timer = nil, nil
   if self.pinned and not o.destroy then
     -- Leave the link attached and pinned: the next instance takes it over.
     self.link = nil

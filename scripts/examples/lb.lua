@@ -7,6 +7,8 @@
 -- stopped. SIGHUP re-reads CONFIG and applies the difference (backends added,
 -- removed, reweighted; VIPs added or removed) without touching flows that
 -- stay; a CONFIG with an error is refused and the running one stays.
+-- Backends with a `check` (per VIP or per backend, docs/health.md) leave
+-- the pool when their check fails and rejoin when it passes again.
 local uv = require("luv")
 local args = require("luabpf.args")
 local lb = require("luabpf.lb")
@@ -83,15 +85,19 @@ report = function()
   table.sort(names)
   for _, n in ipairs(names) do
     local v = s.vips[n]
-    print(("%s %s:%d/%s (%s)  %d pkts  %.0f pkt/s  %d flows"):format(n, v.addr, v.port, v.proto,
-      v.mode, v.packets, v.pps or 0, v.new_flows))
+    local q = v.quorum
+    print(("%s %s:%d/%s (%s)  %d pkts  %.0f pkt/s  %d flows%s"):format(n, v.addr, v.port, v.proto,
+      v.mode, v.packets, v.pps or 0, v.new_flows, v.checked > 0 and ("  %d/%d healthy%s"):format(v.healthy,
+        v.checked, q.ok and "" or ", QUORUM LOST: " .. q.policy) or ""))
     local bn = {}
     for b in pairs(v.backends) do bn[#bn + 1] = b end
     table.sort(bn)
     for _, b in ipairs(bn) do
       local x = v.backends[b]
-      print(("  %-12s %-22s w=%-3s %-9s %8d pkts %8d flows"):format(b, x.addr .. ":" .. x.port,
-        tostring(x.weight), x.state, x.packets, x.new_flows))
+      local h = x.health == "down" and ("  DOWN (%s)"):format(x.check.reason)
+        or x.health == "unchecked" and "" or "  " .. x.health
+      print(("  %-12s %-22s w=%-3s %-9s %8d pkts %8d flows%s"):format(b, x.addr .. ":" .. x.port,
+        tostring(x.weight), x.state, x.packets, x.new_flows, h))
     end
   end
   io.stdout:flush()

@@ -20,14 +20,14 @@
 #include "luabpf.h"
 
 enum kind { K_PROG, K_MAP, K_LINK };
-static const char *const kinds[] = { "prog", "map", "link", NULL };
+static const char *const kinds[] = {"prog", "map", "link", NULL};
 
 /* ---- names the installed libbpf 1.1 does not know yet ------------------ */
 
 static const char *map_type_name(__u32 t, char *buf, size_t n)
 {
-	static const char *const newer[] = { [30] = "user_ringbuf", [31] = "cgrp_storage",
-					     [32] = "arena" };
+	static const char *const newer[] = {
+	    [30] = "user_ringbuf", [31] = "cgrp_storage", [32] = "arena"};
 	const char *s = libbpf_bpf_map_type_str((enum bpf_map_type)t);
 
 	if (!s && t < sizeof(newer) / sizeof(newer[0]))
@@ -40,7 +40,7 @@ static const char *map_type_name(__u32 t, char *buf, size_t n)
 
 static const char *prog_type_name(__u32 t, char *buf, size_t n)
 {
-	static const char *const newer[] = { [32] = "syscall", [33] = "netfilter" };
+	static const char *const newer[] = {[32] = "syscall", [33] = "netfilter"};
 	const char *s = libbpf_bpf_prog_type_str((enum bpf_prog_type)t);
 
 	if (!s && t < sizeof(newer) / sizeof(newer[0]))
@@ -53,10 +53,9 @@ static const char *prog_type_name(__u32 t, char *buf, size_t n)
 
 static const char *link_type_name(__u32 t, char *buf, size_t n)
 {
-	static const char *const newer[] = { [8] = "kprobe_multi", [9] = "struct_ops",
-					     [10] = "netfilter",   [11] = "tcx",
-					     [12] = "uprobe_multi", [13] = "netkit",
-					     [14] = "sockmap" };
+	static const char *const newer[] = {
+	    [8] = "kprobe_multi",  [9] = "struct_ops", [10] = "netfilter", [11] = "tcx",
+	    [12] = "uprobe_multi", [13] = "netkit",    [14] = "sockmap"};
 	const char *s = libbpf_bpf_link_type_str((enum bpf_link_type)t);
 
 	if (!s && t < sizeof(newer) / sizeof(newer[0]))
@@ -70,14 +69,22 @@ static const char *link_type_name(__u32 t, char *buf, size_t n)
 static const char *attach_type_name(__u32 t, char *buf, size_t n)
 {
 	static const char *const newer[] = {
-		[42] = "trace_kprobe_multi", [43] = "lsm_cgroup",
-		[44] = "struct_ops",	     [45] = "netfilter",
-		[46] = "tcx_ingress",	     [47] = "tcx_egress",
-		[48] = "trace_uprobe_multi", [49] = "cgroup_unix_connect",
-		[50] = "cgroup_unix_sendmsg", [51] = "cgroup_unix_recvmsg",
-		[52] = "cgroup_unix_getpeername", [53] = "cgroup_unix_getsockname",
-		[54] = "netkit_primary",     [55] = "netkit_peer",
-		[56] = "trace_kprobe_session", [57] = "trace_uprobe_session",
+	    [42] = "trace_kprobe_multi",
+	    [43] = "lsm_cgroup",
+	    [44] = "struct_ops",
+	    [45] = "netfilter",
+	    [46] = "tcx_ingress",
+	    [47] = "tcx_egress",
+	    [48] = "trace_uprobe_multi",
+	    [49] = "cgroup_unix_connect",
+	    [50] = "cgroup_unix_sendmsg",
+	    [51] = "cgroup_unix_recvmsg",
+	    [52] = "cgroup_unix_getpeername",
+	    [53] = "cgroup_unix_getsockname",
+	    [54] = "netkit_primary",
+	    [55] = "netkit_peer",
+	    [56] = "trace_kprobe_session",
+	    [57] = "trace_uprobe_session",
 	};
 	const char *s = libbpf_bpf_attach_type_str((enum bpf_attach_type)t);
 
@@ -146,7 +153,7 @@ static bool fdinfo_u64(int fd, const char *key, unsigned long long *out)
 
 static int push_prog(lua_State *L, int fd)
 {
-	struct bpf_prog_info info = { 0 };
+	struct bpf_prog_info info = {0};
 	__u32 len = sizeof(info), nmaps, *ids = NULL;
 	unsigned long long memlock;
 	struct timespec rt, bt;
@@ -212,7 +219,7 @@ static int push_prog(lua_State *L, int fd)
 
 static int push_map(lua_State *L, int fd)
 {
-	struct bpf_map_info info = { 0 };
+	struct bpf_map_info info = {0};
 	__u32 len = sizeof(info);
 	unsigned long long v;
 	char buf[32];
@@ -248,7 +255,8 @@ static int push_map(lua_State *L, int fd)
 
 /* ---- links ----------------------------------------------------------------- */
 
-/* Is prog_id attached to ifindex in *this* netns? An ifindex alone may name another netns's device. */
+/* Is prog_id attached to ifindex in *this* netns? An ifindex alone may name another netns's device.
+ */
 static bool ifindex_runs(__u32 ifindex, __u32 attach_type, __u32 prog_id, bool xdp)
 {
 	__u32 ids[64], cnt = 64;
@@ -362,8 +370,8 @@ static int push_link(lua_State *L, int fd)
 		break;
 	case BPF_LINK_TYPE_PERF_EVENT: {
 		/* { type, :32, union at byte 24 } */
-		static const char *const pe[] = { "unspec", "uprobe", "uretprobe",
-						  "kprobe", "kretprobe", "tracepoint", "event" };
+		static const char *const pe[] = {"unspec",    "uprobe",	    "uretprobe", "kprobe",
+						 "kretprobe", "tracepoint", "event"};
 		__u32 t = info.raw[4];
 
 		set_str(L, "event_type", t < 7 ? pe[t] : "unknown");
@@ -407,10 +415,10 @@ static int add_hint(lua_State *L, int err)
 
 /* ---- module functions ------------------------------------------------------- */
 
-static int (*const next_id[])(__u32, __u32 *) = { bpf_prog_get_next_id, bpf_map_get_next_id,
-						 bpf_link_get_next_id };
-static int (*const fd_by_id[])(__u32) = { bpf_prog_get_fd_by_id, bpf_map_get_fd_by_id,
-					 bpf_link_get_fd_by_id };
+static int (*const next_id[])(__u32, __u32 *) = {bpf_prog_get_next_id, bpf_map_get_next_id,
+						 bpf_link_get_next_id};
+static int (*const fd_by_id[])(__u32) = {bpf_prog_get_fd_by_id, bpf_map_get_fd_by_id,
+					 bpf_link_get_fd_by_id};
 
 /* inspect.ids(kind) -> { id, ... } ascending, or nil, msg, errno */
 static int l_ids(lua_State *L)
@@ -480,7 +488,10 @@ static int l_pin(lua_State *L)
 			return lbpf_failf(L, EISDIR, "'%s' is a directory, not a pin", path);
 		if (err != ENOENT && !lbpf_on_bpffs(path)) {
 			lua_pushnil(L);
-			lua_pushfstring(L, "'%s' is not a pin: it is not on bpffs (pins live under /sys/fs/bpf)", path);
+			lua_pushfstring(
+			    L,
+			    "'%s' is not a pin: it is not on bpffs (pins live under /sys/fs/bpf)",
+			    path);
 			lua_pushliteral(L, "EINVAL");
 			return 3;
 		}
@@ -495,7 +506,10 @@ static int l_pin(lua_State *L)
 		lua_pushliteral(L, "EINVAL");
 		return 3;
 	}
-	rc = push_by_kind(L, !strcmp(kind, "prog") ? K_PROG : !strcmp(kind, "map") ? K_MAP : K_LINK,
+	rc = push_by_kind(L,
+			  !strcmp(kind, "prog")	 ? K_PROG
+			  : !strcmp(kind, "map") ? K_MAP
+						 : K_LINK,
 			  fd);
 	close(fd);
 	return rc;
@@ -627,7 +641,7 @@ static int l_xdp(lua_State *L)
 		const struct {
 			__u32 id;
 			const char *mode;
-		} progs[] = { { 0, "driver" }, { 0, "generic" }, { 0, "offload" } };
+		} progs[] = {{0, "driver"}, {0, "generic"}, {0, "offload"}};
 		__u32 ids[3];
 
 		if (bpf_xdp_query((int)i->if_index, 0, &q))
@@ -661,7 +675,8 @@ static bool special_typedef(const char *n)
 
 static void push_layout(lua_State *L, const struct btf *btf, __u32 id, int depth);
 
-/* Append a struct's members to fields (t at -2, sub at -1), anonymous ones flattened as the codec does. */
+/* Append a struct's members to fields (t at -2, sub at -1), anonymous ones flattened as the codec
+ * does. */
 static void add_members(lua_State *L, const struct btf *btf, const struct btf_type *t, int depth,
 			int *n)
 {
@@ -765,9 +780,8 @@ static int l_layout(lua_State *L)
 }
 
 static const luaL_Reg inspect_fns[] = {
-	{ "ids", l_ids },	  { "info", l_info }, { "pin", l_pin },
-	{ "holders", l_holders }, { "xdp", l_xdp },   { "layout", l_layout },
-	{ NULL, NULL },
+    {"ids", l_ids}, {"info", l_info},	  {"pin", l_pin}, {"holders", l_holders},
+    {"xdp", l_xdp}, {"layout", l_layout}, {NULL, NULL},
 };
 
 /// Register bpf.inspect (ids, info, pin, holders, xdp, layout) on the module table at -1.

@@ -706,17 +706,45 @@ function Registry:lb(svc, o)
     collect = backends(function(emit, vn, bn, b)
       for _, st in ipairs(LB_STATES) do emit(b.state == st and 1 or 0, { service, vn, bn, b.addr, st }) end
     end) }
-  -- Health comes from the health checker when one runs: true/false, or a
-  -- state name ("up", "down", ...), or {state = ...}.
-  self:gauge { name = p .. "_backend_healthy", help = "1 when the backend passes its health checks, 0 when not (only backends with a health check)",
+  -- Health comes from the service's health checks (docs/lb.md): "up",
+  -- "down", "sorry" (its sorry server), "unchecked"; older services have none.
+  local HEALTH = { "up", "down", "sorry", "unchecked" }
+  local function health_of(b)
+    local h = b.health
+    if type(h) == "table" then h = h.state end
+    if type(h) == "boolean" then h = h and "up" or "down" end
+    return h
+  end
+  self:gauge { name = p .. "_backend_health", help = "1 for the backend's health (up, down, sorry, unchecked), 0 for the others",
+    labels = { "service", "vip", "backend", "addr", "health" },
+    collect = backends(function(emit, vn, bn, b)
+      local h = health_of(b)
+      if h == nil then return end
+      local known = false
+      for _, st in ipairs(HEALTH) do
+        emit(h == st and 1 or 0, { service, vn, bn, b.addr, st })
+        known = known or h == st
+      end
+      if not known then emit(1, { service, vn, bn, b.addr, tostring(h) }) end
+    end) }
+  self:gauge { name = p .. "_backend_healthy", help = "1 when the backend passes its health checks, 0 when not (backends with a check only)",
     labels = BL,
     collect = backends(function(emit, vn, bn, b)
-      local h = b.health
-      if type(h) == "table" then h = h.state or h.status or h.healthy end
-      if h == nil then return end
-      local up = h == true or h == "up" or h == "healthy" or h == "ok" or h == "passing"
-      emit(up and 1 or 0, { service, vn, bn, b.addr })
+      local h = health_of(b)
+      if h == nil or h == "unchecked" then return end
+      emit(h == "up" and 1 or 0, { service, vn, bn, b.addr })
     end) }
+  self:gauge { name = p .. "_backend_effective_weight", help = "The weight the Maglev table uses now (0 while down, ramping during slow start)",
+    labels = BL,
+    collect = backends(function(emit, vn, bn, b)
+      if b.effective_weight then emit(b.effective_weight, { service, vn, bn, b.addr }) end
+    end) }
+  self:gauge { name = p .. "_vip_healthy_backends", help = "Backends of the VIP whose checks pass",
+    labels = { "service", "vip" },
+    collect = vips(function(emit, vn, v) if v.healthy then emit(v.healthy, { service, vn }) end end) }
+  self:gauge { name = p .. "_vip_quorum_up", help = "1 while the VIP's healthy weight meets its quorum, 0 when it lost it",
+    labels = { "service", "vip" },
+    collect = vips(function(emit, vn, v) if v.quorum then emit(v.quorum.ok and 1 or 0, { service, vn }) end end) }
   self:counter { name = p .. "_verdict_packets_total", help = "Packets by the balancer's verdict: forwarded, reply, pass_* (to the kernel), drop_* (dropped, by reason)",
     labels = { "service", "verdict" },
     collect = function(emit)

@@ -145,6 +145,36 @@ static void start_service(lua_State *L, const char *name)
 	lua_pop(L, 1);
 }
 
+/*
+ * Before a service's main chunk: claim its control socket, so a second
+ * service with the same --name stops before its script touches anything
+ * (a name taken by default gets a suffix instead: _service.lua).
+ */
+static int claim_service(lua_State *L, const char *name, bool explicit)
+{
+	int rc = 0;
+
+	lua_getglobal(L, "require");
+	lua_pushliteral(L, "luabpf._service");
+	if (lbpf_pcall(L, 1, 1, "the control socket") < 0)
+		return 0;
+	lua_getfield(L, -1, "claim");
+	lua_pushstring(L, name);
+	lua_pushboolean(L, explicit);
+	if (lbpf_pcall(L, 2, 3, "the control socket") < 0) {
+		lua_pop(L, 1);
+		return 0;
+	}
+	if (!lua_toboolean(L, -3)) {
+		fprintf(stderr, "ERROR: %s\n", lua_tostring(L, -2) ? lua_tostring(L, -2) : "?");
+		if (lua_isstring(L, -1))
+			fprintf(stderr, "HINT: %s\n", lua_tostring(L, -1));
+		rc = -1;
+	}
+	lua_pop(L, 4);
+	return rc;
+}
+
 /* "scripts/examples/lb.lua" -> "lb" */
 static void default_name(const char *script, char *out, size_t n)
 {
@@ -247,6 +277,8 @@ int main(int argc, char **argv)
 			fprintf(stderr, "ERROR: %s\n", lua_tostring(L, -1));
 			return finish(LBPF_EXIT_ERROR);
 		}
+		if (control && name && claim_service(L, name, true) < 0)
+			return finish(LBPF_EXIT_ERROR);
 		rc = run_chunk(L, "(command line)", argc - i - 2, argv + i + 2);
 		if (rc == LBPF_EXIT_OK && control && name)
 			start_service(L, name);
@@ -255,6 +287,7 @@ int main(int argc, char **argv)
 	if (!strcmp(argv[i], "run")) {
 		const char *script = i + 1 < argc ? argv[i + 1] : NULL;
 		struct stat st;
+		char def[256];
 
 		if (!script)
 			return usage_error("run needs a SCRIPT");
@@ -268,13 +301,12 @@ int main(int argc, char **argv)
 			fprintf(stderr, "ERROR: %s\n", lua_tostring(L, -1));
 			return finish(LBPF_EXIT_ERROR);
 		}
+		default_name(script, def, sizeof(def));
+		if (control && claim_service(L, name ? name : def, name != NULL) < 0)
+			return finish(LBPF_EXIT_ERROR);
 		rc = run_chunk(L, script, argc - i - 2, argv + i + 2);
-		if (rc == LBPF_EXIT_OK && control) {
-			char def[256];
-
-			default_name(script, def, sizeof(def));
+		if (rc == LBPF_EXIT_OK && control)
 			start_service(L, name ? name : def);
-		}
 		return finish(rc);
 	}
 	return run_command(L, argv[i], argc - i - 1, argv + i + 1);

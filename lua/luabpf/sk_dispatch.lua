@@ -311,6 +311,14 @@ end
 ---------------------------------------------------------------------------
 -- Bindings: text forms.
 
+-- Text of 16 mapped bytes: "10.0.0.0" or "fd00::".
+local function btext(b)
+  if b:sub(1, 12) == string.rep("\0", 10) .. "\255\255" then
+    return ffi.string(C.inet_ntop(AF_INET, b:sub(13), ntop_buf, 64))
+  end
+  return ffi.string(C.inet_ntop(AF_INET6, b, ntop_buf, 64))
+end
+
 -- "10.0.0.0/24" -> 16 mapped bytes (host bits must be zero), user prefixlen, v4.
 local function parse_prefix(what, s, level)
   if type(s) ~= "string" then raise(level + 1, "%s: prefix expects a string like '10.0.0.0/24', got %s", what, type(s)) end
@@ -338,14 +346,6 @@ local function parse_prefix(what, s, level)
     raise(level + 1, "%s: prefix '%s' has host bits set (did you mean %s/%d?)", what, s, base, len)
   end
   return masked, len, v4
-end
-
--- Text of 16 mapped bytes: "10.0.0.0" or "fd00::".
-local function btext(b)
-  if b:sub(1, 12) == string.rep("\0", 10) .. "\255\255" then
-    return ffi.string(C.inet_ntop(AF_INET, b:sub(13), ntop_buf, 64))
-  end
-  return ffi.string(C.inet_ntop(AF_INET6, b, ntop_buf, 64))
 end
 
 local function prefix_text(bytes, len)

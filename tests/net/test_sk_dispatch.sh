@@ -198,7 +198,8 @@ T_PIDS+=("$OPID")
 t_wait 10 sh -c "ls -l /proc/$OPID/fd | grep -q socket"
 out=$(skd --pid "$OPID" --ports 7000)
 t_contains "$out" "TCP listening on 0.0.0.0:7080 in another netns" "other netns: the socket is named"
-out=$(skd --pid "$OPID" --fd 3 --ports 7000)
+OFD=$(for f in /proc/"$OPID"/fd/*; do readlink "$f" | grep -q '^socket:' && basename "$f"; done | head -1)
+out=$(skd --pid "$OPID" --fd "$OFD" --ports 7000)
 t_contains "$out" "lives in another network namespace" "another netns refused"
 t_contains "$out" "HINT: run in the target's namespace" "another netns: hint"
 out=$(skd --pid "$PID2" --ports 70000)

@@ -512,6 +512,7 @@ function Filter:protect(o)
     self.syn_threshold = number_opt("protect: threshold", threshold, 0, 2 ^ 32 - 1, 2)
     self:_write_config()
   end
+  self:_syncookies(2)
   for _, port in ipairs(parsed) do
     local id = self:_new_id(2)
     local ok, err = self.m.syn_ports:update(port, { window = 0, syns = 0, prev = 0, id = id })
@@ -524,6 +525,38 @@ function Filter:protect(o)
   return true
 end
 
+-- The kernel takes a cookie ACK only from a listener that sent cookies
+-- recently (tcp_synq_overflow), and bpf_tcp_gen_syncookie makes cookies for
+-- a listener whose queue is not full only with net.ipv4.tcp_syncookies=2.
+-- Set it (in the interface's namespace) while ports are protected; restore after.
+local SYSCTL = "net.ipv4.tcp_syncookies"
+local function sysctl_cmd(netns, args)
+  local pre = netns and ("ip netns exec '%s' "):format(netns) or ""
+  local p = io.popen(pre .. "sysctl " .. args .. " 2>&1")
+  local out = p:read("*a")
+  p:close()
+  return out
+end
+
+function Filter:_syncookies(level)
+  if self.old_syncookies then return end
+  local cur = tonumber(sysctl_cmd(self.netns, "-n " .. SYSCTL):match("%d+"))
+  if not cur then fail(level + 1, "protect: can't read %s: SYN cookies need it", SYSCTL) end
+  if cur ~= 2 then
+    sysctl_cmd(self.netns, ("-qw %s=2"):format(SYSCTL))
+    bpf.log("info", ("filter '%s': set %s=2 (was %d) while ports are protected: the kernel "
+      .. "then accepts the cookies XDP sends"):format(self.name, SYSCTL, cur))
+  end
+  self.old_syncookies = cur
+end
+
+function Filter:_restore_syncookies()
+  if self.old_syncookies and self.old_syncookies ~= 2 then
+    sysctl_cmd(self.netns, ("-qw %s=%d"):format(SYSCTL, self.old_syncookies))
+  end
+  self.old_syncookies = nil
+end
+
 --- Stop SYN cookies on a port.
 function Filter:unprotect(port)
   self:_check_open()
@@ -532,6 +565,7 @@ function Filter:unprotect(port)
   self.m.syn_ports:delete(port)
   self.free_ids[#self.free_ids + 1] = p.id
   self.protected[port] = nil
+  if next(self.protected) == nil then self:_restore_syncookies() end
   return true
 end
 
@@ -755,6 +789,7 @@ function Filter:close()
   if self.tick then self.tick:close() self.tick = nil end
   if self.events then self.events:close() self.events = nil end
   if self.link then self.link:detach() self.link = nil end
+  self:_restore_syncookies()
   self.obj:close()
   self.obj = nil
 end

@@ -12,6 +12,7 @@ void rl_callback_read_char(void);
 void rl_callback_handler_install(const char *, rl_vcpfunc_t *);
 void rl_callback_handler_remove(void);
 void rl_forced_update_display(void);
+void rl_replace_line(const char *, int);
 int rl_initialize(void);
 extern int rl_catch_signals;
 extern int rl_catch_sigwinch;
@@ -142,6 +143,7 @@ function M.new(opts)
   function ed:reset()
     if not self.active then return end
     io.stdout:write("\n")
+    l.rl_replace_line("", 0)
     l.rl_callback_handler_remove()
     self.active = false
     self:show()

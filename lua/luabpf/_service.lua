@@ -127,7 +127,7 @@ local function drop(c, why)
   if clients[c] then
     clients[c] = nil
     nclients = nclients - 1
-    if c.greeted then log("info", "pid %d (uid %d) detached%s", c.pid, c.uid, why and (": " .. why) or "") end
+    if c.greeted then log(c.level, "pid %d (uid %d) detached%s", c.pid, c.uid, why and (": " .. why) or "") end
   end
   if not c.pipe:is_closing() then c.pipe:close() end
 end
@@ -135,7 +135,9 @@ end
 local function handle(c, kind, payload)
   if kind == "hello" then
     c.greeted = true
-    log("info", "pid %d (uid %d) attached (%d client%s)", c.pid, c.uid, nclients, nclients == 1 and "" or "s")
+    -- A prompt is worth a line in the log; a script's `echo ... | attach` is not.
+    c.level = payload:find("tty=true", 1, true) and "info" or "debug"
+    log(c.level, "pid %d (uid %d) attached (%d client%s)", c.pid, c.uid, nclients, nclients == 1 and "" or "s")
   elseif kind == "eval" then
     next_token = next_token % 0x3fffffff + 1
     -- Written now, not queued: the loop is blocked until the command ends,

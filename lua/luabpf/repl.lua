@@ -292,6 +292,8 @@ function M.interactive(opts)
   if opts.banner then ed:print(opts.banner .. "\n") end
   -- Ctrl-C: at the prompt, a fresh line; in a command, "interrupted".
   sys.catch_sigint(function()
+    -- Already taken by an interrupted command: nothing left for the prompt.
+    if sys.take_sigint() == 0 then return end
     pending = nil
     ed:set_prompt(M.PROMPT)
     ed:reset()

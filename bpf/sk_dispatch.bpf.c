@@ -12,8 +12,8 @@
 #include <bpf/bpf_endian.h>
 #include "sk_dispatch.h"
 
-#define AF_INET	 2
-#define AF_INET6 10
+#define AF_INET	     2
+#define AF_INET6     10
 #define IPPROTO_UDP_ 17
 
 struct {
@@ -79,9 +79,9 @@ SEC("sk_lookup")
 int sk_dispatch(struct bpf_sk_lookup *ctx)
 {
 	struct skd_key key = {
-		.prefixlen = SKD_KEY_BITS,
-		.protocol = ctx->protocol,
-		.port = ctx->local_port,
+	    .prefixlen = SKD_KEY_BITS,
+	    .protocol = ctx->protocol,
+	    .port = ctx->local_port,
 	};
 	bool v6 = ctx->family == AF_INET6;
 	bool udp = ctx->protocol == IPPROTO_UDP_;

@@ -35,7 +35,7 @@ struct skd_key {
 
 /* What a trie entry points at. */
 struct skd_entry {
-	__u32 binding;	 /* index into binding_stats and bindings */
+	__u32 binding; /* index into binding_stats and bindings */
 	__u32 label;
 	__u32 prefixlen; /* address bits matched, 0..128 (IPv4: 96 + /len) */
 	__u32 flags;	 /* enum skd_flags */

@@ -16,7 +16,7 @@ ip -n "$NS" addr add fd00::1/64 dev lo nodad
 
 sk_cleanup() {
   "$LUABPF" --netns "$NS" run "$SKD" remove >/dev/null 2>&1 || true
-  rm -f "$SERVER" "$CLIENT"
+  rm -f "$SERVER" "$SERVER.other" "$CLIENT"
   t_cleanup
 }
 trap sk_cleanup EXIT
@@ -192,10 +192,11 @@ t_contains "$out" "registered pid $TWO (python3) fd ${FDS[4]}: TCP listening on 
 out=$(skd --pid "$TWO" --fd "${FDS[4]}" --ports 7100 --addr fd00::/64 --label two6)
 t_contains "$out" "can't take IPv6, and IPv6 prefixes are bound" "IPv4 socket for an IPv6 prefix refused"
 # A socket of another namespace.
-ip netns exec "$OTHER" "$PY" -c 'import socket,time; s=socket.socket(); s.bind(("0.0.0.0", 7080)); s.listen(); print(1, flush=True); time.sleep(60)' >/dev/null &
+ip netns exec "$OTHER" "$PY" -c 'import socket,time; s=socket.socket(); s.bind(("0.0.0.0", 7080)); s.listen(); print(1, flush=True); time.sleep(60)' >"$SERVER.other" &
 OPID=$!
 T_PIDS+=("$OPID")
-t_wait 10 sh -c "ls -l /proc/$OPID/fd | grep -q socket"
+# Wait for python's line, not for a socket: `ip netns exec` has netlink sockets of its own.
+t_wait 10 test -s "$SERVER.other"
 out=$(skd --pid "$OPID" --ports 7000)
 t_contains "$out" "TCP listening on 0.0.0.0:7080 in another netns" "other netns: the socket is named"
 OFD=$(for f in /proc/"$OPID"/fd/*; do readlink "$f" | grep -q '^socket:' && basename "$f"; done | head -1)

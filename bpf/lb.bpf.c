@@ -125,6 +125,7 @@ struct pkt {
 	__be16 *ports;        /* [source, dest] */
 	__u64 len;
 	__u8 udp;
+	__u8 syn; /* a TCP SYN without ACK: a new connection */
 	struct lb_flow_key key;
 };
 
@@ -378,6 +379,13 @@ static __always_inline int to_vip(struct xdp_md *ctx, struct pkt *p, struct lb_v
 		be = bpf_map_lookup_elem(&backends, &be_id);
 		if (be && be->state == LB_BE_REMOVED)
 			be = NULL; /* its backend is gone: choose again */
+		/*
+		 * A new connection whose 5-tuple an old, finished one left in the
+		 * LRU (a client that cycles through its ports) goes by the table, not
+		 * to a backend that takes no new flows: drained, or down by health.
+		 */
+		else if (be && p->syn && be->state != LB_BE_ACTIVE)
+			be = NULL;
 		lport = f->nat_port;
 	}
 	if (!be) {
@@ -461,6 +469,7 @@ static __always_inline int l4(struct xdp_md *ctx, struct pkt *p, void *l4h, __u8
 		if ((void *)(th + 1) > p->end || l4len < sizeof(*th))
 			return drop(p, LB_DROP_BAD_L4, LB_NO_BACKEND);
 		p->l4_csum = &th->check;
+		p->syn = th->syn && !th->ack;
 	} else if (proto == IPPROTO_UDP) {
 		struct udphdr *uh = l4h;
 

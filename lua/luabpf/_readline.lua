@@ -11,13 +11,12 @@ typedef char **rl_completion_func_t(const char *, int, int);
 void rl_callback_read_char(void);
 void rl_callback_handler_install(const char *, rl_vcpfunc_t *);
 void rl_callback_handler_remove(void);
-void rl_forced_update_display(void);
 void rl_replace_line(const char *, int);
 int rl_initialize(void);
 extern int rl_catch_signals;
 extern int rl_catch_sigwinch;
 extern char *rl_line_buffer;
-extern int rl_point;
+extern int rl_point, rl_end;
 extern const char *rl_readline_name;
 extern rl_completion_func_t *rl_attempted_completion_function;
 extern int rl_attempted_completion_over;
@@ -133,6 +132,7 @@ function M.new(opts)
     if self.closed then return end
     l.rl_callback_handler_install(self.prompt, on_line)
     self.active = true
+    self.fresh = true -- libedit's rl_line_buffer is stale until the next key
   end
 
   function ed:set_prompt(p)
@@ -149,15 +149,19 @@ function M.new(opts)
     self:show()
   end
 
-  -- Print text (ending in a newline) above the prompt and the line being typed.
+  -- Print text (ending in a newline) above the prompt and the line being
+  -- typed. libedit's own redisplay can't be forced from callback mode (its
+  -- rl_redisplay queues ^R, an incremental search), so the prompt and line are
+  -- redrawn here exactly where libedit believes they are: one row lower.
   function ed:print(text)
     if not self.active then
       io.stdout:write(text)
       return
     end
-    io.stdout:write("\r\27[K", text)
+    local line = (not self.fresh and l.rl_line_buffer ~= nil) and ffi.string(l.rl_line_buffer, l.rl_end) or ""
+    local back = self.fresh and 0 or #line - l.rl_point
+    io.stdout:write("\r\27[K", text, self.prompt, line, back > 0 and ("\27[" .. back .. "D") or "")
     io.stdout:flush()
-    l.rl_forced_update_display()
   end
 
   function ed:close()
@@ -174,7 +178,10 @@ function M.new(opts)
   jit.off(read_char)
   ed.poll = uv.new_poll(0)
   ed.poll:start("r", function()
-    if ed.active then read_char() end
+    if ed.active then
+      ed.fresh = false
+      read_char()
+    end
     -- libedit puts the terminal back in raw mode after on_line: undo it.
     if ed.closed then l.rl_callback_handler_remove() end
   end)

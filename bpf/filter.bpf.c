@@ -14,19 +14,19 @@
 
 #include "filter.h"
 
-#define ETH_P_IP     0x0800
-#define ETH_P_IPV6   0x86DD
-#define ETH_P_8021Q  0x8100
-#define ETH_P_8021AD 0x88A8
-#define IP_DF        0x4000
-#define IP_MF        0x2000
-#define IP_OFFSET    0x1FFF
+#define ETH_P_IP	 0x0800
+#define ETH_P_IPV6	 0x86DD
+#define ETH_P_8021Q	 0x8100
+#define ETH_P_8021AD	 0x88A8
+#define IP_DF		 0x4000
+#define IP_MF		 0x2000
+#define IP_OFFSET	 0x1FFF
 #define NEXTHDR_FRAGMENT 44
-#define NSEC_PER_SEC 1000000000ULL
-#define TCPOPT_MSS   2
-#define SYNACK_TTL   64
-#define ETH_ALEN     6
-#define V4_PLEN      96 /* the ::ffff:0:0/96 prefix of mapped IPv4 */
+#define NSEC_PER_SEC	 1000000000ULL
+#define TCPOPT_MSS	 2
+#define SYNACK_TTL	 64
+#define ETH_ALEN	 6
+#define V4_PLEN		 96 /* the ::ffff:0:0/96 prefix of mapped IPv4 */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
@@ -139,7 +139,7 @@ struct pkt {
 	struct ipv6hdr *ip6;
 	struct tcphdr *th; /* TCP, first fragment, whole header in the frame */
 	__u64 len;
-	__u32 l4off;       /* offset of the L4 header from data */
+	__u32 l4off; /* offset of the L4 header from data */
 	__u8 proto;
 	__be16 sport;
 	__be16 dport;
@@ -157,8 +157,8 @@ static __always_inline void count(void *map, __u32 idx, __u64 len)
 	}
 }
 
-static __always_inline void report(struct pkt *p, const struct filter_config *cfg,
-				   __u32 reason, __u32 rule)
+static __always_inline void report(struct pkt *p, const struct filter_config *cfg, __u32 reason,
+				   __u32 rule)
 {
 	struct filter_event *e;
 
@@ -222,8 +222,8 @@ static __always_inline void bucket_key(ipv6_t *k, const struct pkt *p,
 {
 	const __u32 *s = (const __u32 *)p->src.addr;
 	__u32 *w = (__u32 *)k->addr;
-	__u32 plen = p->ip4 ? V4_PLEN + (cfg->prefix4 > 32 ? 32 : cfg->prefix4) :
-			      (cfg->prefix6 > 128 ? 128 : cfg->prefix6);
+	__u32 plen = p->ip4 ? V4_PLEN + (cfg->prefix4 > 32 ? 32 : cfg->prefix4)
+			    : (cfg->prefix6 > 128 ? 128 : cfg->prefix6);
 
 	w[0] = s[0] & mask_bits(plen, 0);
 	w[1] = s[1] & mask_bits(plen, 32);
@@ -377,7 +377,7 @@ static __always_inline int syn_ack(struct xdp_md *ctx, struct pkt *p, struct bpf
 	th->seq = bpf_htonl(cookie);
 	th->ack_seq = bpf_htonl(seq + 1);
 	((__u8 *)th)[12] = (sizeof(*th) + 4) / 4 << 4; /* doff, no reserved bits */
-	((__u8 *)th)[13] = 0x12;                       /* SYN | ACK */
+	((__u8 *)th)[13] = 0x12;		       /* SYN | ACK */
 	th->window = bpf_htons(65535);
 	th->check = 0;
 	th->urg_ptr = 0;
@@ -421,8 +421,7 @@ static __always_inline int syn_guard(struct xdp_md *ctx, struct pkt *p,
 	}
 	if (syn)
 		__sync_fetch_and_add(&s->syns, 1);
-	on = !cfg->syn_threshold || s->syns > cfg->syn_threshold ||
-	     s->prev > cfg->syn_threshold;
+	on = !cfg->syn_threshold || s->syns > cfg->syn_threshold || s->prev > cfg->syn_threshold;
 
 	if (p->ip4) {
 		t.ipv4.saddr = p->ip4->saddr;

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "luabpf.h"
 
@@ -12,12 +13,51 @@ struct lbpf_buf *lbpf_log_capture;
 
 static const char *const level_names[] = { "ERROR", "WARN", "INFO", "DEBUG" };
 
+/* sd-daemon(3) priorities: LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG. */
+static const char journal_prio[] = { '3', '4', '6', '7' };
+
+bool lbpf_log__journal(void)
+{
+	static int journal = -1;
+	unsigned long long dev, ino;
+	struct stat st;
+	const char *js;
+
+	if (journal < 0) {
+		/* "DEV:INO" of the stream systemd gave us, still our stderr? */
+		js = getenv("JOURNAL_STREAM");
+		journal = js && sscanf(js, "%llu:%llu", &dev, &ino) == 2 && fstat(2, &st) == 0 &&
+			  st.st_dev == dev && st.st_ino == ino;
+	}
+	return journal;
+}
+
+/* In the journal, every line of a message (tracebacks) carries its priority. */
+static void log_journal(enum lbpf_level level, const char *fmt, va_list ap)
+{
+	char buf[8192];
+	const char *p = buf, *nl;
+
+	vsnprintf(buf, sizeof(buf), fmt, ap);
+	do {
+		nl = strchr(p, '\n');
+		fprintf(stderr, "<%c>%.*s\n", journal_prio[level], nl ? (int)(nl - p) : (int)strlen(p), p);
+		p = nl ? nl + 1 : NULL;
+	} while (p && *p);
+}
+
 void lbpf_log(enum lbpf_level level, const char *fmt, ...)
 {
 	va_list ap;
 
 	if (level > lbpf_log_level)
 		return;
+	if (lbpf_log__journal()) {
+		va_start(ap, fmt);
+		log_journal(level, fmt, ap);
+		va_end(ap);
+		return;
+	}
 	fprintf(stderr, "luabpf: %s: ", level_names[level]);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);

@@ -32,6 +32,7 @@ void lbpf_shutdown(int code)
 		return;
 	shut_down = true;
 	exit_code = code;
+	lbpf_notify("STOPPING=1");
 	lbpf_vm__run_shutdown_hooks();
 	lbpf_ringbuf__close_all();
 	n = lbpf_link__detach_all();

@@ -61,6 +61,24 @@ extern struct lbpf_buf *lbpf_log_capture;
 void lbpf_buf__append(struct lbpf_buf *b, const char *s, size_t n);
 void lbpf_buf__free(struct lbpf_buf *b);
 
+/// Is stderr the journal ($JOURNAL_STREAM names it)? Log lines then carry
+/// sd-daemon priority prefixes ("<3>" error ... "<7>" debug) instead of "luabpf: LEVEL:".
+bool lbpf_log__journal(void);
+
+/* ---- notify.c: the service manager's readiness protocol (sd_notify) --- */
+
+/// Send one sd_notify datagram ("READY=1", "STOPPING=1"...) to $NOTIFY_SOCKET.
+/// No-op returning 0 when unset; -errno (and a warning) when it can't be sent.
+int lbpf_notify(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/// READY=1 with a STATUS naming what runs: after a script's main chunk.
+void lbpf_notify__ready(const char *what);
+
+/// For `run` only (commands stay silent): enables lbpf_notify and, under a
+/// service manager, brackets each SIGHUP reload with RELOADING=1 and
+/// READY=1 (after the loop iteration that ran the script's SIGHUP handler).
+void lbpf_notify__init(void);
+
 /* ---- util.c ----------------------------------------------------------- */
 
 /// Push luv's failure triple for a positive errno: nil, "ENAME: text", "ENAME".

@@ -302,11 +302,15 @@ int main(int argc, char **argv)
 			return finish(LBPF_EXIT_ERROR);
 		}
 		default_name(script, def, sizeof(def));
+		lbpf_notify__init();
 		if (control && claim_service(L, name ? name : def, name != NULL) < 0)
 			return finish(LBPF_EXIT_ERROR);
 		rc = run_chunk(L, script, argc - i - 2, argv + i + 2);
 		if (rc == LBPF_EXIT_OK && control)
 			start_service(L, name ? name : def);
+		/* The main chunk attached its programs: the service is up. */
+		if (rc == LBPF_EXIT_OK)
+			lbpf_notify__ready(script);
 		return finish(rc);
 	}
 	return run_command(L, argv[i], argc - i - 1, argv + i + 1);

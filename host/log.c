@@ -40,8 +40,11 @@ static void log_journal(enum lbpf_level level, const char *fmt, va_list ap)
 
 	vsnprintf(buf, sizeof(buf), fmt, ap);
 	do {
+		int len;
+
 		nl = strchr(p, '\n');
-		fprintf(stderr, "<%c>%.*s\n", journal_prio[level], nl ? (int)(nl - p) : (int)strlen(p), p);
+		len = nl ? (int)(nl - p) : (int)strlen(p);
+		fprintf(stderr, "<%c>%.*s\n", journal_prio[level], len, p);
 		p = nl ? nl + 1 : NULL;
 	} while (p && *p);
 }

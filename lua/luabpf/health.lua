@@ -367,7 +367,8 @@ function runners.http(s, done)
   local p = http_parser(s)
   sock:connect(s.addr, s.port, function(err)
     if err then return done(false, reason_of(err)) end
-    sock:write(http_request(s))
+    s.request = s.request or http_request(s)
+    sock:write(s.request)
     sock:read_start(function(rerr, data)
       if rerr then return done(false, reason_of(rerr)) end
       local ok, reason, detail = p.feed(data)

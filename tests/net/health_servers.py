@@ -85,8 +85,9 @@ async def main():
         if mode == "udp":
             await loop.create_datagram_endpoint(Udp, local_addr=("0.0.0.0", int(port)))
             continue
-        ports = [int(port)]
-        if mode == "many":
+        if mode != "many":
+            ports = [int(port)]
+        else:
             lo, hi = port.split("-")
             ports = range(int(lo), int(hi) + 1)
             mode = "ok"

@@ -172,7 +172,7 @@ function M.accept()
   local _, _, euid = sys.ids()
   local pid, uid = sys.peercred(pipe:fileno())
   if not pid or (uid ~= 0 and uid ~= euid) then
-    local why = pid and ("uid %d may not attach: only root and uid %d may"):format(uid, euid)
+    local why = pid and ("uid %d is not allowed: only root and the service's uid (%d) may attach"):format(uid, euid)
       or ("can't read its credentials: " .. tostring(uid))
     log("warn", "refused a connection from pid %s (uid %s): %s", tostring(pid), tostring(uid), why)
     pipe:write(P.frame("refused", why), function() pipe:close() end)

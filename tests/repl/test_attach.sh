@@ -81,7 +81,7 @@ t_contains "$out" "Permission denied" "nobody: the directory refuses"
 out=$(setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=+dac_override --ambient-caps=+dac_override \
   "$LUABPF" attach "$SOCK" -e 'mid = "owned"' 2>&1) && rc=0 || rc=$?
 t_eq "$rc" 3 "nobody past the directory: exit status"
-t_contains "$out" "refused the connection: uid 65534 may not attach" "nobody past the directory: refused"
+t_contains "$out" "refused the connection: uid 65534 is not allowed" "nobody past the directory: refused"
 t_contains "$(cat "$OUT")" "refused a connection from pid" "the refusal is logged"
 t_eq "$(echo 'return mid' | "$LUABPF" attach "$NAME")" "true" "the refused client ran nothing"
 

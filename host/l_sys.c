@@ -23,8 +23,8 @@
 /* The token of a local command, interrupted by SIGINT (Ctrl-C). */
 #define LOCAL_TOKEN (-1)
 
-static volatile sig_atomic_t armed;       /* token of the running command, 0: none */
-static volatile sig_atomic_t sigints;     /* SIGINTs since take_sigint() */
+static volatile sig_atomic_t armed;	  /* token of the running command, 0: none */
+static volatile sig_atomic_t sigints;	  /* SIGINTs since take_sigint() */
 static volatile sig_atomic_t interrupted; /* the running command was interrupted */
 static bool interrupt_installed, sigint_installed;
 static struct sigaction old_sigint;
@@ -141,7 +141,7 @@ static int l_listen_interrupts(lua_State *L)
 static int l_interrupt(lua_State *L)
 {
 	pid_t pid = (pid_t)luaL_checkinteger(L, 1);
-	union sigval v = { .sival_int = (int)luaL_checkinteger(L, 2) };
+	union sigval v = {.sival_int = (int)luaL_checkinteger(L, 2)};
 
 	if (sigqueue(pid, INTERRUPT_SIGNAL, v) < 0)
 		return lbpf_fail(L, errno);
@@ -232,15 +232,15 @@ static int l_new_env(lua_State *L)
 }
 
 static const luaL_Reg sys_fns[] = {
-	{ "run", l_run },
-	{ "listen_interrupts", l_listen_interrupts },
-	{ "interrupt", l_interrupt },
-	{ "catch_sigint", l_catch_sigint },
-	{ "take_sigint", l_take_sigint },
-	{ "peercred", l_peercred },
-	{ "ids", l_ids },
-	{ "new_env", l_new_env },
-	{ NULL, NULL },
+    {"run", l_run},
+    {"listen_interrupts", l_listen_interrupts},
+    {"interrupt", l_interrupt},
+    {"catch_sigint", l_catch_sigint},
+    {"take_sigint", l_take_sigint},
+    {"peercred", l_peercred},
+    {"ids", l_ids},
+    {"new_env", l_new_env},
+    {NULL, NULL},
 };
 
 void lbpf_sys__register(lua_State *L)

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: MIT
 # Install, build, and run the load balancer demo: a client, the XDP balancer
 # and three HTTP backends in network namespaces this script makes, real
-# traffic through it, a backend drained live; everything removed at the end,
+# traffic through it, a backend drained live, a backend failing its health
+# check and the traffic moving, then coming back; everything removed at the end,
 # also on Ctrl-C or failure. Run as root on Debian 12.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,7 +34,9 @@ config() { # WEIGHT_OF_B1
 service = "$SVC"
 interface = "eth0"
 vips = {
-  { name = "web", addr = "10.10.100.1", port = 80, proto = "tcp", mode = "nat", backends = {
+  { name = "web", addr = "10.10.100.1", port = 80, proto = "tcp", mode = "nat",
+    check = { type = "http", path = "/", interval = 0.5, timeout = 0.5, rise = 2, fall = 3 },
+    backends = {
       { name = "b1", addr = "10.10.0.11", port = 8080, weight = $1 },
       { name = "b2", addr = "10.10.0.12", port = 8080, weight = 1 },
       { name = "b3", addr = "10.10.0.13", port = 8080, weight = 1 } } },
@@ -72,6 +75,29 @@ for s in 1 2 3 4 5; do
   sleep 0.8
 done
 wait "$HOLD" || true
+
+say "a backend fails: b2's HTTP server is killed; its health check (HTTP every 0.5 s, fall 3) takes it out"
+config 1
+kill -HUP "$LB"
+for p in $(ip netns pids "$P-b2"); do
+  tr '\0' ' ' <"/proc/$p/cmdline" | grep -q "lab_http.py b2 " && kill "$p"
+done
+t0=$(date +%s.%N)
+for _ in $(seq 60); do grep -q "backend 'b2'.*is DOWN" "$LOG" && break; sleep 0.1; done
+printf '  marked down after %.1f s:\n' "$(echo "$(date +%s.%N) - $t0" | bc)"
+grep "backend 'b2'.*is DOWN" "$LOG" | sed 's/^/  /'
+printf '  new requests go to: '
+for _ in $(seq 9); do printf '%s ' "$(in_ns cl curl -s -m 2 http://10.10.100.1/ || echo FAILED)"; done; echo
+kill -USR1 "$LB"; sleep 0.3
+tail -n 4 "$LOG"
+
+say "b2 comes back: up after 2 passing checks (rise 2), it gets traffic again"
+in_ns b2 "$LAB_PY" scripts/lab_http.py b2 8080 >/dev/null 2>&1 &
+LAB_PIDS+=($!)
+for _ in $(seq 60); do grep -q "backend 'b2'.*is UP" "$LOG" && break; sleep 0.1; done
+grep "backend 'b2'.*is UP" "$LOG" | sed 's/^/  /'
+printf '  new requests go to: '
+for _ in $(seq 9); do printf '%s ' "$(in_ns cl curl -s -m 2 http://10.10.100.1/)"; done; echo
 
 say "stop (Ctrl-C): final stats, program detached, pins removed"
 kill -INT "$LB"; wait "$LB" || true; LB=

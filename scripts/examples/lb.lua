@@ -12,6 +12,7 @@
 local uv = require("luv")
 local args = require("luabpf.args")
 local lb = require("luabpf.lb")
+local config = require("luabpf.config")
 local report -- prints the stats; defined once the service runs
 
 local opt = args.parse(arg, {
@@ -25,20 +26,12 @@ local opt = args.parse(arg, {
 })
 
 -- The config runs in its own environment; what it sets (or returns) is the
--- config. Returns it, or nil and a message that names the file (and line).
+-- config. luabpf.config validates it by the service's own rules first (what
+-- `luabpf check` runs): returns it, or nil and "file:line: message".
 local function read_config(path)
-  local chunk, err = loadfile(path)
-  if not chunk then return nil, err end
-  local env = setmetatable({}, { __index = _G })
-  setfenv(chunk, env)
-  local ok, ret = pcall(chunk)
-  if not ok then return nil, ("config %s: %s"):format(path, ret) end
-  local c = type(ret) == "table" and ret or env
-  if type(c.interface) ~= "string" then
-    return nil, ("config %s: 'interface' is required (the interface XDP attaches to)"):format(path)
-  end
-  if type(c.vips) ~= "table" then return nil, ("config %s: 'vips' is required (a list)"):format(path) end
-  return c
+  local c, err, rep = config.load(path, "lb")
+  for _, w in ipairs(rep.warnings) do bpf.log("warn", ("%s: %s"):format(w.where, w.msg)) end
+  return c, err
 end
 
 local cfg, cerr = read_config(opt.config)

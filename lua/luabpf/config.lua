@@ -1,0 +1,486 @@
+-- SPDX-License-Identifier: MIT
+-- Configuration files of the shipped services, read and validated without
+-- touching the kernel: what `luabpf check` (haproxy -c, keepalived -t) and a
+-- service's SIGHUP reload use to refuse a bad file with its file:line.
+--
+--   local config = require("luabpf.config")
+--   local r = config.check("/etc/luabpf/web.conf.lua")     -- kind guessed
+--   for _, e in ipairs(r.errors) do print(e.where, e.msg) end  -- "file:12", "..."
+--   local cfg, err = config.load("/etc/luabpf/web.conf.lua", "lb")  -- cfg or nil, "file:12: ..."
+--
+-- A config is Lua: it sets globals (or returns a table). Errors in the Lua
+-- itself carry their line from Lua; for a wrong value (a port of 70000, a
+-- typo in an option's name) the line is found in the source text: the file's
+-- table constructors are scanned, and the error's place (VIP 2, backend 3,
+-- field port) is looked up there.
+local M = {}
+
+local lb = require("luabpf.lb")
+local addr = require("luabpf._addr")
+local maglev = require("luabpf.maglev")
+
+---------------------------------------------------------------------------
+-- Where things are in the source: a small Lua lexer and a map of the table
+-- constructors, by path ({"vips", 2, "backends", 1, "port"}) to line.
+
+local function lex(src)
+  local toks, i, line, n = {}, 1, 1, #src
+  local function push(t, v, l) toks[#toks + 1] = { t = t, v = v, line = l } end
+  while i <= n do
+    local c = src:sub(i, i)
+    if c == "\n" then
+      line, i = line + 1, i + 1
+    elseif c:match("%s") then
+      i = i + 1
+    elseif src:match("^%-%-", i) then
+      local lvl = src:match("^%-%-%[(=*)%[", i)
+      local stop
+      if lvl then
+        stop = select(2, src:find("]" .. lvl .. "]", i, true)) or n
+      else
+        stop = (src:find("\n", i, true) or n + 1) - 1
+      end
+      for _ in src:sub(i, stop):gmatch("\n") do line = line + 1 end
+      i = stop + 1
+    elseif c == "[" and src:match("^%[=*%[", i) then
+      local lvl = src:match("^%[(=*)%[", i)
+      local stop = select(2, src:find("]" .. lvl .. "]", i, true)) or n
+      local body = src:sub(i + #lvl + 2, stop - #lvl - 2)
+      push("string", body, line)
+      for _ in src:sub(i, stop):gmatch("\n") do line = line + 1 end
+      i = stop + 1
+    elseif c == '"' or c == "'" then
+      local j, buf = i + 1, {}
+      while j <= n do
+        local d = src:sub(j, j)
+        if d == "\\" then
+          buf[#buf + 1] = src:sub(j, j + 1)
+          j = j + 2
+        elseif d == c or d == "\n" then
+          break
+        else
+          buf[#buf + 1] = d
+          j = j + 1
+        end
+      end
+      push("string", table.concat(buf), line)
+      i = j + 1
+    elseif src:match("^%d", i) or src:match("^%.%d", i) then
+      local num = src:match("^0[xX][%x%.]+[pP]?[%-+]?%x*", i) or src:match("^[%d%.]+[eE][%-+]?%d+", i)
+        or src:match("^[%d%.]+", i)
+      push("number", num, line)
+      i = i + #num
+    elseif src:match("^[%a_]", i) then
+      local word = src:match("^[%w_]+", i)
+      push("name", word, line)
+      i = i + #word
+    else
+      local op = src:match("^%.%.%.", i) or src:match("^[=~<>]=", i) or src:match("^%.%.", i)
+        or src:match("^::", i) or c
+      push("op", op, line)
+      i = i + #op
+    end
+  end
+  push("eof", nil, line)
+  return toks
+end
+
+-- A table constructor: { line, keys = {name -> field}, items = {i -> field},
+-- order = {field...} }; a field: { key, line, value (literal text), tbl }.
+local parse_table
+
+-- Skip an expression (a field's value or an assignment's right side) up to
+-- a ',' ';' or closing bracket of the level it started at.
+local function skip_expr(toks, i, stop_at_name)
+  local depth = 0
+  while toks[i].t ~= "eof" do
+    local t = toks[i]
+    if t.t == "op" and (t.v == "(" or t.v == "{" or t.v == "[") then
+      depth = depth + 1
+    elseif t.t == "op" and (t.v == ")" or t.v == "}" or t.v == "]") then
+      if depth == 0 then return i end
+      depth = depth - 1
+    elseif depth == 0 and t.t == "op" and (t.v == "," or t.v == ";") then
+      return i
+    elseif depth == 0 and stop_at_name and t.t == "name" and toks[i - 1].t ~= "op" then
+      -- A statement ends where a name follows a value: `a = 1 b = 2`.
+      return i
+    end
+    i = i + 1
+  end
+  return i
+end
+
+-- A value: a constructor (parsed) or anything else (skipped). Returns the
+-- field's value text (a literal's), its table node, and the next index.
+local function parse_value(toks, i, stmt)
+  local t = toks[i]
+  if t.t == "op" and t.v == "{" then
+    local node, j = parse_table(toks, i)
+    return nil, node, j
+  end
+  local text = (t.t == "string" or t.t == "number" or t.t == "name") and t.v or nil
+  if t.t == "op" and t.v == "-" and toks[i + 1].t == "number" then text = "-" .. toks[i + 1].v end
+  return text, nil, skip_expr(toks, i + 1, stmt)
+end
+
+parse_table = function(toks, i)
+  local node = { line = toks[i].line, keys = {}, items = {}, order = {} }
+  i = i + 1
+  local pos = 0
+  while toks[i].t ~= "eof" do
+    local t = toks[i]
+    if t.t == "op" and t.v == "}" then return node, i + 1 end
+    if t.t == "op" and (t.v == "," or t.v == ";") then
+      i = i + 1
+    else
+      local key, line = nil, t.line
+      if t.t == "name" and toks[i + 1].t == "op" and toks[i + 1].v == "=" then
+        key, i = t.v, i + 2
+      elseif t.t == "op" and t.v == "[" and toks[i + 2].t == "op" and toks[i + 2].v == "]"
+        and toks[i + 3].v == "=" then
+        key = toks[i + 1].t == "number" and tonumber(toks[i + 1].v) or toks[i + 1].v
+        i = i + 4
+      else
+        pos = pos + 1
+        key = pos
+      end
+      local text, sub, j = parse_value(toks, i, false)
+      local f = { key = key, line = line, value = text, tbl = sub }
+      if type(key) == "number" then node.items[key] = f else node.keys[key] = f end
+      node.order[#node.order + 1] = f
+      i = j
+    end
+  end
+  return node, i
+end
+
+--- Map the configuration source: a locator with :find(path, msg) -> line.
+function M.locator(src)
+  local ok, toks = pcall(lex, src)
+  local root = { keys = {}, items = {}, order = {}, line = 1 }
+  if not ok then return setmetatable({ root = root }, { __index = M.Locator }) end
+  local i, depth = 1, 0
+  while toks[i].t ~= "eof" do
+    local t = toks[i]
+    if t.t == "op" and (t.v == "(" or t.v == "[" or t.v == "{") then
+      depth = depth + 1
+      i = i + 1
+    elseif t.t == "op" and (t.v == ")" or t.v == "]" or t.v == "}") then
+      depth = depth - 1
+      i = i + 1
+    elseif depth == 0 and t.t == "name" and t.v == "return" and toks[i + 1].v == "{" then
+      root.ret = (parse_table(toks, i + 1))
+      break
+    elseif depth == 0 and t.t == "name" and toks[i + 1].t == "op" and toks[i + 1].v == "="
+      and not (toks[i - 1] and toks[i - 1].t == "op" and toks[i - 1].v == ".")
+      and not (toks[i - 1] and toks[i - 1].v == "local") then
+      local text, sub, j = parse_value(toks, i + 2, true)
+      local f = { key = t.v, line = t.line, value = text, tbl = sub }
+      root.keys[t.v] = f
+      root.order[#root.order + 1] = f
+      i = j
+    else
+      i = i + 1
+    end
+  end
+  return setmetatable({ root = root.ret or root }, { __index = M.Locator })
+end
+
+M.Locator = {}
+
+local function word_in(msg, w)
+  return msg:find("%f[%w_]" .. w:gsub("%p", "%%%0") .. "%f[^%w_]") ~= nil
+end
+
+--- The line for path (a list of keys and indexes) and the error's message:
+-- the deepest table found, then the field the message names (an unknown
+-- option, a quoted value, a field's name). nil when the path is not literal.
+function M.Locator:find(path, msg)
+  local node, line = self.root, nil
+  for _, k in ipairs(path) do
+    local f = node and (type(k) == "number" and node.items[k] or node.keys[k])
+    if not f then break end
+    line = f.line
+    node = f.tbl
+    if not node then return line end
+  end
+  if not node or not msg then return line end
+  msg = tostring(msg)
+  local unknown = msg:match("unknown option '([^']+)'") or msg:match("unknown setting '([^']+)'")
+  if unknown and node.keys[unknown] then return node.keys[unknown].line end
+  for _, f in ipairs(node.order) do
+    if f.value and type(f.key) == "string" and #f.value > 0
+      and (msg:find("'" .. f.value .. "'", 1, true) or word_in(msg, "got " .. f.value)) then
+      return f.line
+    end
+  end
+  local best, at
+  for _, f in ipairs(node.order) do
+    if type(f.key) == "string" then
+      local s = msg:find("%f[%w_]" .. f.key .. "%f[^%w_]")
+      if s and (not at or s < at) then best, at = f, s end
+    end
+  end
+  return best and best.line or line or node.line
+end
+
+---------------------------------------------------------------------------
+-- Reading a config: Lua in its own environment, without `bpf`, so checking
+-- one can't touch the kernel.
+
+local function sandbox()
+  local g = {}
+  for k, v in pairs(_G) do if k ~= "bpf" then g[k] = v end end
+  return g
+end
+
+-- Returns the config table and the globals it set, or nil and "file:line: msg".
+local function run(path)
+  local f, oerr = io.open(path, "r")
+  if not f then return nil, oerr end
+  local src = f:read("*a")
+  f:close()
+  local chunk, err = loadstring(src, "@" .. path)
+  if not chunk then return nil, err, src end
+  local env = setmetatable({}, { __index = sandbox() })
+  setfenv(chunk, env)
+  local ok, ret = pcall(chunk)
+  if not ok then return nil, tostring(ret), src end
+  return type(ret) == "table" and ret or env, nil, src
+end
+
+---------------------------------------------------------------------------
+-- Kinds of configuration.
+
+local LB_KEYS = {
+  service = true, interface = true, netns = true, xdp_mode = true, pin = true, ring_size = true,
+  max_vips = true, max_backends = true, flows = true, flow_sample = true, drop_sample = true, vips = true,
+}
+local FILTER_KEYS = {
+  default = true, allow = true, deny = true, rate_limit = true, protect = true, auto_ban = true,
+  sample = true, window = true, syn_threshold = true,
+}
+
+-- Strip a "file:line: " position that points into our own library.
+local function clean(msg)
+  msg = tostring(msg)
+  return (msg:gsub("^[^\n:]*/luabpf/[%w_]+%.lua:%d+: ", ""))
+end
+
+local function shallow(t)
+  local c = {}
+  for k, v in pairs(t) do c[k] = v end
+  return c
+end
+
+-- One VIP through lb.lua's own normalization (lb.Service._norm_vip): the
+-- same rules the running service applies. NAT without snat would ask the
+-- interface for its address: a placeholder stands in, the kernel is not asked.
+local function norm_vip(o)
+  if type(o) == "table" and o.snat == nil and (o.mode == nil or o.mode == "nat") then
+    local okv, a = pcall(addr.check, "vip addr", o.addr)
+    if okv then
+      o = shallow(o)
+      o.snat = addr.is_v4(a) and "192.0.2.1" or "2001:db8::1"
+    end
+  end
+  return pcall(lb.Service._norm_vip, { interface = "-" }, o, 1)
+end
+
+local function check_lb(c, rep)
+  local function err(path, msg) rep:error(path, clean(msg)) end
+  for k in pairs(c) do
+    if not LB_KEYS[k] and type(c[k]) ~= "function" then
+      rep:warn({ k }, ("unknown setting '%s' (lb.lua ignores it; settings: %s)"):format(tostring(k),
+        "service, interface, xdp_mode, vips, netns, pin, flows, max_vips, max_backends, ring_size, flow_sample, drop_sample"))
+    end
+  end
+  if type(c.interface) ~= "string" then
+    err({ "interface" }, "'interface' is required (the interface XDP attaches to)")
+  end
+  local svc = c.service or "lb"
+  if type(svc) ~= "string" or not svc:match("^[%w_-]+$") then
+    err({ "service" }, ("service must be a word of letters, digits, '_' and '-' (it names the pin directory), got %s")
+      :format(tostring(c.service)))
+  end
+  if c.xdp_mode ~= nil and c.xdp_mode ~= "auto" and c.xdp_mode ~= "native" and c.xdp_mode ~= "generic" then
+    err({ "xdp_mode" }, ("xdp_mode must be auto, native or generic, got %s"):format(tostring(c.xdp_mode)))
+  end
+  for _, k in ipairs({ "max_vips", "max_backends", "flows", "ring_size", "flow_sample", "drop_sample" }) do
+    local v = c[k]
+    if v ~= nil and (type(v) ~= "number" or v < 0 or v % 1 ~= 0) then
+      err({ k }, ("%s must be a whole number, got %s"):format(k, tostring(v)))
+    end
+  end
+  if type(c.ring_size) == "number" and not maglev.is_prime(c.ring_size) then
+    err({ "ring_size" }, ("ring_size %d is not prime (65537 is)"):format(c.ring_size))
+  end
+  if type(c.vips) ~= "table" then
+    err({ "vips" }, "'vips' is required (a list)")
+    return
+  end
+  local names, services, nb = {}, {}, 0
+  for i, o in ipairs(c.vips) do
+    local ok, n = norm_vip(o)
+    local vname = type(o) == "table" and o.name and ("vip '%s': "):format(tostring(o.name)) or ""
+    local function verr(path, msg)
+      msg = clean(msg)
+      err(path, msg:match("^vip") and msg or vname .. msg)
+    end
+    if not ok then
+      -- Narrow the error down: the VIP's own fields, each backend (all of
+      -- them, not only the first bad one), a duplicate, its sorry server.
+      local found = false
+      if type(o) == "table" and type(o.backends) == "table" then
+        local bare = shallow(o)
+        bare.backends, bare.sorry = {}, nil
+        if norm_vip(bare) then
+          local seen = {}
+          for j, b in ipairs(o.backends) do
+            bare.backends = { b }
+            local bok, berr = norm_vip(bare)
+            if not bok then
+              verr({ "vips", i, "backends", j }, berr)
+              found = true
+            elseif type(b) == "table" then
+              local at = tostring(b.addr) .. ":" .. tostring(b.port or o.port)
+              if (b.name and seen[b.name]) or seen[at] then
+                verr({ "vips", i, "backends", j }, n)
+                found = true
+              end
+              if b.name then seen[b.name] = true end
+              seen[at] = true
+            end
+          end
+          if not found then
+            verr({ "vips", i, "sorry" }, n)
+            found = true
+          end
+        end
+      end
+      if not found then verr({ "vips", i }, n) end
+    else
+      nb = nb + #n.backends
+      local key = addr.mapped(n.addr) .. "|" .. n.port .. "|" .. n.proto
+      if names[n.name] then
+        err({ "vips", i, "name" }, ("VIP '%s' is declared twice"):format(n.name))
+      elseif services[key] then
+        err({ "vips", i }, ("VIPs '%s' and '%s' are both %s:%d/%s"):format(services[key], n.name, n.addr,
+          n.port, n.proto == 17 and "udp" or "tcp"))
+      end
+      names[n.name], services[key] = true, n.name
+    end
+  end
+  local max = c.max_vips or 16
+  if type(max) == "number" and #c.vips > max then
+    err({ "vips" }, ("%d VIPs, but max_vips is %d"):format(#c.vips, max))
+  end
+  rep.summary = ("load balancer '%s' on %s: %d VIP(s), %d backend(s)"):format(tostring(svc),
+    tostring(c.interface), #c.vips, nb)
+end
+
+local function check_filter(c, rep)
+  local filter = require("luabpf.filter")
+  for k in pairs(c) do
+    if not FILTER_KEYS[k] and type(c[k]) ~= "function" then
+      rep:error({ k }, ("unknown setting '%s' (settings: allow, deny, default, rate_limit, protect, auto_ban, sample, window, syn_threshold)")
+        :format(tostring(k)))
+    end
+  end
+  if c.default ~= nil and c.default ~= "pass" and c.default ~= "drop" then
+    rep:error({ "default" }, ("default must be pass or drop, got %s"):format(tostring(c.default)))
+  end
+  local n = 0
+  for _, list in ipairs({ "allow", "deny" }) do
+    if c[list] ~= nil and type(c[list]) ~= "table" then
+      rep:error({ list }, ("%s must be a list of rules, got %s"):format(list, type(c[list])))
+    else
+      for i, r in ipairs(c[list] or {}) do
+        local ok, e = pcall(filter.parse_rule, r)
+        if not ok then rep:error({ list, i }, clean(e)) else n = n + 1 end
+      end
+    end
+  end
+  for _, k in ipairs({ "rate_limit", "protect", "auto_ban" }) do
+    if c[k] ~= nil and type(c[k]) ~= "table" then
+      rep:error({ k }, ("%s must be a table, got %s"):format(k, type(c[k])))
+    end
+  end
+  rep.summary = ("DDoS filter: %d rule(s), default %s"):format(n, tostring(c.default or "pass"))
+end
+
+-- Which kind a file is, from what it sets at the top level.
+local function guess(loc, src)
+  local keys = loc.root.keys
+  if keys.vips then return "lb" end
+  for k in pairs(FILTER_KEYS) do if keys[k] then return "filter" end end
+  if src:find("%f[%w_]bpf%s*%.") or src:find("%f[%w_]require%s*[%(\"']") then return "script" end
+  return "script"
+end
+
+local Report = {}
+Report.__index = Report
+
+function Report:_add(list, path, msg)
+  local line = self.loc and self.loc:find(path, msg)
+  list[#list + 1] = { where = line and (self.path .. ":" .. line) or self.path, line = line, msg = msg }
+end
+function Report:error(path, msg) self:_add(self.errors, path, msg) end
+function Report:warn(path, msg) self:_add(self.warnings, path, msg) end
+
+--- Check one file without touching the kernel. kind: "lb", "filter",
+-- "script" (syntax only) or nil to guess from what the file sets. Returns a
+-- report: { path, kind, ok, errors = {{where, line, msg}}, warnings, summary, config }.
+function M.check(path, kind)
+  local rep = setmetatable({ path = path, errors = {}, warnings = {}, kind = kind }, Report)
+  local f, oerr = io.open(path, "r")
+  if not f then
+    rep.errors[1] = { where = path, msg = "can't read: " .. tostring(oerr):gsub("^[^:]*: ", "") }
+    rep.ok = false
+    return rep
+  end
+  local src = f:read("*a")
+  f:close()
+  rep.loc = M.locator(src)
+  rep.kind = kind or guess(rep.loc, src)
+  if rep.kind == "script" then
+    -- A script runs with bpf at hand: only its syntax is checked here.
+    local _, err = loadstring(src, "@" .. path)
+    if err then
+      local line, msg = err:match("^.-:(%d+): (.*)$")
+      rep.errors[1] = { where = line and (path .. ":" .. line) or path, line = tonumber(line), msg = msg or err }
+    end
+    rep.summary = "script (syntax checked; it runs with the kernel only under luabpf run)"
+  else
+    local c, err = run(path)
+    if not c then
+      local line, msg = tostring(err):match("^[^\n]-:(%d+): (.*)$")
+      rep.errors[1] = { where = line and (path .. ":" .. line) or path, line = tonumber(line), msg = msg or err }
+    elseif rep.kind == "lb" then
+      check_lb(c, rep)
+      rep.config = c
+    elseif rep.kind == "filter" then
+      check_filter(c, rep)
+      rep.config = c
+    else
+      error(("config.check: kind must be lb, filter or script, got %s"):format(tostring(kind)), 2)
+    end
+  end
+  table.sort(rep.errors, function(a, b) return (a.line or 0) < (b.line or 0) end)
+  rep.ok = #rep.errors == 0
+  return rep
+end
+
+--- Read and validate a config of kind ("lb", "filter"): the config table, or
+-- nil and "file:line: message" for its first error (what a reload refuses with).
+function M.load(path, kind)
+  local rep = M.check(path, kind)
+  if not rep.ok then
+    local e = rep.errors[1]
+    return nil, ("%s: %s"):format(e.where, e.msg), rep
+  end
+  return rep.config, nil, rep
+end
+
+return M

@@ -647,6 +647,12 @@ function Service:_norm_vip(o, level)
   local function bad(fmt, ...) error(("vip '%s': " .. fmt):format(n.name, ...), level + 1) end
   if o.check ~= nil and type(o.check) ~= "table" then bad("check must be a table, got %s", type(o.check)) end
   n.check = o.check
+  if o.check then
+    -- Checked on its own too: a VIP with no backends yet still gets a valid check.
+    local probe = { addr = a, port = port }
+    for k, x in pairs(o.check) do probe[k] = x end
+    health.normalize(probe, ("vip '%s': check"):format(n.name), level + 1)
+  end
   n.down_flows = o.down_flows or "keep"
   if n.down_flows ~= "keep" and n.down_flows ~= "flush" then
     bad("down_flows must be keep or flush, got %s", tostring(o.down_flows))

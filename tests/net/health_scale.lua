@@ -107,8 +107,8 @@ at(14500, function()
   local s = svc:stats()
   local v = s.vips.web
   print(("all servers gone: %d of %d healthy, quorum %s (%s), drop_no_backend ready; loop lag while "
-    .. "1,000 went down: median %.2f ms, p99 %.2f ms, max %.2f ms"):format(v.healthy, n,
-      v.quorum.ok and "ok" or "lost", v.quorum.policy, lag.p50, lag.p99, lag.max))
+    .. "%d went down: median %.2f ms, p99 %.2f ms, max %.2f ms"):format(v.healthy, n,
+      v.quorum.ok and "ok" or "lost", v.quorum.policy, n, lag.p50, lag.p99, lag.max))
   t.eq(v.healthy, 0, "healthy backends after the servers went")
   t.eq(v.quorum.ok, false, "quorum lost")
   local slots = 0

@@ -69,6 +69,7 @@ end
 M.format_value = fmt_value
 
 local function escape_label(s)
+  if not s:find('[\\"\n]') then return s end
   return (s:gsub("[\\\"\n]", { ["\\"] = "\\\\", ["\""] = "\\\"", ["\n"] = "\\n" }))
 end
 
@@ -468,7 +469,8 @@ function Metric:_render(out)
     local function emit(v, lv)
       local s = fmt_value(v)
       if not s then error(("value %s is not a number"):format(tostring(v)), 0) end
-      out[#out + 1] = name .. label_set(self.labels or {}, lv or {}) .. " " .. s
+      -- lv: label values, or label text already rendered (exporters reuse it across families).
+      out[#out + 1] = name .. (type(lv) == "string" and lv or label_set(self.labels or {}, lv or {})) .. " " .. s
     end
     if self.map then
       local keys, values = read_map(self.map)
@@ -663,13 +665,33 @@ function Registry:lb(svc, o)
   local service = svc.name or "lb"
   local cache = { gen = -1 }
   local function stats()
-    if cache.gen ~= self.generation then cache.gen, cache.s = self.generation, svc:stats() end
+    if cache.gen ~= self.generation then cache.gen, cache.s, cache.bl, cache.sorted = self.generation, svc:stats(), {}, {} end
     return cache.s
   end
+  -- A backend's label text, rendered once a scrape and shared by every family;
+  -- with_label adds one more label (a state set's).
+  local BL_NAMES = { "service", "vip", "backend", "addr" }
+  local function blabels(vn, bn, b)
+    local k = vn .. "\0" .. bn
+    local t = cache.bl[k]
+    if not t then
+      t = label_set(BL_NAMES, { service, vn, bn, b.addr })
+      cache.bl[k] = t
+    end
+    return t
+  end
+  local function with_label(text, n, v)
+    return text:sub(1, -2) .. "," .. n .. '="' .. escape_label(v) .. '"}'
+  end
+  -- Names in order, sorted once a scrape (every family walks the same tables).
   local function sorted(t)
-    local k = {}
+    stats()
+    local k = cache.sorted[t]
+    if k then return k end
+    k = {}
     for n in pairs(t) do k[#k + 1] = n end
     table.sort(k)
+    cache.sorted[t] = k
     return k
   end
   local function vips(f)
@@ -691,7 +713,7 @@ function Registry:lb(svc, o)
   end
   local function backend_metric(kind, what, field, help)
     self[kind](self, { name = p .. "_backend_" .. what, help = help, labels = BL,
-      collect = backends(function(emit, vn, bn, b) emit(b[field] or 0, { service, vn, bn, b.addr }) end) })
+      collect = backends(function(emit, vn, bn, b) emit(b[field] or 0, blabels(vn, bn, b)) end) })
   end
   vip_counter("packets", "Packets to the VIP that the balancer forwarded")
   vip_counter("bytes", "Bytes to the VIP that the balancer forwarded")
@@ -704,40 +726,43 @@ function Registry:lb(svc, o)
   self:gauge { name = p .. "_backend_state", help = "1 for the backend's state (active, draining, removed), 0 for the others",
     labels = { "service", "vip", "backend", "addr", "state" },
     collect = backends(function(emit, vn, bn, b)
-      for _, st in ipairs(LB_STATES) do emit(b.state == st and 1 or 0, { service, vn, bn, b.addr, st }) end
+      local bl = blabels(vn, bn, b)
+      for _, st in ipairs(LB_STATES) do emit(b.state == st and 1 or 0, with_label(bl, "state", st)) end
     end) }
   -- Health comes from the service's health checks (docs/lb.md): "up",
   -- "down", "sorry" (its sorry server), "unchecked"; older services have none.
-  local HEALTH = { "up", "down", "sorry", "unchecked" }
+  local HEALTH = { "up", "down", "sorry" }
   local function health_of(b)
     local h = b.health
     if type(h) == "table" then h = h.state end
     if type(h) == "boolean" then h = h and "up" or "down" end
     return h
   end
-  self:gauge { name = p .. "_backend_health", help = "1 for the backend's health (up, down, sorry, unchecked), 0 for the others",
+  self:gauge { name = p .. "_backend_health", help = "1 for the backend's health (up, down, sorry), 0 for the others; none for backends without a check",
     labels = { "service", "vip", "backend", "addr", "health" },
     collect = backends(function(emit, vn, bn, b)
       local h = health_of(b)
-      if h == nil then return end
+      -- Unchecked backends have no health to speak of: no series.
+      if h == nil or h == "unchecked" then return end
+      local bl = blabels(vn, bn, b)
       local known = false
       for _, st in ipairs(HEALTH) do
-        emit(h == st and 1 or 0, { service, vn, bn, b.addr, st })
+        emit(h == st and 1 or 0, with_label(bl, "health", st))
         known = known or h == st
       end
-      if not known then emit(1, { service, vn, bn, b.addr, tostring(h) }) end
+      if not known then emit(1, with_label(bl, "health", tostring(h))) end
     end) }
   self:gauge { name = p .. "_backend_healthy", help = "1 when the backend passes its health checks, 0 when not (backends with a check only)",
     labels = BL,
     collect = backends(function(emit, vn, bn, b)
       local h = health_of(b)
       if h == nil or h == "unchecked" then return end
-      emit(h == "up" and 1 or 0, { service, vn, bn, b.addr })
+      emit(h == "up" and 1 or 0, blabels(vn, bn, b))
     end) }
   self:gauge { name = p .. "_backend_effective_weight", help = "The weight the Maglev table uses now (0 while down, ramping during slow start)",
     labels = BL,
     collect = backends(function(emit, vn, bn, b)
-      if b.effective_weight then emit(b.effective_weight, { service, vn, bn, b.addr }) end
+      if b.effective_weight then emit(b.effective_weight, blabels(vn, bn, b)) end
     end) }
   self:gauge { name = p .. "_vip_healthy_backends", help = "Backends of the VIP whose checks pass",
     labels = { "service", "vip" },

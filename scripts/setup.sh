@@ -9,7 +9,8 @@ set -euo pipefail
 BUILD=(build-essential cmake pkg-config clang llvm bpftool
        libbpf-dev libelf-dev zlib1g-dev libluajit-5.1-dev luajit libuv1-dev lua-luv-dev libedit2)
 # What the tests drive: namespaces, traffic, packet crafting, capabilities.
-TEST=(iproute2 ethtool tcpdump wrk iputils-ping netcat-openbsd socat curl iperf3 python3-scapy libcap2-bin procps hping3 tmux)
+TEST=(iproute2 ethtool tcpdump wrk iputils-ping netcat-openbsd socat curl iperf3 python3-scapy libcap2-bin procps hping3 tmux
+      prometheus) # promtool checks the exposition in tests/metrics
 # The other balancers and servers bench/lb_e2e.sh measures luabpf against.
 BENCH=(nftables haproxy nginx-light)
 [ "${1:-}" = "--bench" ] && TEST+=("${BENCH[@]}")
@@ -28,6 +29,10 @@ fi
 if ! mountpoint -q /sys/fs/bpf; then
   mount -t bpf bpf /sys/fs/bpf
   echo "setup: mounted bpffs on /sys/fs/bpf"
+fi
+# Tracepoints are found through tracefs (exec_trace, tracepoint tests).
+if [ -d /sys/kernel/tracing ] && [ ! -d /sys/kernel/tracing/events ]; then
+  mount -t tracefs tracefs /sys/kernel/tracing && echo "setup: mounted tracefs on /sys/kernel/tracing"
 fi
 if [ ! -r /sys/kernel/btf/vmlinux ]; then
   echo "setup: ERROR: /sys/kernel/btf/vmlinux is missing: luabpf needs a kernel built with CONFIG_DEBUG_INFO_BTF" >&2

@@ -94,8 +94,9 @@ grep -E "requests in|Socket errors|Non-2xx" "$wrk_out" | sed 's/^/  wrk: /'
 "$PY" - "$cl_out" "$t_kill" "$t_down" <<'PY' >"$cl_out.sum"
 import json, sys
 d = json.load(open(sys.argv[1])); k, dn = float(sys.argv[2]), float(sys.argv[3])
-before = [r for r in d if r[0] < k]
-window = [r for r in d if k <= r[0] < dn]
+# A request started in the last moments before the kill is in flight to b2 when it dies.
+before = [r for r in d if r[0] < k - 0.2]
+window = [r for r in d if k - 0.2 <= r[0] < dn]
 after = [r for r in d if r[0] >= dn]
 def errs(rs): return sum(1 for r in rs if r[2])
 kinds = {}

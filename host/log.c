@@ -32,6 +32,13 @@ bool lbpf_log__journal(void)
 	return journal;
 }
 
+const char *lbpf_log__prefix(enum lbpf_level level)
+{
+	static const char *const prio[] = { "<3>", "<4>", "<6>", "<7>" };
+
+	return lbpf_log__journal() ? prio[level] : "";
+}
+
 /* In the journal, every line of a message (tracebacks) carries its priority. */
 static void log_journal(enum lbpf_level level, const char *fmt, va_list ap)
 {

@@ -65,6 +65,10 @@ void lbpf_buf__free(struct lbpf_buf *b);
 /// sd-daemon priority prefixes ("<3>" error ... "<7>" debug) instead of "luabpf: LEVEL:".
 bool lbpf_log__journal(void);
 
+/// "<3>" for LBPF_ERROR etc. in the journal, else "": for the CLI's own
+/// "ERROR: ..." lines, which are printed directly.
+const char *lbpf_log__prefix(enum lbpf_level level);
+
 /* ---- notify.c: the service manager's readiness protocol (sd_notify) --- */
 
 /// Send one sd_notify datagram ("READY=1", "STOPPING=1"...) to $NOTIFY_SOCKET.

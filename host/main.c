@@ -44,7 +44,7 @@ static const char usage[] =
 
 static int usage_error(const char *msg)
 {
-	fprintf(stderr, "ERROR: %s\n%s", msg, usage);
+	fprintf(stderr, "%sERROR: %s\n%s", lbpf_log__prefix(LBPF_ERROR), msg, usage);
 	return LBPF_EXIT_USAGE;
 }
 
@@ -74,7 +74,7 @@ static int run_chunk(lua_State *L, const char *name, int argc, char **argv)
 	lua_remove(L, -2);
 	lua_insert(L, -(argc + 2));
 	if (lua_pcall(L, argc, 0, -(argc + 2))) {
-		fprintf(stderr, "ERROR: %s\n", lua_tostring(L, -1));
+		fprintf(stderr, "%sERROR: %s\n", lbpf_log__prefix(LBPF_ERROR), lua_tostring(L, -1));
 		lua_pop(L, 2);
 		return LBPF_EXIT_ERROR;
 	}
@@ -106,7 +106,7 @@ static int enter_netns(const char *ns)
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0 || setns(fd, CLONE_NEWNET) < 0) {
 		err = errno;
-		fprintf(stderr, "ERROR: can't enter network namespace '%s': %s\n", ns, strerror(err));
+		fprintf(stderr, "%sERROR: can't enter network namespace '%s': %s\n", lbpf_log__prefix(LBPF_ERROR), ns, strerror(err));
 		if (err == ENOENT)
 			fprintf(stderr, "HINT: list them with `ip netns list`; create one with `ip netns add %s`\n", ns);
 		if (fd >= 0)
@@ -166,7 +166,7 @@ static int claim_service(lua_State *L, const char *name, bool explicit)
 		return 0;
 	}
 	if (!lua_toboolean(L, -3)) {
-		fprintf(stderr, "ERROR: %s\n", lua_tostring(L, -2) ? lua_tostring(L, -2) : "?");
+		fprintf(stderr, "%sERROR: %s\n", lbpf_log__prefix(LBPF_ERROR), lua_tostring(L, -2) ? lua_tostring(L, -2) : "?");
 		if (lua_isstring(L, -1))
 			fprintf(stderr, "HINT: %s\n", lua_tostring(L, -1));
 		rc = -1;
@@ -264,7 +264,7 @@ int main(int argc, char **argv)
 	lbpf_log__init_libbpf();
 	L = lbpf_vm__open();
 	if (!L) {
-		fprintf(stderr, "ERROR: out of memory creating the Lua state\n");
+		fprintf(stderr, "%sERROR: out of memory creating the Lua state\n", lbpf_log__prefix(LBPF_ERROR));
 		return LBPF_EXIT_ERROR;
 	}
 	lbpf_loop__init();
@@ -274,7 +274,7 @@ int main(int argc, char **argv)
 		if (i + 1 >= argc)
 			return usage_error("-e needs CODE");
 		if (luaL_loadbuffer(L, argv[i + 1], strlen(argv[i + 1]), "=(command line)")) {
-			fprintf(stderr, "ERROR: %s\n", lua_tostring(L, -1));
+			fprintf(stderr, "%sERROR: %s\n", lbpf_log__prefix(LBPF_ERROR), lua_tostring(L, -1));
 			return finish(LBPF_EXIT_ERROR);
 		}
 		if (control && name && claim_service(L, name, true) < 0)
@@ -292,13 +292,13 @@ int main(int argc, char **argv)
 		if (!script)
 			return usage_error("run needs a SCRIPT");
 		if (stat(script, &st) < 0) {
-			fprintf(stderr, "ERROR: can't open script '%s': %s\n", script, strerror(errno));
+			fprintf(stderr, "%sERROR: can't open script '%s': %s\n", lbpf_log__prefix(LBPF_ERROR), script, strerror(errno));
 			return finish(LBPF_EXIT_ERROR);
 		}
 		add_script_dir(L, script);
 		if (luaL_loadfile(L, script)) {
 			/* The message already reads "file:line: reason". */
-			fprintf(stderr, "ERROR: %s\n", lua_tostring(L, -1));
+			fprintf(stderr, "%sERROR: %s\n", lbpf_log__prefix(LBPF_ERROR), lua_tostring(L, -1));
 			return finish(LBPF_EXIT_ERROR);
 		}
 		default_name(script, def, sizeof(def));

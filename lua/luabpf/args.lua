@@ -95,7 +95,8 @@ end
 --- Print "ERROR: msg" (and "HINT: hint") to stderr and exit (default code 1).
 -- For failures a script cannot go on from: a missing interface, a busy hook.
 function M.fatal(msg, hint, code)
-  io.stderr:write("ERROR: ", tostring(msg), "\n")
+  -- Under systemd (JOURNAL_STREAM), the journal files it at error priority.
+  io.stderr:write(os.getenv("JOURNAL_STREAM") and "<3>" or "", "ERROR: ", tostring(msg), "\n")
   if hint then io.stderr:write("HINT: ", hint, "\n") end
   os.exit(code or 1)
 end

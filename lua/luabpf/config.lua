@@ -200,7 +200,8 @@ function M.Locator:find(path, msg)
   local node, line = self.root, nil
   for _, k in ipairs(path) do
     local f = node and (type(k) == "number" and node.items[k] or node.keys[k])
-    if not f then break end
+    -- Not in the source (missing, or built by code): the deepest line found.
+    if not f then return line end
     line = f.line
     node = f.tbl
     if not node then return line end
@@ -326,7 +327,7 @@ local function check_lb(c, rep)
     local vname = type(o) == "table" and o.name and ("vip '%s': "):format(tostring(o.name)) or ""
     local function verr(path, msg)
       msg = clean(msg)
-      err(path, msg:match("^vip") and msg or vname .. msg)
+      err(path, (vname == "" or msg:find(vname:sub(1, -3), 1, true)) and msg or vname .. msg)
     end
     if not ok then
       -- Narrow the error down: the VIP's own fields, each backend (all of
@@ -360,6 +361,10 @@ local function check_lb(c, rep)
         end
       end
       if not found then verr({ "vips", i }, n) end
+      if type(o) == "table" and o.name ~= nil then
+        if names[o.name] then verr({ "vips", i, "name" }, ("VIP '%s' is declared twice"):format(tostring(o.name))) end
+        names[o.name] = true
+      end
     else
       nb = nb + #n.backends
       local key = addr.mapped(n.addr) .. "|" .. n.port .. "|" .. n.proto
@@ -467,7 +472,13 @@ function M.check(path, kind)
       error(("config.check: kind must be lb, filter or script, got %s"):format(tostring(kind)), 2)
     end
   end
-  table.sort(rep.errors, function(a, b) return (a.line or 0) < (b.line or 0) end)
+  -- By line; those without one (a setting that is missing) last, in order.
+  for n, e in ipairs(rep.errors) do e.seq = n end
+  table.sort(rep.errors, function(a, b)
+    local la, lb_ = a.line or math.huge, b.line or math.huge
+    if la ~= lb_ then return la < lb_ end
+    return a.seq < b.seq
+  end)
   rep.ok = #rep.errors == 0
   return rep
 end

@@ -327,23 +327,30 @@ function Service:_publish(v, entries)
   local tab = maglev.build(entries, self.ring)
   local half = 1 - (v.table or 0)
   local base = v.id * 2 * self.ring + half * self.ring
-  local keys, vals = self._keys or {}, {}
-  if not self._keys or self._keys_base ~= base then
-    for s = 0, self.ring - 1 do keys[s + 1] = base + s end
-    self._keys, self._keys_base = keys, base
-  end
+  -- What each half holds, as last written, so a change writes only the slots
+  -- that differ (about 1/N of them) instead of all 65,537 (20-45 ms of loop).
+  v.halves = v.halves or {}
+  local have, want = v.halves[half], ffi.new("uint32_t[?]", self.ring)
+  local keys, vals, n = {}, {}, 0
   for s = 0, self.ring - 1 do
     local e = tab[s]
-    vals[s + 1] = e == 0 and NO_BACKEND or entries[e].id
+    local id = e == 0 and NO_BACKEND or entries[e].id
+    want[s] = id
+    if not have or have[s] ~= id then
+      n = n + 1
+      keys[n], vals[n] = base + s, id
+    end
   end
-  assert(self.m.maglev:update_batch(keys, vals))
+  if n > 0 then assert(self.m.maglev:update_batch(keys, vals)) end
+  v.halves[half] = want
   v.table = half
   assert(self.m.vips:update(vip_key(v), { id = v.id, mode = v.mode, table = half, flags = 0,
     snat = addr.mapped(v.snat or "::") }))
   v.slots = {}
-  for i, n in pairs(maglev.shares(tab, self.ring)) do
-    if i > 0 then v.slots[entries[i].id] = n end
+  for i, c in pairs(maglev.shares(tab, self.ring)) do
+    if i > 0 then v.slots[entries[i].id] = c end
   end
+  v.slots_written = n
 end
 
 -- A backend's weight as health sees it: 0 while down, the exec check's

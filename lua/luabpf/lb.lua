@@ -32,6 +32,8 @@ M.REASONS = {
   "forwarded", "reply", "pass_not_vip", "pass_other_port", "pass_non_l4", "pass_runt",
   "drop_bad_ip", "drop_ip_options", "drop_fragment", "drop_bad_l4", "drop_no_backend",
   "drop_no_neigh", "drop_fib", "drop_fwd_disabled", "drop_nat_ports",
+  -- flow_table = "conntrack" only:
+  "drop_ct_error", "drop_ct_full", "drop_ct_nat", "drop_ct_insert", "ct_race", "pass_ct_foreign",
 }
 
 M.PIN_ROOT = "/sys/fs/bpf/luabpf/lb"
@@ -129,6 +131,7 @@ function M.new(o)
     name = true, interface = true, netns = true, xdp_mode = true, pin = true, pin_root = true,
     ring_size = true, max_vips = true, max_backends = true, flows = true, flow_sample = true,
     drop_sample = true, on_event = true, prime_neighbours = true, attach = true, on_health = true,
+    flow_table = true, ct_mark = true,
   })
   -- bpffs refuses names with a dot in them.
   if type(o.name) ~= "string" or not o.name:match("^[%w_-]+$") then
@@ -137,6 +140,16 @@ function M.new(o)
   end
   if o.attach ~= false and type(o.interface) ~= "string" then
     fail("lb.new: interface is required (the interface XDP attaches to)")
+  end
+  -- The conntrack flow table (bpf/lb_ct.bpf.c, lua/luabpf/_lb_ct.lua): a tc program instead of XDP.
+  local ct
+  if o.flow_table == "conntrack" then
+    local lb_ct = require("luabpf._lb_ct")
+    ct = lb_ct.new({ name = o.name, interface = o.interface, netns = o.netns, mark = o.ct_mark })
+    local ok, cerr = lb_ct.check()
+    if not ok then return nil, ("service '%s': %s"):format(o.name, cerr) end
+  elseif o.flow_table ~= nil and o.flow_table ~= "lru" then
+    fail("lb.new: flow_table must be 'lru' or 'conntrack', got %s", tostring(o.flow_table))
   end
   local self = setmetatable({
     name = o.name, interface = o.interface, netns = o.netns,
@@ -148,6 +161,7 @@ function M.new(o)
     on_health = o.on_health, dirty = {},
     prime = o.prime_neighbours ~= false,
     last = {},
+    ct = ct, flow_table = ct and "conntrack" or "lru",
   }, Service)
   if not maglev.is_prime(self.ring) then fail("lb.new: ring_size %d is not prime (65537 is)", self.ring) end
   local root = o.pin_root or M.PIN_ROOT
@@ -156,13 +170,13 @@ function M.new(o)
   local fresh = not uv.fs_stat(self.dir .. "/vips")
   mkdir_p(self.dir)
 
-  local obj, err = bpf.load("lb", {
+  local obj, err = bpf.load(ct and "lb_ct" or "lb", {
     pin_root_path = self.dir,
     globals = { ring_size = self.ring },
     max_entries = {
       vips = self.max_vips, vip_stats = self.max_vips, maglev = self.max_vips * 2 * self.ring,
       backends = self.max_backends, backend_stats = self.max_backends,
-      flows = o.flows or 65536, nat = o.flows or 65536,
+      flows = not ct and (o.flows or 65536) or nil, nat = not ct and (o.flows or 65536) or nil,
     },
   })
   if not obj then
@@ -195,11 +209,18 @@ function Service:_start(o)
   for _, n in ipairs(obj:maps()) do self.m[n] = obj:map(n) end
   obj:set("flow_sample", o.flow_sample or 0)
   obj:set("drop_sample", o.drop_sample or 1)
+  if self.ct then
+    obj:set("ct_mark", self.ct.mark)
+    if o.attach ~= false then
+      local ok, cerr = self.ct:setup()
+      if not ok then return nil, cerr end
+    end
+  end
   self:_recover()
 
   -- A pinned link means a running (or stopped) earlier instance: replace its
   -- program in place, so traffic never sees a moment without one.
-  local prog = obj:program("xdp_lb")
+  local prog = obj:program(self.ct and "tc_lb" or "xdp_lb")
   self.prog = prog
   local link_path = self.dir .. "/link"
   local link = self.pinned and uv.fs_stat(link_path) and bpf.link_from_pin(link_path)
@@ -212,7 +233,11 @@ function Service:_start(o)
     bpf.log("info", ("service '%s': took over the pinned XDP link %s"):format(o.name, link_path))
   else
     local aerr
-    link, aerr = prog:attach_xdp(o.interface, { mode = self.xdp_mode, netns = o.netns })
+    if self.ct then
+      link, aerr = prog:attach_tc(o.interface, { netns = o.netns })
+    else
+      link, aerr = prog:attach_xdp(o.interface, { mode = self.xdp_mode, netns = o.netns })
+    end
     if not link then
       return nil, ("service '%s': couldn't attach to '%s': %s"):format(o.name, o.interface, aerr)
     end
@@ -458,6 +483,12 @@ end
 -- Delete a backend's flows and NAT entries: its clients' next packets choose
 -- again (and are reset by the new backend), so they reconnect elsewhere.
 function Service:_flush(v, b)
+  if self.ct then
+    local n = self.ct:flush_backend(b.id)
+    bpf.log("info", ("service '%s': VIP '%s' backend '%s': flushed %d conntrack entr%s"):format(self.name,
+      v.name, b.name, n, n == 1 and "y" or "ies"))
+    return n
+  end
   local fk, nk = {}, {}
   for k, f in self.m.flows:pairs() do
     if f.backend == b.id then fk[#fk + 1] = k end
@@ -481,12 +512,14 @@ function Service:_mark(v)
   if not self.flusher:is_active() then
     self.flusher:start(function()
       self.flusher:stop()
-      local d = self.dirty
-      self.dirty = {}
+      local d, after = self.dirty, self.after_refresh
+      self.dirty, self.after_refresh = {}, {}
       if not self.obj then return end
       for x in pairs(d) do
         if self.vips[x.name] == x then self:_refresh(x) end
       end
+      -- Log lines and events say "down" once the data plane already agrees.
+      for _, fn in ipairs(after or {}) do fn() end
     end)
   end
 end
@@ -537,13 +570,16 @@ function Service:_on_health(ev)
     extra = "it rejoins the Maglev table"
   end
   ev.name = ("VIP '%s' backend '%s'"):format(v.name, b.name)
-  bpf.log(ev.state == "down" and "warn" or "info", ("service '%s': %s; %s"):format(self.name,
-    health.describe(ev), extra))
+  self.after_refresh = self.after_refresh or {}
+  table.insert(self.after_refresh, function()
+    bpf.log(ev.state == "down" and "warn" or "info", ("service '%s': %s; %s"):format(self.name,
+      health.describe(ev), extra))
+    if self.on_health then
+      self.on_health({ type = "health", vip = v.name, backend = b.name, state = ev.state, from = ev.from,
+        reason = ev.reason, detail = ev.detail, after = ev.after, weight = ev.weight })
+    end
+  end)
   self:_mark(v)
-  if self.on_health then
-    self.on_health({ type = "health", vip = v.name, backend = b.name, state = ev.state, from = ev.from,
-      reason = ev.reason, detail = ev.detail, after = ev.after, weight = ev.weight })
-  end
 end
 
 -- A stable text for a check declaration, to tell a changed one on reload.
@@ -649,6 +685,10 @@ function Service:_norm_vip(o, level)
   if not proto then error(("vip %s: proto must be tcp or udp, got %s"):format(a, tostring(o.proto)), level + 1) end
   local mode = MODES[o.mode or "nat"]
   if not mode then error(("vip %s: mode must be nat or dsr, got %s"):format(a, tostring(o.mode)), level + 1) end
+  if mode == MODES.dsr and self.ct then
+    error(("vip %s: mode 'dsr' needs flow_table = 'lru' (conntrack translates addresses; DSR rewrites only MACs)")
+      :format(a), level + 1)
+  end
   local n = { name = o.name or ("%s:%d/%s"):format(a, port, o.proto or "tcp"), addr = a, port = port,
     proto = proto, mode = mode, backends = {} }
   local function bad(fmt, ...) error(("vip '%s': " .. fmt):format(n.name, ...), level + 1) end
@@ -889,8 +929,11 @@ function Service:set_weight(vip, name, weight)
 end
 
 --- Remove a backend: it leaves the table and its flows move to others.
-function Service:remove_backend(vip, name)
+-- {flush = true}: also delete its flows now (conntrack mode: its entries,
+-- whose NAT otherwise keeps its connections on it until they end).
+function Service:remove_backend(vip, name, o)
   self:_check_open()
+  if o ~= nil then check_opts("remove_backend", o, { flush = true }) end
   local v = self:_vip(vip)
   local b = self:_backend(v, name)
   local list = {}
@@ -898,6 +941,7 @@ function Service:remove_backend(vip, name)
     if d.name ~= b.name then list[#list + 1] = d end
   end
   self:_sync_backends(v, list)
+  if o and o.flush then self:_flush(v, b) end
 end
 
 --- Remove a VIP and its backends.
@@ -920,7 +964,13 @@ function Service:which(f)
   local proto = PROTOS[f.proto or "tcp"] or f.proto
   local key = { src = addr.mapped(f.src), dst = addr.mapped(f.dst), sport = f.sport,
     dport = f.dport, proto = proto }
-  local hit = self.m.flows:lookup(key)
+  local hit
+  if self.ct then
+    local e = self.ct:get(f.src, f.sport, f.dst, f.dport, PROTO_NAMES[proto])
+    hit = e and { backend = e.backend_id }
+  else
+    hit = self.m.flows:lookup(key)
+  end
   if hit and self.backend_by_id[hit.backend] then
     return self.backend_by_id[hit.backend].name, true
   end
@@ -937,6 +987,19 @@ end
 --- Flows in the flow table: a list of {src, sport, dst, dport, proto, vip, backend}.
 function Service:flows(vip)
   self:_check_open()
+  if self.ct then
+    -- The kernel's entries with our mark: what `conntrack -L -m MARK/0xffff0000` shows.
+    local out = {}
+    for _, e in ipairs(self.ct:entries()) do
+      local b = self.backend_by_id[e.backend_id]
+      local vv = b and b.vip
+      if not vip or (vv and vv.name == vip) then
+        e.vip, e.backend = vv and vv.name, b and b.name
+        out[#out + 1] = e
+      end
+    end
+    return out
+  end
   local out = {}
   for k, v in self.m.flows:pairs() do
     local b = self.backend_by_id[v.backend]
@@ -1050,6 +1113,7 @@ function Service:close(o)
     self.link = nil
   else
     if self.link then self.link:detach() end
+    if self.ct then self.ct:teardown() end
     if self.pinned then os.remove(self.dir .. "/link") end
     self:_unpin_all()
   end

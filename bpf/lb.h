@@ -40,7 +40,14 @@ enum lb_reason {
 	LB_DROP_FIB = 12,         /* no route to the backend or client */
 	LB_DROP_FWD_DISABLED = 13, /* forwarding is off on the interface (sysctl) */
 	LB_DROP_NAT_PORTS = 14,   /* no free source port toward the backend (full NAT) */
-	LB_REASON_MAX = 15,
+	/* flow_table = "conntrack" (bpf/lb_ct.bpf.c) only: */
+	LB_DROP_CT_ERROR = 15,    /* a conntrack kfunc failed: EINVAL, EPROTO, or unexpected */
+	LB_DROP_CT_FULL = 16,     /* no new entry: conntrack table full or no memory (ENOMEM) */
+	LB_DROP_CT_NAT = 17,      /* bpf_ct_set_nat_info failed: no NAT for the new entry */
+	LB_DROP_CT_INSERT = 18,   /* the entry's NAT tuple clashed on insert: the client retries */
+	LB_CT_RACE = 19,          /* another CPU inserted this flow first (EEXIST): passed on */
+	LB_PASS_CT_FOREIGN = 20,  /* an entry not ours that would not expire: left to the stack */
+	LB_REASON_MAX = 21,
 };
 
 struct lb_vip_key {

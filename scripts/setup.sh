@@ -10,7 +10,8 @@ BUILD=(build-essential cmake pkg-config clang llvm bpftool
        libbpf-dev libelf-dev zlib1g-dev libluajit-5.1-dev luajit libuv1-dev lua-luv-dev libedit2)
 # What the tests drive: namespaces, traffic, packet crafting, capabilities.
 TEST=(iproute2 ethtool tcpdump wrk iputils-ping netcat-openbsd socat curl iperf3 python3-scapy libcap2-bin procps hping3 tmux
-      prometheus debootstrap) # promtool: tests/metrics; debootstrap: tests/packaging
+      prometheus debootstrap # promtool: tests/metrics; debootstrap: tests/packaging
+      conntrack nftables) # the LB conntrack flow table: its NAT hooks, its entries in tests
 # The other balancers and servers bench/lb_e2e.sh measures luabpf against.
 BENCH=(nftables haproxy nginx-light)
 [ "${1:-}" = "--bench" ] && TEST+=("${BENCH[@]}")

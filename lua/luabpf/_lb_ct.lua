@@ -6,7 +6,6 @@
 -- Private to lua/luabpf/lb.lua; docs/lb.md "Flow table: LRU or conntrack".
 local uv = require("luv")
 local bit = require("bit")
-local addr = require("luabpf._addr")
 
 local M = {}
 
@@ -220,8 +219,9 @@ end
 
 --- The entry of one flow (original direction), or nil.
 function CT:get(src, sport, dst, dport, proto)
-  local _, text = run(self.netns, ("conntrack -G -f %s -p %s -s %s -d %s --sport %d --dport %d 2>/dev/null"):format(
-    addr.is_v4(src) and "ipv4" or "ipv6", proto, q(src), q(dst), sport, dport))
+  -- -G takes no -f: the addresses give the family.
+  local _, text = run(self.netns, ("conntrack -G -p %s -s %s -d %s --sport %d --dport %d 2>/dev/null"):format(
+    proto, q(src), q(dst), sport, dport))
   for line in text:gmatch("[^\n]+") do
     local e = line:find("mark=", 1, true) and parse_line(line)
     if e and e.src and bit.band(e.mark, M.MARK_MASK) == bit.tobit(self.mark) then

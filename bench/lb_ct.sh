@@ -37,14 +37,14 @@ cleanup() {
   local p
   for p in "${PIDS[@]:-}"; do [ -n "$p" ] && { kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; }; done
   lab_down
+  [ -n "${N:-}" ] && ip netns del "$N" 2>/dev/null
   rm -rf "$TMP"
 }
 trap cleanup EXIT
 
 echo "== per packet (test_run, kernel duration_ns) =="
 N=lbctp$$
-ip netns add "$N"
-LAB_NS+=("$N")
+ip netns add "$N" # not in LAB_NS: lab_up resets that list
 ip -n "$N" link set lo up
 ip -n "$N" link add e0 address 02:00:0a:0a:00:02 type veth peer name e1
 ip -n "$N" link set e0 up

@@ -12,6 +12,7 @@ T_PIDS=()
 T_FAILS=0
 
 t_cleanup() {
+  set +e # a cleanup step that fails must not skip the ones after it
   local p ns
   for p in "${T_PIDS[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null || true; done
   for p in "${T_PIDS[@]:-}"; do [ -n "$p" ] && wait "$p" 2>/dev/null || true; done

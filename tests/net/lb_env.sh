@@ -11,6 +11,7 @@ CONF=$(mktemp --suffix=.lua)
 LBOUT=$(mktemp)
 
 lb_env_cleanup() {
+  set +e # a cleanup step that fails must not skip the ones after it
   if [ -n "${LBPID:-}" ]; then kill -INT "$LBPID" 2>/dev/null || true; wait "$LBPID" 2>/dev/null || true; fi
   lab_down
   rm -rf "/sys/fs/bpf/luabpf/lb/$SVC" "$CONF" "$LBOUT"

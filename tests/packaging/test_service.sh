@@ -13,7 +13,7 @@ PFX=$(mktemp -d)
 NSOCK="$PFX/notify.sock"
 NOUT="$PFX/notify.out"
 svc_cleanup() {
-  [ -n "${NPID:-}" ] && kill "$NPID" 2>/dev/null
+  [ -n "${NPID:-}" ] && kill "$NPID" 2>/dev/null || true
   lb_env_cleanup
   rm -rf "$PFX"
 }

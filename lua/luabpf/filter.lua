@@ -18,6 +18,7 @@ local ffi = require("ffi")
 local bit = require("bit")
 local uv = require("luv")
 local addr = require("luabpf._addr")
+local util = require("luabpf._util")
 
 local M = {}
 
@@ -53,17 +54,7 @@ local function fail(level, fmt, ...)
   error(fmt:format(...), level + 1)
 end
 
-local function check_opts(what, t, known, level)
-  if type(t) ~= "table" then fail(level + 1, "%s: expects a table of options, got %s", what, type(t)) end
-  for k in pairs(t) do
-    if not known[k] then
-      local names = {}
-      for n in pairs(known) do names[#names + 1] = n end
-      table.sort(names)
-      fail(level + 1, "%s: unknown option '%s' (valid: %s)", what, tostring(k), table.concat(names, ", "))
-    end
-  end
-end
+local check_opts = util.check_opts
 
 local function number_opt(what, v, lo, hi, level)
   if type(v) ~= "number" or v ~= v or v < lo or (hi and v > hi) then

@@ -11,6 +11,7 @@
 --
 -- docs/health.md has every check and parameter.
 local uv = require("luv")
+local util = require("luabpf._util")
 
 local M = {}
 
@@ -34,12 +35,7 @@ local KINDS = {
 }
 local INITIAL = { up = true, down = true, ["fully-up"] = true, ["fully-down"] = true }
 
-local function names_of(t)
-  local n = {}
-  for k in pairs(t) do n[#n + 1] = k end
-  table.sort(n)
-  return table.concat(n, ", ")
-end
+local names_of = util.names
 
 local function perr(what, fmt, ...)
   error({ health_error = ("%s: " .. fmt):format(what, ...) })
@@ -479,6 +475,8 @@ function M.probe(spec, cb)
   run_once(s, { name = "probe" }, cb)
 end
 
+local NEW_OPTS = { on_change = true, on_result = true, log = true, defaults = true, name = true }
+
 local Monitor = {}
 Monitor.__index = Monitor
 local Check = {}
@@ -488,11 +486,7 @@ Check.__index = Check
 -- on_result = fn, log = true, defaults = { interval = 1, ... } }).
 function M.new(o)
   o = o or {}
-  for k in pairs(o) do
-    if k ~= "on_change" and k ~= "on_result" and k ~= "log" and k ~= "defaults" and k ~= "name" then
-      error(("health.new: unknown option '%s' (valid: defaults, log, name, on_change, on_result)"):format(tostring(k)), 2)
-    end
-  end
+  util.check_keys("health.new", o, NEW_OPTS, 2)
   return setmetatable({ checks = {}, on_change = o.on_change, on_result = o.on_result,
     log = o.log ~= false, defaults = o.defaults, name = o.name or "health", count = 0 }, Monitor)
 end

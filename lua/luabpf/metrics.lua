@@ -15,6 +15,7 @@
 local ffi = require("ffi")
 local uv = require("luv")
 local http = require("luabpf._http")
+local util = require("luabpf._util")
 
 local M = {}
 
@@ -26,23 +27,7 @@ local function fail(fmt, ...)
   error(fmt:format(...), 3)
 end
 
-local function check_opts(what, t, known)
-  if type(t) ~= "table" then fail("%s: expects a table of options, got %s", what, type(t)) end
-  for k in pairs(t) do
-    if not known[k] then
-      local names = {}
-      for n in pairs(known) do names[#names + 1] = n end
-      table.sort(names)
-      fail("%s: unknown option '%s' (valid: %s)", what, tostring(k), table.concat(names, ", "))
-    end
-  end
-end
-
-local function set_of(list)
-  local s = {}
-  for _, k in ipairs(list) do s[k] = true end
-  return s
-end
+local check_opts, set_of = util.check_opts, util.set_of
 
 ---------------------------------------------------------------------------
 -- Text exposition

@@ -9,6 +9,7 @@ local ffi = require("ffi")
 local bit = require("bit")
 local uv = require("luv")
 local addr = require("luabpf._addr")
+local util = require("luabpf._util")
 
 local M = {}
 M.PIN_ROOT = "/sys/fs/bpf/luabpf/sk_dispatch"
@@ -68,14 +69,7 @@ end
 local function check_options(what, o, known)
   if o == nil then return {} end
   if type(o) ~= "table" then raise(3, "%s: options must be a table, got %s", what, type(o)) end
-  for k in pairs(o) do
-    if not known[k] then
-      local names = {}
-      for n in pairs(known) do names[#names + 1] = n end
-      table.sort(names)
-      raise(3, "%s: unknown option '%s' (valid: %s)", what, tostring(k), table.concat(names, ", "))
-    end
-  end
+  util.check_keys(what, o, known, 3)
   return o
 end
 

@@ -17,6 +17,7 @@
 local uv = require("luv")
 local args = require("luabpf.args")
 local filter = require("luabpf.filter")
+local config = require("luabpf.config")
 
 local opt = args.parse(arg, {
   name = "ddos_filter.lua",
@@ -30,22 +31,14 @@ local opt = args.parse(arg, {
   },
 })
 
-local KEYS = { default = true, allow = true, deny = true, rate_limit = true, protect = true,
-  auto_ban = true, sample = true, window = true, syn_threshold = true }
-
+-- The config runs in its own environment; what it sets (or returns) is the
+-- config. luabpf.config validates it by the filter's own rules first (what
+-- `luabpf check` runs): returns it, or nil and "file:line: message".
 local function read_config(path)
   if not path then return {} end
-  local chunk, err = loadfile(path)
-  if not chunk then return nil, err end
-  local env = setmetatable({}, { __index = _G })
-  setfenv(chunk, env)
-  local ok, ret = pcall(chunk)
-  if not ok then return nil, ("config %s: %s"):format(path, ret) end
-  local c = type(ret) == "table" and ret or env
-  for k in pairs(c) do
-    if not KEYS[k] then return nil, ("config %s: unknown setting '%s'"):format(path, tostring(k)) end
-  end
-  return c
+  local c, err, rep = config.load(path, "filter")
+  for _, w in ipairs(rep.warnings) do bpf.log("warn", ("%s: %s"):format(w.where, w.msg)) end
+  return c, err
 end
 
 local cfg, cerr = read_config(opt.config)

@@ -11,11 +11,11 @@
 --
 -- Run by bench/filter_pkt.sh inside a namespace where bpf_fib_lookup answers:
 --   luabpf --netns NS run bench/filter_pkt.lua BUILD_DIR IFNAME [N] [CHUNK]
-local ffi = require("ffi")
 local bit = require("bit")
 local uv = require("luv")
 local lb = require("luabpf.lb")
 local filter = require("luabpf.filter")
+local bench = require("_bench")
 
 local USAGE = "usage: filter_pkt.lua BUILD_DIR IFNAME [N] [CHUNK]"
 local build = assert(arg[1], USAGE)
@@ -25,10 +25,7 @@ local CHUNK = math.min(tonumber(arg[4]) or 20000, N)
 local ROUNDS = math.ceil(N / CHUNK)
 local HIT_FLOWS = 256
 
-local p = io.popen("ip -o link show dev " .. ifname)
-local ifindex = tonumber(p:read("*a"):match("^(%d+):"))
-p:close()
-assert(ifindex, "no interface " .. ifname .. " in this namespace")
+local ifindex = bench.ifindex(ifname)
 
 local function be16(n) return string.char(bit.rshift(n, 8), bit.band(n, 0xff)) end
 local function tcp4(src, sport, dst, dport)
@@ -37,8 +34,7 @@ local function tcp4(src, sport, dst, dport)
     .. be16(sport) .. be16(dport) .. "\0\0\0\1\0\0\0\0\80\16\255\255\0\0\0\0"
 end
 local VIP = "\10\10\100\1"
-local md = ffi.new("uint32_t[6]", 0, 54, 0, ifindex, 0, 0)
-local opts = { ctx = ffi.string(md, 24), data_size_out = 256 }
+local opts = bench.xdp_opts(ifindex, 54)
 
 local svc = assert(lb.new({ name = "fbench" .. uv.os_getpid(), attach = false, pin = false,
   prime_neighbours = false }))
@@ -84,41 +80,8 @@ local ok, err = pcall(function()
     { "lb", "LB alone: NAT flow hit", svc.prog, hits, "XDP_TX" },
     { "chain", "filter -> LB: NAT flow hit", chained.prog, hits, "XDP_TX" },
   }
-  local wall, kern, pos = {}, {}, {}
-  for _, c in ipairs(cases) do wall[c[1]], kern[c[1]], pos[c[1]] = {}, {}, 0 end
-  local function run(c)
-    local prog, pkts, want = c[3], c[4], c[5]
-    local n, k, sum = #pkts, pos[c[1]], 0
-    local t0 = uv.hrtime()
-    for _ = 1, CHUNK do
-      k = k + 1
-      if k > n then k = 1 end
-      local r = prog:test_run(pkts[k], opts)
-      if r.verdict ~= want then
-        error(("%s: packet %d gave %s, not %s"):format(c[2], k, tostring(r.verdict), want))
-      end
-      sum = sum + r.duration_ns
-    end
-    pos[c[1]] = k
-    return (uv.hrtime() - t0) / CHUNK, sum / CHUNK
-  end
-  run(cases[1])
-  for _ = 1, ROUNDS do
-    for i = 2, #cases do
-      local w0, k0 = run(cases[1])
-      local w1, k1 = run(cases[i])
-      table.insert(wall.pass, w0)
-      table.insert(kern.pass, k0)
-      table.insert(wall[cases[i][1]], w1 - w0)
-      table.insert(kern[cases[i][1]], k1 - k0)
-    end
-  end
-  local function median(t)
-    local c = {}
-    for i, v in ipairs(t) do c[i] = v end
-    table.sort(c)
-    return c[math.floor((#c + 1) / 2)]
-  end
+  local wall, _, kern = bench.paired(cases, ROUNDS, bench.runner(CHUNK, opts))
+  local median = bench.median
   -- repeat=N: the filter leaves packets as they are, so the kernel's loop is right here.
   local function rep(prog, pkt)
     local t = {}

@@ -17,12 +17,7 @@ local ROUNDS = tonumber(arg[1]) or 5
 local REMOVALS = tonumber(arg[2]) or 5
 local SIZE = maglev.DEFAULT_SIZE
 
-local function median(t)
-  local c = {}
-  for i, v in ipairs(t) do c[i] = v end
-  table.sort(c)
-  return c[math.floor((#c + 1) / 2)]
-end
+local median = require("_bench").median
 
 local function pool(n, skip)
   local t = {}

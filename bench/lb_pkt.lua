@@ -17,10 +17,10 @@
 -- answers) and runs this inside it:
 --   luabpf --netns NS run bench/lb_pkt.lua BUILD_DIR IFNAME [N] [CHUNK]
 -- N calls per case in all (default 1,000,000), in loops of CHUNK (50,000).
-local ffi = require("ffi")
 local bit = require("bit")
 local uv = require("luv")
 local lb = require("luabpf.lb")
+local bench = require("_bench")
 
 local USAGE = "usage: lb_pkt.lua BUILD_DIR IFNAME [N] [CHUNK]"
 local build = assert(arg[1], USAGE)
@@ -35,21 +35,7 @@ local FLOWS = 16384
 local MISS_FLOWS = 4 * 65536
 local HIT_FLOWS = 1024
 
-local function sh(cmd)
-  local p = io.popen(cmd .. " 2>/dev/null")
-  local out = p:read("*a")
-  p:close()
-  return out
-end
-
-local ifindex = tonumber(sh("ip -o link show dev " .. ifname):match("^(%d+):"))
-assert(ifindex, "no interface " .. ifname .. " in this namespace")
-
-ffi.cdef [[
-struct lbbench_xdp_md {
-  uint32_t data, data_end, data_meta, ingress_ifindex, rx_queue_index, egress_ifindex;
-};
-]]
+local ifindex = bench.ifindex(ifname)
 
 local function be16(n) return string.char(bit.rshift(n, 8), bit.band(n, 0xff)) end
 local function ip4(s)
@@ -72,10 +58,7 @@ local function flow_pkt(i, dport)
   return tcp4(src, 1024 + i % 64512, "10.10.100.1", dport)
 end
 
-local ctx_cd = ffi.new("struct lbbench_xdp_md", { 0, 54, 0, ifindex, 0, 0 })
-local ctx = ffi.string(ctx_cd, ffi.sizeof(ctx_cd))
--- A small output buffer: the default (input + 4 KiB) is allocated per call.
-local opts = { ctx = ctx, data_size_out = 256 }
+local opts = bench.xdp_opts(ifindex, 54)
 
 local svc = assert(lb.new({ name = "bench" .. uv.os_getpid(), attach = false, pin = false,
   prime_neighbours = false, flows = FLOWS }))
@@ -112,56 +95,26 @@ local ok, err = pcall(function()
     { "dsr_hit", "lb: VIP, DSR, flow hit", progs.lb, hit[81], "XDP_TX" },
     { "miss", "lb: VIP, flow miss (new flow)", progs.lb, miss, "XDP_TX" },
   }
-  local wall, kern, pos = {}, {}, {}
-  for _, c in ipairs(cases) do wall[c[1]], kern[c[1]], pos[c[1]] = {}, {}, 0 end
-
-  -- CHUNK calls of one case: wall-clock ns per call, and the kernel's mean duration_ns.
-  local function run(c)
-    local prog, pkts, want = c[3], c[4], c[5]
-    local n, k, sum = #pkts, pos[c[1]], 0
-    local t0 = uv.hrtime()
-    for _ = 1, CHUNK do
-      k = k + 1
-      if k > n then k = 1 end
-      local r = prog:test_run(pkts[k], opts)
-      if r.verdict ~= want then
-        error(("%s: packet %d gave %s, not %s"):format(c[2], k, tostring(r.verdict), want))
-      end
-      sum = sum + r.duration_ns
+  -- The hit flows are in the table before their pair (a miss loop evicts
+  -- them), and must still be hits after it.
+  local wall, kern = bench.paired(cases, ROUNDS, bench.runner(CHUNK, opts), function(c, pair)
+    if c[1]:match("_hit$") then
+      for _, p in ipairs(c[4]) do assert(c[3]:test_run(p, opts).verdict == c[5]) end
     end
-    local dt = uv.hrtime() - t0
-    pos[c[1]] = k
-    return dt / CHUNK, sum / CHUNK
-  end
-
-  run(cases[1]) -- warm up: JIT traces, page cache, the kernel's test_run paths
-  for _ = 1, ROUNDS do
-    for i = 2, #cases do
-      local c = cases[i]
-      -- The hit flows are in the table before their loop (a miss loop evicts them).
-      if c[1]:match("_hit$") then
-        for _, p in ipairs(c[4]) do assert(c[3]:test_run(p, opts).verdict == c[5]) end
-      end
-      local vip = c[1] == "nat_hit" and "nat" or c[1] == "dsr_hit" and "dsr"
-      local before = vip and svc:stats().vips[vip].new_flows
-      local w0, k0 = run(cases[1])
-      local w1, k1 = run(c)
-      if vip then
-        local made = svc:stats().vips[vip].new_flows - before
-        if made > 0 then error(("%s: %d of the flows were new, not hits"):format(c[2], made)) end
-      end
-      table.insert(wall.pass, w0)
-      table.insert(kern.pass, k0)
-      table.insert(wall[c[1]], w1 - w0)
-      table.insert(kern[c[1]], k1)
+    local vip = c[1] == "nat_hit" and "nat" or c[1] == "dsr_hit" and "dsr"
+    local before = vip and svc:stats().vips[vip].new_flows
+    pair()
+    if vip then
+      local made = svc:stats().vips[vip].new_flows - before
+      if made > 0 then error(("%s: %d of the flows were new, not hits"):format(c[2], made)) end
     end
-  end
+  end)
 
   -- What repeat=N reports for a NAT flow-hit packet (the kernel loop reuses it).
   local rep = {}
   for _ = 1, 5 do
     assert(progs.lb:test_run(hit[80][1], opts))
-    local r = assert(progs.lb:test_run(hit[80][1], { ["repeat"] = 100000, ctx = ctx }))
+    local r = assert(progs.lb:test_run(hit[80][1], { ["repeat"] = 100000, ctx = opts.ctx }))
     table.insert(rep, r.duration_ns)
   end
 
@@ -172,12 +125,7 @@ local ok, err = pcall(function()
   end
   assert(drops == 0, "the balancer dropped packets during the bench: " .. drops)
 
-  local function median(t)
-    local c = {}
-    for i, v in ipairs(t) do c[i] = v end
-    table.sort(c)
-    return c[math.floor((#c + 1) / 2)]
-  end
+  local median = bench.median
   local floor_w, floor_k = median(wall.pass), median(kern.pass)
   print(("lb_pkt: %d repeat=1 test_run calls per case in loops of %d, each loop paired with "
     .. "an XDP_PASS loop; medians"):format(ROUNDS * CHUNK, CHUNK))

@@ -1,0 +1,24 @@
+# SPDX-License-Identifier: MIT
+# Helpers the bench/*.sh scripts share: `. "$BENCH/lib.sh"`.
+
+# bench_fib_netns NS: make namespace NS where the load balancer's
+# bpf_fib_lookup answers under test_run: eth0 (a veth) with the balancer's
+# address 10.10.0.2/24, forwarding on (bpf_fib_lookup refuses otherwise) and
+# permanent neighbour entries for the client (10.10.0.1) and the backends
+# (10.10.0.11-13), so every lookup finds a MAC. The caller removes NS (trap).
+bench_fib_netns() {
+  local ns=$1 i
+  ip netns add "$ns"
+  ip -n "$ns" link add eth0 type veth peer name peer0
+  ip -n "$ns" addr add 10.10.0.2/24 dev eth0
+  ip -n "$ns" link set eth0 up
+  ip -n "$ns" link set peer0 up
+  ip -n "$ns" link set lo up
+  ip netns exec "$ns" sysctl -qw net.ipv4.conf.all.forwarding=1 net.ipv4.conf.eth0.forwarding=1
+  ip -n "$ns" neigh add 10.10.0.1 lladdr 02:00:00:00:00:01 dev eth0 nud permanent
+  for i in 1 2 3; do
+    ip -n "$ns" neigh add "10.10.0.1$i" lladdr "02:00:00:00:00:1$i" dev eth0 nud permanent
+  done
+  # The misses' sources (10.1.0.0 to 10.5.255.255) route via the client.
+  ip -n "$ns" route add 10.0.0.0/13 via 10.10.0.1
+}

@@ -24,13 +24,11 @@ static const char *const kinds[] = {"prog", "map", "link", NULL};
 
 /* ---- names the installed libbpf 1.1 does not know yet ------------------ */
 
-static const char *map_type_name(__u32 t, char *buf, size_t n)
+/* libbpf's name s, else newer[t], else "type T" in buf. */
+static const char *type_name(const char *s, const char *const newer[], size_t nnewer, __u32 t,
+			     char *buf, size_t n)
 {
-	static const char *const newer[] = {
-	    [30] = "user_ringbuf", [31] = "cgrp_storage", [32] = "arena"};
-	const char *s = libbpf_bpf_map_type_str((enum bpf_map_type)t);
-
-	if (!s && t < sizeof(newer) / sizeof(newer[0]))
+	if (!s && t < nnewer)
 		s = newer[t];
 	if (s)
 		return s;
@@ -38,17 +36,21 @@ static const char *map_type_name(__u32 t, char *buf, size_t n)
 	return buf;
 }
 
+static const char *map_type_name(__u32 t, char *buf, size_t n)
+{
+	static const char *const newer[] = {
+	    [30] = "user_ringbuf", [31] = "cgrp_storage", [32] = "arena"};
+
+	return type_name(libbpf_bpf_map_type_str((enum bpf_map_type)t), newer,
+			 sizeof(newer) / sizeof(newer[0]), t, buf, n);
+}
+
 static const char *prog_type_name(__u32 t, char *buf, size_t n)
 {
 	static const char *const newer[] = {[32] = "syscall", [33] = "netfilter"};
-	const char *s = libbpf_bpf_prog_type_str((enum bpf_prog_type)t);
 
-	if (!s && t < sizeof(newer) / sizeof(newer[0]))
-		s = newer[t];
-	if (s)
-		return s;
-	snprintf(buf, n, "type %u", t);
-	return buf;
+	return type_name(libbpf_bpf_prog_type_str((enum bpf_prog_type)t), newer,
+			 sizeof(newer) / sizeof(newer[0]), t, buf, n);
 }
 
 static const char *link_type_name(__u32 t, char *buf, size_t n)
@@ -56,14 +58,9 @@ static const char *link_type_name(__u32 t, char *buf, size_t n)
 	static const char *const newer[] = {
 	    [8] = "kprobe_multi",  [9] = "struct_ops", [10] = "netfilter", [11] = "tcx",
 	    [12] = "uprobe_multi", [13] = "netkit",    [14] = "sockmap"};
-	const char *s = libbpf_bpf_link_type_str((enum bpf_link_type)t);
 
-	if (!s && t < sizeof(newer) / sizeof(newer[0]))
-		s = newer[t];
-	if (s)
-		return s;
-	snprintf(buf, n, "type %u", t);
-	return buf;
+	return type_name(libbpf_bpf_link_type_str((enum bpf_link_type)t), newer,
+			 sizeof(newer) / sizeof(newer[0]), t, buf, n);
 }
 
 static const char *attach_type_name(__u32 t, char *buf, size_t n)
@@ -86,14 +83,9 @@ static const char *attach_type_name(__u32 t, char *buf, size_t n)
 	    [56] = "trace_kprobe_session",
 	    [57] = "trace_uprobe_session",
 	};
-	const char *s = libbpf_bpf_attach_type_str((enum bpf_attach_type)t);
 
-	if (!s && t < sizeof(newer) / sizeof(newer[0]))
-		s = newer[t];
-	if (s)
-		return s;
-	snprintf(buf, n, "type %u", t);
-	return buf;
+	return type_name(libbpf_bpf_attach_type_str((enum bpf_attach_type)t), newer,
+			 sizeof(newer) / sizeof(newer[0]), t, buf, n);
 }
 
 /* ---- small table helpers ----------------------------------------------- */
@@ -153,28 +145,15 @@ static bool fdinfo_u64(int fd, const char *key, unsigned long long *out)
 
 static int push_prog(lua_State *L, int fd)
 {
-	struct bpf_prog_info info = {0};
-	__u32 len = sizeof(info), nmaps, *ids = NULL;
+	struct bpf_prog_info info;
 	unsigned long long memlock;
 	struct timespec rt, bt;
 	char tag[2 * BPF_TAG_SIZE + 1], buf[32];
-	int err;
+	__u32 *ids;
+	int nids = lbpf_prog_info(fd, &info, &ids);
 
-	if (bpf_obj_get_info_by_fd(fd, &info, &len) < 0)
+	if (nids < 0)
 		return lbpf_fail(L, errno);
-	nmaps = info.nr_map_ids;
-	if (nmaps) {
-		ids = calloc(nmaps, sizeof(*ids));
-		memset(&info, 0, sizeof(info));
-		info.nr_map_ids = nmaps;
-		info.map_ids = (__u64)(uintptr_t)ids;
-		len = sizeof(info);
-		if (bpf_obj_get_info_by_fd(fd, &info, &len) < 0) {
-			err = errno;
-			free(ids);
-			return lbpf_fail(L, err);
-		}
-	}
 	lua_newtable(L);
 	set_str(L, "kind", "prog");
 	set_num(L, "id", info.id);
@@ -197,7 +176,7 @@ static int push_prog(lua_State *L, int fd)
 	if (fdinfo_u64(fd, "memlock", &memlock))
 		set_num(L, "bytes_memlock", (lua_Number)memlock);
 	lua_createtable(L, (int)info.nr_map_ids, 0);
-	for (__u32 i = 0; ids && i < info.nr_map_ids && i < nmaps; i++) {
+	for (int i = 0; i < nids; i++) {
 		lua_pushnumber(L, ids[i]);
 		lua_rawseti(L, -2, (int)i + 1);
 	}

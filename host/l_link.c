@@ -310,21 +310,7 @@ static int l_pin(lua_State *L)
 				  "link '%s' is a clsact filter, which has no kernel link to "
 				  "pin: attach with mode='tcx' to pin it",
 				  l->desc);
-	if (!lbpf_on_bpffs(path)) {
-		lua_pushnil(L);
-		lua_pushfstring(L,
-				"link '%s': can't pin at '%s': its directory is not on bpffs "
-				"(pin under /sys/fs/bpf)",
-				l->desc, path);
-		lua_pushliteral(L, "EINVAL");
-		return 3;
-	}
-	if (bpf_obj_pin(l->fd, path) < 0)
-		return lbpf_failf(L, errno, "link '%s': can't pin at '%s'", l->desc, path);
-	free(l->pin);
-	l->pin = strdup(path);
-	lua_pushboolean(L, 1);
-	return 1;
+	return lbpf_pin(L, l->fd, path, "link", l->desc, &l->pin);
 }
 
 static int l_unpin(lua_State *L)
@@ -334,14 +320,7 @@ static int l_unpin(lua_State *L)
 
 	if (!path)
 		return luaL_error(L, "link '%s' is not pinned", l->desc);
-	if (unlink(path) < 0)
-		return lbpf_failf(L, errno, "link '%s': can't unpin '%s'", l->desc, path);
-	if (l->pin && !strcmp(path, l->pin)) {
-		free(l->pin);
-		l->pin = NULL;
-	}
-	lua_pushboolean(L, 1);
-	return 1;
+	return lbpf_unpin(L, path, "link", l->desc, &l->pin);
 }
 
 static int l_pinned(lua_State *L)

@@ -1129,18 +1129,9 @@ int lbpf_map__to_fd(lua_State *L, int idx)
 /* A pin may hold a program or a link: only a map's fdinfo has map_type. */
 static bool fd_is_map(int fd)
 {
-	char path[64], line[256];
-	bool found = false;
-	FILE *f;
+	const char *kind = lbpf_fd_kind(fd);
 
-	snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
-	f = fopen(path, "r");
-	if (!f)
-		return true; /* no procfs: let the kernel decide */
-	while (!found && fgets(line, sizeof(line), f))
-		found = !strncmp(line, "map_type:", 9);
-	fclose(f);
-	return found;
+	return kind ? !strcmp(kind, "map") : errno != 0; /* no procfs: let the kernel decide */
 }
 
 /* Wrap an fd we own; BTF comes from the kernel so fields still have names. */

@@ -935,25 +935,14 @@ static bool stats_enabled(void)
 /* Push the info table for the program fd; returns 1, or a failure triple. */
 static int push_info(lua_State *L, int fd, const char *what)
 {
-	struct bpf_prog_info info = {0};
-	__u32 len = sizeof(info), nmaps, *ids = NULL;
+	struct bpf_prog_info info;
 	struct timespec rt, bt;
 	char tag[2 * BPF_TAG_SIZE + 1];
+	__u32 *ids;
+	int nids = lbpf_prog_info(fd, &info, &ids);
 
-	if (bpf_obj_get_info_by_fd(fd, &info, &len) < 0)
+	if (nids < 0)
 		return lbpf_failf(L, errno, "program '%s': can't read its info", what);
-	nmaps = info.nr_map_ids;
-	if (nmaps) {
-		ids = calloc(nmaps, sizeof(*ids));
-		memset(&info, 0, sizeof(info));
-		info.nr_map_ids = nmaps;
-		info.map_ids = (__u64)(uintptr_t)ids;
-		len = sizeof(info);
-		if (bpf_obj_get_info_by_fd(fd, &info, &len) < 0) {
-			free(ids);
-			return lbpf_failf(L, errno, "program '%s': can't read its info", what);
-		}
-	}
 	lua_newtable(L);
 	set_num(L, "id", info.id);
 	lua_pushstring(L, info.name);
@@ -983,7 +972,7 @@ static int push_info(lua_State *L, int fd, const char *what)
 		(double)rt.tv_sec + rt.tv_nsec / 1e9 - (double)bt.tv_sec - bt.tv_nsec / 1e9 +
 		    (double)info.load_time / 1e9);
 	lua_createtable(L, (int)info.nr_map_ids, 0);
-	for (__u32 i = 0; ids && i < info.nr_map_ids && i < nmaps; i++) {
+	for (int i = 0; i < nids; i++) {
 		lua_pushnumber(L, ids[i]);
 		lua_rawseti(L, -2, (int)i + 1);
 	}
@@ -1057,21 +1046,7 @@ static int l_pin(lua_State *L)
 	const char *path = luaL_checkstring(L, 2);
 	int fd = check_fd(L, u);
 
-	if (!lbpf_on_bpffs(path)) {
-		lua_pushnil(L);
-		lua_pushfstring(L,
-				"program '%s': can't pin at '%s': its directory is not on "
-				"bpffs (pin under /sys/fs/bpf)",
-				u->name, path);
-		lua_pushliteral(L, "EINVAL");
-		return 3;
-	}
-	if (bpf_obj_pin(fd, path) < 0)
-		return lbpf_failf(L, errno, "program '%s': can't pin at '%s'", u->name, path);
-	free(u->pin);
-	u->pin = strdup(path);
-	lua_pushboolean(L, 1);
-	return 1;
+	return lbpf_pin(L, fd, path, "program", u->name, &u->pin);
 }
 
 static int l_unpin(lua_State *L)
@@ -1081,14 +1056,7 @@ static int l_unpin(lua_State *L)
 
 	if (!path)
 		return luaL_error(L, "program '%s' is not pinned (pass the path)", u->name);
-	if (unlink(path) < 0)
-		return lbpf_failf(L, errno, "program '%s': can't unpin '%s'", u->name, path);
-	if (u->pin && !strcmp(u->pin, path)) {
-		free(u->pin);
-		u->pin = NULL;
-	}
-	lua_pushboolean(L, 1);
-	return 1;
+	return lbpf_unpin(L, path, "program", u->name, &u->pin);
 }
 
 static void ud_close(struct prog_ud *u)

@@ -80,19 +80,6 @@ static void on_sigint_async(uv_async_t *h)
 	lbpf_pcall(L, 0, 0, "the Ctrl-C handler");
 }
 
-static int traceback(lua_State *L)
-{
-	const char *msg = lua_tostring(L, 1);
-
-	if (!msg) {
-		if (luaL_callmeta(L, 1, "__tostring") && lua_type(L, -1) == LUA_TSTRING)
-			return 1;
-		msg = lua_pushfstring(L, "(error object is a %s value)", luaL_typename(L, 1));
-	}
-	luaL_traceback(L, L, msg, 1);
-	return 1;
-}
-
 /*
  * _sys.run(token, fn, ...) -> true, results... | false, "message\ntraceback"
  * Runs fn so that an interrupt for token (SIGINT for -1, the interrupt
@@ -106,7 +93,7 @@ static int l_run(lua_State *L)
 	luaL_checktype(L, 2, LUA_TFUNCTION);
 	if (token == 0)
 		luaL_argerror(L, 1, "token 0 is reserved");
-	lua_pushcfunction(L, traceback);
+	lua_pushcfunction(L, lbpf_traceback);
 	lua_replace(L, 1); // [traceback, fn, args...]
 	interrupted = 0;
 	armed = token;

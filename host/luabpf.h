@@ -128,6 +128,22 @@ const char *lbpf_fd_kind(int fd);
 /// Is path's directory on a bpffs mount (where bpf_obj_pin can pin)?
 bool lbpf_on_bpffs(const char *path);
 
+/// The info of program fd with its map ids: *map_ids is a calloc'd array the
+/// caller frees (NULL when none). Returns how many ids it holds, or -1 with
+/// errno set (nothing to free).
+int lbpf_prog_info(int fd, struct bpf_prog_info *info, __u32 **map_ids);
+
+/// obj:pin(path) for a KIND ("program", "link") named NAME with fd: pins it
+/// and keeps a copy of path in *pin, pushing true; or nil, "KIND 'NAME': can't
+/// pin at 'PATH': ...", errno (EINVAL when path is not on bpffs).
+/// Returns the number of values pushed.
+int lbpf_pin(lua_State *L, int fd, const char *path, const char *kind, const char *name,
+	     char **pin);
+
+/// obj:unpin(path): removes the pin at path (forgetting *pin when it is that
+/// one), pushing true; or nil, "KIND 'NAME': can't unpin 'PATH': ...", errno.
+int lbpf_unpin(lua_State *L, const char *path, const char *kind, const char *name, char **pin);
+
 /* ---- vm.c ------------------------------------------------------------- */
 
 /// The host's one loop and one Lua state.
@@ -138,6 +154,10 @@ lua_State *lbpf_vm(void);
 /// On error, log it as "error in WHAT: message\ntraceback" and return -1
 /// (nothing left on the stack); else 0 with nresults values pushed.
 int lbpf_pcall(lua_State *L, int nargs, int nresults, const char *what);
+
+/// A pcall message handler: the error (or its __tostring, or its type) and a
+/// traceback, as one string.
+int lbpf_traceback(lua_State *L);
 
 /// Ask the host to stop the loop and run shutdown hooks (signal or script).
 void lbpf_request_stop(int exit_code);

@@ -248,3 +248,63 @@ bool lbpf_on_bpffs(const char *path)
 	snprintf(dir, sizeof(dir), "%s", path);
 	return statfs(dirname(dir), &st) == 0 && st.f_type == BPF_FS_MAGIC;
 }
+
+int lbpf_pin(lua_State *L, int fd, const char *path, const char *kind, const char *name,
+	     char **pin)
+{
+	if (!lbpf_on_bpffs(path)) {
+		lua_pushnil(L);
+		lua_pushfstring(L,
+				"%s '%s': can't pin at '%s': its directory is not on bpffs "
+				"(pin under /sys/fs/bpf)",
+				kind, name, path);
+		lua_pushliteral(L, "EINVAL");
+		return 3;
+	}
+	if (bpf_obj_pin(fd, path) < 0)
+		return lbpf_failf(L, errno, "%s '%s': can't pin at '%s'", kind, name, path);
+	free(*pin);
+	*pin = strdup(path);
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+int lbpf_unpin(lua_State *L, const char *path, const char *kind, const char *name, char **pin)
+{
+	if (unlink(path) < 0)
+		return lbpf_failf(L, errno, "%s '%s': can't unpin '%s'", kind, name, path);
+	if (*pin && !strcmp(path, *pin)) {
+		free(*pin);
+		*pin = NULL;
+	}
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+int lbpf_prog_info(int fd, struct bpf_prog_info *info, __u32 **map_ids)
+{
+	__u32 len = sizeof(*info), n;
+	int err;
+
+	*map_ids = NULL;
+	memset(info, 0, sizeof(*info));
+	if (bpf_obj_get_info_by_fd(fd, info, &len) < 0)
+		return -1;
+	n = info->nr_map_ids;
+	if (!n)
+		return 0;
+	/* Again with room for the ids the first call counted. */
+	*map_ids = calloc(n, sizeof(**map_ids));
+	memset(info, 0, sizeof(*info));
+	info->nr_map_ids = n;
+	info->map_ids = (__u64)(uintptr_t)*map_ids;
+	len = sizeof(*info);
+	if (bpf_obj_get_info_by_fd(fd, info, &len) < 0) {
+		err = errno;
+		free(*map_ids);
+		*map_ids = NULL;
+		errno = err;
+		return -1;
+	}
+	return (int)(info->nr_map_ids < n ? info->nr_map_ids : n);
+}

@@ -40,7 +40,7 @@ const char *lbpf_object_dir(void)
 	return object_dir;
 }
 
-static int traceback(lua_State *L)
+int lbpf_traceback(lua_State *L)
 {
 	const char *msg = lua_tostring(L, 1);
 
@@ -59,7 +59,7 @@ int lbpf_pcall(lua_State *L, int nargs, int nresults, const char *what)
 	bool timed = lbpf_watchdog__enter(what);
 	int rc;
 
-	lua_pushcfunction(L, traceback);
+	lua_pushcfunction(L, lbpf_traceback);
 	lua_insert(L, base);
 	rc = lua_pcall(L, nargs, nresults, base);
 	lua_remove(L, base);

@@ -9,6 +9,7 @@
 #include <bpf/bpf_core_read.h>
 
 #include "exec_trace.h"
+#include "ringbuf_lost.h"
 
 /* 0: everyone; else only events from this uid (set before load). */
 const volatile __u32 target_uid = 0;
@@ -37,18 +38,12 @@ int exec_trace(struct trace_event_raw_sched_process_exec *ctx)
 	__u32 uid = (__u32)bpf_get_current_uid_gid();
 	unsigned long start, end, len;
 	struct exec_event *e;
-	__u32 zero = 0;
 
 	if (filter_uid && uid != target_uid)
 		return 0;
-	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		__u64 *lost = bpf_map_lookup_elem(&events_lost, &zero);
-
-		if (lost)
-			(*lost)++;
+	e = ringbuf_reserve_or_count(&events, &events_lost, sizeof(*e));
+	if (!e)
 		return 0;
-	}
 	e->time_ns = bpf_ktime_get_ns();
 	e->pid = bpf_get_current_pid_tgid() >> 32;
 	e->ppid = BPF_CORE_READ(task, real_parent, tgid);

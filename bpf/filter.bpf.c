@@ -13,15 +13,9 @@
 #include <bpf/bpf_endian.h>
 
 #include "filter.h"
+#include "parse.h"
+#include "ringbuf_lost.h"
 
-#define ETH_P_IP	 0x0800
-#define ETH_P_IPV6	 0x86DD
-#define ETH_P_8021Q	 0x8100
-#define ETH_P_8021AD	 0x88A8
-#define IP_DF		 0x4000
-#define IP_MF		 0x2000
-#define IP_OFFSET	 0x1FFF
-#define NEXTHDR_FRAGMENT 44
 #define NSEC_PER_SEC	 1000000000ULL
 #define TCPOPT_MSS	 2
 #define SYNACK_TTL	 64
@@ -164,15 +158,9 @@ static __always_inline void report(struct pkt *p, const struct filter_config *cf
 
 	if (!cfg->sample || (cfg->sample > 1 && bpf_get_prandom_u32() % cfg->sample))
 		return;
-	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		__u32 key = 0;
-		__u64 *n = bpf_map_lookup_elem(&events_lost, &key);
-
-		if (n)
-			*n += 1;
+	e = ringbuf_reserve_or_count(&events, &events_lost, sizeof(*e));
+	if (!e)
 		return;
-	}
 	e->reason = reason;
 	e->proto = p->proto;
 	e->len = p->len > 0xffff ? 0xffff : p->len;
@@ -195,16 +183,6 @@ static __always_inline int verdict(struct xdp_md *ctx, struct pkt *p,
 	if (action == XDP_PASS)
 		bpf_tail_call(ctx, &next, 0); /* returns only if there is none */
 	return action;
-}
-
-static __always_inline void v4_mapped(ipv6_t *a, __be32 v4)
-{
-	__u32 *w = (__u32 *)a->addr;
-
-	w[0] = 0;
-	w[1] = 0;
-	w[2] = bpf_htonl(0x0000ffff);
-	w[3] = v4;
 }
 
 static __always_inline __u32 mask_bits(__u32 plen, __u32 base)
@@ -475,24 +453,13 @@ static __always_inline int syn_guard(struct xdp_md *ctx, struct pkt *p,
 /* Parse; fills p. Returns a reason when the packet is decided already, else -1. */
 static __always_inline int parse(struct pkt *p)
 {
-	struct ethhdr *eth = p->data;
 	__be16 proto;
-	void *l3, *l4;
+	void *l3 = eth_l3(p->data, p->end, &proto), *l4;
 	__u32 l4len;
 	bool first = true;
 
-	if ((void *)(eth + 1) > p->end)
+	if (!l3)
 		return FR_PASS_NON_IP;
-	proto = eth->h_proto;
-	l3 = eth + 1;
-	if (proto == bpf_htons(ETH_P_8021Q) || proto == bpf_htons(ETH_P_8021AD)) {
-		struct vlan_hdr *vh = l3;
-
-		if ((void *)(vh + 1) > p->end)
-			return FR_PASS_NON_IP;
-		proto = vh->h_vlan_encapsulated_proto;
-		l3 = vh + 1;
-	}
 	if (proto == bpf_htons(ETH_P_IP)) {
 		struct iphdr *ip = l3;
 		__u16 tot;

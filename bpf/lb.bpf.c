@@ -12,16 +12,10 @@
 #include <bpf/bpf_endian.h>
 
 #include "lb.h"
+#include "parse.h"
 
-#define ETH_P_IP     0x0800
-#define ETH_P_IPV6   0x86DD
-#define ETH_P_8021Q  0x8100
-#define ETH_P_8021AD 0x88A8
 #define AF_INET      2
 #define AF_INET6     10
-#define IP_MF        0x2000
-#define IP_OFFSET    0x1FFF
-#define NEXTHDR_FRAGMENT 44
 #define IPPROTO_ICMPV6_ 58
 #define NAT_PORT_TRIES 8
 #define ETH_ALEN 6
@@ -201,16 +195,6 @@ static __always_inline __u32 flow_hash(const struct lb_flow_key *k)
 	h *= 0xc2b2ae35;
 	h ^= h >> 16;
 	return h;
-}
-
-static __always_inline void v4_mapped(ipv6_t *a, __be32 v4)
-{
-	__u32 *w = (__u32 *)a->addr;
-
-	w[0] = 0;
-	w[1] = 0;
-	w[2] = bpf_htonl(0x0000ffff);
-	w[3] = v4;
 }
 
 static __always_inline bool addr_eq(const ipv6_t *a, const ipv6_t *b)
@@ -575,18 +559,9 @@ int xdp_lb(struct xdp_md *ctx)
 	p.end = (void *)(long)ctx->data_end;
 	p.len = p.end - data;
 	p.eth = data;
-	if ((void *)(p.eth + 1) > p.end)
+	l3 = eth_l3(data, p.end, &proto);
+	if (!l3)
 		return verdict(&p, LB_PASS_RUNT, XDP_PASS);
-	proto = p.eth->h_proto;
-	l3 = p.eth + 1;
-	if (proto == bpf_htons(ETH_P_8021Q) || proto == bpf_htons(ETH_P_8021AD)) {
-		struct vlan_hdr *vh = l3;
-
-		if ((void *)(vh + 1) > p.end)
-			return verdict(&p, LB_PASS_RUNT, XDP_PASS);
-		proto = vh->h_vlan_encapsulated_proto;
-		l3 = vh + 1;
-	}
 	if (proto == bpf_htons(ETH_P_IP))
 		return ipv4(ctx, &p, l3);
 	if (proto == bpf_htons(ETH_P_IPV6))

@@ -10,12 +10,8 @@
 
 #include "luabpf.h"
 #include "tc_stats.h"
+#include "parse.h"
 
-#define ETH_P_IP 0x0800
-#define ETH_P_IPV6 0x86DD
-#define ETH_P_ARP 0x0806
-#define ETH_P_8021Q 0x8100
-#define ETH_P_8021AD 0x88A8
 #define TC_ACT_UNSPEC (-1)
 
 /* A handful of (direction, l3, proto) triples: a small hash, per CPU. */
@@ -76,25 +72,14 @@ static __always_inline int count(struct __sk_buff *skb, __u8 dir)
 	void *end = (void *)(long)skb->data_end;
 	struct tc_proto_key pk = { .direction = dir, .l3 = TS_L3_OTHER };
 	struct tc_peer_key peer = { .direction = dir };
-	struct ethhdr *eth = data;
 	/* skb->len: the whole frame from the MAC header, as tcpdump's length. */
 	__u64 len = skb->len;
 	bool have_peer = false;
-	__u16 proto;
-	void *l3;
+	__be16 proto;
+	void *l3 = eth_l3(data, end, &proto);
 
-	if ((void *)(eth + 1) > end)
+	if (!l3)
 		goto out;
-	proto = eth->h_proto;
-	l3 = eth + 1;
-	if (proto == bpf_htons(ETH_P_8021Q) || proto == bpf_htons(ETH_P_8021AD)) {
-		struct vlan_hdr *vh = l3;
-
-		if ((void *)(vh + 1) > end)
-			goto out;
-		proto = vh->h_vlan_encapsulated_proto;
-		l3 = vh + 1;
-	}
 	if (proto == bpf_htons(ETH_P_IP)) {
 		struct iphdr *ip = l3;
 

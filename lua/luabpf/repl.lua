@@ -233,6 +233,48 @@ function M.batch(src, env)
 end
 
 --[[
+The line handling this prompt and `luabpf attach`'s share: :quit (:q,
+:exit), :help (:h), an unknown :command, blank lines, continuation lines.
+o: { help = text, prompt = p, prompt2 = p for a continuation line,
+editor = fn() -> the line editor, leave = fn() (Ctrl-D, :quit),
+run = fn(src) -> "more" (src is incomplete: the next line continues it),
+true (done), or nil (it left: leave the prompt alone) }.
+Returns { on_line = fn(line), reset = fn() (forget a pending chunk: Ctrl-C) }.
+]]
+function M.line_handler(o)
+  local pending
+  local h = {}
+  function h.on_line(line)
+    if line == nil then return o.leave() end
+    local cmd = not pending and line:match("^%s*:(%a+)%s*$")
+    if cmd == "quit" or cmd == "q" or cmd == "exit" then return o.leave() end
+    if cmd == "help" or cmd == "h" then
+      io.stdout:write(o.help, "\n")
+      return
+    end
+    if cmd then
+      io.stdout:write("unknown command ':", cmd, "' (:help, :quit)\n")
+      return
+    end
+    local src = pending and (pending .. "\n" .. line) or line
+    if not src:find("%S") then return end
+    local r = o.run(src)
+    if r == "more" then
+      pending = src
+      o.editor():set_prompt(o.prompt2)
+    elseif r then
+      pending = nil
+      o.editor():set_prompt(o.prompt)
+    end
+  end
+  function h.reset()
+    pending = nil
+    o.editor():set_prompt(o.prompt)
+  end
+  return h
+end
+
+--[[
 A prompt on this terminal, with the loop running. opts:
   env       the environment commands run in
   banner    printed first
@@ -241,7 +283,7 @@ Returns nil, message when there is no line editor.
 ]]
 function M.interactive(opts)
   local rl = require("luabpf._readline")
-  local env, pending, ed = opts.env, nil, nil
+  local env, ed = opts.env, nil
   local real_print = print
 
   local function leave()
@@ -253,39 +295,25 @@ function M.interactive(opts)
     if opts.on_exit then opts.on_exit() else bpf.stop(0) end
   end
 
-  local function on_line(line)
-    if line == nil then return leave() end
-    local cmd = not pending and line:match("^%s*:(%a+)%s*$")
-    if cmd == "quit" or cmd == "q" or cmd == "exit" then return leave() end
-    if cmd == "help" or cmd == "h" then
-      io.stdout:write(M.HELP, "\n")
-      return
-    end
-    if cmd then
-      io.stdout:write("unknown command ':", cmd, "' (:help, :quit)\n")
-      return
-    end
-    local src = pending and (pending .. "\n" .. line) or line
-    if not src:find("%S") then return end
-    _G.print = real_print
-    local res = M.eval(src, env)
-    _G.print = function(...) ed:print(M.print_text(...)) end
-    if res.more then
-      pending = src
-      ed:set_prompt(M.PROMPT2)
-      return
-    end
-    pending = nil
-    ed:set_prompt(M.PROMPT)
-    write_result(res, function(s) io.stdout:write(s) end, function(s) io.stdout:write("error: ", s) end)
-    io.stdout:flush()
-  end
+  local lines = M.line_handler({
+    help = M.HELP, prompt = M.PROMPT, prompt2 = M.PROMPT2, leave = leave,
+    editor = function() return ed end,
+    run = function(src)
+      _G.print = real_print
+      local res = M.eval(src, env)
+      _G.print = function(...) ed:print(M.print_text(...)) end
+      if res.more then return "more" end
+      write_result(res, function(s) io.stdout:write(s) end, function(s) io.stdout:write("error: ", s) end)
+      io.stdout:flush()
+      return true
+    end,
+  })
 
   local err
   ed, err = rl.new({
     prompt = M.PROMPT,
     history = rl.history_path(),
-    on_line = on_line,
+    on_line = lines.on_line,
     complete = function(line) return M.complete(env, line) end,
   })
   if not ed then return nil, err end
@@ -294,8 +322,7 @@ function M.interactive(opts)
   sys.catch_sigint(function()
     -- Already taken by an interrupted command: nothing left for the prompt.
     if sys.take_sigint() == 0 then return end
-    pending = nil
-    ed:set_prompt(M.PROMPT)
+    lines.reset()
     ed:reset()
   end)
   -- What handlers print while the prompt waits goes above it.

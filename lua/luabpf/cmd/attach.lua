@@ -114,7 +114,7 @@ local function complete(c, line)
 end
 
 local function interactive(c, svc, svc_pid)
-  local pending, ed = nil, nil
+  local ed
   local prompt1 = svc .. "> "
   local prompt2 = (" "):rep(math.max(#prompt1 - 5, 0)) .. "...> "
   local out = {
@@ -128,35 +128,24 @@ local function interactive(c, svc, svc_pid)
     if msg then io.stderr:write("\n", msg, "\n") else io.stdout:write("\n") end
     bpf.stop(code or 0)
   end
-  local function on_line(line)
-    if line == nil then return leave(0) end
-    local cmd = not pending and line:match("^%s*:(%a+)%s*$")
-    if cmd == "quit" or cmd == "q" or cmd == "exit" then return leave(0) end
-    if cmd == "help" or cmd == "h" then
-      io.stdout:write(repl.HELP:gsub("Ctrl%-D, :quit  leave", "Ctrl-D, :quit  detach (the service goes on)"), "\n")
-      return
-    end
-    if cmd then
-      io.stdout:write("unknown command ':", cmd, "' (:help, :quit)\n")
-      return
-    end
-    local src = pending and (pending .. "\n" .. line) or line
-    if not src:find("%S") then return end
-    local r, err = command(c, svc_pid, src, out)
-    if not r then return leave(1, "ERROR: " .. err) end
-    if r == "more" then
-      pending = src
-      ed:set_prompt(prompt2)
-    else
-      pending = nil
-      ed:set_prompt(prompt1)
-    end
-  end
+  local lines = repl.line_handler({
+    help = (repl.HELP:gsub("Ctrl%-D, :quit  leave", "Ctrl-D, :quit  detach (the service goes on)")),
+    prompt = prompt1, prompt2 = prompt2, leave = function() leave(0) end,
+    editor = function() return ed end,
+    run = function(src)
+      local r, err = command(c, svc_pid, src, out)
+      if not r then
+        leave(1, "ERROR: " .. err)
+        return nil
+      end
+      return r == "more" and "more" or true
+    end,
+  })
   local err
   ed, err = rl.new({
     prompt = prompt1,
     history = rl.history_path(),
-    on_line = on_line,
+    on_line = lines.on_line,
     complete = function(line) return complete(c, line) end,
   })
   if not ed then
@@ -166,8 +155,7 @@ local function interactive(c, svc, svc_pid)
   sys.catch_sigint(function()
     -- Already taken by an interrupted command: nothing left for the prompt.
     if sys.take_sigint() == 0 then return end
-    pending = nil
-    ed:set_prompt(prompt1)
+    lines.reset()
     ed:reset()
   end)
 end

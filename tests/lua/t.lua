@@ -119,6 +119,21 @@ function t.veth_pair(a, b, prefix)
   t.run("ip -n " .. b .. " addr add " .. prefix .. ".2/24 dev vb && ip -n " .. b .. " link set vb up")
 end
 
+-- A filter's packets per reason (luabpf.filter's f:stats().reasons), and
+-- the reasons that moved since such a snapshot: { reason = packets more }.
+function t.filter_reasons(f)
+  local out = {}
+  for k, v in pairs(f:stats().reasons) do out[k] = v.packets end
+  return out
+end
+function t.filter_moved(f, before)
+  local out = {}
+  for k, v in pairs(t.filter_reasons(f)) do
+    if v ~= before[k] then out[k] = v - before[k] end
+  end
+  return out
+end
+
 -- A unique name for namespaces, pins and interfaces made by this test.
 function t.unique(prefix)
   local uv = require("luv")

@@ -50,20 +50,9 @@ local function run(p, n)
   return seen
 end
 
-local function reasons()
-  local out = {}
-  for k, v in pairs(f:stats().reasons) do out[k] = v.packets end
-  return out
-end
-
+local function reasons() return t.filter_reasons(f) end
 -- Reasons that moved since `before`.
-local function moved(before)
-  local out = {}
-  for k, v in pairs(reasons()) do
-    if v ~= before[k] then out[k] = v - before[k] end
-  end
-  return out
-end
+local function moved(before) return t.filter_moved(f, before) end
 
 -- ---- lists ----------------------------------------------------------
 t.eq(f:deny("10.0.0.0/8"), "10.0.0.0/8", "deny returns the rule's name")

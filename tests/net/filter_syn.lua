@@ -66,16 +66,8 @@ spare:close()
 
 local f = assert(filter.new({ attach = false, sample = 0 }))
 local prog = f.prog
-local function reasons()
-  local out = {}
-  for k, v in pairs(f:stats().reasons) do out[k] = v.packets end
-  return out
-end
-local function moved(before)
-  local out = {}
-  for k, v in pairs(reasons()) do if v ~= before[k] then out[k] = v - before[k] end end
-  return out
-end
+local function reasons() return t.filter_reasons(f) end
+local function moved(before) return t.filter_moved(f, before) end
 
 -- ---- SYN cookies, IPv4 -------------------------------------------------------
 f:protect({ ports = { port4, port6, closed_port }, threshold = 3 })

@@ -69,6 +69,17 @@ local function sorted_keys(t, skip)
   return keys
 end
 
+-- A record's keys: those its metatable's __order names first, in that
+-- order, then the rest sorted.
+local function ordered_keys(v, mt)
+  local keys, seen = {}, {}
+  for _, k in ipairs(mt.__order or {}) do
+    if v[k] ~= nil then keys[#keys + 1] = k seen[k] = true end
+  end
+  for _, k in ipairs(sorted_keys(v, seen)) do keys[#keys + 1] = k end
+  return keys
+end
+
 local function is_sequence(t)
   local n = #t
   if n == 0 then return false end
@@ -97,11 +108,7 @@ local function encode(v, indent, out)
       end
       out[#out + 1] = (indent and "\n" .. indent or "") .. "]"
     else
-      local keys, seen = {}, {}
-      for _, k in ipairs(mt.__order or {}) do
-        if v[k] ~= nil then keys[#keys + 1] = k seen[k] = true end
-      end
-      for _, k in ipairs(sorted_keys(v, seen)) do keys[#keys + 1] = k end
+      local keys = ordered_keys(v, mt)
       if #keys == 0 then out[#out + 1] = "{}" return end
       out[#out + 1] = "{"
       for i, k in ipairs(keys) do
@@ -494,13 +501,7 @@ local function inline(v)
   if mt.__json == "array" then
     for i = 1, #v do parts[i] = inline(v[i]) end
   else
-    local seen = {}
-    local keys = {}
-    for _, k in ipairs(mt.__order or {}) do
-      if v[k] ~= nil then keys[#keys + 1] = k seen[k] = true end
-    end
-    for _, k in ipairs(sorted_keys(v, seen)) do keys[#keys + 1] = k end
-    for _, k in ipairs(keys) do
+    for _, k in ipairs(ordered_keys(v, mt)) do
       local ks = type(k) == "string" and k:match(idents) and k or ("[" .. inline(k) .. "]")
       parts[#parts + 1] = ks .. " = " .. inline(v[k])
     end
@@ -520,11 +521,7 @@ local function pretty(v, indent)
   if mt.__json == "array" then
     for i = 1, #v do lines[#lines + 1] = inner .. pretty(v[i], inner) end
   else
-    local seen, keys = {}, {}
-    for _, k in ipairs(mt.__order or {}) do
-      if v[k] ~= nil then keys[#keys + 1] = k seen[k] = true end
-    end
-    for _, k in ipairs(sorted_keys(v, seen)) do keys[#keys + 1] = k end
+    local keys = ordered_keys(v, mt)
     for _, k in ipairs(keys) do
       local ks = type(k) == "string" and k:match(idents) and k or ("[" .. inline(k) .. "]")
       lines[#lines + 1] = inner .. ks .. " = " .. pretty(v[k], inner)

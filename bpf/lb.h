@@ -47,7 +47,10 @@ enum lb_reason {
 	LB_DROP_CT_INSERT = 18,   /* the entry's NAT tuple clashed on insert: the client retries */
 	LB_CT_RACE = 19,          /* another CPU inserted this flow first (EEXIST): passed on */
 	LB_PASS_CT_FOREIGN = 20,  /* an entry not ours that would not expire: left to the stack */
-	LB_REASON_MAX = 21,
+	/* flow_table = "conntrack", ct_fastpath = true (bpf/lb_ct_xdp.bpf.c): */
+	LB_CT_FAST = 21,          /* established, to a backend: translated in XDP, XDP_TX/redirect */
+	LB_CT_FAST_REPLY = 22,    /* established, a backend's reply: translated back in XDP */
+	LB_REASON_MAX = 23,
 };
 
 struct lb_vip_key {

@@ -14,7 +14,8 @@ M.MARK_MASK = 0xffff0000
 
 -- What bpf/lb_ct.bpf.c calls: all must be in the kernel's BTF.
 M.KFUNCS = { "bpf_skb_ct_lookup", "bpf_skb_ct_alloc", "bpf_ct_insert_entry", "bpf_ct_set_nat_info",
-  "bpf_ct_set_timeout", "bpf_ct_change_timeout", "bpf_ct_release" }
+  "bpf_ct_set_timeout", "bpf_ct_change_timeout", "bpf_ct_release",
+  "bpf_xdp_ct_lookup" } -- ct_fastpath (bpf/lb_ct_xdp.bpf.c)
 
 local function q(s)
   return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
@@ -91,7 +92,7 @@ function M.new(o)
       :format(tostring(o.mark)), 3)
   end
   return setmetatable({
-    service = o.name, interface = o.interface, netns = o.netns, mark = mark,
+    service = o.name, interface = o.interface, netns = o.netns, mark = mark, fastpath = o.fastpath,
     -- nft identifiers take no '-'.
     table = "luabpf_lb_" .. o.name:gsub("-", "_"),
     sysctl_saved = {},
@@ -139,6 +140,18 @@ function CT:setup()
       bpf.log("info", ("service '%s': ICMP redirects off on %s (one-arm NAT forwards out of the interface "
         .. "packets came in on)"):format(self.service, self.interface))
     end
+    if self.fastpath then
+      -- Packets sent from XDP never reach conntrack's TCP window tracking:
+      -- without this the FIN/RST ending the connection (slow path) would be
+      -- out of window, INVALID, and left untranslated. Per namespace.
+      local k = "net.netfilter.nf_conntrack_tcp_be_liberal"
+      local old = self:_sysctl(k, 1)
+      if old and old ~= "1" then
+        self.sysctl_saved[k] = old
+        bpf.log("info", ("service '%s': %s=1 in this namespace (ct_fastpath: conntrack does not see "
+          .. "the packets sent from XDP)"):format(self.service, k))
+      end
+    end
     if self:_sysctl("net.ipv4.conf." .. self.interface .. ".forwarding") == "0" then
       bpf.log("warn", ("service '%s': forwarding is off on %s: new flows are dropped (drop_fwd_disabled)"
         .. "\nHINT: sysctl -w net.ipv4.conf.all.forwarding=1 net.ipv6.conf.all.forwarding=1")
@@ -146,6 +159,17 @@ function CT:setup()
     end
   end
   return true
+end
+
+--- The namespace's conntrack timeouts the fast path refreshes entries with
+-- (ms): TCP established, UDP stream (assured), UDP replied.
+function CT:timeouts()
+  local function ms(k, dflt)
+    return (tonumber(self:_sysctl("net.netfilter." .. k)) or dflt) * 1000
+  end
+  return math.min(ms("nf_conntrack_tcp_timeout_established", 432000), 0xffffffff),
+    math.min(ms("nf_conntrack_udp_timeout_stream", 120), 0xffffffff),
+    math.min(ms("nf_conntrack_udp_timeout", 30), 0xffffffff)
 end
 
 --- Undo setup(): our entries go first (without the hooks their NAT would

@@ -34,6 +34,8 @@ M.REASONS = {
   "drop_no_neigh", "drop_fib", "drop_fwd_disabled", "drop_nat_ports",
   -- flow_table = "conntrack" only:
   "drop_ct_error", "drop_ct_full", "drop_ct_nat", "drop_ct_insert", "ct_race", "pass_ct_foreign",
+  -- flow_table = "conntrack", ct_fastpath = true: established packets sent from XDP
+  "ct_fast", "ct_fast_reply",
 }
 
 M.PIN_ROOT = "/sys/fs/bpf/luabpf/lb"
@@ -131,7 +133,7 @@ function M.new(o)
     name = true, interface = true, netns = true, xdp_mode = true, pin = true, pin_root = true,
     ring_size = true, max_vips = true, max_backends = true, flows = true, flow_sample = true,
     drop_sample = true, on_event = true, prime_neighbours = true, attach = true, on_health = true,
-    flow_table = true, ct_mark = true,
+    flow_table = true, ct_mark = true, ct_fastpath = true,
   })
   -- bpffs refuses names with a dot in them.
   if type(o.name) ~= "string" or not o.name:match("^[%w_-]+$") then
@@ -145,11 +147,17 @@ function M.new(o)
   local ct
   if o.flow_table == "conntrack" then
     local lb_ct = require("luabpf._lb_ct")
-    ct = lb_ct.new({ name = o.name, interface = o.interface, netns = o.netns, mark = o.ct_mark })
+    if o.ct_fastpath ~= nil and type(o.ct_fastpath) ~= "boolean" then
+      fail("lb.new: ct_fastpath expects a boolean, got %s", type(o.ct_fastpath))
+    end
+    ct = lb_ct.new({ name = o.name, interface = o.interface, netns = o.netns, mark = o.ct_mark,
+      fastpath = o.ct_fastpath == true })
     local ok, cerr = lb_ct.check()
     if not ok then return nil, ("service '%s': %s"):format(o.name, cerr) end
   elseif o.flow_table ~= nil and o.flow_table ~= "lru" then
     fail("lb.new: flow_table must be 'lru' or 'conntrack', got %s", tostring(o.flow_table))
+  elseif o.ct_fastpath then
+    fail("lb.new: ct_fastpath needs flow_table = 'conntrack' (the LRU table is XDP throughout)")
   end
   local self = setmetatable({
     name = o.name, interface = o.interface, netns = o.netns,
@@ -194,6 +202,8 @@ function M.new(o)
   if not ok or not res then
     -- Nothing half-made stays behind: state we just created goes again.
     if self.link and (fresh or not self.pinned) then self.link:detach() end
+    if self.xdp_link and (fresh or not self.pinned) then self.xdp_link:detach() end
+    if self.xobj then self.xobj:close() end
     if fresh or not self.pinned then self:_unpin_all() end
     obj:close()
     if not ok then error(res, 2) end
@@ -244,11 +254,58 @@ function Service:_start(o)
     if self.pinned then assert(link:pin(link_path)) end
   end
   self.link = link
+  if self.ct then
+    local ok, xerr = self:_fastpath(o)
+    if not ok then return nil, xerr end
+  end
 
   self.events = bpf.ringbuf(obj:map("events"), function(ev) self:_event(ev) end,
     { decode = "struct lb_event" })
   self.on_event = o.on_event
   bpf.on_shutdown(function() self:close() end)
+  return true
+end
+
+-- The conntrack table's XDP fast path (bpf/lb_ct_xdp.bpf.c): loaded beside
+-- the tc object, sharing its pinned maps, attached (or taken over) at
+-- DIR/link_xdp. Without ct_fastpath, a fast path an earlier instance left goes.
+function Service:_fastpath(o)
+  local link_path = self.dir .. "/link_xdp"
+  local pinned = self.pinned and uv.fs_stat(link_path) and bpf.link_from_pin(link_path)
+  if not self.ct.fastpath then
+    if pinned and o.attach ~= false then
+      pinned:detach()
+      os.remove(link_path)
+      bpf.log("info", ("service '%s': removed the XDP fast path an earlier instance left (ct_fastpath is off)")
+        :format(self.name))
+    end
+    return true
+  end
+  local xobj, err = bpf.load("lb_ct_xdp", {
+    pin_root_path = self.dir,
+    max_entries = { vips = self.max_vips, vip_stats = self.max_vips, backend_stats = self.max_backends },
+  })
+  if not xobj then return nil, ("service '%s': couldn't load the XDP fast path: %s"):format(self.name, err) end
+  self.xobj = xobj
+  xobj:set("ct_mark", self.ct.mark)
+  local tcp_ms, udp_stream_ms, udp_ms = self.ct:timeouts()
+  xobj:set("tcp_timeout_ms", tcp_ms)
+  xobj:set("udp_stream_timeout_ms", udp_stream_ms)
+  xobj:set("udp_timeout_ms", udp_ms)
+  self.xprog = xobj:program("xdp_ct_fast")
+  if o.attach == false then return true end
+  if pinned then
+    local ok, uerr = pinned:update(self.xprog)
+    if not ok then return nil, ("service '%s': can't replace the running XDP fast path: %s"):format(self.name, uerr) end
+    self.xdp_link = pinned
+    return true
+  end
+  local link, aerr = self.xprog:attach_xdp(o.interface, { mode = self.xdp_mode, netns = o.netns })
+  if not link then
+    return nil, ("service '%s': couldn't attach the XDP fast path to '%s': %s"):format(self.name, o.interface, aerr)
+  end
+  if self.pinned then assert(link:pin(link_path)) end
+  self.xdp_link = link
   return true
 end
 
@@ -1110,14 +1167,16 @@ function Service:close(o)
   self.flusher, self.ramp_timer = nil, nil
   if self.pinned and not o.destroy then
     -- Leave the link attached and pinned: the next instance takes it over.
-    self.link = nil
+    self.link, self.xdp_link = nil, nil
   else
     if self.link then self.link:detach() end
+    if self.xdp_link then self.xdp_link:detach() end
     if self.ct then self.ct:teardown() end
-    if self.pinned then os.remove(self.dir .. "/link") end
+    if self.pinned then os.remove(self.dir .. "/link"); os.remove(self.dir .. "/link_xdp") end
     self:_unpin_all()
   end
-  self.obj = nil
+  if self.xobj then self.xobj:close() end
+  self.obj, self.xobj = nil, nil
 end
 
 M.Service = Service

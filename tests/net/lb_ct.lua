@@ -2,7 +2,7 @@
 -- A conntrack-mode LB service in the lab's balancer, driven by commands on
 -- stdin (tests/net/test_lb_ct.sh, bench/lb_ct.sh), one answer line each
 -- ("@@ ok ..." or "@@ err ..."). The loop keeps running between commands.
---   lb_ct.lua SERVICE [lru|conntrack] [VIP_ADDR]
+--   lb_ct.lua SERVICE [lru|conntrack|fast]   (fast: conntrack with ct_fastpath)
 --   add NAME ADDR PORT | weight NAME W | remove NAME [flush]   (VIP "web")
 --   flows [VIP]      -> ok N backend:count ...
 --   stats            -> ok reason:count ... (non-zero only)
@@ -11,7 +11,8 @@ local lb = require("luabpf.lb")
 local name = assert(arg[1], "usage: lb_ct.lua SERVICE [lru|conntrack]")
 local mode = arg[2] or "conntrack"
 
-local svc = assert(lb.new({ name = name, interface = "eth0", pin = false, flow_table = mode }))
+local svc = assert(lb.new({ name = name, interface = "eth0", pin = false,
+  flow_table = mode == "fast" and "conntrack" or mode, ct_fastpath = mode == "fast" or nil }))
 local function backends(port)
   local out = {}
   for i = 1, 3 do out[i] = { name = "b" .. i, addr = "10.10.0.1" .. i, port = port } end
@@ -85,5 +86,5 @@ stdin:read_start(function(err, data)
     io.stdout:flush()
   end
 end)
-print(("ready %s"):format(svc.flow_table))
+print(("ready %s%s"):format(svc.flow_table, svc.xdp_link and " fast" or ""))
 io.stdout:flush()

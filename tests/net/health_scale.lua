@@ -58,11 +58,11 @@ end
 
 -- The same meter with nothing else on the loop first: what this machine
 -- gives an idle loop right now (other tests, other processes).
-local meter, c0, m0, cpu0, base_max
+local meter, c0, m0, cpu0, base_max, base_p99
 meter = lag_meter()
 at(2000, function()
 local base = meter.stop()
-base_max = base.max
+base_max, base_p99 = base.max, base.p99
 print(("baseline, no checks: loop lag median %.2f ms, p99 %.2f ms, max %.2f ms"):format(base.p50, base.p99, base.max))
 local t0 = uv.hrtime()
 svc:add_vip({ name = "web", addr = "10.99.0.1", port = 80, snat = "10.99.0.2", no_quorum = "drop",
@@ -93,7 +93,10 @@ at(9500, function()
       busy, lag.n, lag.p50, lag.p99, lag.max))
   t.eq(s.healthy, n, "healthy backends")
   t.ok(rate > 0.8 * n / INTERVAL, ("every backend checked about once a second (%.0f checks/s)"):format(rate))
-  t.ok(lag.p99 < 10, ("p99 loop lag %.2f ms is under 10 ms"):format(lag.p99))
+  -- The checks' own lag is what is measured: on a busy shared machine the idle
+  -- loop's p99 moves the bound by as much (CI on a quiet machine: 1-3 ms).
+  t.ok(lag.p99 < 10 + base_p99, ("p99 loop lag %.2f ms is under 10 ms + the idle baseline's p99 %.2f ms")
+    :format(lag.p99, base_p99))
   -- A shared 2-core machine preempts any process now and then: when the idle
   -- baseline itself was that late, the bound moves by as much.
   t.ok(lag.max < math.max(10, base_max + 5), ("max loop lag %.2f ms (idle baseline %.2f ms)"):format(lag.max, base_max))

@@ -1,13 +1,14 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
-# The load balancer's two flow tables in one run (docs/lb.md, "Flow table:
+# The load balancer's two flow tables (and the conntrack one's XDP fast path) in one run (docs/lb.md, "Flow table:
 # LRU or conntrack"):
 #  1. per-packet cost of each data plane's program under test_run
 #     (bench/lb_ct_pkt.lua);
 #  2. HTTP requests/s through the lab (scripts/lab.sh, 3 nginx backends on
 #     :8080) with wrk, keep-alive and a new connection per request, for
 #     direct (one backend, no balancer: the baseline), lru (XDP, full NAT)
-#     and conntrack (tc + the kernel's conntrack NAT). Each balancer run is
+#     conntrack (tc + the kernel's conntrack NAT) and fast (conntrack with
+#     ct_fastpath: established packets sent from XDP). Each balancer run is
 #     paired with a direct run just before it; the table has medians of the
 #     requests/s and of each run's ratio to its direct run.
 # usage: bench/lb_ct.sh BUILD_DIR [SECONDS] [RUNS] [CONNECTIONS]
@@ -51,7 +52,14 @@ ip -n "$N" link set e0 up
 ip -n "$N" link set e1 up
 ip -n "$N" addr add 10.10.0.2/16 dev e0
 ip netns exec "$N" sysctl -qw net.ipv4.conf.all.forwarding=1
-for n in 11 12; do ip -n "$N" neigh add "10.10.0.$n" lladdr "02:00:0a:0a:00:$n" dev e0 nud permanent; done
+# nf_nat's hooks, for the fast path's entry made with conntrack -I --dst-nat.
+ip netns exec "$N" nft -f - <<'EOF'
+table inet lbctpkt {
+  chain p { type nat hook prerouting priority dstnat; policy accept; ct state new counter; }
+  chain o { type nat hook postrouting priority srcnat; policy accept; }
+}
+EOF
+for n in 1 11 12; do ip -n "$N" neigh add "10.10.0.$n" lladdr "02:00:0a:0a:00:$n" dev e0 nud permanent; done
 "$BUILD/luabpf" --netns "$N" run "$BENCH/lb_ct_pkt.lua" e0 2000 7
 
 echo "== requests/s through the lab =="
@@ -106,7 +114,7 @@ rps() { # URL [close]: requests/s from wrk
 
 declare -A R
 for kind in keepalive close; do
-  for mode in lru conntrack; do
+  for mode in lru conntrack fast; do
     for run in $(seq "$RUNS"); do
       d=$(rps http://10.10.0.11:8080/ "$kind")
       start_lb "$mode"
@@ -127,7 +135,7 @@ med() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ a[NR] = $1 } END { print a
 echo
 printf "%-10s %-10s %12s %12s %10s\n" requests mode "req/s" "direct" "x direct"
 for kind in keepalive close; do
-  for mode in lru conntrack; do
+  for mode in lru conntrack fast; do
     printf "%-10s %-10s %12s %12s %10s\n" "$kind" "$mode" "$(med <<<"${R[$kind.$mode.rps]}")" \
       "$(med <<<"${R[$kind.$mode.direct]}")" "$(med <<<"${R[$kind.$mode.ratio]}")"
   done

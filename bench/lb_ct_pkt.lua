@@ -4,9 +4,14 @@
 --   lru        xdp_lb (bpf/lb.bpf.c): flow-table hit, and a new flow
 --   conntrack  tc_lb (bpf/lb_ct.bpf.c): conntrack hit, and a new flow
 --              (lookup miss, Maglev, alloc, NAT info, insert)
+--   fast       xdp_ct_fast (bpf/lb_ct_xdp.bpf.c, ct_fastpath = true) on an
+--              established entry made with `conntrack -I` (DNAT, SNAT, our
+--              mark): lookup, FIB, rewrite, XDP_TX, both directions; and
+--              what it adds to a packet it passes on (a lookup miss)
 -- beside each program's floor: a packet not for a VIP. In conntrack mode
 -- this is only the tc part: the stack's conntrack, NAT and forwarding come
--- on top, and bench/lb_ct.sh measures the whole (requests/s).
+-- on top (the fast path's figure is the whole of its work), and
+-- bench/lb_ct.sh measures the whole (requests/s).
 -- Run by bench/lb_ct.sh inside a namespace with forwarding and neighbours:
 --   luabpf --netns NS run bench/lb_ct_pkt.lua IFNAME [CALLS] [ROUNDS]
 local ffi = require("ffi")
@@ -38,9 +43,9 @@ local skb = ffi.new("uint32_t[48]")
 skb[9], skb[10] = ifindex, ifindex -- ingress_ifindex, ifindex
 local skb_ctx = ffi.string(skb, 4 * 48)
 
-local function svc(mode, name)
+local function svc(mode, name, fast)
   local s = assert(lb.new({ name = name, attach = false, pin = false, prime_neighbours = false,
-    flow_table = mode, drop_sample = 0, max_vips = 2, max_backends = 8 }))
+    flow_table = mode, drop_sample = 0, max_vips = 2, max_backends = 8, ct_fastpath = fast }))
   s:add_vip({ name = "web", addr = "10.10.100.1", port = 80, snat = "10.10.0.2", backends = {
     { name = "b1", addr = "10.10.0.11", port = 8080 }, { name = "b2", addr = "10.10.0.12", port = 8080 } } })
   return s
@@ -90,8 +95,39 @@ for _, mode in ipairs({ "lru", "conntrack" }) do
   out[mode] = { floor = floor, hit = hit, new = new }
   s:close()
 end
-if true then
-  -- The conntrack mode's new flows stay in the table: remove them.
+-- The conntrack mode's new flows stay in the table: remove them.
+os.execute("conntrack -D -m 1279393792/4294901760 >/dev/null 2>&1")
+
+do
+  local s = svc("conntrack", "lbctpktfast", true)
+  assert(s.xprog, "no fast path program")
+  -- An established entry of ours with its NAT bound, as the stack leaves it
+  -- after a handshake (conntrack -I: -u would clobber the mark, conntrack-tools 1.4.7).
+  local ok = os.execute("conntrack -I -s 10.10.0.1 -d 10.10.100.1 -p tcp --sport 40000 --dport 80 "
+    .. "--state ESTABLISHED --timeout 600 --dst-nat 10.10.0.11:8080 --src-nat 10.10.0.2 --mark 0x4c420000 "
+    .. ">/dev/null 2>&1")
+  assert(ok == 0 or ok == true, "conntrack -I failed")
+  local XDP_PASS, XDP_TX = 2, 3
+  local fwd = tcp("10.10.0.1", "10.10.100.1", 40000, 80, 0x10)
+  local back = tcp("10.10.0.11", "10.10.0.2", 8080, 40000, 0x10)
+  local miss = tcp("10.10.0.1", "10.10.100.1", 40001, 80, 0x10)
+  local other = tcp("10.10.0.1", "10.10.0.50", 40000, 80, 0x02)
+  for what, pkt in pairs({ forward = fwd, reply = back }) do
+    local r = assert(s.xprog:test_run(pkt, { ctx = xdp_ctx }))
+    assert(r.retval == XDP_TX, ("fast path %s: XDP action %d, not XDP_TX: the entry was not used"):format(
+      what, r.retval))
+  end
+  assert(s.xprog:test_run(miss, { ctx = xdp_ctx }).retval == XDP_PASS)
+  out.fast = {
+    floor = measure(s.xprog, xdp_ctx, function() return other end),
+    hit = measure(s.xprog, xdp_ctx, function() return fwd end),
+    reply = measure(s.xprog, xdp_ctx, function() return back end),
+    miss = measure(s.xprog, xdp_ctx, function() return miss end),
+  }
+  local reasons = s:stats().reasons
+  assert(reasons.ct_fast >= CALLS * ROUNDS and reasons.ct_fast_reply >= CALLS * ROUNDS,
+    "fast path packets not counted")
+  s:close()
   os.execute("conntrack -D -m 1279393792/4294901760 >/dev/null 2>&1")
 end
 print(("%-10s %12s %12s %12s"):format("per packet", "not a VIP", "flow hit", "new flow"))
@@ -99,5 +135,10 @@ for _, mode in ipairs({ "lru", "conntrack" }) do
   local o = out[mode]
   print(("%-10s %9.0f ns %9.0f ns %9.0f ns"):format(mode, o.floor, o.hit, o.new))
 end
+local f = out.fast
+print(("%-10s %9.0f ns %9.0f ns %12s  (XDP, established: the whole path; reply %.0f ns)"):format(
+  "fast", f.floor, f.hit, "-", f.reply))
+print(("fast path on a packet it passes on (lookup miss): %.0f ns before the tc program"):format(f.miss))
 print(("ratio conntrack/lru: hit %.2f, new flow %.2f (the stack's conntrack and NAT not included)")
   :format(out.conntrack.hit / out.lru.hit, out.conntrack.new / out.lru.new))
+print(("ratio fast/lru: established %.2f"):format(f.hit / out.lru.hit))

@@ -9,6 +9,12 @@ source "$LUABPF_SOURCE_DIR/tests/net/lb_env.sh"
 UDP="$LUABPF_SOURCE_DIR/tests/net/lb_ct_udp.py"
 MARK=$((0x4c420000))
 LIB=net.netfilter.nf_conntrack_tcp_be_liberal
+# Misuse is refused before anything loads.
+out=$("$LUABPF" -e 'local lb = require("luabpf.lb")
+print(select(2, pcall(lb.new, { name = "x", interface = "lo", ct_fastpath = true })))
+print(select(2, pcall(lb.new, { name = "x", interface = "lo", flow_table = "conntrack", ct_fastpath = 1 })))' 2>&1)
+t_contains "$out" "ct_fastpath needs flow_table = 'conntrack'" "ct_fastpath with the LRU table"
+t_contains "$out" "ct_fastpath expects a boolean, got number" "ct_fastpath = 1"
 lab_up "$P" 4
 for i in 1 2 3 4; do
   ip netns exec "$P-b$i" "$PY" "$UDP" serve "b$i" 5353 >/dev/null 2>&1 &

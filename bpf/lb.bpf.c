@@ -12,6 +12,7 @@
 #include <bpf/bpf_endian.h>
 
 #include "lb.h"
+#include "lb_shared.h"
 #include "parse.h"
 
 #define AF_INET      2
@@ -22,44 +23,6 @@
 
 #define VIP_ADDR  1 /* vip_addrs flags: a service address */
 #define SNAT_ADDR 2 /* the balancer's own source address for NAT */
-
-const volatile __u32 ring_size = 65537; /* Maglev table size per VIP, prime */
-
-__u32 flow_sample = 0; /* report 1 in N new flows on the events ring (0: none) */
-__u32 drop_sample = 1; /* report 1 in N drops (0: none) */
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 64);
-	__type(key, struct lb_vip_key);
-	__type(value, struct lb_vip);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} vips SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 256);
-	__type(key, ipv6_t);
-	__type(value, __u32); /* VIP_ADDR | SNAT_ADDR */
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} vip_addrs SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 4096);
-	__type(key, __u32);
-	__type(value, struct lb_backend);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} backends SEC(".maps");
-
-/* Two halves per VIP: Lua fills the idle one, then flips lb_vip.table. */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 64 * 2 * 65537);
-	__type(key, __u32);
-	__type(value, __u32);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} maglev SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -76,39 +39,6 @@ struct {
 	__type(value, struct lb_nat);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } nat SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 64);
-	__type(key, __u32);
-	__type(value, struct lb_counters);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} vip_stats SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 4096);
-	__type(key, __u32);
-	__type(value, struct lb_counters);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} backend_stats SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, LB_REASON_MAX);
-	__type(key, __u32);
-	__type(value, struct lb_counters);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} reasons SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 256 * 1024);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} events SEC(".maps");
-
-/* Named in a global so its BTF is kept: Lua decodes events by this type. */
-const struct lb_event *lb_event_type __attribute__((unused));
 
 struct pkt {
 	struct ethhdr *eth;
@@ -168,33 +98,6 @@ static __always_inline int drop(struct pkt *p, __u32 reason, __u32 vip)
 {
 	report(p, LB_EV_DROP, reason, vip, LB_NO_BACKEND);
 	return verdict(p, reason, XDP_DROP);
-}
-
-/* murmur3's mixing over the flow key's ten words; lua/luabpf/lb.lua has the same. */
-static __always_inline __u32 rotl(__u32 x, int r)
-{
-	return (x << r) | (x >> (32 - r));
-}
-
-static __always_inline __u32 flow_hash(const struct lb_flow_key *k)
-{
-	const __u32 *w = (const __u32 *)k;
-	__u32 h = 0x4c554142; /* "LUAB" */
-
-#pragma unroll
-	for (int i = 0; i < (int)(sizeof(*k) / 4); i++) {
-		__u32 x = w[i] * 0xcc9e2d51;
-
-		x = rotl(x, 15) * 0x1b873593;
-		h = rotl(h ^ x, 13) * 5 + 0xe6546b64;
-	}
-	h ^= sizeof(*k);
-	h ^= h >> 16;
-	h *= 0x85ebca6b;
-	h ^= h >> 13;
-	h *= 0xc2b2ae35;
-	h ^= h >> 16;
-	return h;
 }
 
 static __always_inline bool addr_eq(const ipv6_t *a, const ipv6_t *b)

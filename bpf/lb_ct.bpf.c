@@ -20,6 +20,7 @@
 #include <bpf/bpf_core_read.h>
 
 #include "lb.h"
+#include "lb_shared.h"
 
 #define ETH_P_IP     0x0800
 #define ETH_P_IPV6   0x86DD
@@ -54,10 +55,6 @@ extern void bpf_ct_set_timeout(struct nf_conn___init *nfct, __u32 timeout) __ksy
 extern int bpf_ct_change_timeout(struct nf_conn *nfct, __u32 timeout) __ksym;
 extern void bpf_ct_release(struct nf_conn *ct) __ksym;
 
-const volatile __u32 ring_size = 65537; /* Maglev table size per VIP, prime */
-
-__u32 flow_sample = 0; /* report 1 in N new flows on the events ring (0: none) */
-__u32 drop_sample = 1; /* report 1 in N drops (0: none) */
 /* Entries we make carry ct_mark | backend id: `conntrack -L -m MARK/0xffff0000`. */
 __u32 ct_mark = 0x4c420000;
 /* A new entry's life until its first packet reaches conntrack, which then
@@ -65,68 +62,6 @@ __u32 ct_mark = 0x4c420000;
 __u32 ct_new_timeout_ms = 5000;
 
 #define CT_MARK_MASK 0xffff0000u
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 64);
-	__type(key, struct lb_vip_key);
-	__type(value, struct lb_vip);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} vips SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 256);
-	__type(key, ipv6_t);
-	__type(value, __u32); /* VIP_ADDR | SNAT_ADDR */
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} vip_addrs SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 4096);
-	__type(key, __u32);
-	__type(value, struct lb_backend);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} backends SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 64 * 2 * 65537);
-	__type(key, __u32);
-	__type(value, __u32);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} maglev SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 64);
-	__type(key, __u32);
-	__type(value, struct lb_counters);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} vip_stats SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 4096);
-	__type(key, __u32);
-	__type(value, struct lb_counters);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} backend_stats SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, LB_REASON_MAX);
-	__type(key, __u32);
-	__type(value, struct lb_counters);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} reasons SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 256 * 1024);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} events SEC(".maps");
 
 const struct lb_event *lb_event_type __attribute__((unused));
 
@@ -185,33 +120,6 @@ static __always_inline int drop(struct pkt *p, __u32 reason, __u32 vip)
 {
 	report(p, LB_EV_DROP, reason, vip, LB_NO_BACKEND);
 	return verdict(p, reason, TC_ACT_SHOT);
-}
-
-/* murmur3's mixing over the flow key: bpf/lb.bpf.c's, so both modes agree. */
-static __always_inline __u32 rotl(__u32 x, int r)
-{
-	return (x << r) | (x >> (32 - r));
-}
-
-static __always_inline __u32 flow_hash(const struct lb_flow_key *k)
-{
-	const __u32 *w = (const __u32 *)k;
-	__u32 h = 0x4c554142;
-
-#pragma unroll
-	for (int i = 0; i < (int)(sizeof(*k) / 4); i++) {
-		__u32 x = w[i] * 0xcc9e2d51;
-
-		x = rotl(x, 15) * 0x1b873593;
-		h = rotl(h ^ x, 13) * 5 + 0xe6546b64;
-	}
-	h ^= sizeof(*k);
-	h ^= h >> 16;
-	h *= 0x85ebca6b;
-	h ^= h >> 13;
-	h *= 0xc2b2ae35;
-	h ^= h >> 16;
-	return h;
 }
 
 static __always_inline void v4_mapped(ipv6_t *a, __be32 v4)

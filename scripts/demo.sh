@@ -63,20 +63,21 @@ say "spread per backend (the service's stats)"
 tail -n 4 "$LOG"
 
 say "drain b1 (weight 0, SIGHUP): its open connections finish, new ones go elsewhere"
-in_ns cl "$LAB_PY" tests/net/lb_client.py hold 10.10.100.1 80 24 4 >/dev/null &
+in_ns cl "$LAB_PY" tests/net/lb_client.py hold 10.10.100.1 80 24 3 >/dev/null &
 HOLD=$!
 sleep 0.5
 config 0
 kill -HUP "$LB"
-for s in 1 2 3 4 5; do
+for s in 1 2 3 4 5 6 7; do
   n=$(in_ns b1 ss -Htn state established '( sport = :8080 )' | wc -l)
   new=$(for _ in 1 2 3 4 5 6; do printf '%s ' "$(in_ns cl curl -s -m 2 http://10.10.100.1/)"; done)
   printf '  t=%ds  b1 has %2d established connections;  new requests went to: %s\n' "$s" "$n" "$new"
+  [ "$n" -eq 0 ] && break
   sleep 0.8
 done
 wait "$HOLD" || true
 
-say "a backend fails: b2's HTTP server is killed; its health check (HTTP every 0.5 s, fall 3) takes it out"
+say "b1 back (weight 1) with health checks on; then a backend fails: b2's HTTP server is killed, its check (HTTP every 0.5 s, fall 3) takes it out"
 config 1
 kill -HUP "$LB"
 for p in $(ip netns pids "$P-b2"); do
@@ -84,7 +85,7 @@ for p in $(ip netns pids "$P-b2"); do
 done
 t0=$(date +%s.%N)
 for _ in $(seq 60); do grep -q "backend 'b2'.*is DOWN" "$LOG" && break; sleep 0.1; done
-printf '  marked down after %.1f s:\n' "$(echo "$(date +%s.%N) - $t0" | bc)"
+printf '  marked down after %s s:\n' "$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')"
 grep "backend 'b2'.*is DOWN" "$LOG" | sed 's/^/  /'
 printf '  new requests go to: '
 for _ in $(seq 9); do printf '%s ' "$(in_ns cl curl -s -m 2 http://10.10.100.1/ || echo FAILED)"; done; echo

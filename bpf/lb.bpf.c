@@ -12,6 +12,7 @@
 #include <bpf/bpf_endian.h>
 
 #include "lb.h"
+#include "csum.h"
 #include "lb_shared.h"
 #include "parse.h"
 
@@ -53,17 +54,6 @@ struct pkt {
 	struct lb_flow_key key;
 };
 
-static __always_inline void add(void *map, __u32 idx, __u64 len, __u64 new_flow)
-{
-	struct lb_counters *c = bpf_map_lookup_elem(map, &idx);
-
-	if (c) {
-		c->packets++;
-		c->bytes += len;
-		c->new_flows += new_flow;
-	}
-}
-
 static __always_inline int verdict(struct pkt *p, __u32 reason, int action)
 {
 	add(&reasons, reason, p->len, 0);
@@ -73,25 +63,7 @@ static __always_inline int verdict(struct pkt *p, __u32 reason, int action)
 static __always_inline void report(struct pkt *p, __u8 type, __u8 reason, __u32 vip,
 				   __u32 backend)
 {
-	__u32 rate = type == LB_EV_NEW_FLOW ? flow_sample : drop_sample;
-	struct lb_event *e;
-
-	if (!rate || (rate > 1 && bpf_get_prandom_u32() % rate))
-		return;
-	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e)
-		return;
-	e->type = type;
-	e->reason = reason;
-	e->proto = p->key.proto;
-	e->pad = 0;
-	e->vip = vip;
-	e->backend = backend;
-	e->sport = p->key.sport;
-	e->dport = p->key.dport;
-	e->src = p->key.src;
-	e->dst = p->key.dst;
-	bpf_ringbuf_submit(e, 0);
+	lb_report(&p->key, type, reason, vip, backend);
 }
 
 static __always_inline int drop(struct pkt *p, __u32 reason, __u32 vip)
@@ -110,32 +82,6 @@ static __always_inline bool addr_eq(const ipv6_t *a, const ipv6_t *b)
 static __always_inline __be32 v4_of(const ipv6_t *a)
 {
 	return ((const __u32 *)a->addr)[3];
-}
-
-static __always_inline __u16 csum_fold(__u64 sum)
-{
-	sum = (sum & 0xffffffff) + (sum >> 32);
-	sum = (sum & 0xffff) + (sum >> 16);
-	sum = (sum & 0xffff) + (sum >> 16);
-	return (__u16)sum;
-}
-
-/*
- * Incremental checksum update (RFC 1624): csum' = ~(~csum + sum(new) - sum(old)),
- * over n 32-bit words of old and new header fields.
- */
-static __always_inline void csum_update(__sum16 *csum, __be32 *from, __be32 *to, __u32 size,
-					bool udp)
-{
-	__s64 d = bpf_csum_diff(from, size, to, size, ~((__u32)*csum) & 0xffff);
-	__u16 c;
-
-	if (d < 0)
-		return;
-	c = ~csum_fold((__u64)d);
-	if (udp && c == 0)
-		c = 0xffff; /* 0 means "no checksum" for UDP */
-	*csum = c;
 }
 
 /*

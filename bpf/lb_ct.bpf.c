@@ -75,17 +75,6 @@ struct pkt {
 	struct lb_flow_key key;
 };
 
-static __always_inline void add(void *map, __u32 idx, __u64 len, __u64 new_flow)
-{
-	struct lb_counters *c = bpf_map_lookup_elem(map, &idx);
-
-	if (c) {
-		c->packets++;
-		c->bytes += len;
-		c->new_flows += new_flow;
-	}
-}
-
 static __always_inline int verdict(struct pkt *p, __u32 reason, int action)
 {
 	add(&reasons, reason, p->len, 0);
@@ -95,25 +84,7 @@ static __always_inline int verdict(struct pkt *p, __u32 reason, int action)
 static __always_inline void report(struct pkt *p, __u8 type, __u8 reason, __u32 vip,
 				   __u32 backend)
 {
-	__u32 rate = type == LB_EV_NEW_FLOW ? flow_sample : drop_sample;
-	struct lb_event *e;
-
-	if (!rate || (rate > 1 && bpf_get_prandom_u32() % rate))
-		return;
-	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e)
-		return;
-	e->type = type;
-	e->reason = reason;
-	e->proto = p->key.proto;
-	e->pad = 0;
-	e->vip = vip;
-	e->backend = backend;
-	e->sport = p->key.sport;
-	e->dport = p->key.dport;
-	e->src = p->key.src;
-	e->dst = p->key.dst;
-	bpf_ringbuf_submit(e, 0);
+	lb_report(&p->key, type, reason, vip, backend);
 }
 
 static __always_inline int drop(struct pkt *p, __u32 reason, __u32 vip)

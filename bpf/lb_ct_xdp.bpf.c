@@ -22,6 +22,7 @@
 #include <bpf/bpf_core_read.h>
 
 #include "lb.h"
+#include "csum.h"
 
 #define ETH_P_IP   0x0800
 #define ETH_P_IPV6 0x86DD
@@ -102,29 +103,6 @@ static __always_inline void add(void *map, __u32 idx, __u64 len)
 		c->packets++;
 		c->bytes += len;
 	}
-}
-
-static __always_inline __u16 csum_fold(__u64 sum)
-{
-	sum = (sum & 0xffffffff) + (sum >> 32);
-	sum = (sum & 0xffff) + (sum >> 16);
-	sum = (sum & 0xffff) + (sum >> 16);
-	return (__u16)sum;
-}
-
-/* RFC 1624 over n bytes (a multiple of 4) of old and new fields. */
-static __always_inline void csum_update(__sum16 *csum, __be32 *from, __be32 *to, __u32 size,
-					bool udp)
-{
-	__s64 d = bpf_csum_diff(from, size, to, size, ~((__u32)*csum) & 0xffff);
-	__u16 c;
-
-	if (d < 0)
-		return;
-	c = ~csum_fold((__u64)d);
-	if (udp && c == 0)
-		c = 0xffff; /* 0 means "no checksum" for UDP */
-	*csum = c;
 }
 
 /* The translated packet's addresses and ports. */

@@ -106,4 +106,40 @@ static __always_inline __u32 flow_hash(const struct lb_flow_key *k)
 	return h;
 }
 
+static __always_inline void add(void *map, __u32 idx, __u64 len, __u64 new_flow)
+{
+	struct lb_counters *c = bpf_map_lookup_elem(map, &idx);
+
+	if (c) {
+		c->packets++;
+		c->bytes += len;
+		c->new_flows += new_flow;
+	}
+}
+
+/* A new flow or a drop on the events ring, sampled as flow_sample/drop_sample say. */
+static __always_inline void lb_report(const struct lb_flow_key *k, __u8 type, __u8 reason,
+				      __u32 vip, __u32 backend)
+{
+	__u32 rate = type == LB_EV_NEW_FLOW ? flow_sample : drop_sample;
+	struct lb_event *e;
+
+	if (!rate || (rate > 1 && bpf_get_prandom_u32() % rate))
+		return;
+	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+	if (!e)
+		return;
+	e->type = type;
+	e->reason = reason;
+	e->proto = k->proto;
+	e->pad = 0;
+	e->vip = vip;
+	e->backend = backend;
+	e->sport = k->sport;
+	e->dport = k->dport;
+	e->src = k->src;
+	e->dst = k->dst;
+	bpf_ringbuf_submit(e, 0);
+}
+
 #endif

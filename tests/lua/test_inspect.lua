@@ -100,7 +100,10 @@ local function agree(ours, theirs, what, skip)
   end
 end
 
+local nobody_dir -- an install of this build that uid nobody can reach, if the build tree is not
+
 local function cleanup()
+  if nobody_dir then t.sh("rm -rf " .. nobody_dir) end
   t.sh("ip -n " .. NSA .. " link set dev va xdpgeneric off")
   t.sh("ip netns del " .. NSA)
   t.sh("ip netns del " .. NSB)
@@ -263,7 +266,23 @@ local function main()
   fails("dump", "which map?", 2)
   fails("ls bogus", "unknown kind 'bogus'", 2)
   fails("ls maps --bogus", "unknown option '--bogus'", 2)
-  local nobody = "setpriv --reuid=nobody --regid=nogroup --clear-groups " .. LUABPF
+  -- nobody must reach the binary and its Lua library first: a build tree in
+  -- a home directory (0700 on Debian 12) is closed to it, so it then runs an
+  -- install of this build in a directory it can reach. (Through sh: setpriv
+  -- itself execs with root's capabilities, the program's own loads run without.)
+  local as_nobody = "setpriv --reuid=nobody --regid=nogroup --clear-groups "
+  local function reaches(bin) return t.sh(as_nobody .. "sh -c '\"$0\" ls --help' " .. bin) end
+  local bin = LUABPF
+  if not select(2, reaches(bin)) then
+    nobody_dir = t.run("mktemp -d /tmp/luabpf-nobody.XXXXXX"):match("%S+")
+    t.run(("chmod 0755 %s && cmake --install %s --prefix %s >/dev/null"):format(nobody_dir,
+      assert(os.getenv("LUABPF_BUILD_DIR")), nobody_dir))
+    bin = nobody_dir .. "/bin/luabpf"
+    print("note: nobody can't run " .. LUABPF .. " (a directory on its way is closed to it): it runs " .. bin)
+    out, ok = reaches(bin)
+    t.ok(ok, "nobody runs luabpf installed in " .. nobody_dir .. ": " .. out)
+  end
+  local nobody = as_nobody .. bin
   out, ok, rc = t.sh(nobody .. " ls maps")
   t.ok(not ok and rc == 3 and out:find("can't list maps: EPERM", 1, true), "ls as nobody: " .. tostring(rc) .. " " .. out)
   out, ok, rc = t.sh(nobody .. " dump " .. flows:info().id)

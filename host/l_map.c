@@ -451,6 +451,43 @@ static __u64 check_flags(lua_State *L, int idx, struct lbpf_map *m)
 
 /* ---- element operations ----------------------------------------------- */
 
+/* Maps whose keys are an index 0..max_entries-1. */
+static bool type_is_indexed(enum bpf_map_type t)
+{
+	return t == BPF_MAP_TYPE_ARRAY || t == BPF_MAP_TYPE_PERCPU_ARRAY ||
+	       t == BPF_MAP_TYPE_PROG_ARRAY || t == BPF_MAP_TYPE_CGROUP_ARRAY ||
+	       t == BPF_MAP_TYPE_ARRAY_OF_MAPS || t == BPF_MAP_TYPE_DEVMAP ||
+	       t == BPF_MAP_TYPE_CPUMAP || t == BPF_MAP_TYPE_XSKMAP || t == BPF_MAP_TYPE_SOCKMAP ||
+	       t == BPF_MAP_TYPE_REUSEPORT_SOCKARRAY;
+}
+
+/*
+ * An element operation failed with err: where the kernel's bare code
+ * (E2BIG, ENOENT, EINVAL) means an index past the end, or a delete an array
+ * can't do, say that, naming the map.
+ */
+static int elem_fail(lua_State *L, struct lbpf_map *m, int err, const void *key, const char *op)
+{
+	uint32_t i;
+
+	if (!key || !type_is_indexed(m->type) || m->key_size != sizeof(i))
+		return lbpf_fail(L, err);
+	memcpy(&i, key, sizeof(i));
+	lua_pushnil(L);
+	if (i >= m->max_entries)
+		lua_pushfstring(L, "map '%s': index %u is out of range 0..%u (%s of %u entries)",
+				m->name, (unsigned)i, (unsigned)m->max_entries - 1, type_name(m->type),
+				(unsigned)m->max_entries);
+	else if (err == EINVAL && !strcmp(op, "delete") &&
+		 (m->type == BPF_MAP_TYPE_ARRAY || m->type == BPF_MAP_TYPE_PERCPU_ARRAY))
+		lua_pushfstring(L, "map '%s' is an %s: its entries can't be deleted "
+				   "(update one to zero it)", m->name, type_name(m->type));
+	else
+		lua_pushfstring(L, "%s: %s", lbpf_errno_name(err), strerror(err));
+	lua_pushstring(L, lbpf_errno_name(err));
+	return 3;
+}
+
 /* m:lookup(key) -> value | nil, "ENOENT: ...", "ENOENT" */
 static int l_lookup(lua_State *L)
 {
@@ -458,7 +495,7 @@ static int l_lookup(lua_State *L)
 	void *k = encode_key(L, m, 2, m->kbuf);
 
 	if (bpf_map_lookup_elem(m->fd, k, m->vbuf))
-		return lbpf_fail(L, errno);
+		return elem_fail(L, m, errno, k, "lookup");
 	decode_value(L, m, m->vbuf);
 	return 1;
 }
@@ -472,7 +509,7 @@ static int l_update(lua_State *L)
 
 	encode_value(L, m, 3, m->vbuf);
 	if (bpf_map_update_elem(m->fd, k, m->vbuf, flags))
-		return lbpf_fail(L, errno);
+		return elem_fail(L, m, errno, k, "update");
 	lua_pushboolean(L, 1);
 	return 1;
 }
@@ -483,7 +520,7 @@ static int l_delete(lua_State *L)
 	void *k = encode_key(L, m, 2, m->kbuf);
 
 	if (bpf_map_delete_elem(m->fd, k))
-		return lbpf_fail(L, errno);
+		return elem_fail(L, m, errno, k, "delete");
 	lua_pushboolean(L, 1);
 	return 1;
 }
@@ -1005,6 +1042,13 @@ static int pin_fail(lua_State *L, struct lbpf_map *m, int err, const char *path,
 	struct statfs fs;
 	const char *hint = "";
 
+	if (lbpf_bpffs_missing(path)) {
+		lua_pushnil(L);
+		lua_pushfstring(L, "map '%s': can't %s '%s': %s", m->name, op, path,
+				lbpf_bpffs_missing(path));
+		lua_pushstring(L, lbpf_errno_name(err));
+		return 3;
+	}
 	snprintf(dir, sizeof(dir), "%s", path);
 	if (statfs(dirname(dir), &fs) == 0) {
 		if ((unsigned long)fs.f_type != BPF_FS_MAGIC)
@@ -1186,6 +1230,12 @@ static int l_map_from_pin(lua_State *L)
 	const char *path = luaL_checkstring(L, 1);
 	int fd = bpf_obj_get(path);
 
+	if (fd < 0 && errno == ENOENT && lbpf_bpffs_missing(path)) {
+		lua_pushnil(L);
+		lua_pushfstring(L, "can't open pinned map '%s': %s", path, lbpf_bpffs_missing(path));
+		lua_pushliteral(L, "ENOENT");
+		return 3;
+	}
 	if (fd < 0)
 		return lbpf_failf(L, errno, "can't open pinned map '%s'", path);
 	return push_from_fd(L, fd, path);

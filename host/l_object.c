@@ -123,6 +123,53 @@ static int check_elf(lua_State *L, const char *path)
 	return 0;
 }
 
+/*
+ * bpf_object__open_file with libbpf's warnings kept for the error: its
+ * reasons (no BTF, a bad section) are otherwise warnings above a bare errno.
+ * Pushes nil, message, errno on failure.
+ */
+static struct bpf_object *open_file(lua_State *L, const char *path,
+				    const struct bpf_object_open_opts *opts)
+{
+	struct lbpf_buf capture = { 0 };
+	struct bpf_object *obj;
+	struct btf *btf = NULL;
+	int err = 0;
+
+	lbpf_log_capture = &capture;
+	obj = bpf_object__open_file(path, opts);
+	if (!obj) {
+		err = errno;
+		/*
+		 * libbpf says ENOENT for an object without BTF, a file that exists
+		 * (check_elf read it); btf__parse_elf: ENOENT or ENODATA (by version).
+		 */
+		btf = btf__parse_elf(path, NULL);
+		if (!btf && (errno == ENOENT || errno == ENODATA)) {
+			lbpf_log_capture = NULL;
+			lbpf_buf__free(&capture);
+			lua_pushnil(L);
+			lua_pushfstring(L, "can't open BPF object '%s': object has no BTF: "
+					   "compile with clang -g", path);
+			lua_pushstring(L, lbpf_errno_name(err));
+			return NULL;
+		}
+		btf__free(btf);
+	}
+	lbpf_log_capture = NULL;
+	if (!obj) {
+		lua_pushnil(L);
+		lua_pushfstring(L, "can't open BPF object '%s': %s: %s%s%s", path,
+				lbpf_errno_name(err), strerror(err),
+				capture.len ? "\n--- libbpf ---\n" : "", capture.len ? capture.data : "");
+		lua_pushstring(L, lbpf_errno_name(err));
+	} else if (capture.len && lbpf_log_level < LBPF_DEBUG) {
+		lbpf_log__replay(&capture); /* it opened: the warnings still apply */
+	}
+	lbpf_buf__free(&capture);
+	return obj;
+}
+
 /* luabpf.open(path_or_name [, {name=, btf_custom_path=, pin_root_path=}]) */
 static int l_open(lua_State *L)
 {
@@ -156,9 +203,9 @@ static int l_open(lua_State *L)
 		    .object_name = lbpf_opt_string(L, 2, "name", NULL),
 		    .btf_custom_path = lbpf_opt_string(L, 2, "btf_custom_path", NULL),
 		    .pin_root_path = lbpf_opt_string(L, 2, "pin_root_path", NULL));
-	obj = bpf_object__open_file(path, &opts);
+	obj = open_file(L, path, &opts);
 	if (!obj)
-		return lbpf_failf(L, errno, "can't open BPF object '%s'", path);
+		return 3;
 
 	o = calloc(1, sizeof(*o));
 	o->obj = obj;
@@ -384,6 +431,26 @@ static void map_globals(struct lbpf_object *o)
 	}
 }
 
+/* Pins need a bpffs: say so, naming the path, before libbpf's "failed to mkdir". */
+static int check_pins(lua_State *L, struct lbpf_object *o)
+{
+	struct bpf_map *m;
+
+	bpf_object__for_each_map(m, o->obj) {
+		const char *path = bpf_map__pin_path(m);
+		const char *why = path ? lbpf_bpffs_problem(path) : NULL;
+
+		if (why) {
+			lua_pushnil(L);
+			lua_pushfstring(L, "object '%s': can't pin map '%s' at '%s': %s", o->name,
+					bpf_map__name(m), path, why);
+			lua_pushliteral(L, "EINVAL");
+			return 3;
+		}
+	}
+	return 0;
+}
+
 /* obj:load([{log_level=N, log="full"}]) -> true | nil, message, errno */
 static int l_load(lua_State *L)
 {
@@ -399,6 +466,8 @@ static int l_load(lua_State *L)
 	lbpf_check_options(L, 2, "obj:load", known);
 	if (o->loaded)
 		return luaL_error(L, "object '%s' is already loaded", o->name);
+	if (check_pins(L, o))
+		return 3;
 	bpf_object__for_each_program(p, o->obj)
 		nprogs++;
 	bufs = calloc(nprogs ? nprogs : 1, sizeof(*bufs));

@@ -122,8 +122,20 @@ static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list 
 	}
 	while (n > 0 && line[n - 1] == '\n')
 		line[--n] = '\0';
-	lbpf_log(ours, "libbpf: %s", line);
+	/* libbpf's warnings already begin with "libbpf: "; its debug lines do not all. */
+	lbpf_log(ours, "%s%s", strncmp(line, "libbpf: ", 8) ? "libbpf: " : "", line);
 	return n;
+}
+
+void lbpf_log__replay(const struct lbpf_buf *b)
+{
+	const char *p = b->data, *nl;
+
+	while (p && *p) {
+		nl = strchr(p, '\n');
+		lbpf_log(LBPF_WARN, "%.*s", nl ? (int)(nl - p) : (int)strlen(p), p);
+		p = nl ? nl + 1 : NULL;
+	}
 }
 
 void lbpf_log__init_libbpf(void)

@@ -61,6 +61,10 @@ extern struct lbpf_buf *lbpf_log_capture;
 void lbpf_buf__append(struct lbpf_buf *b, const char *s, size_t n);
 void lbpf_buf__free(struct lbpf_buf *b);
 
+/// Log each line of a capture of libbpf's warnings as a warning (the
+/// operation they came from went on, so they were not part of an error).
+void lbpf_log__replay(const struct lbpf_buf *b);
+
 /// Is stderr the journal ($JOURNAL_STREAM names it)? Log lines then carry
 /// sd-daemon priority prefixes ("<3>" error ... "<7>" debug) instead of "luabpf: LEVEL:".
 bool lbpf_log__journal(void);
@@ -128,6 +132,16 @@ const char *lbpf_fd_kind(int fd);
 /// Is path's directory on a bpffs mount (where bpf_obj_pin can pin)?
 bool lbpf_on_bpffs(const char *path);
 
+/// For a path under /sys/fs/bpf where no bpffs is mounted (`ip netns exec`
+/// mounts a fresh /sys): why, then a "\nHINT: ..." line saying what to do.
+/// NULL when the path is elsewhere or the bpffs is there. When not NULL, the
+/// process exits 3 (LBPF_EXIT_NOPERM) if the script fails.
+const char *lbpf_bpffs_missing(const char *path);
+
+/// Why a pin can't be made at path: lbpf_bpffs_missing(), or its nearest
+/// existing directory is not on bpffs. NULL when it can (or the kernel will say).
+const char *lbpf_bpffs_problem(const char *path);
+
 /// The info of program fd with its map ids: *map_ids is a calloc'd array the
 /// caller frees (NULL when none). Returns how many ids it holds, or -1 with
 /// errno set (nothing to free).
@@ -154,6 +168,10 @@ lua_State *lbpf_vm(void);
 /// On error, log it as "error in WHAT: message\ntraceback" and return -1
 /// (nothing left on the stack); else 0 with nresults values pushed.
 int lbpf_pcall(lua_State *L, int nargs, int nresults, const char *what);
+
+/// How many errors lbpf_pcall has logged: the exit code stays 0 for them
+/// (a service goes on), so the CLI says how many there were when it exits.
+extern unsigned lbpf_callback_errors;
 
 /// A pcall message handler: the error (or its __tostring, or its type) and a
 /// traceback, as one string.
@@ -189,7 +207,8 @@ void lbpf_object__check_open(lua_State *L, struct lbpf_object *o, const char *wh
 /// The object userdata at idx (raises if not one, or closed).
 struct lbpf_object *lbpf_object__check(lua_State *L, int idx);
 
-/// Set when an operation failed for want of CAP_BPF (the CLI then exits 3).
+/// Set when an operation failed for want of CAP_BPF or of a bpffs at
+/// /sys/fs/bpf (the CLI then exits 3).
 extern bool lbpf_missing_caps;
 
 /// For EPERM/EACCES: " (this process lacks CAP_BPF: ...)" when that is why; else "".

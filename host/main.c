@@ -18,16 +18,26 @@
 #include "watchdog.h"
 
 static const char usage[] =
-	"usage: luabpf [OPTIONS] run SCRIPT [ARGS...]\n"
+	"usage: luabpf [OPTIONS] run [OPTIONS] SCRIPT [ARGS...]\n"
 	"       luabpf [OPTIONS] -e CODE [ARGS...]\n"
-	"       luabpf [OPTIONS] COMMAND [ARGS...]   (repl, attach, ls, dump: COMMAND --help)\n"
-	"       luabpf --version | --help\n"
+	"       luabpf [OPTIONS] COMMAND [ARGS...]\n"
+	"       luabpf help [COMMAND] | version\n"
 	"\n"
 	"Runs a Lua script with BPF objects, maps, programs, links and ring\n"
 	"buffers on one event loop, until the script is done or SIGINT/SIGTERM.\n"
 	"\n"
+	"Commands (COMMAND --help, or luabpf help COMMAND, describes each):\n"
 	"  run SCRIPT   run the Lua file SCRIPT; ARGS are its arg[1..] and ...\n"
 	"  -e CODE      run CODE as a script named (command line)\n"
+	"  repl         a Lua prompt with the API loaded (after SCRIPT, if given)\n"
+	"  attach NAME  a prompt inside the running service NAME\n"
+	"  ls           every BPF program, map, link or pin in the kernel\n"
+	"  dump MAP     a map's entries, decoded by its BTF\n"
+	"  top          a live view of a service's metrics endpoint\n"
+	"  check FILE   validate a configuration without touching the kernel\n"
+	"  help         this text; version: the version\n"
+	"\n"
+	"Options (before the command, or between run and SCRIPT):\n"
 	"  -v           debug logging, libbpf's messages included\n"
 	"  --watchdog S interrupt a handler stuck for S seconds, exit after 3 x S\n"
 	"               (default 10; 0 disables)\n"
@@ -38,9 +48,20 @@ static const char usage[] =
 	"  --no-control no control socket for this service\n"
 	"  --version    print the version\n"
 	"\n"
-	"Exit codes: 0 done, 1 the script failed, 2 bad command line,\n"
+	"Exit codes: 0 done (also when callbacks raised: they are logged),\n"
+	"1 the script failed, 2 bad command line,\n"
 	"3 missing privileges (CAP_BPF, CAP_NET_ADMIN) or kernel support.\n"
-	"Docs: docs/getting-started.md, docs/lua-api.md\n";
+	"Docs: docs/getting-started.md, docs/cli.md, docs/lua-api.md\n";
+
+/* What the options say, wherever on the command line they were. */
+struct options {
+	unsigned watchdog;
+	const char *name;
+	bool control;
+};
+
+/* global_option(): argv[i] is not one of ours; one was taken (and its value). */
+enum { OPT_NOT_OURS = -2, OPT_TAKEN = -1 };
 
 static int usage_error(const char *msg)
 {
@@ -123,6 +144,10 @@ static int finish(int rc)
 		lbpf_shutdown(rc);
 	rc = rc == LBPF_EXIT_OK ? lbpf_loop__run() : rc;
 	lbpf_vm__close();
+	if (lbpf_callback_errors)
+		lbpf_log(LBPF_WARN, "%u error%s in callbacks during this run (logged above); "
+			 "they do not change the exit code (docs/cli.md#exit-codes)",
+			 lbpf_callback_errors, lbpf_callback_errors == 1 ? "" : "s");
 	if (rc == LBPF_EXIT_ERROR && lbpf_missing_caps)
 		rc = LBPF_EXIT_NOPERM;
 	return rc;
@@ -211,55 +236,133 @@ static int run_command(lua_State *L, const char *cmd, int argc, char **argv)
 	return finish(run_chunk(L, cmd, argc, argv));
 }
 
+static int print_version(void)
+{
+	printf("luabpf %s (%s, libbpf %d.%d)\n", LUABPF_VERSION, LUAJIT_VERSION,
+	       libbpf_major_version(), libbpf_minor_version());
+	return LBPF_EXIT_OK;
+}
+
+/*
+ * The option at argv[*i], moving *i past its value: OPT_TAKEN, OPT_NOT_OURS,
+ * or the exit code to return now (--help, --version, a bad value).
+ */
+static int global_option(int argc, char **argv, int *i, struct options *o)
+{
+	const char *a = argv[*i];
+
+	if (!strcmp(a, "-v")) {
+		lbpf_log_level = LBPF_DEBUG;
+	} else if (!strcmp(a, "--version")) {
+		return print_version();
+	} else if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+		fputs(usage, stdout);
+		return LBPF_EXIT_OK;
+	} else if (!strcmp(a, "--watchdog") || !strncmp(a, "--watchdog=", 11)) {
+		const char *v = a[10] == '=' ? a + 11 : (++*i < argc ? argv[*i] : NULL);
+		char *end;
+
+		if (!v || !*v)
+			return usage_error("--watchdog needs SECONDS");
+		o->watchdog = (unsigned)strtoul(v, &end, 10);
+		if (*end)
+			return usage_error("--watchdog expects a whole number of seconds");
+	} else if (!strcmp(a, "--netns")) {
+		if (++*i >= argc)
+			return usage_error("--netns needs NAME");
+		if (enter_netns(argv[*i]) < 0)
+			return LBPF_EXIT_ERROR;
+	} else if (!strcmp(a, "--name")) {
+		if (++*i >= argc || !*argv[*i] || strchr(argv[*i], '/'))
+			return usage_error("--name needs a NAME without '/'");
+		o->name = argv[*i];
+	} else if (!strcmp(a, "--no-control")) {
+		o->control = false;
+	} else {
+		return OPT_NOT_OURS;
+	}
+	return OPT_TAKEN;
+}
+
+static int unknown_option(const char *a)
+{
+	char msg[256];
+
+	snprintf(msg, sizeof(msg), "unknown option '%s'", a);
+	return usage_error(msg);
+}
+
+static int run_script(lua_State *L, const char *script, int argc, char **argv,
+		      const struct options *o)
+{
+	struct stat st;
+	char def[256];
+	int rc;
+
+	if (stat(script, &st) < 0) {
+		fprintf(stderr, "%sERROR: can't open script '%s': %s\n", lbpf_log__prefix(LBPF_ERROR), script, strerror(errno));
+		return finish(LBPF_EXIT_ERROR);
+	}
+	add_script_dir(L, script);
+	if (luaL_loadfile(L, script)) {
+		/* The message already reads "file:line: reason". */
+		fprintf(stderr, "%sERROR: %s\n", lbpf_log__prefix(LBPF_ERROR), lua_tostring(L, -1));
+		return finish(LBPF_EXIT_ERROR);
+	}
+	default_name(script, def, sizeof(def));
+	lbpf_notify__init();
+	if (o->control && claim_service(L, o->name ? o->name : def, o->name != NULL) < 0)
+		return finish(LBPF_EXIT_ERROR);
+	rc = run_chunk(L, script, argc, argv);
+	if (rc == LBPF_EXIT_OK && o->control)
+		start_service(L, o->name ? o->name : def);
+	/* The main chunk attached its programs: the service is up. */
+	if (rc == LBPF_EXIT_OK)
+		lbpf_notify__ready(script);
+	return finish(rc);
+}
+
 int main(int argc, char **argv)
 {
+	struct options o = { .watchdog = 10, .control = true };
+	char *help_argv[] = { "--help", NULL };
+	const char *cmd;
 	lua_State *L;
-	int i = 1, rc;
-	unsigned watchdog = 10;
-	const char *name = NULL;
-	bool control = true;
+	int i = 1, script = 0, rc;
 
-	for (; i < argc && argv[i][0] == '-'; i++) {
-		if (!strcmp(argv[i], "-v")) {
-			lbpf_log_level = LBPF_DEBUG;
-		} else if (!strcmp(argv[i], "--version")) {
-			printf("luabpf %s (%s, libbpf %d.%d)\n", LUABPF_VERSION, LUAJIT_VERSION,
-			       libbpf_major_version(), libbpf_minor_version());
-			return LBPF_EXIT_OK;
-		} else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-			fputs(usage, stdout);
-			return LBPF_EXIT_OK;
-		} else if (!strcmp(argv[i], "--watchdog") || !strncmp(argv[i], "--watchdog=", 11)) {
-			const char *v = argv[i][10] == '=' ? argv[i] + 11 : argv[++i];
-			char *end;
-
-			if (!v || !*v)
-				return usage_error("--watchdog needs SECONDS");
-			watchdog = (unsigned)strtoul(v, &end, 10);
-			if (*end)
-				return usage_error("--watchdog expects a whole number of seconds");
-		} else if (!strcmp(argv[i], "--netns")) {
-			if (++i >= argc)
-				return usage_error("--netns needs NAME");
-			if (enter_netns(argv[i]) < 0)
-				return LBPF_EXIT_ERROR;
-		} else if (!strcmp(argv[i], "--name")) {
-			if (++i >= argc || !*argv[i] || strchr(argv[i], '/'))
-				return usage_error("--name needs a NAME without '/'");
-			name = argv[i];
-		} else if (!strcmp(argv[i], "--no-control")) {
-			control = false;
-		} else if (!strcmp(argv[i], "-e")) {
-			break;
-		} else {
-			char msg[256];
-
-			snprintf(msg, sizeof(msg), "unknown option '%s'", argv[i]);
-			return usage_error(msg);
-		}
+	for (; i < argc && argv[i][0] == '-' && strcmp(argv[i], "-e"); i++) {
+		rc = global_option(argc, argv, &i, &o);
+		if (rc == OPT_NOT_OURS)
+			return unknown_option(argv[i]);
+		if (rc != OPT_TAKEN)
+			return rc;
 	}
 	if (i >= argc)
 		return usage_error("no command given");
+	cmd = argv[i];
+	if (!strcmp(cmd, "version"))
+		return print_version();
+	if (!strcmp(cmd, "help") && (i + 1 >= argc || !strcmp(argv[i + 1], "run") ||
+				     !strcmp(argv[i + 1], "-e") || !strcmp(argv[i + 1], "help"))) {
+		fputs(usage, stdout);
+		return LBPF_EXIT_OK;
+	}
+	if (!strcmp(cmd, "run")) {
+		/* As users type them: `luabpf run --netns NS -v x.lua ARGS`. */
+		for (script = i + 1; script < argc && argv[script][0] == '-'; script++) {
+			if (!strcmp(argv[script], "--")) {
+				script++;
+				break;
+			}
+			rc = global_option(argc, argv, &script, &o);
+			if (rc == OPT_NOT_OURS)
+				return unknown_option(argv[script]);
+			if (rc != OPT_TAKEN)
+				return rc;
+		}
+		if (script >= argc)
+			return usage_error("run needs a SCRIPT");
+	}
 
 	lbpf_log__init_libbpf();
 	L = lbpf_vm__open();
@@ -268,50 +371,26 @@ int main(int argc, char **argv)
 		return LBPF_EXIT_ERROR;
 	}
 	lbpf_loop__init();
-	lbpf_watchdog__start(watchdog);
+	lbpf_watchdog__start(o.watchdog);
 
-	if (!strcmp(argv[i], "-e")) {
+	if (!strcmp(cmd, "-e")) {
 		if (i + 1 >= argc)
 			return usage_error("-e needs CODE");
 		if (luaL_loadbuffer(L, argv[i + 1], strlen(argv[i + 1]), "=(command line)")) {
 			fprintf(stderr, "%sERROR: %s\n", lbpf_log__prefix(LBPF_ERROR), lua_tostring(L, -1));
 			return finish(LBPF_EXIT_ERROR);
 		}
-		if (control && name && claim_service(L, name, true) < 0)
+		if (o.control && o.name && claim_service(L, o.name, true) < 0)
 			return finish(LBPF_EXIT_ERROR);
 		rc = run_chunk(L, "(command line)", argc - i - 2, argv + i + 2);
-		if (rc == LBPF_EXIT_OK && control && name)
-			start_service(L, name);
+		if (rc == LBPF_EXIT_OK && o.control && o.name)
+			start_service(L, o.name);
 		return finish(rc);
 	}
-	if (!strcmp(argv[i], "run")) {
-		const char *script = i + 1 < argc ? argv[i + 1] : NULL;
-		struct stat st;
-		char def[256];
-
-		if (!script)
-			return usage_error("run needs a SCRIPT");
-		if (stat(script, &st) < 0) {
-			fprintf(stderr, "%sERROR: can't open script '%s': %s\n", lbpf_log__prefix(LBPF_ERROR), script, strerror(errno));
-			return finish(LBPF_EXIT_ERROR);
-		}
-		add_script_dir(L, script);
-		if (luaL_loadfile(L, script)) {
-			/* The message already reads "file:line: reason". */
-			fprintf(stderr, "%sERROR: %s\n", lbpf_log__prefix(LBPF_ERROR), lua_tostring(L, -1));
-			return finish(LBPF_EXIT_ERROR);
-		}
-		default_name(script, def, sizeof(def));
-		lbpf_notify__init();
-		if (control && claim_service(L, name ? name : def, name != NULL) < 0)
-			return finish(LBPF_EXIT_ERROR);
-		rc = run_chunk(L, script, argc - i - 2, argv + i + 2);
-		if (rc == LBPF_EXIT_OK && control)
-			start_service(L, name ? name : def);
-		/* The main chunk attached its programs: the service is up. */
-		if (rc == LBPF_EXIT_OK)
-			lbpf_notify__ready(script);
-		return finish(rc);
-	}
-	return run_command(L, argv[i], argc - i - 1, argv + i + 1);
+	if (script)
+		return run_script(L, argv[script], argc - script - 1, argv + script + 1, &o);
+	/* luabpf help COMMAND: what COMMAND --help says. */
+	if (!strcmp(cmd, "help"))
+		return run_command(L, argv[i + 1], 1, help_argv);
+	return run_command(L, cmd, argc - i - 1, argv + i + 1);
 }

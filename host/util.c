@@ -18,6 +18,7 @@
 #ifndef BPF_FS_MAGIC
 #define BPF_FS_MAGIC 0xcafe4a11
 #endif
+#define BPFFS_ROOT "/sys/fs/bpf"
 
 const char *lbpf_errno_name(int err)
 {
@@ -249,15 +250,59 @@ bool lbpf_on_bpffs(const char *path)
 	return statfs(dirname(dir), &st) == 0 && st.f_type == BPF_FS_MAGIC;
 }
 
+const char *lbpf_bpffs_missing(const char *path)
+{
+	struct statfs st;
+
+	if (strncmp(path, BPFFS_ROOT, strlen(BPFFS_ROOT)) ||
+	    (path[strlen(BPFFS_ROOT)] && path[strlen(BPFFS_ROOT)] != '/'))
+		return NULL;
+	/* `ip netns exec` mounts a fresh sysfs: /sys/fs/bpf is its empty mount point. */
+	if (statfs(BPFFS_ROOT, &st) == 0 && st.f_type == BPF_FS_MAGIC)
+		return NULL;
+	lbpf_missing_caps = true; /* exit 3: the system lacks it, not the script */
+	return "'" BPFFS_ROOT "' is not a BPF filesystem here (ip netns exec mounts a "
+	       "fresh /sys without one)\n"
+	       "HINT: run 'luabpf --netns NS ...' instead of 'ip netns exec', "
+	       "or mount bpffs: mount -t bpf bpf " BPFFS_ROOT;
+}
+
+const char *lbpf_bpffs_problem(const char *path)
+{
+	const char *missing = lbpf_bpffs_missing(path);
+	char dir[PATH_MAX];
+	struct statfs st;
+
+	if (missing)
+		return missing;
+	/* The nearest directory that exists: libbpf makes the last one itself. */
+	snprintf(dir, sizeof(dir), "%s", path);
+	for (;;) {
+		char *up;
+
+		if (statfs(dir, &st) == 0) {
+			if (st.f_type == BPF_FS_MAGIC)
+				return NULL;
+			break;
+		}
+		if (errno != ENOENT || !strcmp(dir, "/") || !strcmp(dir, "."))
+			return NULL; /* let the kernel say why */
+		up = dirname(dir);
+		memmove(dir, up, strlen(up) + 1);
+	}
+	return "its directory is not on bpffs (pin under " BPFFS_ROOT ")";
+}
+
 int lbpf_pin(lua_State *L, int fd, const char *path, const char *kind, const char *name,
 	     char **pin)
 {
-	if (!lbpf_on_bpffs(path)) {
+	const char *why = lbpf_bpffs_missing(path);
+
+	if (why || !lbpf_on_bpffs(path)) {
 		lua_pushnil(L);
-		lua_pushfstring(L,
-				"%s '%s': can't pin at '%s': its directory is not on bpffs "
-				"(pin under /sys/fs/bpf)",
-				kind, name, path);
+		lua_pushfstring(L, "%s '%s': can't pin at '%s': %s", kind, name, path,
+				why ? why
+				    : "its directory is not on bpffs (pin under " BPFFS_ROOT ")");
 		lua_pushliteral(L, "EINVAL");
 		return 3;
 	}

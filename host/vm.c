@@ -53,6 +53,8 @@ int lbpf_traceback(lua_State *L)
 	return 1;
 }
 
+unsigned lbpf_callback_errors;
+
 int lbpf_pcall(lua_State *L, int nargs, int nresults, const char *what)
 {
 	int base = lua_gettop(L) - nargs;
@@ -66,6 +68,7 @@ int lbpf_pcall(lua_State *L, int nargs, int nresults, const char *what)
 	if (timed)
 		lbpf_watchdog__leave(L);
 	if (rc != 0) {
+		lbpf_callback_errors++;
 		lbpf_log(LBPF_ERROR, "error in %s: %s", what ? what : "callback",
 			 lua_tostring(L, -1) ? lua_tostring(L, -1) : "(no message)");
 		lua_pop(L, 1);

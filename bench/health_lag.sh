@@ -15,11 +15,11 @@ for N in 250 1000 2000; do
   ip netns add "$NS"
   ip -n "$NS" link set lo up
   out=$(mktemp)
-  ip netns exec "$NS" /usr/bin/python3 "$SRC/tests/net/health_servers.py" "many:30000-$((30000 + N - 1))" >"$out" 2>&1 &
+  ip netns exec "$NS" /usr/bin/python3 "$SRC/tests/lb/health_servers.py" "many:30000-$((30000 + N - 1))" >"$out" 2>&1 &
   srv=$!
   for _ in $(seq 200); do grep -q ready "$out" && break; sleep 0.1; done
   res=$(mktemp)
-  "$BUILD/luabpf" --netns "$NS" run "$SRC/tests/net/health_scale.lua" "hbench$$" 30000 "$N" >"$res" 2>&1 &
+  "$BUILD/luabpf" --netns "$NS" run "$SRC/tests/lb/health_scale.lua" "hbench$$" 30000 "$N" >"$res" 2>&1 &
   lb=$!
   for _ in $(seq 300); do grep -q "^kill" "$res" && break; sleep 0.1; done
   kill "$srv" 2>/dev/null; wait "$srv" 2>/dev/null

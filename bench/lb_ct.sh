@@ -95,7 +95,7 @@ sleep 0.5
 
 start_lb() { # MODE
   mkfifo "$TMP/in.$1"
-  "$BUILD/luabpf" --netns "$P-lb" run "$SRC/tests/net/lb_ct.lua" "lbct$$" "$1" <"$TMP/in.$1" >"$TMP/lb.$1.log" 2>&1 &
+  "$BUILD/luabpf" --netns "$P-lb" run "$SRC/tests/lb/lb_ct.lua" "lbct$$" "$1" <"$TMP/in.$1" >"$TMP/lb.$1.log" 2>&1 &
   DRV_PID=$!
   exec 9>"$TMP/in.$1" # keeps the driver's stdin open
   local t=100

@@ -1,10 +1,10 @@
 -- SPDX-License-Identifier: MIT
 -- Per-packet cost of both flow tables' programs in one run, under test_run
 -- with repeat=1 calls (the kernel's duration_ns; medians of rounds):
---   lru        xdp_lb (bpf/lb.bpf.c): flow-table hit, and a new flow
---   conntrack  tc_lb (bpf/lb_ct.bpf.c): conntrack hit, and a new flow
+--   lru        xdp_lb (bpf/lb/lb.bpf.c): flow-table hit, and a new flow
+--   conntrack  tc_lb (bpf/lb/lb_ct.bpf.c): conntrack hit, and a new flow
 --              (lookup miss, Maglev, alloc, NAT info, insert)
---   fast       xdp_ct_fast (bpf/lb_ct_xdp.bpf.c, ct_fastpath = true) on an
+--   fast       xdp_ct_fast (bpf/lb/lb_ct_xdp.bpf.c, ct_fastpath = true) on an
 --              established entry made with `conntrack -I` (DNAT, SNAT, our
 --              mark): lookup, FIB, rewrite, XDP_TX, both directions; and
 --              what it adds to a packet it passes on (a lookup miss)

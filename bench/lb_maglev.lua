@@ -11,7 +11,7 @@
 --  * how even the table is: the largest and smallest share against 1/N.
 -- usage: luabpf run bench/lb_maglev.lua [ROUNDS] [REMOVALS]
 local uv = require("luv")
-local maglev = require("luabpf.maglev")
+local maglev = require("luabpf.lb.maglev")
 
 local ROUNDS = tonumber(arg[1]) or 5
 local REMOVALS = tonumber(arg[2]) or 5

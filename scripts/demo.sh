@@ -63,7 +63,7 @@ say "spread per backend (the service's stats)"
 tail -n 4 "$LOG"
 
 say "drain b1 (weight 0, SIGHUP): its open connections finish, new ones go elsewhere"
-in_ns cl "$LAB_PY" tests/net/lb_client.py hold 10.10.100.1 80 24 3 >/dev/null &
+in_ns cl "$LAB_PY" tests/lb/lb_client.py hold 10.10.100.1 80 24 3 >/dev/null &
 HOLD=$!
 sleep 0.5
 config 0

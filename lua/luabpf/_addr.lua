@@ -1,6 +1,6 @@
 -- SPDX-License-Identifier: MIT
 -- IP address text for the load balancer: one 16-byte form for both families
--- (IPv4 as ::ffff:a.b.c.d, as bpf/lb.h stores them), canonical text, checks.
+-- (IPv4 as ::ffff:a.b.c.d, as bpf/lb/lb.h stores them), canonical text, checks.
 local ffi = require("ffi")
 
 ffi.cdef [[

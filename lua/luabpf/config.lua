@@ -17,7 +17,7 @@ local M = {}
 
 local lb = require("luabpf.lb")
 local addr = require("luabpf._addr")
-local maglev = require("luabpf.maglev")
+local maglev = require("luabpf.lb.maglev")
 
 ---------------------------------------------------------------------------
 -- Where things are in the source: a small Lua lexer and a map of the table

@@ -27,7 +27,7 @@ local opt = args.parse(arg, {
   },
 })
 
--- As in bpf/tc_stats.h.
+-- As in bpf/examples/tc_stats.h.
 local DIRS = { [0] = "ingress", [1] = "egress" }
 local L3 = { [0] = "ipv4", [1] = "ipv6", [2] = "arp", [3] = "other" }
 local PROTOS = { [1] = "icmp", [6] = "tcp", [17] = "udp", [58] = "icmpv6", [132] = "sctp", [47] = "gre",

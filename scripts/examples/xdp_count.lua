@@ -20,7 +20,7 @@ local opt = args.parse(arg, {
   },
 })
 
--- Indices of the counters map, as in bpf/xdp_count.h.
+-- Indices of the counters map, as in bpf/examples/xdp_count.h.
 local ROWS = {
   { "ipv4", 0 }, { "ipv6", 1 }, { "arp", 2 }, { "other", 3 },
   { "tcp", 4 }, { "udp", 5 }, { "icmp", 6 }, { "other", 7 },

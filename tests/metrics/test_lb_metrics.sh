@@ -5,7 +5,7 @@
 # it; then `luabpf top` in a tmux pseudo-terminal shows the rate of steady
 # traffic, changes sort on a key and quits on q, and prints plain lines when
 # its stdout is not a terminal.
-source "$LUABPF_SOURCE_DIR/tests/net/lb_env.sh"
+source "$LUABPF_SOURCE_DIR/tests/lb/lb_env.sh"
 lab_up "$P" 2
 TMUX_S="lbt-top-$T_ID"
 cleanup() {

@@ -8,7 +8,7 @@
 # no held connection; a broken config fails the reload's check with its
 # file:line, and a SIGHUP that bypasses the check is refused by the service,
 # which keeps serving; SIGTERM reports STOPPING=1.
-source "$LUABPF_SOURCE_DIR/tests/net/lb_env.sh"
+source "$LUABPF_SOURCE_DIR/tests/lb/lb_env.sh"
 PFX=$(mktemp -d)
 NSOCK="$PFX/notify.sock"
 NOUT="$PFX/notify.out"

@@ -1,0 +1,139 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The XDP load balancer's maps, shared by bpf/lb/lb.bpf.c and lua/luabpf/lb.lua.
+ * Addresses are 16 bytes for both families: IPv4 as ::ffff:a.b.c.d.
+ */
+#ifndef LB_H
+#define LB_H
+
+#include "luabpf.h"
+
+#define LB_NO_BACKEND 0xffffffffu
+
+enum lb_mode {
+	LB_MODE_NAT = 0, /* full NAT: destination to the backend, source to snat */
+	LB_MODE_DSR = 1, /* direct server return on L2: only the MAC changes */
+};
+
+enum lb_backend_state {
+	LB_BE_ACTIVE = 0,   /* in the Maglev table */
+	LB_BE_DRAINING = 1, /* weight 0: no new flows, existing ones go on */
+	LB_BE_REMOVED = 2,  /* its flows move to another backend */
+};
+
+/* Why a packet went where it did: one per-CPU counter each (docs/lb.md). */
+enum lb_reason {
+	LB_FORWARDED = 0,         /* to a backend: XDP_TX, or redirect to its interface */
+	LB_REPLY = 1,             /* NAT reply rewritten back to the client */
+	LB_PASS_NOT_VIP = 2,      /* not for a VIP or NAT address: XDP_PASS untouched; also
+				   * fragments and options to a NAT-only address */
+	LB_PASS_OTHER_PORT = 3,   /* a VIP or NAT address, but no service on that port/protocol
+				   * and no NAT flow (e.g. ssh to the balancer itself) */
+	LB_PASS_NON_L4 = 4,       /* ICMP, ICMPv6 and other non-TCP/UDP to a VIP address */
+	LB_PASS_RUNT = 5,         /* shorter than its Ethernet/VLAN header */
+	LB_DROP_BAD_IP = 6,       /* truncated IP header, IHL < 5, length beyond the frame */
+	LB_DROP_IP_OPTIONS = 7,   /* IPv4 options or IPv6 extension headers to a VIP */
+	LB_DROP_FRAGMENT = 8,     /* IP fragment to a VIP */
+	LB_DROP_BAD_L4 = 9,       /* TCP/UDP header cut short (by the frame or the IP length) */
+	LB_DROP_NO_BACKEND = 10,  /* the service has no usable backend */
+	LB_DROP_NO_NEIGH = 11,    /* the next hop's MAC is not in the neighbour table yet */
+	LB_DROP_FIB = 12,         /* no route to the backend or client */
+	LB_DROP_FWD_DISABLED = 13, /* forwarding is off on the interface (sysctl) */
+	LB_DROP_NAT_PORTS = 14,   /* no free source port toward the backend (full NAT) */
+	/* flow_table = "conntrack" (bpf/lb/lb_ct.bpf.c) only: */
+	LB_DROP_CT_ERROR = 15,    /* a conntrack kfunc failed: EINVAL, EPROTO, or unexpected */
+	LB_DROP_CT_FULL = 16,     /* no new entry: conntrack table full or no memory (ENOMEM) */
+	LB_DROP_CT_NAT = 17,      /* bpf_ct_set_nat_info failed: no NAT for the new entry */
+	LB_DROP_CT_INSERT = 18,   /* the entry's NAT tuple clashed on insert: the client retries */
+	LB_CT_RACE = 19,          /* another CPU inserted this flow first (EEXIST): passed on */
+	LB_PASS_CT_FOREIGN = 20,  /* an entry not ours that would not expire: left to the stack */
+	/* flow_table = "conntrack", ct_fastpath = true (bpf/lb/lb_ct_xdp.bpf.c): */
+	LB_CT_FAST = 21,          /* established, to a backend: translated in XDP, XDP_TX/redirect */
+	LB_CT_FAST_REPLY = 22,    /* established, a backend's reply: translated back in XDP */
+	LB_REASON_MAX = 23,
+};
+
+struct lb_vip_key {
+	ipv6_t addr;
+	__be16 port;
+	__u8 proto; /* IPPROTO_TCP, IPPROTO_UDP */
+	__u8 pad;
+};
+
+struct lb_vip {
+	__u32 id;    /* index into vip_stats and the Maglev table */
+	__u8 mode;   /* enum lb_mode */
+	__u8 table;  /* which half of the vip's Maglev slots is live (0/1) */
+	__u16 flags;
+	ipv6_t snat; /* NAT: the balancer's address toward backends */
+};
+
+struct lb_backend {
+	ipv6_t addr;
+	__be16 port; /* NAT: port on the backend; 0 keeps the VIP's port */
+	__u8 state;  /* enum lb_backend_state */
+	__u8 pad;
+	__u32 vip;   /* the VIP it serves: lets a restarted service find its ids */
+};
+
+struct lb_flow_key {
+	ipv6_t src;
+	ipv6_t dst;
+	__be16 sport;
+	__be16 dport;
+	__u8 proto;
+	__u8 pad[3];
+};
+
+struct lb_flow {
+	__u32 backend;
+	__u32 vip;
+	__be16 nat_port; /* NAT: our source port toward the backend */
+	__u16 pad;
+	__u32 pad2;
+};
+
+/* NAT replies: backend -> balancer, found by the balancer's side of the tuple. */
+struct lb_nat_key {
+	ipv6_t backend;
+	ipv6_t local;
+	__be16 bport;
+	__be16 lport;
+	__u8 proto;
+	__u8 pad[3];
+};
+
+struct lb_nat {
+	ipv6_t client;
+	ipv6_t vip;
+	__be16 cport;
+	__be16 vport;
+	__u32 vip_id;
+	__u32 backend;
+};
+
+struct lb_counters {
+	__u64 packets;
+	__u64 bytes;
+	__u64 new_flows;
+};
+
+enum lb_event_type {
+	LB_EV_NEW_FLOW = 1,
+	LB_EV_DROP = 2,
+};
+
+struct lb_event {
+	__u8 type;   /* enum lb_event_type */
+	__u8 reason; /* enum lb_reason, for drops */
+	__u8 proto;
+	__u8 pad;
+	__u32 vip;
+	__u32 backend;
+	__be16 sport;
+	__be16 dport;
+	ipv6_t src;
+	ipv6_t dst;
+};
+
+#endif

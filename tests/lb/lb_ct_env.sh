@@ -1,0 +1,71 @@
+# SPDX-License-Identifier: MIT
+# Shared by test_lb_ct.sh and test_lb_ct_fast.sh: the LB lab (lb_env.sh) with
+# UDP servers on the backends, the driver tests/lb/lb_ct.lua as a coprocess
+# LB, and the pool-change check both flow tables must pass.
+source "$LUABPF_SOURCE_DIR/tests/lb/lb_env.sh"
+UDP="$LUABPF_SOURCE_DIR/tests/lb/lb_ct_udp.py"
+MARK=$((0x4c420000))
+
+# lb_ct_lab: the lab with 4 backends, each serving UDP on port 5353.
+lb_ct_lab() {
+  lab_up "$P" 4
+  for i in 1 2 3 4; do
+    ip netns exec "$P-b$i" "$PY" "$UDP" serve "b$i" 5353 >/dev/null 2>&1 &
+    LAB_PIDS+=($!)
+  done
+}
+
+# drv CMD: one command to the driver, its answer in $ANS (log lines are skipped).
+drv() {
+  echo "$1" >&"${LB[1]}"
+  local line
+  while read -r -t 20 line <&"${LB[0]}"; do
+    # read strips the space of an empty answer ("@@ ok ").
+    case "$line" in "@@ ok"*) ANS=${line#@@ ok}; ANS=${ANS# }; return 0 ;; "@@ err"*) ANS=$line; return 1 ;; esac
+    echo "driver: $line"
+  done
+  t_fail "no answer to '$1'"; return 1
+}
+
+ct() { ip netns exec "$P-lb" conntrack "$@" 2>/dev/null; }
+
+# lb_ct_pool_change NEED_B2 [CHECK]: long-lived connections while the pool
+# changes: +1 s add b4, +2 s drain b1, +3 s remove b2 with flush; CHECK (a
+# command) runs then, while they are still open. Connections on b1 and b3
+# must survive on their backend, every one on b2 must be reset; NEED_B2=1
+# fails when none landed on b2 (the flush untested).
+lb_ct_pool_change() {
+  local need_b2=$1 check=${2:-} hold out summary b line conns
+  client hold 10.10.100.1 80 24 5 >"$LBOUT" &
+  hold=$!
+  sleep 1; drv "add b4 10.10.0.14 8080"
+  sleep 1; drv "weight b1 0"
+  sleep 1; drv "remove b2 flush"; echo "removed b2: $ANS"
+  if [ -n "$check" ]; then "$check"; fi
+  wait "$hold" || true
+  out=$(cat "$LBOUT")
+  summary=$("$PY" - "$out" <<'PY'
+import collections, json, sys
+s = collections.defaultdict(lambda: [0, 0, 0, 0])
+for c in json.loads(sys.argv[1]):
+    b = c["backends"][0] if c["backends"] else "none"
+    s[b][0] += 1; s[b][1] += c["requests"]; s[b][2] += c["errors"] > 0; s[b][3] += len(c["backends"]) > 1
+for b, v in sorted(s.items()):
+    print("%s conns=%d requests=%d failed=%d switched=%d" % (b, *v))
+PY
+)
+  echo "$summary"
+  for b in b1 b3; do
+    line=$(grep "^$b " <<<"$summary" || true)
+    [ -n "$line" ] || { t_fail "no connection landed on $b"; continue; }
+    t_contains "$line" "failed=0" "connections on $b (kept, or drained) survived the pool changes"
+    t_contains "$line" "switched=0" "connections on $b stayed on $b"
+  done
+  line=$(grep "^b2 " <<<"$summary" || true)
+  if [ -n "$line" ]; then
+    conns=$(sed -E 's/.*conns=([0-9]+).*/\1/' <<<"$line")
+    t_contains "$line" "failed=$conns" "every connection on b2 was reset by the flush"
+  elif [ "$need_b2" = 1 ]; then
+    t_fail "no connection on b2: the flush was not tested"
+  fi
+}

@@ -1,0 +1,47 @@
+# SPDX-License-Identifier: MIT
+# Shared by the load balancer tests: the lab, a unique service, start/stop.
+source "$LUABPF_SOURCE_DIR/tests/lib.sh"
+LAB_SRC=$LUABPF_SOURCE_DIR
+LAB_BUILD=$LUABPF_BUILD_DIR
+source "$LUABPF_SOURCE_DIR/scripts/lab.sh"
+CLIENT="$LUABPF_SOURCE_DIR/tests/lb/lb_client.py"
+SVC="lbt$T_ID"
+P="lb$T_ID"
+CONF=$(mktemp --suffix=.lua)
+LBOUT=$(mktemp)
+
+lb_env_cleanup() {
+  set +e # a cleanup step that fails must not skip the ones after it
+  if [ -n "${LBPID:-}" ]; then kill -INT "$LBPID" 2>/dev/null || true; wait "$LBPID" 2>/dev/null || true; fi
+  lab_down
+  rm -rf "/sys/fs/bpf/luabpf/lb/$SVC" "$CONF" "$LBOUT"
+  rmdir /sys/fs/bpf/luabpf/lb /sys/fs/bpf/luabpf 2>/dev/null || true
+  t_cleanup
+}
+trap lb_env_cleanup EXIT
+
+# lb_start [ARGS...]: run the shipped service on $CONF in the lab's balancer; wait until ready.
+lb_start() {
+  local before
+  before=$(wc -l <"$LBOUT")
+  "$LUABPF" --netns "$P-lb" run "$LUABPF_SOURCE_DIR/scripts/examples/lb.lua" "$CONF" "$@" >>"$LBOUT" 2>&1 &
+  LBPID=$!
+  if ! t_wait 10 sh -c "tail -n +$((before + 1)) '$LBOUT' | grep -q \"service '$SVC' on\""; then
+    cat "$LBOUT" >&2
+    t_fail "the service did not start"
+    t_done
+  fi
+}
+
+# lb_stop: SIGINT and wait; sets LBRC.
+lb_stop() {
+  LBRC=0
+  kill -INT "$LBPID"
+  wait "$LBPID" || LBRC=$?
+  LBPID=
+}
+
+client() { ip netns exec "$P-cl" "$PY" "$CLIENT" "$@"; }
+
+# json EXPR JSON: evaluate a Python expression over the parsed JSON in `d`.
+json() { "$PY" -c "import json,sys; d=json.loads(sys.argv[2]); print($1)" "$2" "$2"; }

@@ -1,0 +1,125 @@
+-- SPDX-License-Identifier: MIT
+-- The command loop shared by tests/lb/lb_packets.lua (XDP, LRU flow table)
+-- and tests/lb/lb_ct_packets.lua (tc, conntrack): Python crafts every packet
+-- and checks every answer; this side only builds the service
+-- (lb.new{attach=false}) and runs packets through prog:test_run, so that a
+-- reply can be made from what the data plane actually wrote.
+--
+-- One command per line on stdin, one answer per line on stdout ("@@ ok ..." or
+-- "@@ err MESSAGE"); anything else on stdout is not an answer.
+--   new NAME                            the service (pin=false, not attached)
+--   vip NAME ADDR PORT PROTO MODE SNAT  SNAT "-" for none (DSR)
+--   backend VIP NAME ADDR PORT
+--   weight VIP NAME WEIGHT | remove VIP NAME
+--   which SRC SPORT DST DPORT PROTO     -> ok BACKEND|- hit|miss
+--   run IFINDEX HEX                     -> ok VERDICT RETVAL MOVED HEXOUT
+--                                          MOVED: reason:delta,... or "-"
+--   stats                               -> ok VIP:packets:new_flows ...
+--   close
+--
+-- require("lb_packets_driver"){ ctx = function(pkt, ifindex) ... end, options = {...} }
+-- runs the loop until "close" or end of input: ctx builds test_run's context
+-- for a frame, options are added to lb.new's.
+local lb = require("luabpf.lb")
+
+local function hex(s)
+  return (s:gsub(".", function(c) return ("%02x"):format(c:byte()) end))
+end
+
+local function unhex(h)
+  return (h:gsub("%x%x", function(x) return string.char(tonumber(x, 16)) end))
+end
+
+return function(opts)
+  local svc
+
+  local function reasons()
+    return svc:stats().reasons
+  end
+
+  local cmds = {}
+
+  function cmds.new(name)
+    local o = { name = name, attach = false, pin = false, prime_neighbours = false,
+      drop_sample = 0, max_vips = 32, max_backends = 64 }
+    for k, v in pairs(opts.options or {}) do o[k] = v end
+    local err
+    svc, err = lb.new(o)
+    if not svc then error(err) end
+    return ""
+  end
+
+  function cmds.vip(name, a, port, proto, mode, snat)
+    svc:add_vip{ name = name, addr = a, port = tonumber(port), proto = proto, mode = mode,
+      snat = snat ~= "-" and snat or nil }
+    return ""
+  end
+
+  function cmds.backend(vip, name, a, port)
+    svc:add_backend(vip, { name = name, addr = a, port = tonumber(port) })
+    return ""
+  end
+
+  function cmds.weight(vip, name, w)
+    svc:set_weight(vip, name, tonumber(w))
+    return ""
+  end
+
+  function cmds.remove(vip, name)
+    svc:remove_backend(vip, name)
+    return ""
+  end
+
+  function cmds.which(src, sport, dst, dport, proto)
+    local b, hit = svc:which{ src = src, sport = tonumber(sport), dst = dst,
+      dport = tonumber(dport), proto = proto }
+    return ("%s %s"):format(b or "-", hit and "hit" or "miss")
+  end
+
+  function cmds.run(ifindex, h)
+    local pkt = unhex(h)
+    local before = reasons()
+    local r, err = svc.prog:test_run(pkt, { ctx = opts.ctx(pkt, tonumber(ifindex)) })
+    if not r then error("test_run: " .. tostring(err)) end
+    local after = reasons()
+    local moved = {}
+    for _, name in ipairs(lb.REASONS) do
+      local d = after[name] - before[name]
+      if d ~= 0 then moved[#moved + 1] = ("%s:%d"):format(name, d) end
+    end
+    return ("%s %d %s %s"):format(r.verdict or "?", r.retval,
+      #moved > 0 and table.concat(moved, ",") or "-", #r.data > 0 and hex(r.data) or "-")
+  end
+
+  function cmds.stats()
+    local out = {}
+    for name, v in pairs(svc:stats().vips) do
+      out[#out + 1] = ("%s:%d:%d"):format(name, v.packets, v.new_flows)
+    end
+    table.sort(out)
+    return table.concat(out, " ")
+  end
+
+  function cmds.close()
+    svc:close()
+    svc = nil
+    return ""
+  end
+
+  for line in io.stdin:lines() do
+    local words = {}
+    for w in line:gmatch("%S+") do words[#words + 1] = w end
+    local cmd = cmds[words[1] or ""]
+    local ok, res
+    if cmd then
+      ok, res = pcall(cmd, unpack(words, 2))
+    else
+      ok, res = false, ("unknown command '%s'"):format(tostring(words[1]))
+    end
+    -- One line per answer: an error message may span several.
+    io.stdout:write(ok and ("@@ ok " .. res) or ("@@ err " .. tostring(res):gsub("\n", " | ")), "\n")
+    io.stdout:flush()
+    if words[1] == "close" then break end
+  end
+  if svc then svc:close() end
+end

@@ -1,0 +1,70 @@
+# SPDX-License-Identifier: MIT
+# The load balancer on the kernel's conntrack (flow_table = "conntrack") in
+# the LB lab: TCP (IPv4, IPv6) and UDP through it; the entries `conntrack -L`
+# shows carry the service's mark and the right DNAT and SNAT; connections
+# survive pool changes (a backend added, one drained); removing a backend
+# with flush resets only that backend's connections; closing the service
+# removes its nftables table and its entries.
+source "$LUABPF_SOURCE_DIR/tests/lb/lb_ct_env.sh"
+lb_ct_lab
+
+coproc LB { exec "$LUABPF" --netns "$P-lb" run "$LUABPF_SOURCE_DIR/tests/lb/lb_ct.lua" "$SVC" conntrack 2>&1; }
+LBPID=$LB_PID
+ready=
+while read -r -t 20 line <&"${LB[0]}"; do
+  echo "driver: $line"
+  case "$line" in "ready conntrack") ready=1; break ;; ERROR*) break ;; esac
+done
+[ -n "$ready" ] || { t_fail "the conntrack-mode service did not start"; t_done; }
+
+# New connections spread over the backends, both families.
+out=$(client spread 10.10.100.1 80 30)
+echo "IPv4: $out"
+t_eq "$(json 'd["errors"]' "$out")" 0 "IPv4 connections through conntrack NAT failed"
+t_eq "$(json 'len([k for k in d if k != "errors"])' "$out")" 3 "backends that answered IPv4"
+out=$(client spread fd10:100::1 80 12)
+echo "IPv6: $out"
+t_eq "$(json 'd["errors"]' "$out")" 0 "IPv6 connections failed"
+
+# Their entries: the kernel's, with our mark and the NAT the data plane chose.
+list=$(ct -L -p tcp -m "$MARK/0xffff0000" --orig-dst 10.10.100.1)
+echo "$list" | head -3
+n=$(grep -c "dport=80 " <<<"$list" || true)
+[ "$n" -ge 30 ] && t_pass "$n IPv4 TCP entries carry the service's mark" || t_fail "only $n marked IPv4 entries"
+bad=$(grep -v -E "src=10\.10\.0\.1 dst=10\.10\.100\.1 sport=[0-9]+ dport=80 .*src=10\.10\.0\.1[1-3] dst=10\.10\.0\.2 sport=8080 dport=[0-9]+ .*mark=[0-9]+ " <<<"$list" || true)
+marks=$(grep -oE "mark=[0-9]+" <<<"$list" | cut -d= -f2 | sort -u | tr '\n' ' ')
+for m in $marks; do
+  [ "$m" -ge "$MARK" ] && [ "$m" -le $((MARK + 2)) ] || bad+=$'\n'"mark $m is not 0x4c420000 + a backend id (0..2)"
+done
+t_eq "$(wc -w <<<"$marks")" 3 "distinct marks (one per backend) on the entries"
+[ -z "$bad" ] && t_pass "every entry: client -> VIP:80, DNAT to a backend:8080, SNAT to 10.10.0.2" ||
+  t_fail "entries with the wrong NAT:"$'\n'"$bad"
+l6=$(ct -L -f ipv6 -p tcp -m "$MARK/0xffff0000")
+t_contains "$l6" "dst=fd10::2 sport=8080" "IPv6 entries SNAT to fd10::2 and DNAT to port 8080"
+drv flows
+echo "flows: $ANS"
+want=$(( $(ct -L -f ipv4 -m "$MARK/0xffff0000" | wc -l) + $(ct -L -f ipv6 -m "$MARK/0xffff0000" | wc -l) ))
+[ "$want" -ge 40 ] || t_fail "only $want marked entries for 42 connections"
+t_eq "${ANS%% *}" "$want" "svc:flows() lists what conntrack -L -m shows"
+
+# UDP: each source port keeps its backend; the entries are marked and NATed.
+out=$(ip netns exec "$P-cl" "$PY" "$UDP" ask 10.10.100.1 53 12 3)
+echo "UDP: $out"
+t_eq "$(json 'd["lost"]' "$out")" 0 "UDP datagrams lost"
+t_eq "$(json 'all(len(set(f)) == 1 and len(f) == 3 for f in d["flows"])' "$out")" True "each UDP flow stayed on one backend"
+t_eq "$(json 'len({f[0] for f in d["flows"]}) >= 2' "$out")" True "UDP flows spread over backends"
+t_contains "$(ct -L -p udp -m "$MARK/0xffff0000")" "sport=5353" "UDP entries DNAT to port 5353"
+
+# Long-lived connections while the pool changes (b2 removed with flush).
+lb_ct_pool_change 1
+t_eq "$(ct -L -f ipv4 -m $((MARK + 1)) | grep -c ESTABLISHED || true)" 0 "b2's established entries after the flush"
+drv stats; echo "reasons: $ANS"
+t_contains "$ANS" "forwarded:" "forwarded counted"
+t_contains "$ANS" "reply:" "replies counted"
+
+# Close (pin = false): the nftables table and our entries go.
+exec {LB[1]}>&-
+kill -INT "$LBPID"; wait "$LBPID" || true; LBPID=
+t_eq "$(ip netns exec "$P-lb" nft list tables | grep -c luabpf_lb || true)" 0 "nftables tables left"
+t_eq "$(ct -L -f ipv4 -m "$MARK/0xffff0000" | wc -l)" 0 "marked entries left"
+t_done

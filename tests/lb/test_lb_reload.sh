@@ -1,0 +1,43 @@
+# SPDX-License-Identifier: MIT
+# SIGHUP applies a changed configuration to the running balancer: a backend
+# added, one drained, held connections untouched; a broken configuration is
+# refused with its reason and the running one keeps serving.
+source "$LUABPF_SOURCE_DIR/tests/lb/lb_env.sh"
+lab_up "$P" 3
+conf() { # BACKENDS...: "name addr weight"
+  { echo "service = '$SVC'; interface = 'eth0'"
+    echo "vips = { { name = 'web', addr = '10.10.100.1', port = 80, backends = {"
+    for b in "$@"; do set -- $b; echo "  { name = '$1', addr = '$2', port = 8080, weight = $3 },"; done
+    echo "} } }"; } >"$CONF"
+}
+conf "b1 10.10.0.11 1" "b2 10.10.0.12 1"
+lb_start --destroy
+
+hold_out=$(mktemp)
+client hold 10.10.100.1 80 16 4 >"$hold_out" &
+hold=$!
+sleep 1
+conf "b1 10.10.0.11 0" "b2 10.10.0.12 1" "b3 10.10.0.13 2"
+kill -HUP "$LBPID"
+t_wait 5 grep -q "reloaded $CONF" "$LBOUT" && t_pass "reload logged" || t_fail "no reload in the log"
+out=$(client spread 10.10.100.1 80 300)
+echo "after reload: $out"
+t_eq "$(json 'd.get("b1", 0)' "$out")" 0 "drained b1 gets no new connection"
+t_eq "$(json 'd.get("b3", 0) > d.get("b2", 0)' "$out")" True "b3 (weight 2) gets more than b2 (weight 1)"
+t_eq "$(json 'd["errors"]' "$out")" 0 "no failed connection after reload"
+wait "$hold"
+t_eq "$(json 'sum(c["errors"] for c in d)' "$(cat "$hold_out")")" 0 "held connections: errors across the reload"
+t_eq "$(json 'sum(1 for c in d if len(c["backends"]) > 1)' "$(cat "$hold_out")")" 0 "held connections: none moved"
+rm -f "$hold_out"
+
+# A broken configuration: refused, named, and the running pool stays.
+printf 'service = "%s"; interface = "eth0"\nvips = { { name = "web", addr = "10.10.100.300", port = 80 } }\n' "$SVC" >"$CONF"
+kill -HUP "$LBPID"
+t_wait 5 grep -q "reload refused" "$LBOUT" && t_pass "broken config refused" || t_fail "broken config not refused"
+t_contains "$(cat "$LBOUT")" "'10.10.100.300' is not an IPv4 or IPv6 address" "refusal names the bad value"
+out=$(client spread 10.10.100.1 80 100)
+t_eq "$(json 'd["errors"]' "$out")" 0 "still serving after the refused reload"
+t_eq "$(json 'd.get("b1", 0)' "$out")" 0 "still the reloaded pool (b1 drained)"
+lb_stop
+t_eq "$LBRC" 0 "exit code"
+t_done

@@ -267,7 +267,7 @@ local FILTER_KEYS = {
 -- Strip a "file:line: " position that points into our own library.
 local function clean(msg)
   msg = tostring(msg)
-  return (msg:gsub("^[^\n:]*/luabpf/[%w_]+%.lua:%d+: ", ""))
+  return (msg:gsub("^[^\n:]*/luabpf/[%w_/]+%.lua:%d+: ", ""))
 end
 
 local function shallow(t)

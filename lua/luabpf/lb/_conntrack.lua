@@ -3,7 +3,7 @@
 -- bpf/lb/lb_ct.bpf.c): what the kernel must have, the nftables nat chains that
 -- register nf_nat's hooks in the namespace, the sysctls a one-arm balancer
 -- needs, and the entries (listed and flushed by mark with the conntrack tool).
--- Private to lua/luabpf/lb.lua; docs/lb.md "Flow table: LRU or conntrack".
+-- Private to lua/luabpf/lb/; docs/lb.md "Flow table: LRU or conntrack".
 local uv = require("luv")
 local bit = require("bit")
 

@@ -1,0 +1,183 @@
+-- SPDX-License-Identifier: MIT
+-- What a service tells about itself: stats() (counters and rates per VIP and
+-- backend, packets per reason), flows(), which() with the data plane's flow
+-- hash, and the events from its ring buffer. Part of luabpf.lb (init.lua).
+local ffi = require("ffi")
+local bit = require("bit")
+local uv = require("luv")
+local maglev = require("luabpf.lb.maglev")
+local addr = require("luabpf._addr")
+local C = require("luabpf.lb._common")
+
+local Service = C.Service
+local PROTOS, PROTO_NAMES, MODE_NAMES, STATE_NAMES = C.PROTOS, C.PROTO_NAMES, C.MODE_NAMES, C.STATE_NAMES
+local REASONS = C.REASONS
+
+local S = {}
+
+ffi.cdef [[
+struct luabpf_lb_flow_key {
+  uint8_t src[16]; uint8_t dst[16]; uint16_t sport; uint16_t dport; uint8_t proto; uint8_t pad[3];
+};
+]]
+local flow_key_t = ffi.typeof("struct luabpf_lb_flow_key")
+local u32p = ffi.typeof("const uint32_t *")
+
+local band, bxor, rshift, lshift, rol, tobit = bit.band, bit.bxor, bit.rshift, bit.lshift, bit.rol,
+  bit.tobit
+local mul32 = maglev.mul32
+
+--- The data plane's flow hash (flow_hash in bpf/lb/lb.bpf.c), for "which backend?".
+function S.flow_hash(src, sport, dst, dport, proto)
+  local k = flow_key_t()
+  ffi.copy(k.src, addr.bytes(src), 16)
+  ffi.copy(k.dst, addr.bytes(dst), 16)
+  k.sport = bit.bswap(lshift(sport, 16))
+  k.dport = bit.bswap(lshift(dport, 16))
+  k.proto = proto
+  local w = ffi.cast(u32p, k)
+  local h = 0x4c554142
+  for i = 0, 9 do
+    local x = mul32(tobit(w[i]), 0xcc9e2d51)
+    x = mul32(rol(x, 15), 0x1b873593)
+    h = tobit(mul32(rol(bxor(h, x), 13), 5) + 0xe6546b64)
+  end
+  h = bxor(h, 40)
+  h = bxor(h, rshift(h, 16)); h = mul32(h, 0x85ebca6b)
+  h = bxor(h, rshift(h, 13)); h = mul32(h, 0xc2b2ae35)
+  h = bxor(h, rshift(h, 16))
+  return h < 0 and h + 4294967296 or h
+end
+
+--- Which backend gets this flow: { src=, sport=, dst=, dport=, proto= }.
+-- Returns the backend's name and whether the flow table already holds it.
+function Service:which(f)
+  self:_check_open()
+  local proto = PROTOS[f.proto or "tcp"] or f.proto
+  local key = { src = addr.mapped(f.src), dst = addr.mapped(f.dst), sport = f.sport,
+    dport = f.dport, proto = proto }
+  local hit
+  if self.ct then
+    local e = self.ct:get(f.src, f.sport, f.dst, f.dport, PROTO_NAMES[proto])
+    hit = e and { backend = e.backend_id }
+  else
+    hit = self.m.flows:lookup(key)
+  end
+  if hit and self.backend_by_id[hit.backend] then
+    return self.backend_by_id[hit.backend].name, true
+  end
+  local vk = self.m.vips:lookup({ addr = key.dst, port = f.dport, proto = proto })
+  if not vk then return nil, "no VIP for " .. tostring(f.dst) .. ":" .. tostring(f.dport) end
+  local h = S.flow_hash(f.src, f.sport, f.dst, f.dport, proto)
+  local slot = vk.id * 2 * self.ring + vk.table * self.ring + h % self.ring
+  local id = self.m.maglev:lookup(slot)
+  local b = id and self.backend_by_id[id]
+  if not b then return nil, "no backend" end
+  return b.name, false
+end
+
+--- Flows in the flow table: a list of {src, sport, dst, dport, proto, vip, backend}.
+function Service:flows(vip)
+  self:_check_open()
+  if self.ct then
+    -- The kernel's entries with our mark: what `conntrack -L -m MARK/0xffff0000` shows.
+    local out = {}
+    for _, e in ipairs(self.ct:entries()) do
+      local b = self.backend_by_id[e.backend_id]
+      local vv = b and b.vip
+      if not vip or (vv and vv.name == vip) then
+        e.vip, e.backend = vv and vv.name, b and b.name
+        out[#out + 1] = e
+      end
+    end
+    return out
+  end
+  local out = {}
+  for k, v in self.m.flows:pairs() do
+    local b = self.backend_by_id[v.backend]
+    local vv = self.vip_by_id[v.vip]
+    if not vip or (vv and vv.name == vip) then
+      out[#out + 1] = { src = addr.text(k.src), sport = k.sport, dst = addr.text(k.dst),
+        dport = k.dport, proto = PROTO_NAMES[k.proto] or k.proto,
+        vip = vv and vv.name, backend = b and b.name }
+    end
+  end
+  return out
+end
+
+local function counters(map, id)
+  local c = map:lookup_sum(id)
+  return { packets = tonumber(c.packets), bytes = tonumber(c.bytes), new_flows = tonumber(c.new_flows) }
+end
+
+-- Rates since the previous stats() call for the same thing.
+function Service:_rate(key, c, now)
+  local prev = self.last[key]
+  self.last[key] = { t = now, c = c }
+  if not prev or now <= prev.t then return end
+  local dt = (now - prev.t) / 1e9
+  c.pps = (c.packets - prev.c.packets) / dt
+  c.bps = (c.bytes - prev.c.bytes) * 8 / dt
+  c.flows_per_s = (c.new_flows - prev.c.new_flows) / dt
+end
+
+--- Counters per VIP and backend (with rates since the last call) and per reason.
+function Service:stats()
+  self:_check_open()
+  local now = uv.hrtime()
+  local out = { vips = {}, reasons = {} }
+  for name, v in pairs(self.vips) do
+    local s = counters(self.m.vip_stats, v.id)
+    self:_rate("v" .. v.id, s, now)
+    s.addr, s.port, s.proto, s.mode = v.addr, v.port, PROTO_NAMES[v.proto], MODE_NAMES[v.mode]
+    s.backends = {}
+    local healthy, checked = 0, 0
+    for _, b in ipairs(v.order) do
+      local bs = counters(self.m.backend_stats, b.id)
+      self:_rate("b" .. b.id, bs, now)
+      bs.addr, bs.port, bs.weight, bs.state = b.addr, b.port, b.weight, STATE_NAMES[b.state]
+      bs.slots = v.slots and v.slots[b.id] or 0
+      bs.effective_weight = b.eff
+      bs.sorry = b.sorry or nil
+      if b.sorry then
+        bs.health = "sorry"
+      elseif b.check_name then
+        bs.health = b.health
+        bs.check = self.hc:get(b.check_name):info()
+        checked = checked + 1
+        if b.health == "up" then healthy = healthy + 1 end
+      else
+        bs.health = "unchecked"
+      end
+      s.backends[b.name] = bs
+    end
+    s.checked, s.healthy = checked, healthy
+    s.quorum = { ok = v.quorum_ok ~= false, live = v.live_weight, total = v.total_weight, need = v.quorum,
+      hysteresis = v.hysteresis, policy = v.no_quorum }
+    out.vips[name] = s
+  end
+  for i, r in ipairs(REASONS) do
+    out.reasons[r] = tonumber(self.m.reasons:lookup_sum(i - 1).packets)
+  end
+  return out
+end
+
+function Service:_event(ev)
+  local v = self.vip_by_id[ev.vip]
+  local b = self.backend_by_id[ev.backend]
+  local e = {
+    type = ev.type == 1 and "new_flow" or "drop",
+    reason = ev.type == 2 and REASONS[ev.reason + 1] or nil,
+    proto = PROTO_NAMES[ev.proto] or ev.proto,
+    src = addr.text(ev.src), sport = ev.sport, dst = addr.text(ev.dst), dport = ev.dport,
+    vip = v and v.name, backend = b and b.name,
+  }
+  if self.on_event then
+    self.on_event(e)
+  elseif e.type == "drop" then
+    bpf.log("info", ("service '%s': %s %s:%d -> %s:%d/%s"):format(self.name, e.reason, e.src,
+      e.sport, e.dst, e.dport, e.proto))
+  end
+end
+
+return S

@@ -220,6 +220,35 @@ static int open_module(lua_State *L)
 }
 
 /*
+ * Timers count from the loop's clock, which libuv reads once per loop turn.
+ * After blocking work (bpf.load holds the loop 100-200 ms, test_run loops) a
+ * timer started at once would count from that stale time and fire on the
+ * next turn, before any ring buffer is polled. So start and again read the
+ * clock first, as Node's setTimeout does. Lua wrappers with a tail call keep
+ * luv's own argument errors ("bad argument #1 to 'start'") unchanged.
+ */
+static const char fresh_timers_src[] =
+	"local uv, methods = ...\n"
+	"local update = uv.update_time\n"
+	"for _, name in ipairs({ 'start', 'again' }) do\n"
+	"  local method, fn = methods[name], uv['timer_' .. name]\n"
+	"  methods[name] = function(...) update() return method(...) end\n"
+	"  uv['timer_' .. name] = function(...) update() return fn(...) end\n"
+	"end\n";
+
+/* [uv] -> [uv] */
+static void fresh_timers(lua_State *L)
+{
+	if (luaL_loadbuffer(L, fresh_timers_src, sizeof(fresh_timers_src) - 1, "=luv timers"))
+		lua_error(L);
+	lua_pushvalue(L, -2);
+	luaL_getmetatable(L, "uv_timer");
+	lua_getfield(L, -1, "__index");
+	lua_remove(L, -2);
+	lua_call(L, 2, 0);
+}
+
+/*
  * Strict environments: a script reads globals from _G and may declare its
  * own at its top level; reading an undeclared name, or creating one inside a
  * function, raises. Written in Lua: it is policy, not plumbing.
@@ -283,6 +312,7 @@ lua_State *lbpf_vm__open(void)
 	lua_getfield(L, -1, "loaded");
 	lua_pushcfunction(L, luaopen_luv);
 	lua_call(L, 0, 1);
+	fresh_timers(L);
 	lua_setfield(L, -2, "luv");
 
 	lua_pushcfunction(L, open_module);

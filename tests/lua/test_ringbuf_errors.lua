@@ -16,8 +16,16 @@ local rb = bpf.ringbuf(obj:map("events"), function(e)
   got[#got + 1] = seq
 end, { decode = "cdata:struct event", batch = 64 })
 assert(obj:program("emit"):test_run(string.char(232, 3, 0, 0, 0) .. string.rep("\0", 59)))
-local timer = uv.new_timer()
-timer:start(100, 0, function()
+-- wait (every 1 ms, deadline 5 s) until cond() holds, then run done()
+local function wait_for(cond, done)
+  uv.update_time()
+  local deadline = uv.now() + 5000
+  local timer = uv.new_timer()
+  timer:start(1, 1, function()
+    if cond() or uv.now() >= deadline then timer:close(); done() end
+  end)
+end
+wait_for(function() return rb:stats().events >= 1000 end, function()
   local s = rb:stats()
   print("delivered", #got, "events", s.events, "errors", s.errors, "last", got[#got])
   -- a handler that closes its own buffer mid-batch stops delivery at once
@@ -26,7 +34,11 @@ timer:start(100, 0, function()
   rb2 = bpf.ringbuf(obj:map("events"), function() n = n + 1; if n == 3 then rb2:close() end end)
   assert(obj:program("emit"):test_run(string.char(10, 0, 0, 0, 0) .. string.rep("\0", 59)))
   rb:close()
-  timer:start(50, 0, function() print("after close", n, tostring(rb2)); timer:close() end)
+  -- a timer runs between batches, never inside one: once rb2 is closed its
+  -- batch is over and n is final
+  wait_for(function() return tostring(rb2):find("closed", 1, true) end, function()
+    print("after close", n, tostring(rb2))
+  end)
 end)
 ]]):format(t.object("ringbuf")))
 f:close()

@@ -133,7 +133,10 @@ struct pkt {
 	struct ipv6hdr *ip6;
 	struct tcphdr *th; /* TCP, first fragment, whole header in the frame */
 	__u64 len;
+	__u32 l3off; /* offset of the IP header from data */
 	__u32 l4off; /* offset of the L4 header from data */
+	__u32 l4len; /* the L4 segment's length, as the IP header says */
+	bool frag;   /* a fragment (IPv4 MF or offset, any IPv6 fragment header) */
 	__u8 proto;
 	__be16 sport;
 	__be16 dport;
@@ -260,7 +263,11 @@ static __always_inline __u16 csum_fold(__u64 sum)
  * Turn a SYN into the SYN-ACK a listener under a SYN flood would send: the
  * cookie as our sequence number, the MSS it encodes as the only option (so,
  * as with the kernel's own cookies without timestamps: no window scaling or
- * SACK on these connections). Returns XDP_TX, or -1 to let the SYN pass.
+ * SACK on these connections). The answer is built whole: Ethernet (and the
+ * VLAN tag) as received, a bare IP header (IPv4 options are not echoed, as
+ * xdp-synproxy does; the cookie does not depend on them), a 24-byte TCP
+ * header from the SYN's own (at l4off), nothing after it. Returns XDP_TX,
+ * or -1 to let the SYN pass.
  */
 static __always_inline int syn_ack(struct xdp_md *ctx, struct pkt *p, struct bpf_sock *sk)
 {
@@ -268,7 +275,7 @@ static __always_inline int syn_ack(struct xdp_md *ctx, struct pkt *p, struct bpf
 		struct tcphdr th;
 		__u8 opts[40];
 	} hdr = {};
-	__u32 thlen = p->th->doff * 4, l3off, cookie, seq;
+	__u32 thlen = p->th->doff * 4, l3off, iplen, cookie, seq;
 	__u16 mss;
 	__s64 r;
 	__u8 mac[ETH_ALEN];
@@ -276,7 +283,7 @@ static __always_inline int syn_ack(struct xdp_md *ctx, struct pkt *p, struct bpf
 	struct tcphdr *th;
 	__u64 sum;
 
-	if (thlen < sizeof(struct tcphdr) || thlen > sizeof(hdr))
+	if (thlen < sizeof(struct tcphdr) || thlen > sizeof(hdr) || thlen > p->l4len)
 		return -1;
 	if (bpf_xdp_load_bytes(ctx, p->l4off, &hdr, thlen) < 0)
 		return -1;
@@ -293,8 +300,9 @@ static __always_inline int syn_ack(struct xdp_md *ctx, struct pkt *p, struct bpf
 	mss = (__u16)(r >> 32);
 	seq = bpf_ntohl(hdr.th.seq);
 
-	l3off = p->ip4 ? (void *)p->ip4 - p->data : (void *)p->ip6 - p->data;
-	if (bpf_xdp_adjust_tail(ctx, (int)(p->l4off + sizeof(struct tcphdr) + 4) - (int)p->len))
+	l3off = p->l3off;
+	iplen = p->ip4 ? sizeof(struct iphdr) : sizeof(struct ipv6hdr);
+	if (bpf_xdp_adjust_tail(ctx, (int)(l3off + iplen + sizeof(struct tcphdr) + 4) - (int)p->len))
 		return -1;
 	p->data = (void *)(long)ctx->data;
 	p->end = (void *)(long)ctx->data_end;
@@ -346,12 +354,9 @@ static __always_inline int syn_ack(struct xdp_md *ctx, struct pkt *p, struct bpf
 		sum = bpf_csum_diff(0, 0, (void *)&ip6->saddr, 32, 0);
 		sum += bpf_htonl(sizeof(*th) + 4) + bpf_htonl(IPPROTO_TCP);
 	}
-	{
-		__be16 port = th->source;
-
-		th->source = th->dest;
-		th->dest = port;
-	}
+	/* Every field written: th may lie over the SYN's IP options. */
+	th->source = hdr.th.dest;
+	th->dest = hdr.th.source;
 	th->seq = bpf_htonl(cookie);
 	th->ack_seq = bpf_htonl(seq + 1);
 	((__u8 *)th)[12] = (sizeof(*th) + 4) / 4 << 4; /* doff, no reserved bits */
@@ -391,6 +396,13 @@ static __always_inline int syn_guard(struct xdp_md *ctx, struct pkt *p,
 	int rc;
 
 	if (!syn && !ack)
+		return -1;
+	/*
+	 * A fragment is the kernel's to reassemble (its own cookies answer:
+	 * tcp_syncookies=2 while protected); a SYN-ACK from a piece of a SYN
+	 * would be a guess. xdp-synproxy drops them (IPv4) or passes them (IPv6).
+	 */
+	if (p->frag)
 		return -1;
 	if (now - s->window >= NSEC_PER_SEC) {
 		s->prev = now - s->window < 2 * NSEC_PER_SEC ? s->syns : 0;
@@ -460,6 +472,7 @@ static __always_inline int parse(struct pkt *p)
 
 	if (!l3)
 		return FR_PASS_NON_IP;
+	p->l3off = l3 - p->data;
 	if (proto == bpf_htons(ETH_P_IP)) {
 		struct iphdr *ip = l3;
 		__u16 tot;
@@ -474,6 +487,7 @@ static __always_inline int parse(struct pkt *p)
 		v4_mapped(&p->src, ip->saddr);
 		v4_mapped(&p->dst, ip->daddr);
 		first = !(ip->frag_off & bpf_htons(IP_OFFSET));
+		p->frag = ip->frag_off & bpf_htons(IP_MF | IP_OFFSET);
 		l4 = l3 + ip->ihl * 4;
 		l4len = tot - ip->ihl * 4;
 	} else if (proto == bpf_htons(ETH_P_IPV6)) {
@@ -496,6 +510,7 @@ static __always_inline int parse(struct pkt *p)
 				return FR_MALFORMED;
 			p->proto = fh->nexthdr;
 			first = !(fh->frag_off & bpf_htons(0xfff8));
+			p->frag = true;
 			l4 = fh + 1;
 			l4len -= sizeof(*fh);
 		}
@@ -510,6 +525,7 @@ static __always_inline int parse(struct pkt *p)
 	p->sport = ((__be16 *)l4)[0];
 	p->dport = ((__be16 *)l4)[1];
 	p->l4off = l4 - p->data;
+	p->l4len = l4len;
 	if (p->proto == IPPROTO_TCP && l4 + sizeof(struct tcphdr) <= p->end &&
 	    l4len >= sizeof(struct tcphdr))
 		p->th = l4;

@@ -126,6 +126,64 @@ t.eq(csum(out:sub(23, 54) .. be32(#th) .. "\0\0\0\6" .. th), 0, "IPv6 TCP checks
 cookie = u32(th, 5)
 t.eq(assert(prog:test_run(tcp6(port6, 0x10, 78, (cookie + 1) % 2 ^ 32))).verdict, "XDP_PASS", "IPv6 cookie ACK")
 t.eq(assert(prog:test_run(tcp6(port6, 0x10, 78, (cookie + 1 + 0x100000) % 2 ^ 32))).verdict, "XDP_DROP", "IPv6 forged ACK")
+
+-- ---- SYN-ACKs from SYNs of every header layout (issue 17, fault 1) ---------------
+-- Each answer is printed as "SYNACK name sent-hex answer-hex" for
+-- test_filter_syn.sh, which parses it with scapy: ports from the real TCP
+-- header, no trailing bytes, lengths and checksums right.
+local function hex(s) return (s:gsub(".", function(c) return ("%02x"):format(c:byte()) end)) end
+-- IPv4 SYN from PEER:40000 to LO:port with IP options ipopts (a multiple of
+-- 4 bytes), frag_off frag, an optional 802.1Q tag, payload and padding.
+local function syn4(port, o)
+  local ipopts, opts, data = o.ipopts or "", o.opts or MSS1400, o.data or ""
+  local th = be16(40000) .. be16(port) .. be32(o.seq or 5000) .. be32(0)
+    .. string.char((20 + #opts) / 4 * 16, 0x02) .. be16(64240) .. "\0\0\0\0" .. opts .. data
+  local ip = string.char(64 + 5 + #ipopts / 4, 0) .. be16(20 + #ipopts + #th) .. "\0\1"
+    .. be16(o.frag or 0x4000) .. "\64\6\0\0" .. PEER .. LO .. ipopts
+  ip = ip:sub(1, 10) .. be16(csum(ip)) .. ip:sub(13)
+  local eth = SMAC .. CMAC .. (o.vlan and (be16(0x8100) .. be16(o.vlan)) or "") .. be16(0x0800)
+  return eth .. ip .. th .. (o.pad or "")
+end
+local RA, NOPS = "\148\4\0\0", "\1\1\1\0" -- router alert; NOPs and end of list
+local layouts = {
+  { "IPv4 options (router alert)", { ipopts = RA } },
+  { "IPv4 options, 40 bytes (IHL 15)", { ipopts = string.rep(NOPS, 10), seq = 7 } },
+  { "IPv4 options and a payload", { ipopts = RA, data = "hello" } },
+  { "Ethernet padding after the SYN", { pad = string.rep("\0", 6), opts = "" } },
+  { "no TCP options, no padding (the answer grows)", { opts = "" } },
+  { "802.1Q tag and IPv4 options", { vlan = 7, ipopts = NOPS } },
+}
+b = reasons()
+local answers = {}
+for i, l in ipairs(layouts) do
+  local frame = syn4(port4, l[2])
+  r = assert(prog:test_run(frame))
+  answers[i] = r
+  print(("SYNACK %s %s %s"):format(l[1]:gsub("%W+", "_"), hex(frame), hex(r.data)))
+end
+for i, l in ipairs(layouts) do
+  t.eq(answers[i].verdict, "XDP_TX", l[1] .. ": answered")
+  if l[2].ipopts == RA then
+    -- The cookie was made for the real ports: its ACK (with the same options) passes.
+    local c = u32(answers[i].data, #answers[i].data - 24 + 5)
+    local a = tcp4(port4, 0x10, 5001, (c + 1) % 2 ^ 32)
+    a = a:sub(1, 14) .. string.char(0x46) .. a:sub(16, 16) .. be16(u16(a, 17) + 4) .. a:sub(19, 34) .. RA .. a:sub(35)
+    t.eq(assert(prog:test_run(a)).verdict, "XDP_PASS", l[1] .. ": the cookie's ACK passes")
+  end
+end
+t.same(moved(b), { syn_cookie = #layouts, syn_cookie_ok = 2 }, "layout counters")
+-- Fragments are the kernel's to reassemble: a SYN in one passes (and the
+-- kernel's own cookies answer it: tcp_syncookies=2).
+b = reasons()
+t.eq(assert(prog:test_run(syn4(port4, { frag = 0x2000 }))).verdict, "XDP_PASS", "IPv4 SYN, first fragment (MF): passed")
+local s6 = tcp6(port6, 0x02, 99, 0, MSS1400)
+local frag6 = "\6\0\0\0\0\0\0\42" -- next header TCP, offset 0, M=0 (atomic), id 42
+s6 = s6:sub(1, 18) .. be16(u16(s6, 19) + 8) .. "\44" .. s6:sub(22, 54) .. frag6 .. s6:sub(55)
+r = assert(prog:test_run(s6))
+t.eq(r.verdict, "XDP_PASS", "IPv6 SYN behind a fragment header: passed")
+t.eq(r.data, s6, "IPv6 SYN behind a fragment header: unchanged")
+t.same(moved(b), { pass = 2 }, "fragment counters")
+
 t.raises(function() f:protect(port4) end, "port " .. port4 .. " is already protected")
 t.raises(function() f:protect({ ports = { 80 }, treshold = 1 }) end, "unknown option 'treshold'")
 f:unprotect(port4)

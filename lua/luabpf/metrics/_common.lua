@@ -1,0 +1,34 @@
+-- SPDX-License-Identifier: MIT
+-- What every part of luabpf.metrics shares: the Metric and Registry classes
+-- (methods in init.lua, _render.lua, _exporters.lua) and the name checks.
+-- Private to lua/luabpf/metrics/.
+local util = require("luabpf._util")
+
+local function fail(fmt, ...)
+  error(fmt:format(...), 3)
+end
+
+local check_opts, set_of = util.check_opts, util.set_of
+
+local Metric = {}
+Metric.__index = Metric
+
+local TYPES = { counter = true, gauge = true, histogram = true }
+
+local function check_name(what, n)
+  if type(n) ~= "string" or not n:match("^[a-zA-Z_:][a-zA-Z0-9_:]*$") then
+    fail("%s: name must match [a-zA-Z_:][a-zA-Z0-9_:]*, got %s", what, tostring(n))
+  end
+end
+
+local function check_label(what, n)
+  if type(n) ~= "string" or not n:match("^[a-zA-Z_][a-zA-Z0-9_]*$") or n:match("^__") then
+    fail("%s: label name must match [a-zA-Z_][a-zA-Z0-9_]* (not starting with __), got %s", what, tostring(n))
+  end
+end
+
+local Registry = {}
+Registry.__index = Registry
+
+return { fail = fail, check_opts = util.check_opts, set_of = util.set_of, Metric = Metric, Registry = Registry,
+  TYPES = TYPES, check_name = check_name, check_label = check_label }

@@ -5,7 +5,8 @@
 local M = {}
 
 local function usage(spec)
-  local out = { ("usage: luabpf run %s [OPTIONS]"):format(spec.name) }
+  -- A command of luabpf's own (spec.command) is `luabpf NAME`; a script is `luabpf run NAME`.
+  local out = { ("usage: luabpf %s%s [OPTIONS]"):format(spec.command and "" or "run ", spec.name) }
   for _, p in ipairs(spec.positional or {}) do
     out[1] = out[1] .. (p.required and " " .. p[1]:upper() or " [" .. p[1]:upper() .. "]")
   end

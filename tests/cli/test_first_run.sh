@@ -55,6 +55,7 @@ t_eq "$out" "$version" "luabpf version prints --version"
 run 0 "top --help" -- top --help
 top_help=$out
 t_contains "$top_help" "--interval INTERVAL" "top --help shows top's own options"
+t_contains "$top_help" "usage: luabpf top [OPTIONS] [TARGET]" "top --help: usage names the command (not luabpf run top)"
 lacks "$top_help" "Runs a Lua script" "top --help is not the global help"
 run 0 "help top" -- help top
 t_eq "$out" "$top_help" "luabpf help top prints top --help"

@@ -68,7 +68,7 @@ end
 
 return function(...)
   local opt = args.parse({ ... }, {
-    name = "top",
+    name = "top", command = true,
     summary = "A live view of a metrics endpoint: a URL, HOST:PORT, a port on 127.0.0.1, or the NAME\n"
       .. "a service registered with metrics.serve(reg, {name = NAME}). Keys: q quit, s next sort,\n"
       .. "p/b/f/n sort by packets/bytes/flows/name.",

@@ -1,6 +1,7 @@
 -- SPDX-License-Identifier: MIT
 -- Small helpers the stdlib modules share, so that an option table is checked,
--- and an unknown option reported, the same way everywhere.
+-- and an unknown option reported, the same way everywhere (and a pin
+-- directory made the same way).
 local M = {}
 
 --- The keys of a set, sorted and joined with ", " (for "valid: ..." lists).
@@ -31,6 +32,17 @@ function M.check_opts(what, t, known, level)
     error(("%s: expects a table of options, got %s"):format(what, type(t)), level)
   end
   M.check_keys(what, t, known, level)
+end
+
+--- mkdir -p with mode 0700 for each directory it makes (bpffs pin
+-- directories); a directory that exists already is fine.
+function M.mkdir_p(path)
+  local uv = require("luv")
+  local cur = ""
+  for part in path:gmatch("[^/]+") do
+    cur = cur .. "/" .. part
+    uv.fs_mkdir(cur, 448) -- 0700; EEXIST is fine
+  end
 end
 
 --- A set from a list: set_of { "a", "b" } is { a = true, b = true }.

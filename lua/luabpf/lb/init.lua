@@ -16,6 +16,7 @@
 local uv = require("luv")
 local maglev = require("luabpf.lb.maglev")
 local addr = require("luabpf._addr")
+local util = require("luabpf._util")
 local C = require("luabpf.lb._common")
 local stats = require("luabpf.lb._stats")
 require("luabpf.lb._validate")
@@ -42,14 +43,6 @@ local function rmdir_pins(dir)
   for f in p:lines() do os.remove(dir .. "/" .. f) end
   p:close()
   os.remove(dir)
-end
-
-local function mkdir_p(path)
-  local cur = ""
-  for part in path:gmatch("[^/]+") do
-    cur = cur .. "/" .. part
-    uv.fs_mkdir(cur, 448) -- 0700; EEXIST is fine
-  end
 end
 
 --- Start (or take over) the service: load the data plane, reuse pinned state,
@@ -102,7 +95,7 @@ function M.new(o)
   self.dir = self.pinned and (root .. "/" .. o.name) or
     ("%s/tmp-%d-%s"):format(root, uv.os_getpid(), o.name)
   local fresh = not uv.fs_stat(self.dir .. "/vips")
-  mkdir_p(self.dir)
+  util.mkdir_p(self.dir)
 
   local obj, err = bpf.load(ct and "lb_ct" or "lb", {
     pin_root_path = self.dir,

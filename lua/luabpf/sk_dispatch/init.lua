@@ -12,6 +12,7 @@
 local bit = require("bit")
 local uv = require("luv")
 local addr = require("luabpf._addr")
+local util = require("luabpf._util")
 local K = require("luabpf.sk_dispatch._sys")
 local text = require("luabpf.sk_dispatch._text")
 local sock = require("luabpf.sk_dispatch._socket")
@@ -43,14 +44,6 @@ local function netns_ino(netns)
   return st.ino
 end
 M.netns_ino = netns_ino
-
-local function mkdir_p(path)
-  local cur = ""
-  for part in path:gmatch("[^/]+") do
-    cur = cur .. "/" .. part
-    uv.fs_mkdir(cur, 448) -- 0700; EEXIST is fine
-  end
-end
 
 local function rm_pins(dir)
   os.remove(dir .. "/link")
@@ -95,7 +88,7 @@ function M.open(o)
     self.link = link
   else
     local fresh = not link
-    mkdir_p(dir)
+    util.mkdir_p(dir)
     local obj, err, code = bpf.load("sk_dispatch", { pin_root_path = dir })
     if not obj then
       if tostring(err):find("parameter mismatch", 1, true) then

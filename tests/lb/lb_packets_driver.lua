@@ -15,11 +15,22 @@
 --   run IFINDEX HEX                     -> ok VERDICT RETVAL MOVED HEXOUT
 --                                          MOVED: reason:delta,... or "-"
 --   stats                               -> ok VIP:packets:new_flows ...
+--   batch PROG IFINDEX N                then N lines of HEX; answers N lines
+--                                          "VERDICT HEXOUT" ("ERR:CODE -" when
+--                                          test_run refuses the frame), then ok.
+--                                          PROG: prog (svc.prog, ctx) or xprog
+--                                          (svc.xprog, xctx). No counters per
+--                                          packet: read them with "reasons".
+--   reasons                             -> ok REASON:packets ... (every reason)
 --   close
 --
 -- require("lb_packets_driver"){ ctx = function(pkt, ifindex) ... end, options = {...} }
 -- runs the loop until "close" or end of input: ctx builds test_run's context
--- for a frame, options are added to lb.new's.
+-- for a frame, options are added to lb.new's. Optional (tests/fuzz): xctx,
+-- the context for svc.xprog; service = function(name, options) -> a service
+-- with .prog, :stats().reasons and :close() instead of lb.new; reasons = the
+-- reason names in order (default lb.REASONS); commands = { name = function(svc,
+-- ...) -> answer } added to the protocol.
 local lb = require("luabpf.lb")
 
 local function hex(s)
@@ -33,8 +44,15 @@ end
 return function(opts)
   local svc
 
+  local REASONS = opts.reasons or lb.REASONS
+
+  -- name -> packets; a reason's counter may be a number or { packets, bytes }.
   local function reasons()
-    return svc:stats().reasons
+    local out = {}
+    for name, v in pairs(svc:stats().reasons) do
+      out[name] = type(v) == "table" and v.packets or v
+    end
+    return out
   end
 
   local cmds = {}
@@ -44,7 +62,7 @@ return function(opts)
       drop_sample = 0, max_vips = 32, max_backends = 64 }
     for k, v in pairs(opts.options or {}) do o[k] = v end
     local err
-    svc, err = lb.new(o)
+    svc, err = (opts.service or lb.new)(o)
     if not svc then error(err) end
     return ""
   end
@@ -83,12 +101,42 @@ return function(opts)
     if not r then error("test_run: " .. tostring(err)) end
     local after = reasons()
     local moved = {}
-    for _, name in ipairs(lb.REASONS) do
+    for _, name in ipairs(REASONS) do
       local d = after[name] - before[name]
       if d ~= 0 then moved[#moved + 1] = ("%s:%d"):format(name, d) end
     end
     return ("%s %d %s %s"):format(r.verdict or "?", r.retval,
       #moved > 0 and table.concat(moved, ",") or "-", #r.data > 0 and hex(r.data) or "-")
+  end
+
+  function cmds.batch(which, ifindex, n)
+    local prog = which == "xprog" and svc.xprog or svc.prog
+    local ctx = which == "xprog" and opts.xctx or opts.ctx
+    if not prog then error("no program '" .. tostring(which) .. "' in this service") end
+    ifindex = tonumber(ifindex)
+    local out = {}
+    for i = 1, tonumber(n) do
+      local pkt = unhex(io.stdin:read("*l") or error("batch: input ended after " .. (i - 1) .. " frames"))
+      local r, err, code = prog:test_run(pkt, { ctx = ctx(pkt, ifindex) })
+      if r then
+        out[i] = ("%s %s"):format(r.verdict or "?", #r.data > 0 and hex(r.data) or "-")
+      else
+        out[i] = ("ERR:%s -"):format(code or tostring(err):match("^%u+") or "?")
+      end
+    end
+    out[#out + 1] = ""
+    io.stdout:write(table.concat(out, "\n"))
+    return ""
+  end
+
+  function cmds.reasons()
+    local r, out = reasons(), {}
+    for _, name in ipairs(REASONS) do out[#out + 1] = ("%s:%d"):format(name, r[name] or 0) end
+    return table.concat(out, " ")
+  end
+
+  for name, fn in pairs(opts.commands or {}) do
+    cmds[name] = function(...) return fn(svc, ...) end
   end
 
   function cmds.stats()

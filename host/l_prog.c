@@ -18,25 +18,11 @@
 
 #include <linux/if_link.h>
 
-#include "luabpf.h"
-
-/* libbpf 1.1's headers predate tcx (kernel 6.6). */
-#define LBPF_TCX_INGRESS   46
-#define LBPF_TCX_EGRESS	   47
-#define LBPF_LINK_TYPE_TCX 11
-
-struct prog_ud {
-	struct lbpf_object *o; /* NULL for programs opened by pin or id */
-	struct bpf_program *p; /* NULL likewise */
-	int fd;		       /* our own fd when there is no object; else -1 */
-	char *name;
-	enum bpf_prog_type type; /* for programs without an object */
-	char *pin;
-};
+#include "l_prog.h"
 
 /* ---- access ------------------------------------------------------------ */
 
-static struct prog_ud *check_ud(lua_State *L, int idx)
+struct prog_ud *prog_check_ud(lua_State *L, int idx)
 {
 	struct prog_ud *u = luaL_checkudata(L, idx, MT_PROG);
 
@@ -57,7 +43,7 @@ static int ud_fd(struct prog_ud *u)
 }
 
 /* The fd of a loaded program, or raise saying why there is none. */
-static int check_fd(lua_State *L, struct prog_ud *u)
+int prog_check_fd(lua_State *L, struct prog_ud *u)
 {
 	int fd = ud_fd(u);
 
@@ -69,12 +55,12 @@ static int check_fd(lua_State *L, struct prog_ud *u)
 	return -1;
 }
 
-static enum bpf_prog_type ud_type(struct prog_ud *u)
+enum bpf_prog_type prog_ud_type(struct prog_ud *u)
 {
 	return u->p ? bpf_program__type(u->p) : u->type;
 }
 
-static const char *prog_type_name(enum bpf_prog_type t)
+const char *prog_type_name(enum bpf_prog_type t)
 {
 	const char *s = libbpf_bpf_prog_type_str(t);
 
@@ -104,696 +90,6 @@ int lbpf_prog__to_fd(lua_State *L, int idx)
 	if (!u || !u->name || (u->o && !u->o->obj))
 		return -1;
 	return ud_fd(u) >= 0 ? ud_fd(u) : -1; /* libbpf says -EINVAL before load */
-}
-
-/* ---- small helpers -------------------------------------------------------- */
-
-/* nil, "what: ENAME: text\nHINT: hint", "ENAME" */
-static int fail_hint(lua_State *L, int err, const char *hint, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int fail_hint(lua_State *L, int err, const char *hint, const char *fmt, ...)
-{
-	char what[1024];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(what, sizeof(what), fmt, ap);
-	va_end(ap);
-	lua_pushnil(L);
-	if (hint && *hint)
-		lua_pushfstring(L, "%s: %s: %s\nHINT: %s", what, lbpf_errno_name(err),
-				strerror(err), hint);
-	else
-		lua_pushfstring(L, "%s: %s: %s%s", what, lbpf_errno_name(err), strerror(err),
-				lbpf_perm_hint(err));
-	lua_pushstring(L, lbpf_errno_name(err));
-	return 3;
-}
-
-static void in_netns_text(char *out, size_t n, const char *netns)
-{
-	if (netns && *netns)
-		snprintf(out, n, " in netns '%s'", netns);
-	else
-		out[0] = '\0';
-}
-
-static int fail_netns(lua_State *L, struct prog_ud *u, int err, const char *netns)
-{
-	char path[PATH_MAX];
-
-	if (strchr(netns, '/'))
-		snprintf(path, sizeof(path), "%s", netns);
-	else
-		snprintf(path, sizeof(path), "/run/netns/%s", netns);
-	if (err == ENOENT)
-		return fail_hint(L, err,
-				 "create it with `ip netns add NAME`, or pass a path "
-				 "such as /proc/PID/ns/net",
-				 "program '%s': netns '%s' not found (%s)", u->name, netns, path);
-	return lbpf_failf(L, err, "program '%s': can't enter netns '%s'", u->name, netns);
-}
-
-static void require_type(lua_State *L, struct prog_ud *u, enum bpf_prog_type want, const char *how,
-			 const char *sec)
-{
-	enum bpf_prog_type t = ud_type(u);
-
-	if (t != want)
-		luaL_error(L, "program '%s' is a %s program: %s needs a %s one (SEC(\"%s\"))",
-			   u->name, prog_type_name(t), how, prog_type_name(want), sec);
-}
-
-/* prog:attach_X(ifname_or_index [, opts]): the interface at 2, options at 3. */
-static const char *check_ifname(lua_State *L, struct prog_ud *u, const char *how,
-				const char *const known[])
-{
-	if (lua_type(L, 2) != LUA_TSTRING && lua_type(L, 2) != LUA_TNUMBER)
-		luaL_error(L, "program '%s': %s expects an interface name or index, got %s",
-			   u->name, how, luaL_typename(L, 2));
-	lbpf_check_options(L, 3, how, known);
-	return lua_tostring(L, 2);
-}
-
-static int fail_no_iface(lua_State *L, struct prog_ud *u, const char *ifname, const char *where)
-{
-	lua_pushnil(L);
-	lua_pushfstring(L, "program '%s': interface '%s' not found%s: ENODEV: %s", u->name, ifname,
-			where, strerror(ENODEV));
-	lua_pushliteral(L, "ENODEV");
-	return 3;
-}
-
-/* Who holds link `id`? "pid 123 (luabpf)" from /proc/PID/fdinfo, or "". */
-static void link_holder(__u32 id, char *out, size_t n)
-{
-	DIR *proc = opendir("/proc");
-	struct dirent *pe;
-	char want[32];
-
-	out[0] = '\0';
-	snprintf(want, sizeof(want), "link_id:\t%u\n", id);
-	while (proc && (pe = readdir(proc)) && !out[0]) {
-		char path[PATH_MAX], target[64], line[128];
-		struct dirent *fe;
-		DIR *fds;
-
-		if (pe->d_name[0] < '1' || pe->d_name[0] > '9')
-			continue;
-		snprintf(path, sizeof(path), "/proc/%s/fd", pe->d_name);
-		fds = opendir(path);
-		while (fds && (fe = readdir(fds)) && !out[0]) {
-			ssize_t len;
-			FILE *f;
-
-			snprintf(path, sizeof(path), "/proc/%s/fd/%s", pe->d_name, fe->d_name);
-			len = readlink(path, target, sizeof(target) - 1);
-			if (len <= 0)
-				continue;
-			target[len] = '\0';
-			if (strcmp(target, "anon_inode:bpf_link"))
-				continue;
-			snprintf(path, sizeof(path), "/proc/%s/fdinfo/%s", pe->d_name, fe->d_name);
-			f = fopen(path, "r");
-			while (f && fgets(line, sizeof(line), f)) {
-				if (strcmp(line, want))
-					continue;
-				char comm[64] = "?";
-				FILE *c;
-
-				snprintf(path, sizeof(path), "/proc/%s/comm", pe->d_name);
-				c = fopen(path, "r");
-				if (c && fgets(comm, sizeof(comm), c))
-					comm[strcspn(comm, "\n")] = '\0';
-				if (c)
-					fclose(c);
-				snprintf(out, n, "pid %.16s (%.32s)", pe->d_name, comm);
-				break;
-			}
-			if (f)
-				fclose(f);
-		}
-		if (fds)
-			closedir(fds);
-	}
-	if (proc)
-		closedir(proc);
-}
-
-/* The id of the link of type ltype attaching prog_id at ifindex, or 0. */
-static __u32 find_link(__u32 ltype, __u32 ifindex, __u32 prog_id)
-{
-	__u32 id = 0;
-
-	while (bpf_link_get_next_id(id, &id) == 0) {
-		union {
-			struct bpf_link_info i;
-			__u32 raw[64];
-		} info;
-		__u32 len = sizeof(info);
-		int fd = bpf_link_get_fd_by_id(id);
-
-		if (fd < 0)
-			continue;
-		memset(&info, 0, sizeof(info));
-		if (bpf_obj_get_info_by_fd(fd, &info.i, &len) == 0 && info.i.type == ltype &&
-		    info.i.xdp.ifindex == ifindex && (!prog_id || info.i.prog_id == prog_id)) {
-			close(fd);
-			return id;
-		}
-		close(fd);
-	}
-	return 0;
-}
-
-static void prog_name_by_id(__u32 id, char *out, size_t n)
-{
-	struct bpf_prog_info info = {0};
-	__u32 len = sizeof(info);
-	int fd = bpf_prog_get_fd_by_id(id);
-
-	snprintf(out, n, "?");
-	if (fd < 0)
-		return;
-	if (bpf_obj_get_info_by_fd(fd, &info, &len) == 0)
-		snprintf(out, n, "%s", info.name);
-	close(fd);
-}
-
-/* ---- XDP ------------------------------------------------------------- */
-
-struct xdp_job {
-	const char *ifname;
-	int prog_fd;
-	__u32 flags;
-	bool replace;
-	unsigned ifindex;
-	int link_fd;
-	int err;
-	const char *stage;	     /* where it failed */
-	struct bpf_xdp_query_opts q; /* what is attached, after EBUSY/EEXIST */
-	bool replaced;
-};
-
-static int xdp_create(struct xdp_job *j, __u32 flags)
-{
-	LIBBPF_OPTS(bpf_link_create_opts, opts, .flags = flags);
-
-	j->link_fd = bpf_link_create(j->prog_fd, (int)j->ifindex, BPF_XDP, &opts);
-	j->err = j->link_fd < 0 ? errno : 0;
-	return j->err;
-}
-
-static int xdp_job_run(void *arg)
-{
-	struct xdp_job *j = arg;
-	__u32 flags = j->flags;
-
-	j->ifindex = lbpf_ifindex(j->ifname);
-	if (!j->ifindex) {
-		j->err = ENODEV;
-		j->stage = "ifindex";
-		return 0;
-	}
-	if (j->replace) {
-		LIBBPF_OPTS(bpf_xdp_query_opts, q);
-
-		/* A program attached by netlink (ip link set xdp) is not a link:
-		 * take it off first. Links are never taken over. */
-		if (bpf_xdp_query((int)j->ifindex, 0, &q) == 0 && q.prog_id &&
-		    !find_link(BPF_LINK_TYPE_XDP, j->ifindex, q.prog_id)) {
-			__u32 mode = q.attach_mode == XDP_ATTACHED_SKB	? XDP_FLAGS_SKB_MODE
-				     : q.attach_mode == XDP_ATTACHED_HW ? XDP_FLAGS_HW_MODE
-									: XDP_FLAGS_DRV_MODE;
-
-			if (bpf_xdp_detach((int)j->ifindex, mode, NULL) == 0)
-				j->replaced = true;
-		}
-	}
-	if (flags) {
-		xdp_create(j, flags);
-	} else if (xdp_create(j, XDP_FLAGS_DRV_MODE) == EOPNOTSUPP) {
-		j->flags = XDP_FLAGS_SKB_MODE;
-		xdp_create(j, XDP_FLAGS_SKB_MODE);
-	} else {
-		j->flags = XDP_FLAGS_DRV_MODE;
-	}
-	if (j->err == EBUSY || j->err == EEXIST) {
-		j->q.sz = sizeof(j->q);
-		bpf_xdp_query((int)j->ifindex, 0, &j->q);
-	}
-	j->stage = "attach";
-	return 0;
-}
-
-static const char *xdp_mode_name(__u32 flags)
-{
-	return flags == XDP_FLAGS_SKB_MODE  ? "generic"
-	       : flags == XDP_FLAGS_HW_MODE ? "offload"
-					    : "native";
-}
-
-static int xdp_busy(lua_State *L, struct prog_ud *u, struct xdp_job *j, const char *netns)
-{
-	char hint[1024], holder[128], pname[64], where[PATH_MAX + 16];
-	__u32 id = j->q.prog_id	      ? j->q.prog_id
-		   : j->q.drv_prog_id ? j->q.drv_prog_id
-				      : j->q.skb_prog_id;
-	const char *mode = j->q.attach_mode == XDP_ATTACHED_SKB	    ? "generic"
-			   : j->q.attach_mode == XDP_ATTACHED_HW    ? "offload"
-			   : j->q.attach_mode == XDP_ATTACHED_MULTI ? "several modes"
-								    : "native";
-	__u32 link_id = id ? find_link(BPF_LINK_TYPE_XDP, j->ifindex, id) : 0;
-
-	in_netns_text(where, sizeof(where), netns);
-	prog_name_by_id(id, pname, sizeof(pname));
-	if (!id) {
-		snprintf(hint, sizeof(hint),
-			 "'%s' has an XDP program in another mode; "
-			 "native and generic can't be active at once",
-			 j->ifname);
-	} else if (link_id) {
-		link_holder(link_id, holder, sizeof(holder));
-		snprintf(hint, sizeof(hint),
-			 "'%s'%s already runs XDP program '%s' (id %u, %s) through bpf_link %u, "
-			 "%s%s; detach that link (or swap programs with link:update()), or see "
-			 "`bpftool link show id %u`",
-			 j->ifname, where, pname, id, mode, link_id,
-			 holder[0] ? "held by " : "pinned or held by another process", holder,
-			 link_id);
-	} else {
-		snprintf(hint, sizeof(hint),
-			 "'%s'%s already runs XDP program '%s' (id %u, %s), attached by netlink "
-			 "(ip link set ... xdp): pass replace=true to take it over, or remove it "
-			 "with `ip link set dev %s xdp off`",
-			 j->ifname, where, pname, id, mode, j->ifname);
-	}
-	return fail_hint(L, j->err, hint, "can't attach XDP program '%s' to '%s'%s (%s)", u->name,
-			 j->ifname, where, xdp_mode_name(j->flags));
-}
-
-/* prog:attach_xdp(ifname_or_index [, {mode=, netns=, replace=}]) -> link */
-static int l_attach_xdp(lua_State *L)
-{
-	static const char *const known[] = {"mode", "netns", "replace", NULL};
-	static const char *const modes[] = {"auto", "native", "generic", NULL};
-	static const __u32 mode_flags[] = {0, XDP_FLAGS_DRV_MODE, XDP_FLAGS_SKB_MODE};
-	struct prog_ud *u = check_ud(L, 1);
-	struct xdp_job j = {.link_fd = -1};
-	const char *netns;
-	char where[PATH_MAX + 16], desc[PATH_MAX + 128];
-	int rc, m;
-
-	j.ifname = check_ifname(L, u, "attach_xdp", known);
-	netns = lbpf_opt_string(L, 3, "netns", NULL);
-	m = lbpf_opt_choice(L, 3, "attach_xdp", "mode", modes);
-	j.flags = mode_flags[m];
-	j.replace = lbpf_opt_bool(L, 3, "replace", false);
-	require_type(L, u, BPF_PROG_TYPE_XDP, "attach_xdp", "xdp");
-	j.prog_fd = check_fd(L, u);
-
-	rc = lbpf_in_netns(netns, xdp_job_run, &j);
-	if (rc < 0)
-		return fail_netns(L, u, -rc, netns);
-	in_netns_text(where, sizeof(where), netns);
-	if (j.err == ENODEV && !strcmp(j.stage, "ifindex"))
-		return fail_no_iface(L, u, j.ifname, where);
-	if (j.err == EBUSY || j.err == EEXIST)
-		return xdp_busy(L, u, &j, netns);
-	if (j.err == EOPNOTSUPP)
-		return fail_hint(L, j.err,
-				 "the driver lacks native XDP: use mode='generic' "
-				 "(or mode='auto')",
-				 "can't attach XDP program '%s' to '%s'%s (native)", u->name,
-				 j.ifname, where);
-	if (j.err)
-		return fail_hint(L, j.err, NULL, "can't attach XDP program '%s' to '%s'%s (%s)",
-				 u->name, j.ifname, where, xdp_mode_name(j.flags));
-	if (!m && j.flags == XDP_FLAGS_SKB_MODE)
-		lbpf_log(LBPF_INFO, "'%s'%s has no native XDP: attached '%s' in generic mode",
-			 j.ifname, where, u->name);
-	if (j.replaced)
-		lbpf_log(LBPF_INFO, "'%s'%s: replaced the XDP program attached by netlink",
-			 j.ifname, where);
-	snprintf(desc, sizeof(desc), "xdp on %s%s (%s)", j.ifname, where, xdp_mode_name(j.flags));
-	lbpf_link__push_fd(L, u->o, j.link_fd, desc);
-	return 1;
-}
-
-/* ---- tc ---------------------------------------------------------------- */
-
-struct tc_job {
-	const char *ifname;
-	int prog_fd;
-	bool egress;
-	bool try_tcx, try_clsact;
-	__u32 handle, priority;
-	unsigned ifindex;
-	int link_fd;
-	int err;
-	bool no_iface;
-	bool used_tcx, created_qdisc;
-	struct bpf_tc_hook hook;
-	struct bpf_tc_opts opts;
-};
-
-static int tc_job_run(void *arg)
-{
-	struct tc_job *j = arg;
-
-	j->ifindex = lbpf_ifindex(j->ifname);
-	if (!j->ifindex) {
-		j->err = ENODEV;
-		j->no_iface = true;
-		return 0;
-	}
-	if (j->try_tcx) {
-		j->link_fd = bpf_link_create(j->prog_fd, (int)j->ifindex,
-					     j->egress ? LBPF_TCX_EGRESS : LBPF_TCX_INGRESS, NULL);
-		if (j->link_fd >= 0) {
-			j->used_tcx = true;
-			j->err = 0;
-			return 0;
-		}
-		j->err = errno;
-		/* EINVAL: a kernel before 6.6 that does not know tcx. */
-		if (!j->try_clsact || j->err != EINVAL)
-			return 0;
-		lbpf_log(LBPF_INFO, "tcx not supported here: attaching to a clsact qdisc instead");
-	}
-	memset(&j->hook, 0, sizeof(j->hook));
-	j->hook.sz = sizeof(j->hook);
-	j->hook.ifindex = (int)j->ifindex;
-	j->hook.attach_point = j->egress ? BPF_TC_EGRESS : BPF_TC_INGRESS;
-	/* An existing clsact is fine: keep libbpf from warning about it. */
-	libbpf_print_fn_t print = libbpf_set_print(NULL);
-	int rc = bpf_tc_hook_create(&j->hook);
-
-	j->err = rc < 0 ? errno : 0;
-	libbpf_set_print(print);
-	if (rc == 0)
-		j->created_qdisc = true;
-	else if (j->err != EEXIST)
-		return 0;
-	memset(&j->opts, 0, sizeof(j->opts));
-	j->opts.sz = sizeof(j->opts);
-	j->opts.prog_fd = j->prog_fd;
-	j->opts.handle = j->handle;
-	j->opts.priority = j->priority;
-	if (bpf_tc_attach(&j->hook, &j->opts) < 0) {
-		j->err = errno;
-		if (j->created_qdisc) {
-			struct bpf_tc_hook h = j->hook;
-
-			h.attach_point = BPF_TC_INGRESS | BPF_TC_EGRESS;
-			bpf_tc_hook_destroy(&h);
-		}
-		return 0;
-	}
-	j->err = 0;
-	/* The link finds the filter by handle and priority, not by fd. */
-	j->opts.prog_fd = 0;
-	j->opts.flags = 0;
-	return 0;
-}
-
-/* prog:attach_tc(ifname [, {direction=, netns=, mode=, priority=, handle=}]) -> link */
-static int l_attach_tc(lua_State *L)
-{
-	static const char *const known[] = {"direction", "netns",  "mode",
-					    "priority",	 "handle", NULL};
-	static const char *const dirs[] = {"ingress", "egress", NULL};
-	enum { TC_AUTO, TC_TCX, TC_CLSACT };
-	static const char *const modes[] = {"auto", "tcx", "clsact", NULL};
-	struct prog_ud *u = check_ud(L, 1);
-	struct tc_job j = {.link_fd = -1};
-	const char *netns, *dir;
-	char where[PATH_MAX + 16], desc[PATH_MAX + 128];
-	lua_Integer prio, handle;
-	int rc, mode;
-
-	j.ifname = check_ifname(L, u, "attach_tc", known);
-	netns = lbpf_opt_string(L, 3, "netns", NULL);
-	j.egress = lbpf_opt_choice(L, 3, "attach_tc", "direction", dirs) == 1;
-	dir = dirs[j.egress];
-	mode = lbpf_opt_choice(L, 3, "attach_tc", "mode", modes);
-	prio = lbpf_opt_integer(L, 3, "priority", 0);
-	handle = lbpf_opt_integer(L, 3, "handle", 0);
-	if (prio < 0 || prio > 0xffff)
-		return luaL_error(L, "attach_tc: option 'priority' expects 1..65535, got %d",
-				  (int)prio);
-	if (handle < 0 || handle > 0xffffffffLL)
-		return luaL_error(L, "attach_tc: option 'handle' expects a 32-bit number");
-	if (mode == TC_TCX) {
-		if (prio || handle)
-			return luaL_error(
-			    L, "attach_tc: 'priority' and 'handle' are clsact filter "
-			       "settings: use mode='clsact' (tcx orders programs itself)");
-		j.try_tcx = true;
-	} else if (mode == TC_CLSACT) {
-		j.try_clsact = true;
-	} else {
-		/* auto: a priority or handle only means something to clsact. */
-		j.try_tcx = !prio && !handle;
-		j.try_clsact = true;
-	}
-	j.priority = (__u32)prio;
-	j.handle = (__u32)handle;
-	require_type(L, u, BPF_PROG_TYPE_SCHED_CLS, "attach_tc", "tc");
-	j.prog_fd = check_fd(L, u);
-
-	rc = lbpf_in_netns(netns, tc_job_run, &j);
-	if (rc < 0)
-		return fail_netns(L, u, -rc, netns);
-	in_netns_text(where, sizeof(where), netns);
-	if (j.no_iface)
-		return fail_no_iface(L, u, j.ifname, where);
-	if (j.err == EEXIST && !j.used_tcx && j.try_clsact)
-		return fail_hint(
-		    L, j.err,
-		    "pick another priority=, or see `tc filter show dev IF "
-		    "ingress|egress`",
-		    "can't attach tc program '%s' to '%s'%s %s (clsact): a filter with "
-		    "handle %u priority %u exists",
-		    u->name, j.ifname, where, dir, j.handle, j.priority);
-	if (j.err)
-		return fail_hint(L, j.err, NULL, "can't attach tc program '%s' to '%s'%s %s (%s)",
-				 u->name, j.ifname, where, dir, j.try_tcx ? "tcx" : "clsact");
-	if (j.used_tcx) {
-		snprintf(desc, sizeof(desc), "tc %s on %s%s (tcx)", dir, j.ifname, where);
-		lbpf_link__push_fd(L, u->o, j.link_fd, desc);
-	} else {
-		snprintf(desc, sizeof(desc), "tc %s on %s%s (clsact, handle %u priority %u)", dir,
-			 j.ifname, where, j.opts.handle, j.opts.priority);
-		lbpf_link__push_tc(L, u->o, &j.hook, &j.opts, desc, netns);
-		if (j.created_qdisc)
-			lbpf_link__own_qdisc(L, -1);
-	}
-	return 1;
-}
-
-/* ---- sk_lookup, cgroup, tracepoints --------------------------------------- */
-
-/* prog:attach_sk_lookup([{netns=}]) -> link */
-static int l_attach_sk_lookup(lua_State *L)
-{
-	static const char *const known[] = {"netns", NULL};
-	struct prog_ud *u = check_ud(L, 1);
-	const char *netns;
-	char path[PATH_MAX], desc[PATH_MAX + 64];
-	int fd, nsfd, lfd, err;
-
-	lbpf_check_options(L, 2, "attach_sk_lookup", known);
-	netns = lbpf_opt_string(L, 2, "netns", NULL);
-	require_type(L, u, BPF_PROG_TYPE_SK_LOOKUP, "attach_sk_lookup", "sk_lookup");
-	fd = check_fd(L, u);
-	if (!netns || !*netns)
-		snprintf(path, sizeof(path), "/proc/self/ns/net");
-	else if (strchr(netns, '/'))
-		snprintf(path, sizeof(path), "%s", netns);
-	else
-		snprintf(path, sizeof(path), "/run/netns/%s", netns);
-	nsfd = open(path, O_RDONLY | O_CLOEXEC);
-	if (nsfd < 0)
-		return fail_netns(L, u, errno, netns ? netns : "self");
-	lfd = bpf_link_create(fd, nsfd, BPF_SK_LOOKUP, NULL);
-	err = errno;
-	close(nsfd);
-	if (lfd < 0)
-		return fail_hint(L, err, NULL, "can't attach sk_lookup program '%s' to netns '%s'",
-				 u->name, netns ? netns : "(current)");
-	if (netns && *netns)
-		snprintf(desc, sizeof(desc), "sk_lookup in netns '%s'", netns);
-	else
-		snprintf(desc, sizeof(desc), "sk_lookup in the current netns");
-	lbpf_link__push_fd(L, u->o, lfd, desc);
-	return 1;
-}
-
-static bool attach_type_by_name(const char *name, enum bpf_attach_type *out)
-{
-	for (int t = 0; t < 64; t++) {
-		const char *s = libbpf_bpf_attach_type_str((enum bpf_attach_type)t);
-
-		if (!s)
-			continue;
-		if (!strcmp(s, name) || (!strncmp(s, "cgroup_", 7) && !strcmp(s + 7, name))) {
-			*out = (enum bpf_attach_type)t;
-			return true;
-		}
-	}
-	return false;
-}
-
-/* prog:attach_cgroup(path [, {type="cgroup_inet_egress"}]) -> link */
-static int l_attach_cgroup(lua_State *L)
-{
-	static const char *const known[] = {"type", NULL};
-	struct prog_ud *u = check_ud(L, 1);
-	const char *path = luaL_checkstring(L, 2);
-	const char *tname;
-	enum bpf_attach_type at;
-	char desc[PATH_MAX + 64];
-	int fd, cgfd, lfd, err;
-
-	lbpf_check_options(L, 3, "attach_cgroup", known);
-	tname = lbpf_opt_string(L, 3, "type", NULL);
-	if (tname) {
-		if (!attach_type_by_name(tname, &at))
-			return luaL_error(L,
-					  "attach_cgroup: unknown attach type '%s' (e.g. "
-					  "cgroup_inet_ingress, cgroup_inet_egress, "
-					  "cgroup_inet4_connect, cgroup_sock_ops)",
-					  tname);
-	} else if (u->p) {
-		at = bpf_program__expected_attach_type(u->p);
-	} else {
-		return luaL_error(L,
-				  "program '%s' has no object to say its attach type: pass "
-				  "{type=...} to attach_cgroup",
-				  u->name);
-	}
-	fd = check_fd(L, u);
-	cgfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (cgfd < 0)
-		return fail_hint(L, errno, NULL, "program '%s': can't open cgroup '%s'", u->name,
-				 path);
-	lfd = bpf_link_create(fd, cgfd, at, NULL);
-	err = errno;
-	close(cgfd);
-	if (lfd < 0)
-		return fail_hint(L, err,
-				 err == EINVAL ? "is the path a cgroup v2 directory, and does the "
-						 "program's SEC() match the attach type?"
-					       : NULL,
-				 "can't attach program '%s' to cgroup '%s' (%s)", u->name, path,
-				 libbpf_bpf_attach_type_str(at) ? libbpf_bpf_attach_type_str(at)
-								: "?");
-	snprintf(desc, sizeof(desc), "cgroup %s (%s)", path,
-		 libbpf_bpf_attach_type_str(at) ? libbpf_bpf_attach_type_str(at) : "?");
-	lbpf_link__push_fd(L, u->o, lfd, desc);
-	return 1;
-}
-
-static void require_object(lua_State *L, struct prog_ud *u, const char *how)
-{
-	if (!u->p)
-		luaL_error(L,
-			   "program '%s' was opened by pin or id: %s needs a program from "
-			   "an object",
-			   u->name, how);
-}
-
-/* prog:attach_tracepoint(category, name) -> link */
-static int l_attach_tracepoint(lua_State *L)
-{
-	struct prog_ud *u = check_ud(L, 1);
-	const char *cat = luaL_checkstring(L, 2);
-	const char *name = luaL_checkstring(L, 3);
-	struct bpf_link *bl;
-	char desc[256], hint[256];
-	int err;
-
-	require_object(L, u, "attach_tracepoint");
-	check_fd(L, u);
-	bl = bpf_program__attach_tracepoint(u->p, cat, name);
-	if (!bl) {
-		err = errno;
-		if (access("/sys/kernel/tracing/events", F_OK) &&
-		    access("/sys/kernel/debug/tracing/events", F_OK))
-			snprintf(hint, sizeof(hint),
-				 "tracefs is not mounted, and libbpf finds "
-				 "tracepoints there: mount -t tracefs tracefs /sys/kernel/tracing");
-		else
-			snprintf(hint, sizeof(hint),
-				 "no such tracepoint? see `ls "
-				 "/sys/kernel/tracing/events/%s/` or `bpftrace -l "
-				 "'tracepoint:%s:*'`",
-				 cat, cat);
-		return fail_hint(L, err, err == ENOENT ? hint : NULL,
-				 "can't attach program '%s' to tracepoint %s/%s", u->name, cat,
-				 name);
-	}
-	snprintf(desc, sizeof(desc), "tracepoint %s/%s", cat, name);
-	lbpf_link__push(L, u->o, bl, desc);
-	return 1;
-}
-
-/* prog:attach(): where the SEC() name says (tracepoint/, kprobe/, raw_tp/, fentry/...) */
-static int l_attach(lua_State *L)
-{
-	struct prog_ud *u = check_ud(L, 1);
-	struct bpf_link *bl;
-	const char *sec;
-	enum bpf_prog_type t;
-	char desc[256];
-	int err;
-
-	require_object(L, u, "attach()");
-	t = ud_type(u);
-	if (t == BPF_PROG_TYPE_XDP)
-		return luaL_error(L, "program '%s' is xdp: attach it with prog:attach_xdp(ifname)",
-				  u->name);
-	if (t == BPF_PROG_TYPE_SCHED_CLS)
-		return luaL_error(L,
-				  "program '%s' is sched_cls: attach it with "
-				  "prog:attach_tc(ifname, {direction=...})",
-				  u->name);
-	if (t == BPF_PROG_TYPE_SK_LOOKUP)
-		return luaL_error(L,
-				  "program '%s' is sk_lookup: attach it with "
-				  "prog:attach_sk_lookup({netns=...})",
-				  u->name);
-	if (t == BPF_PROG_TYPE_CGROUP_SKB || t == BPF_PROG_TYPE_CGROUP_SOCK ||
-	    t == BPF_PROG_TYPE_CGROUP_SOCK_ADDR || t == BPF_PROG_TYPE_SOCK_OPS)
-		return luaL_error(L, "program '%s' is %s: attach it with prog:attach_cgroup(path)",
-				  u->name, prog_type_name(t));
-	check_fd(L, u);
-	sec = bpf_program__section_name(u->p);
-	bl = bpf_program__attach(u->p);
-	if (!bl) {
-		err = errno;
-		if (err == EOPNOTSUPP || err == ESRCH)
-			return fail_hint(L, err,
-					 "attach() needs a SEC() name that says where, "
-					 "such as tracepoint/CAT/NAME, raw_tp/NAME, kprobe/FUNC or "
-					 "fentry/FUNC; or use attach_tracepoint()",
-					 "can't auto-attach program '%s' (SEC(\"%s\"))", u->name,
-					 sec);
-		if (err == ENOENT && !strncmp(sec, "tracepoint/", 11) &&
-		    access("/sys/kernel/tracing/events", F_OK) &&
-		    access("/sys/kernel/debug/tracing/events", F_OK))
-			return fail_hint(L, err,
-					 "tracefs is not mounted, and libbpf finds "
-					 "tracepoints there: mount -t tracefs tracefs "
-					 "/sys/kernel/tracing",
-					 "can't attach program '%s' (SEC(\"%s\"))", u->name, sec);
-		return fail_hint(L, err, NULL, "can't attach program '%s' (SEC(\"%s\"))", u->name,
-				 sec);
-	}
-	snprintf(desc, sizeof(desc), "%s", sec);
-	lbpf_link__push(L, u->o, bl, desc);
-	return 1;
 }
 
 /* ---- test_run ------------------------------------------------------------- */
@@ -828,7 +124,7 @@ static const char *verdict_name(enum bpf_prog_type t, __u32 ret)
 static int l_test_run(lua_State *L)
 {
 	static const char *const known[] = {"repeat", "ctx", "data_size_out", NULL};
-	struct prog_ud *u = check_ud(L, 1);
+	struct prog_ud *u = prog_check_ud(L, 1);
 	size_t len = 0, ctx_len = 0;
 	const char *data = luaL_optlstring(L, 2, NULL, &len);
 	const char *ctx = NULL;
@@ -854,7 +150,7 @@ static int l_test_run(lua_State *L)
 		ctx = lua_tolstring(L, -1, &ctx_len);
 		lua_pop(L, 1);
 	}
-	fd = check_fd(L, u);
+	fd = prog_check_fd(L, u);
 	out = malloc(out_size ? (size_t)out_size : 1);
 	if (ctx)
 		ctx_out = malloc(ctx_len);
@@ -872,25 +168,25 @@ static int l_test_run(lua_State *L)
 		free(out);
 		free(ctx_out);
 		if (err == ENOSPC)
-			return fail_hint(L, err,
-					 "the output is larger than data_size_out: "
-					 "pass a bigger one",
-					 "program '%s': test_run", u->name);
+			return prog_fail_hint(L, err,
+					      "the output is larger than data_size_out: "
+					      "pass a bigger one",
+					      "program '%s': test_run", u->name);
 		if (err == EOPNOTSUPP || err == 524 /* ENOTSUPP */)
-			return fail_hint(L, err, NULL,
-					 "program '%s': test_run is not supported for "
-					 "%s programs",
-					 u->name, prog_type_name(ud_type(u)));
-		return fail_hint(L, err,
-				 err == EINVAL ? "the input is too short or the ctx does "
-						 "not fit this program type"
-					       : NULL,
-				 "program '%s': test_run", u->name);
+			return prog_fail_hint(L, err, NULL,
+					      "program '%s': test_run is not supported for "
+					      "%s programs",
+					      u->name, prog_type_name(prog_ud_type(u)));
+		return prog_fail_hint(L, err,
+				      err == EINVAL ? "the input is too short or the ctx does "
+						      "not fit this program type"
+						    : NULL,
+				      "program '%s': test_run", u->name);
 	}
 	lua_createtable(L, 0, 5);
 	lua_pushinteger(L, (lua_Integer)(int32_t)opts.retval);
 	lua_setfield(L, -2, "retval");
-	v = verdict_name(ud_type(u), opts.retval);
+	v = verdict_name(prog_ud_type(u), opts.retval);
 	if (v) {
 		lua_pushstring(L, v);
 		lua_setfield(L, -2, "verdict");
@@ -983,34 +279,34 @@ static int push_info(lua_State *L, int fd, const char *what)
 
 static int l_info(lua_State *L)
 {
-	struct prog_ud *u = check_ud(L, 1);
+	struct prog_ud *u = prog_check_ud(L, 1);
 
-	return push_info(L, check_fd(L, u), u->name);
+	return push_info(L, prog_check_fd(L, u), u->name);
 }
 
 static int l_name(lua_State *L)
 {
-	lua_pushstring(L, check_ud(L, 1)->name);
+	lua_pushstring(L, prog_check_ud(L, 1)->name);
 	return 1;
 }
 
 static int l_fd(lua_State *L)
 {
-	struct prog_ud *u = check_ud(L, 1);
+	struct prog_ud *u = prog_check_ud(L, 1);
 
-	lua_pushinteger(L, check_fd(L, u));
+	lua_pushinteger(L, prog_check_fd(L, u));
 	return 1;
 }
 
 static int l_type(lua_State *L)
 {
-	lua_pushstring(L, prog_type_name(ud_type(check_ud(L, 1))));
+	lua_pushstring(L, prog_type_name(prog_ud_type(prog_check_ud(L, 1))));
 	return 1;
 }
 
 static int l_section(lua_State *L)
 {
-	struct prog_ud *u = check_ud(L, 1);
+	struct prog_ud *u = prog_check_ud(L, 1);
 
 	if (u->p)
 		lua_pushstring(L, bpf_program__section_name(u->p));
@@ -1021,10 +317,10 @@ static int l_section(lua_State *L)
 
 static int l_set_autoload(lua_State *L)
 {
-	struct prog_ud *u = check_ud(L, 1);
+	struct prog_ud *u = prog_check_ud(L, 1);
 
 	luaL_checktype(L, 2, LUA_TBOOLEAN);
-	require_object(L, u, "set_autoload");
+	prog_require_object(L, u, "set_autoload");
 	if (u->o->loaded)
 		return luaL_error(L, "program '%s': set_autoload must come before obj:load()",
 				  u->name);
@@ -1034,7 +330,7 @@ static int l_set_autoload(lua_State *L)
 
 static int l_autoload(lua_State *L)
 {
-	struct prog_ud *u = check_ud(L, 1);
+	struct prog_ud *u = prog_check_ud(L, 1);
 
 	lua_pushboolean(L, u->p ? bpf_program__autoload(u->p) : 1);
 	return 1;
@@ -1042,16 +338,16 @@ static int l_autoload(lua_State *L)
 
 static int l_pin(lua_State *L)
 {
-	struct prog_ud *u = check_ud(L, 1);
+	struct prog_ud *u = prog_check_ud(L, 1);
 	const char *path = luaL_checkstring(L, 2);
-	int fd = check_fd(L, u);
+	int fd = prog_check_fd(L, u);
 
 	return lbpf_pin(L, fd, path, "program", u->name, &u->pin);
 }
 
 static int l_unpin(lua_State *L)
 {
-	struct prog_ud *u = check_ud(L, 1);
+	struct prog_ud *u = prog_check_ud(L, 1);
 	const char *path = luaL_optstring(L, 2, u->pin);
 
 	if (!path)
@@ -1090,7 +386,8 @@ static int l_tostring(lua_State *L)
 		lua_pushfstring(L, "luabpf.program '%s' (object closed)", u->name);
 	else
 		lua_pushfstring(L, "luabpf.program '%s' (%s%s)", u->name,
-				prog_type_name(ud_type(u)), ud_fd(u) >= 0 ? "" : ", not loaded");
+				prog_type_name(prog_ud_type(u)),
+				ud_fd(u) >= 0 ? "" : ", not loaded");
 	return 1;
 }
 
@@ -1169,12 +466,12 @@ static const luaL_Reg methods[] = {
     {"unpin", l_unpin},
     {"set_autoload", l_set_autoload},
     {"autoload", l_autoload},
-    {"attach_xdp", l_attach_xdp},
-    {"attach_tc", l_attach_tc},
-    {"attach_sk_lookup", l_attach_sk_lookup},
-    {"attach_cgroup", l_attach_cgroup},
-    {"attach_tracepoint", l_attach_tracepoint},
-    {"attach", l_attach},
+    {"attach_xdp", lprog_attach_xdp},
+    {"attach_tc", lprog_attach_tc},
+    {"attach_sk_lookup", lprog_attach_sk_lookup},
+    {"attach_cgroup", lprog_attach_cgroup},
+    {"attach_tracepoint", lprog_attach_tracepoint},
+    {"attach", lprog_attach},
     {"test_run", l_test_run},
     {"close", l_close},
     {"__gc", l_close},

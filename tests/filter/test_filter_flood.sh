@@ -69,6 +69,7 @@ ip netns exec "$CL" bash -c '
   done
   echo "$n $ok" >"$1"' _ "$CLOG" &
 CPID=$!
+T_PIDS+=("$CPID") # never outlives a failed test
 
 # Half-open connections on the server while the SYN flood runs.
 maxsr=0
@@ -81,16 +82,41 @@ watch_synrecv() {
   echo "$maxsr"
 }
 flood() { ip netns exec "$ATK" timeout 30 hping3 "$@" 10.20.0.10 >/dev/null 2>&1 || true; }
+# What the attacker really sent, counted by nftables on its way out: hping3
+# can abort part way (a glibc assertion while it prints the ICMP errors a
+# flood draws), so the test never assumes its -c was reached.
+ip netns exec "$ATK" nft -f - <<'NFT'
+table inet sent {
+  counter syn_sent {}
+  counter udp_sent {}
+  counter icmp_sent {}
+  chain out {
+    type filter hook output priority 0;
+    ip daddr 10.20.0.10 tcp dport 8080 tcp flags & (syn | ack) == syn counter name syn_sent
+    ip daddr 10.20.0.10 udp dport 53 counter name udp_sent
+    ip daddr 10.20.0.10 icmp type echo-request counter name icmp_sent
+  }
+}
+NFT
+# The server's kernel would answer the UDP flood's passed packets with ICMP
+# port-unreachable errors, and hping3 aborts while it prints those: the
+# server drops them silently, after XDP (what the filter sees is unchanged).
+ip netns exec "$SRV" nft add table inet quiet
+ip netns exec "$SRV" nft add chain inet quiet in '{ type filter hook input priority 0; }'
+ip netns exec "$SRV" nft add rule inet quiet in udp dport 53 drop
+sent() { ip netns exec "$ATK" nft list counter inet sent "$1_sent" | sed -n 's/.*packets \([0-9]*\).*/\1/p'; }
 
-SYN_N=20000
-flood -S -p 8080 --rand-source -i u100 -c "$SYN_N" &
+flood -S -p 8080 --rand-source -i u100 -c 20000 &
 HP=$!
 SR=$(watch_synrecv "$HP")
 wait "$HP" || true
-UDP_N=10000
-flood --udp -p 53 -i u100 -c "$UDP_N"
-ICMP_N=10000
-flood --icmp -i u100 -c "$ICMP_N"
+flood --udp -p 53 -i u100 -c 10000
+flood --icmp -i u100 -c 10000
+SYN_N=$(sent syn); UDP_N=$(sent udp); ICMP_N=$(sent icmp)
+echo "attacker sent: $SYN_N SYN, $UDP_N UDP, $ICMP_N ICMP (of 20000, 10000, 10000 asked of hping3)"
+# Too few to be a flood (hping3 died at once): the checks below would prove nothing.
+[ "$SYN_N" -ge 2000 ] || t_fail "the SYN flood sent only $SYN_N packets (hping3 aborted?)"
+[ $((UDP_N + ICMP_N)) -ge 2000 ] || t_fail "the UDP and ICMP floods sent only $((UDP_N + ICMP_N)) packets (hping3 aborted?)"
 sleep 0.5
 touch "$CLOG.stop"
 wait "$CPID" || true

@@ -7,7 +7,11 @@ local function fmt(v)
   return tostring(v)
 end
 
+-- A failed assertion inside a callback is caught and logged by the host's
+-- pcall and the loop goes on: stop it with exit code 1 first (the first stop
+-- wins), so the test fails wherever the assertion ran.
 local function fail(msg, level)
+  if bpf and bpf.stop then bpf.stop(1) end
   error(msg, (level or 1) + 2)
 end
 

@@ -13,15 +13,17 @@
 #   --keep        leave the root in place (unmounted) for a look afterwards
 # The debootstrap result is cached as a tarball, and apt's downloads are kept, in
 # $LUABPF_FRESH_CACHE (default /var/cache/luabpf/fresh-root): the first run
-# takes a few minutes more. The mirror is the machine's own Debian source
-# (/etc/apt/sources.list*). Everything runs in a mount namespace of its own;
-# on exit the processes left in the root are stopped, every mount under it
-# is removed, then the root. Exit status: the command's. docs/getting-started.md.
+# takes a few minutes more. That directory is also seen, read-only, at the
+# same path inside the root (tests/packaging/test_deb.sh unpacks the tarball).
+# The mirror is the machine's own Debian source (/etc/apt/sources.list*).
+# Everything runs in a mount namespace of its own; on exit the processes left
+# in the root are stopped, every mount under it is removed, then the root.
+# Exit status: the command's. Docs: docs/getting-started.md.
 set -euo pipefail
 
 die() { echo "ERROR: $*" >&2; exit 2; }
 trap 'echo "fresh_root: ERROR: line $LINENO: $BASH_COMMAND failed" >&2' ERR
-usage() { sed -n '3,19s/^# \{0,1\}//p' "$0"; }
+usage() { sed -n '3,22s/^# \{0,1\}//p' "$0"; }
 
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 DEST=/root/luabpf
@@ -150,13 +152,18 @@ fi
 mount --bind "$ROOT" "$ROOT"
 mount -t proc proc "$ROOT/proc"
 mount --rbind /sys "$ROOT/sys" && mount --make-rslave "$ROOT/sys"
-# A bpffs of its own: pins made in here meet no one else's.
+# A bpffs of its own: pins made in here meet no one else's. The machine's
+# goes first (stacked bpffs mounts make bpftool list every pin twice).
+while mountpoint -q "$ROOT/sys/fs/bpf"; do umount "$ROOT/sys/fs/bpf"; done
 mount -t bpf bpf "$ROOT/sys/fs/bpf"
 mount --rbind /dev "$ROOT/dev" && mount --make-rslave "$ROOT/dev"
 mount -t tmpfs -o mode=0755,nosuid,nodev tmpfs "$ROOT/run"
 if [ "$CACHE_ON" = 1 ]; then
   mkdir -p "$CACHE/archives/partial"
   mount --bind "$CACHE/archives" "$ROOT/var/cache/apt/archives"
+  # The base tarball, read-only at the same path: tests/packaging/test_deb.sh
+  # unpacks it instead of a debootstrap of its own (minutes on 2 busy cores).
+  mkdir -p "$ROOT$CACHE" && mount --bind -o ro "$CACHE" "$ROOT$CACHE"
 fi
 
 # 5. The command, as root logged in on the new machine.

@@ -6,10 +6,17 @@
 # environment variables, and `luabpf check` validates the shipped example.
 # The debootstrapped root is cached as a tarball in the build dir (first run
 # ~2 min, then ~30 s); each run unpacks a pristine copy.
+# Its mounts live in a mount namespace of its own: a run killed by ctest's
+# timeout (SIGKILL, no trap) leaves no mount behind on the machine.
+[ -n "${LBT_DEB_NS:-}" ] || exec unshare --mount --propagation private env LBT_DEB_NS=1 bash "$0" "$@"
 source "$LUABPF_SOURCE_DIR/tests/lib.sh"
 CACHE="$LUABPF_BUILD_DIR/packaging/cache"
-MIRROR=http://deb.debian.org/debian
+# The machine's own Debian mirror (the archive may be reachable only through it).
+MIRROR=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources 2>/dev/null |
+  grep -Eo '(https?|file)://[^ ]+' | sed 's,/*$,,' | grep -E '/debian$' | head -1 || true)
+MIRROR=${MIRROR:-http://deb.debian.org/debian}
 ROOT=$(mktemp -d /var/tmp/luabpf-deb.XXXXXX)
+chmod 0755 "$ROOT" # as a real /: mktemp makes 0700, closed to every other uid
 mkdir -p "$CACHE/archives"
 
 mounted() { findmnt -rn -o TARGET | grep -q "^$ROOT"; }
@@ -34,7 +41,10 @@ for dep in libluajit-5.1-2 libuv1 libbpf1 lua-luv iproute2; do
   t_contains "$info" "$dep" "Depends names $dep"
 done
 
-# 2. A fresh Debian 12 root.
+# 2. A fresh Debian 12 root: scripts/fresh_root.sh's pristine debootstrap
+# tarball serves as well, when there is one (it is the same minbase root).
+FRESH_BASE=${LUABPF_FRESH_CACHE:-/var/cache/luabpf/fresh-root}/bookworm-minbase-$(dpkg --print-architecture).tar
+[ -f "$CACHE/bookworm-minbase.tar" ] || [ ! -f "$FRESH_BASE" ] || ln -s "$FRESH_BASE" "$CACHE/bookworm-minbase.tar"
 if [ ! -f "$CACHE/bookworm-minbase.tar" ]; then
   debootstrap --variant=minbase bookworm "$ROOT" "$MIRROR" >"$CACHE/debootstrap.log" 2>&1 ||
     { tail -20 "$CACHE/debootstrap.log" >&2; t_fail "debootstrap failed"; t_done; }

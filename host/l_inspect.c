@@ -17,10 +17,9 @@
 #include <unistd.h>
 #include <sys/stat.h>
 
-#include "luabpf.h"
+#include "l_inspect.h"
 
-enum kind { K_PROG, K_MAP, K_LINK };
-static const char *const kinds[] = {"prog", "map", "link", NULL};
+const char *const inspect_kinds[] = {"prog", "map", "link", NULL};
 
 /* ---- names the installed libbpf 1.1 does not know yet ------------------ */
 
@@ -90,7 +89,7 @@ static const char *attach_type_name(__u32 t, char *buf, size_t n)
 
 /* ---- small table helpers ----------------------------------------------- */
 
-static void set_num(lua_State *L, const char *k, lua_Number v)
+void inspect_set_num(lua_State *L, const char *k, lua_Number v)
 {
 	lua_pushnumber(L, v);
 	lua_setfield(L, -2, k);
@@ -110,7 +109,7 @@ static void set_u64(lua_State *L, const char *k, __u64 v)
 	lua_setfield(L, -2, k);
 }
 
-static void set_str(lua_State *L, const char *k, const char *v)
+void inspect_set_str(lua_State *L, const char *k, const char *v)
 {
 	lua_pushstring(L, v);
 	lua_setfield(L, -2, k);
@@ -155,26 +154,26 @@ static int push_prog(lua_State *L, int fd)
 	if (nids < 0)
 		return lbpf_fail(L, errno);
 	lua_newtable(L);
-	set_str(L, "kind", "prog");
-	set_num(L, "id", info.id);
-	set_str(L, "type", prog_type_name(info.type, buf, sizeof(buf)));
-	set_str(L, "name", info.name);
+	inspect_set_str(L, "kind", "prog");
+	inspect_set_num(L, "id", info.id);
+	inspect_set_str(L, "type", prog_type_name(info.type, buf, sizeof(buf)));
+	inspect_set_str(L, "name", info.name);
 	for (int i = 0; i < BPF_TAG_SIZE; i++)
 		snprintf(tag + 2 * i, 3, "%02x", info.tag[i]);
-	set_str(L, "tag", tag);
+	inspect_set_str(L, "tag", tag);
 	set_bool(L, "gpl_compatible", info.gpl_compatible);
 	/* load_time counts from boot; bpftool prints wall-clock seconds. */
 	clock_gettime(CLOCK_REALTIME, &rt);
 	clock_gettime(CLOCK_BOOTTIME, &bt);
-	set_num(L, "loaded_at",
-		floor((double)(rt.tv_sec - bt.tv_sec) + (rt.tv_nsec - bt.tv_nsec) / 1e9 +
-		      (double)info.load_time / 1e9));
-	set_num(L, "uid", info.created_by_uid);
-	set_num(L, "bytes_xlated", info.xlated_prog_len);
+	inspect_set_num(L, "loaded_at",
+			floor((double)(rt.tv_sec - bt.tv_sec) + (rt.tv_nsec - bt.tv_nsec) / 1e9 +
+			      (double)info.load_time / 1e9));
+	inspect_set_num(L, "uid", info.created_by_uid);
+	inspect_set_num(L, "bytes_xlated", info.xlated_prog_len);
 	set_bool(L, "jited", info.jited_prog_len > 0);
-	set_num(L, "bytes_jited", info.jited_prog_len);
+	inspect_set_num(L, "bytes_jited", info.jited_prog_len);
 	if (fdinfo_u64(fd, "memlock", &memlock))
-		set_num(L, "bytes_memlock", (lua_Number)memlock);
+		inspect_set_num(L, "bytes_memlock", (lua_Number)memlock);
 	lua_createtable(L, (int)info.nr_map_ids, 0);
 	for (int i = 0; i < nids; i++) {
 		lua_pushnumber(L, ids[i]);
@@ -183,14 +182,14 @@ static int push_prog(lua_State *L, int fd)
 	lua_setfield(L, -2, "map_ids");
 	free(ids);
 	if (info.btf_id)
-		set_num(L, "btf_id", info.btf_id);
+		inspect_set_num(L, "btf_id", info.btf_id);
 	if (info.run_time_ns) {
 		set_u64(L, "run_time_ns", info.run_time_ns);
 		set_u64(L, "run_cnt", info.run_cnt);
 	}
 	if (info.recursion_misses)
 		set_u64(L, "recursion_misses", info.recursion_misses);
-	set_num(L, "verified_insns", info.verified_insns);
+	inspect_set_num(L, "verified_insns", info.verified_insns);
 	return 1;
 }
 
@@ -206,28 +205,28 @@ static int push_map(lua_State *L, int fd)
 	if (bpf_obj_get_info_by_fd(fd, &info, &len) < 0)
 		return lbpf_fail(L, errno);
 	lua_newtable(L);
-	set_str(L, "kind", "map");
-	set_num(L, "id", info.id);
-	set_str(L, "type", map_type_name(info.type, buf, sizeof(buf)));
-	set_str(L, "name", info.name);
-	set_num(L, "flags", info.map_flags);
-	set_num(L, "bytes_key", info.key_size);
-	set_num(L, "bytes_value", info.value_size);
-	set_num(L, "max_entries", info.max_entries);
+	inspect_set_str(L, "kind", "map");
+	inspect_set_num(L, "id", info.id);
+	inspect_set_str(L, "type", map_type_name(info.type, buf, sizeof(buf)));
+	inspect_set_str(L, "name", info.name);
+	inspect_set_num(L, "flags", info.map_flags);
+	inspect_set_num(L, "bytes_key", info.key_size);
+	inspect_set_num(L, "bytes_value", info.value_size);
+	inspect_set_num(L, "max_entries", info.max_entries);
 	if (fdinfo_u64(fd, "memlock", &v))
-		set_num(L, "bytes_memlock", (lua_Number)v);
+		inspect_set_num(L, "bytes_memlock", (lua_Number)v);
 	if (info.type == BPF_MAP_TYPE_PROG_ARRAY && fdinfo_u64(fd, "owner_prog_type", &v)) {
-		set_str(L, "owner_prog_type", prog_type_name((__u32)v, buf, sizeof(buf)));
+		inspect_set_str(L, "owner_prog_type", prog_type_name((__u32)v, buf, sizeof(buf)));
 		if (fdinfo_u64(fd, "owner_jited", &v))
 			set_bool(L, "owner_jited", v != 0);
 	}
 	if (info.map_extra)
 		set_u64(L, "map_extra", info.map_extra);
-	set_num(L, "frozen", fdinfo_u64(fd, "frozen", &v) ? (lua_Number)v : 0);
+	inspect_set_num(L, "frozen", fdinfo_u64(fd, "frozen", &v) ? (lua_Number)v : 0);
 	if (info.btf_id) {
-		set_num(L, "btf_id", info.btf_id);
-		set_num(L, "btf_key_type_id", info.btf_key_type_id);
-		set_num(L, "btf_value_type_id", info.btf_value_type_id);
+		inspect_set_num(L, "btf_id", info.btf_id);
+		inspect_set_num(L, "btf_key_type_id", info.btf_key_type_id);
+		inspect_set_num(L, "btf_value_type_id", info.btf_value_type_id);
 	}
 	return 1;
 }
@@ -259,9 +258,9 @@ static void set_ifindex(lua_State *L, __u32 ifindex, __u32 attach_type, __u32 pr
 {
 	char name[IF_NAMESIZE];
 
-	set_num(L, "ifindex", ifindex);
+	inspect_set_num(L, "ifindex", ifindex);
 	if (ifindex_runs(ifindex, attach_type, prog_id, xdp) && if_indextoname(ifindex, name))
-		set_str(L, "devname", name);
+		inspect_set_str(L, "devname", name);
 }
 
 /*
@@ -302,50 +301,50 @@ static int push_link(lua_State *L, int fd)
 			name[0] = '\0';
 	}
 	lua_newtable(L);
-	set_str(L, "kind", "link");
-	set_num(L, "id", info.i.id);
-	set_str(L, "type", link_type_name(info.i.type, buf, sizeof(buf)));
-	set_num(L, "prog_id", info.i.prog_id);
+	inspect_set_str(L, "kind", "link");
+	inspect_set_num(L, "id", info.i.id);
+	inspect_set_str(L, "type", link_type_name(info.i.type, buf, sizeof(buf)));
+	inspect_set_num(L, "prog_id", info.i.prog_id);
 	switch (info.i.type) {
 	case BPF_LINK_TYPE_RAW_TRACEPOINT:
-		set_str(L, "tp_name", name);
+		inspect_set_str(L, "tp_name", name);
 		break;
 	case BPF_LINK_TYPE_TRACING:
-		set_str(L, "attach_type",
-			attach_type_name(info.i.tracing.attach_type, buf, sizeof(buf)));
-		set_num(L, "target_obj_id", info.i.tracing.target_obj_id);
-		set_num(L, "target_btf_id", info.i.tracing.target_btf_id);
+		inspect_set_str(L, "attach_type",
+				attach_type_name(info.i.tracing.attach_type, buf, sizeof(buf)));
+		inspect_set_num(L, "target_obj_id", info.i.tracing.target_obj_id);
+		inspect_set_num(L, "target_btf_id", info.i.tracing.target_btf_id);
 		break;
 	case BPF_LINK_TYPE_CGROUP:
 		set_u64(L, "cgroup_id", info.i.cgroup.cgroup_id);
-		set_str(L, "attach_type",
-			attach_type_name(info.i.cgroup.attach_type, buf, sizeof(buf)));
+		inspect_set_str(L, "attach_type",
+				attach_type_name(info.i.cgroup.attach_type, buf, sizeof(buf)));
 		break;
 	case BPF_LINK_TYPE_NETNS:
-		set_num(L, "netns_ino", info.i.netns.netns_ino);
-		set_str(L, "attach_type",
-			attach_type_name(info.i.netns.attach_type, buf, sizeof(buf)));
+		inspect_set_num(L, "netns_ino", info.i.netns.netns_ino);
+		inspect_set_str(L, "attach_type",
+				attach_type_name(info.i.netns.attach_type, buf, sizeof(buf)));
 		break;
 	case BPF_LINK_TYPE_XDP:
 		set_ifindex(L, info.i.xdp.ifindex, 0, info.i.prog_id, true);
 		break;
 	case 9: /* struct_ops { map_id } */
-		set_num(L, "map_id", info.raw[4]);
+		inspect_set_num(L, "map_id", info.raw[4]);
 		break;
 	case 10: /* netfilter { pf, hooknum, priority, flags } */
-		set_num(L, "pf", info.raw[4]);
-		set_num(L, "hooknum", info.raw[5]);
-		set_num(L, "prio", (int32_t)info.raw[6]);
-		set_num(L, "flags", info.raw[7]);
+		inspect_set_num(L, "pf", info.raw[4]);
+		inspect_set_num(L, "hooknum", info.raw[5]);
+		inspect_set_num(L, "prio", (int32_t)info.raw[6]);
+		inspect_set_num(L, "flags", info.raw[7]);
 		break;
 	case 11: /* tcx and netkit { ifindex, attach_type } */
 	case 13:
 		set_ifindex(L, info.raw[4], info.raw[5], info.i.prog_id, false);
-		set_str(L, "attach_type", attach_type_name(info.raw[5], buf, sizeof(buf)));
+		inspect_set_str(L, "attach_type", attach_type_name(info.raw[5], buf, sizeof(buf)));
 		break;
 	case 14: /* sockmap { map_id, attach_type } */
-		set_num(L, "map_id", info.raw[4]);
-		set_str(L, "attach_type", attach_type_name(info.raw[5], buf, sizeof(buf)));
+		inspect_set_num(L, "map_id", info.raw[4]);
+		inspect_set_str(L, "attach_type", attach_type_name(info.raw[5], buf, sizeof(buf)));
 		break;
 	case BPF_LINK_TYPE_PERF_EVENT: {
 		/* { type, :32, union at byte 24 } */
@@ -353,14 +352,14 @@ static int push_link(lua_State *L, int fd)
 						 "kretprobe", "tracepoint", "event"};
 		__u32 t = info.raw[4];
 
-		set_str(L, "event_type", t < 7 ? pe[t] : "unknown");
+		inspect_set_str(L, "event_type", t < 7 ? pe[t] : "unknown");
 		if (t == 5 && name[0])
-			set_str(L, "tp_name", name);
+			inspect_set_str(L, "tp_name", name);
 		else if ((t == 3 || t == 4) && name[0])
-			set_str(L, "func", name);
+			inspect_set_str(L, "func", name);
 		else if ((t == 1 || t == 2) && name[0]) {
-			set_str(L, "file", name);
-			set_num(L, "offset", info.raw[9]);
+			inspect_set_str(L, "file", name);
+			inspect_set_num(L, "offset", info.raw[9]);
 		}
 		break;
 	}
@@ -402,7 +401,7 @@ static int (*const fd_by_id[])(__u32) = {bpf_prog_get_fd_by_id, bpf_map_get_fd_b
 /* inspect.ids(kind) -> { id, ... } ascending, or nil, msg, errno */
 static int l_ids(lua_State *L)
 {
-	enum kind k = (enum kind)luaL_checkoption(L, 1, NULL, kinds);
+	enum kind k = (enum kind)luaL_checkoption(L, 1, NULL, inspect_kinds);
 	__u32 id = 0;
 	int n = 0;
 
@@ -413,7 +412,7 @@ static int l_ids(lua_State *L)
 
 			if (err == ENOENT)
 				break;
-			lbpf_failf(L, err, "can't list %ss", kinds[k]);
+			lbpf_failf(L, err, "can't list %ss", inspect_kinds[k]);
 			return add_hint(L, err);
 		}
 		lua_pushnumber(L, id);
@@ -422,7 +421,7 @@ static int l_ids(lua_State *L)
 	return 1;
 }
 
-static __u32 check_id(lua_State *L, int idx)
+__u32 inspect_check_id(lua_State *L, int idx)
 {
 	lua_Number id = luaL_checknumber(L, idx);
 
@@ -434,16 +433,16 @@ static __u32 check_id(lua_State *L, int idx)
 /* inspect.info(kind, id) -> info table | nil, msg, errno */
 static int l_info(lua_State *L)
 {
-	enum kind k = (enum kind)luaL_checkoption(L, 1, NULL, kinds);
-	__u32 id = check_id(L, 2);
+	enum kind k = (enum kind)luaL_checkoption(L, 1, NULL, inspect_kinds);
+	__u32 id = inspect_check_id(L, 2);
 	int fd = fd_by_id[k](id), rc;
 
 	if (fd < 0) {
 		int err = errno;
 
 		if (err == ENOENT)
-			return lbpf_failf(L, err, "no %s with id %u", kinds[k], id);
-		lbpf_failf(L, err, "can't open %s %u", kinds[k], id);
+			return lbpf_failf(L, err, "no %s with id %u", inspect_kinds[k], id);
+		lbpf_failf(L, err, "can't open %s %u", inspect_kinds[k], id);
 		return add_hint(L, err);
 	}
 	rc = push_by_kind(L, k, fd);
@@ -495,272 +494,11 @@ static int l_pin(lua_State *L)
 }
 
 /* Add {pid=, comm=} to holders[kind][id], once per pid. [holders] */
-static void add_holder(lua_State *L, const char *kind, unsigned long long id, int pid,
-		       const char *comm)
-{
-	lua_getfield(L, -1, kind);
-	lua_rawgeti(L, -1, (int)id);
-	if (lua_isnil(L, -1)) {
-		lua_pop(L, 1);
-		lua_newtable(L);
-		lua_pushvalue(L, -1);
-		lua_rawseti(L, -3, (int)id);
-	}
-	for (int i = 1; i <= (int)lua_objlen(L, -1); i++) {
-		lua_rawgeti(L, -1, i);
-		lua_getfield(L, -1, "pid");
-		if (lua_tointeger(L, -1) == pid) {
-			lua_pop(L, 4);
-			return;
-		}
-		lua_pop(L, 2);
-	}
-	lua_createtable(L, 0, 2);
-	set_num(L, "pid", pid);
-	set_str(L, "comm", comm);
-	lua_rawseti(L, -2, (int)lua_objlen(L, -2) + 1);
-	lua_pop(L, 2);
-}
-
-/* The id from /proc/PID/fdinfo/FD ("map_id:\t12"). */
-static bool proc_fdinfo_id(int pid, const char *fd, const char *key, unsigned long long *out)
-{
-	char path[320], line[256];
-	size_t klen = strlen(key);
-	bool found = false;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/fdinfo/%s", pid, fd);
-	f = fopen(path, "r");
-	if (!f)
-		return false;
-	while (!found && fgets(line, sizeof(line), f))
-		if (!strncmp(line, key, klen))
-			found = sscanf(line + klen, "%llu", out) == 1;
-	fclose(f);
-	return found;
-}
-
-/*
- * inspect.holders() -> { prog = {[id] = {{pid=, comm=}, ...}}, map = ..., link = ... }
- * from every process's open fds (what bpftool's pid iterator finds).
- */
-static int l_holders(lua_State *L)
-{
-	DIR *proc = opendir("/proc");
-	struct dirent *p;
-	int self = getpid();
-
-	lua_newtable(L);
-	for (int k = 0; kinds[k]; k++) {
-		lua_newtable(L);
-		lua_setfield(L, -2, kinds[k]);
-	}
-	while (proc && (p = readdir(proc))) {
-		char path[320], comm[64] = "", link[64];
-		int pid = atoi(p->d_name);
-		struct dirent *e;
-		DIR *fds;
-		FILE *f;
-
-		if (pid <= 0 || pid == self)
-			continue;
-		snprintf(path, sizeof(path), "/proc/%d/fd", pid);
-		fds = opendir(path);
-		if (!fds)
-			continue;
-		snprintf(path, sizeof(path), "/proc/%d/comm", pid);
-		f = fopen(path, "r");
-		if (f) {
-			if (fgets(comm, sizeof(comm), f))
-				comm[strcspn(comm, "\n")] = '\0';
-			fclose(f);
-		}
-		while ((e = readdir(fds))) {
-			unsigned long long id;
-			const char *kind = NULL, *key = NULL;
-			ssize_t n;
-
-			if (e->d_name[0] == '.')
-				continue;
-			snprintf(path, sizeof(path), "/proc/%d/fd/%s", pid, e->d_name);
-			n = readlink(path, link, sizeof(link) - 1);
-			if (n <= 0)
-				continue;
-			link[n] = '\0';
-			if (!strcmp(link, "anon_inode:bpf-map"))
-				kind = "map", key = "map_id:";
-			else if (!strcmp(link, "anon_inode:bpf-prog"))
-				kind = "prog", key = "prog_id:";
-			else if (!strcmp(link, "anon_inode:bpf_link"))
-				kind = "link", key = "link_id:";
-			if (kind && proc_fdinfo_id(pid, e->d_name, key, &id))
-				add_holder(L, kind, id, pid, comm);
-		}
-		closedir(fds);
-	}
-	if (proc)
-		closedir(proc);
-	return 1;
-}
-
-/*
- * inspect.xdp() -> { {ifindex=, devname=, prog_id=, mode=}, ... }: XDP programs
- * on this netns's interfaces, including those attached by netlink
- * (ip link set dev X xdp obj ...), which have no link to list.
- */
-static int l_xdp(lua_State *L)
-{
-	struct if_nameindex *ifs = if_nameindex(), *i;
-	int n = 0;
-
-	lua_newtable(L);
-	for (i = ifs; i && i->if_index; i++) {
-		LIBBPF_OPTS(bpf_xdp_query_opts, q);
-		const struct {
-			__u32 id;
-			const char *mode;
-		} progs[] = {{0, "driver"}, {0, "generic"}, {0, "offload"}};
-		__u32 ids[3];
-
-		if (bpf_xdp_query((int)i->if_index, 0, &q))
-			continue;
-		ids[0] = q.drv_prog_id;
-		ids[1] = q.skb_prog_id;
-		ids[2] = q.hw_prog_id;
-		for (int m = 0; m < 3; m++) {
-			if (!ids[m])
-				continue;
-			lua_createtable(L, 0, 4);
-			set_num(L, "ifindex", i->if_index);
-			set_str(L, "devname", i->if_name);
-			set_num(L, "prog_id", ids[m]);
-			set_str(L, "mode", progs[m].mode);
-			lua_rawseti(L, -2, ++n);
-		}
-	}
-	if (ifs)
-		if_freenameindex(ifs);
-	return 1;
-}
-
-/* ---- BTF layouts: the order fields print in ----------------------------- */
-
-static bool special_typedef(const char *n)
-{
-	return !strcmp(n, "__be16") || !strcmp(n, "__be32") || !strcmp(n, "__be64") ||
-	       !strcmp(n, "ipv4_t") || !strcmp(n, "ipv6_t");
-}
-
-static void push_layout(lua_State *L, const struct btf *btf, __u32 id, int depth);
-
-/* Append a struct's members to fields (t at -2, sub at -1), anonymous ones flattened as the codec
- * does. */
-static void add_members(lua_State *L, const struct btf *btf, const struct btf_type *t, int depth,
-			int *n)
-{
-	const struct btf_member *m = btf_members(t);
-
-	for (__u16 i = 0; i < btf_vlen(t); i++, m++) {
-		const char *name = btf__name_by_offset(btf, m->name_off);
-
-		if (!*name) {
-			const struct btf_type *mt = btf__type_by_id(btf, m->type);
-
-			while (mt && (btf_is_mod(mt) || btf_is_typedef(mt)))
-				mt = btf__type_by_id(btf, mt->type);
-			if (mt && (btf_is_struct(mt) || btf_is_union(mt)))
-				add_members(L, btf, mt, depth, n);
-			continue;
-		}
-		lua_pushstring(L, name);
-		lua_rawseti(L, -3, ++*n);
-		push_layout(L, btf, m->type, depth + 1);
-		if (lua_isnil(L, -1))
-			lua_pop(L, 1);
-		else
-			lua_setfield(L, -2, name);
-	}
-}
-
-/*
- * [layout or nil]: { fields = {names in order}, sub = {name = layout} } for
- * structs and unions, { elem = layout } for arrays, { enum = {[value] = name} }.
- */
-static void push_layout(lua_State *L, const struct btf *btf, __u32 id, int depth)
-{
-	const struct btf_type *t;
-
-	for (;;) {
-		t = btf__type_by_id(btf, id);
-		if (!t || depth > 16) {
-			lua_pushnil(L);
-			return;
-		}
-		if (btf_is_typedef(t) && special_typedef(btf__name_by_offset(btf, t->name_off))) {
-			lua_pushnil(L);
-			return;
-		}
-		if (!btf_is_typedef(t) && !btf_is_mod(t))
-			break;
-		id = t->type;
-	}
-	if ((btf_is_struct(t) || btf_is_union(t)) &&
-	    strcmp(btf__name_by_offset(btf, t->name_off), "in6_addr")) {
-		int n = 0;
-
-		lua_createtable(L, 0, 2);
-		lua_newtable(L);
-		lua_newtable(L);
-		add_members(L, btf, t, depth, &n);
-		lua_setfield(L, -3, "sub");
-		lua_setfield(L, -2, "fields");
-	} else if (btf_is_array(t)) {
-		lua_createtable(L, 0, 1);
-		push_layout(L, btf, btf_array(t)->type, depth + 1);
-		lua_setfield(L, -2, "elem");
-	} else if (btf_is_enum(t) || btf_is_enum64(t)) {
-		lua_createtable(L, 0, 1);
-		lua_newtable(L);
-		for (__u16 i = 0; i < btf_vlen(t); i++) {
-			const char *name;
-			lua_Number v;
-
-			if (btf_is_enum(t)) {
-				name = btf__name_by_offset(btf, btf_enum(t)[i].name_off);
-				v = btf_kflag(t) ? (lua_Number)(__s32)btf_enum(t)[i].val
-						 : (lua_Number)(__u32)btf_enum(t)[i].val;
-			} else {
-				name = btf__name_by_offset(btf, btf_enum64(t)[i].name_off);
-				v = (lua_Number)btf_enum64_value(&btf_enum64(t)[i]);
-			}
-			lua_pushnumber(L, v);
-			lua_pushstring(L, name);
-			lua_rawset(L, -3);
-		}
-		lua_setfield(L, -2, "enum");
-	} else {
-		lua_pushnil(L);
-	}
-}
-
-/* inspect.layout(btf_id, type_id) -> layout | nil (nothing to order), or nil, msg, errno */
-static int l_layout(lua_State *L)
-{
-	__u32 btf_id = check_id(L, 1);
-	__u32 type_id = (__u32)luaL_checkinteger(L, 2);
-	struct btf *btf = btf__load_from_kernel_by_id(btf_id);
-
-	if (!btf)
-		return lbpf_failf(L, errno, "can't load BTF %u", btf_id);
-	push_layout(L, btf, type_id, 0);
-	btf__free(btf);
-	return 1;
-}
-
 static const luaL_Reg inspect_fns[] = {
-    {"ids", l_ids}, {"info", l_info},	  {"pin", l_pin}, {"holders", l_holders},
-    {"xdp", l_xdp}, {"layout", l_layout}, {NULL, NULL},
+    {"ids", l_ids},	   {"info", l_info},
+    {"pin", l_pin},	   {"holders", linspect_holders},
+    {"xdp", linspect_xdp}, {"layout", linspect_layout},
+    {NULL, NULL},
 };
 
 /// Register bpf.inspect (ids, info, pin, holders, xdp, layout) on the module table at -1.

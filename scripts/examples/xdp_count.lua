@@ -47,7 +47,8 @@ local function human(n)
   if n >= 1e9 then return ("%.1fG"):format(n / 1e9) end
   if n >= 1e6 then return ("%.1fM"):format(n / 1e6) end
   if n >= 1e4 then return ("%.1fk"):format(n / 1e3) end
-  return tostring(n)
+  if n == math.floor(n) then return tostring(n) end
+  return ("%.3g"):format(n) -- a rate: 3 significant digits, not 9.967071546522
 end
 
 local function report(now, before, secs, title)

@@ -82,6 +82,7 @@ function M.claim(name, explicit)
   end
   svc_name = name
   M.name = name
+  M.explicit = explicit
   if state == "live" then
     return nil, ("a service named '%s' is already running (pid %s, %s)"):format(name, tostring(pid), p),
       "stop it first, or give this one another name with --name NAME (or --no-control)"
@@ -112,7 +113,29 @@ function M.claim(name, explicit)
   s:unref()
   server, path = s, p
   sys.listen_interrupts()
-  bpf.on_shutdown(M.stop)
+  if not M.hooked then
+    bpf.on_shutdown(M.stop)
+    M.hooked = true
+  end
+  return true
+end
+
+--- Name the socket after what the script serves (lb.lua: the config's
+--- `service`), so `luabpf attach web` reaches service 'web'. A name given with
+--- --name stays. A live service by that name keeps it: this one becomes
+--- NAME-PID, as a default name does. true, or nil, message, hint (the old
+--- socket then stays).
+function M.rename(name)
+  if not server or M.explicit or name == svc_name then return true end
+  local old_server, old_path, old_name = server, path, svc_name
+  server, path = nil, nil
+  local ok, err, hint = M.claim(name, false)
+  if not ok then
+    server, path, svc_name, M.name = old_server, old_path, old_name, old_name
+    return nil, err, hint
+  end
+  old_server:close()
+  os.remove(old_path)
   return true
 end
 

@@ -44,6 +44,9 @@ local svc, err = lb.new({
   ct_fastpath = cfg.ct_fastpath,
 })
 if not svc then args.fatal(err) end
+-- `luabpf attach SERVICE` reaches this process (unless --name chose a name).
+local renamed, rerr = require("luabpf._service").rename(svc.name)
+if not renamed then bpf.log("warn", "control socket: " .. rerr) end
 local ok, e = pcall(svc.apply, svc, cfg.vips)
 if not ok then
   svc:close({ destroy = not svc.pinned })

@@ -12,6 +12,8 @@ conf() { # BACKENDS...: "name addr weight"
 }
 conf "b1 10.10.0.11 1" "b2 10.10.0.12 1"
 lb_start --destroy
+# The control socket is named after the config's service, not the script file.
+t_eq "$(echo 'return lb_service.name' | "$LUABPF" attach "$SVC" 2>&1)" "\"$SVC\"" "luabpf attach SERVICE reaches the balancer"
 
 hold_out=$(mktemp)
 client hold 10.10.100.1 80 16 4 >"$hold_out" &

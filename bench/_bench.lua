@@ -36,13 +36,14 @@ function M.xdp_opts(ifindex, len)
 end
 
 --- A function running CHUNK repeat=1 test_run calls of one case
--- { key, label, prog, packets, verdict }, cycling through its packets where
--- the last loop left off; it returns wall-clock ns per call and the mean of
--- the kernel's duration_ns, and raises on a verdict other than the case's.
+-- { key, label, prog, packets, verdict [, check] }, cycling through its
+-- packets where the last loop left off; it returns wall-clock ns per call and
+-- the mean of the kernel's duration_ns, and raises on a verdict other than
+-- the case's, or when check(packet, output) returns a complaint.
 function M.runner(chunk, opts)
   local pos = {}
   return function(c)
-    local prog, pkts, want = c[3], c[4], c[5]
+    local prog, pkts, want, check = c[3], c[4], c[5], c[6]
     local n, k, sum = #pkts, pos[c[1]] or 0, 0
     local t0 = uv.hrtime()
     for _ = 1, chunk do
@@ -52,6 +53,8 @@ function M.runner(chunk, opts)
       if r.verdict ~= want then
         error(("%s: packet %d gave %s, not %s"):format(c[2], k, tostring(r.verdict), want))
       end
+      local bad = check and check(pkts[k], r.data)
+      if bad then error(("%s: packet %d: %s"):format(c[2], k, bad)) end
       sum = sum + r.duration_ns
     end
     local dt = uv.hrtime() - t0

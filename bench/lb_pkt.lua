@@ -1,147 +1,243 @@
 -- SPDX-License-Identifier: MIT
--- The load balancer's cost per packet under test_run, beside XDP_PASS and a
--- minimal MAC-swap XDP_TX program in the same run.
+-- The load balancer's cost per packet under test_run: this tree's data plane
+-- beside a baseline's (by default commit e1ec3e1's, built by bench/lb_pkt.sh)
+-- in the same run, each driven by its own service (the same Lua control
+-- plane, the same VIPs, backends and Maglev tables).
 --
 -- test_run does not reset the packet between in-kernel repeats: with
 -- repeat=N the balancer sees its own output (a packet now addressed to a
 -- backend, not a VIP) from the second run on and looks cheap. So each packet
--- here is one repeat=1 call, in loops of CHUNK calls, and the figure is a
--- loop's ns per call minus that of the XDP_PASS loop run just before it (the
--- syscall and Lua floor): the median of those paired differences, so a burst
--- of load from elsewhere on the machine spoils a pair, not the figure.
--- The kernel's own duration_ns of those repeat=1 calls, minus XDP_PASS's, is
--- printed beside it; the repeat=N figure too, to show how far off it is.
+-- here is one repeat=1 call, in loops of CHUNK calls; every loop of a case is
+-- paired with an XDP_PASS loop run just before it, and a case's figure is the
+-- median over the pairs of the kernel's duration_ns per run minus that of its
+-- XDP_PASS loop (the kernel's own floor), so a burst of load from elsewhere
+-- on the machine spoils a pair, not the figure.
 --
--- Run by bench/lb_pkt.sh, which makes the namespace (an interface with
--- forwarding on and static neighbours for the backends, so bpf_fib_lookup
--- answers) and runs this inside it:
---   luabpf --netns NS run bench/lb_pkt.lua BUILD_DIR IFNAME [N] [CHUNK]
--- N calls per case in all (default 1,000,000), in loops of CHUNK (50,000).
+-- Every output frame is checked (check_out): the verdict; for a pass, the
+-- frame unchanged; for a forward, the MACs (ours, a backend's), in DSR the
+-- IP packet byte for byte, in NAT the addresses and ports of that backend,
+-- every other byte unchanged, and the IPv4 and TCP checksums right (the
+-- inputs carry right ones). Before timing, both data planes must give the
+-- same output for the same packets. So a fast wrong path can't win.
+--
+-- Run by bench/lb_pkt.sh, which makes the namespace and builds the baseline:
+--   luabpf --netns NS run bench/lb_pkt.lua BUILD_DIR IFNAME N CHUNK BASE_OBJ BASE_NAME
 local bit = require("bit")
 local uv = require("luv")
 local lb = require("luabpf.lb")
 local bench = require("_bench")
 
-local USAGE = "usage: lb_pkt.lua BUILD_DIR IFNAME [N] [CHUNK]"
+local USAGE = "usage: lb_pkt.lua BUILD_DIR IFNAME N CHUNK BASE_OBJ [BASE_NAME]"
 local build = assert(arg[1], USAGE)
 local ifname = assert(arg[2], USAGE)
 local N = tonumber(arg[3]) or 1000000
 local CHUNK = math.min(tonumber(arg[4]) or 50000, N)
+local base_obj = assert(arg[5], USAGE)
+local base_name = arg[6] or "baseline"
 local ROUNDS = math.ceil(N / CHUNK)
--- Flow-table misses cycle through MISS_FLOWS distinct flows, four times the
+-- New flows cycle through MISS_FLOWS distinct flows, sixteen times the
 -- table: each one was evicted long before it comes round again, and the
--- table is full, so a miss pays for the LRU eviction as it does in service.
+-- table is full, so a new flow pays for the LRU eviction as it does in
+-- service.
 local FLOWS = 16384
-local MISS_FLOWS = 4 * 65536
+local MISS_FLOWS = 16 * FLOWS
 local HIT_FLOWS = 1024
+local band, rshift = bit.band, bit.rshift
 
 local ifindex = bench.ifindex(ifname)
+local lbmac
+do
+  local p = io.popen("ip -o link show dev " .. ifname)
+  local m = p:read("*a"):match("link/ether (%x%x:%x%x:%x%x:%x%x:%x%x:%x%x)")
+  p:close()
+  lbmac = m:gsub("(%x%x):?", function(h) return string.char(tonumber(h, 16)) end)
+end
 
-local function be16(n) return string.char(bit.rshift(n, 8), bit.band(n, 0xff)) end
+local function be16(n) return string.char(rshift(n, 8), band(n, 0xff)) end
 local function ip4(s)
   local a, b, c, d = s:match("^(%d+)%.(%d+)%.(%d+)%.(%d+)$")
   return string.char(tonumber(a), tonumber(b), tonumber(c), tonumber(d))
 end
 
--- Ethernet / IPv4 / TCP SYN, 54 bytes: the smallest packet a flow starts with.
-local function tcp4(src, sport, dst, dport)
-  return "\2\0\0\0\0\2\2\0\0\0\0\1" .. be16(0x0800)
+-- The one's complement sum of s's bytes i..j (1-based, an even count), folded.
+local function sum16(s, i, j, acc)
+  for k = i, j, 2 do acc = acc + s:byte(k) * 256 + s:byte(k + 1) end
+  while acc > 0xffff do acc = band(acc, 0xffff) + rshift(acc, 16) end
+  return acc
+end
+-- The sums over an IPv4 header at 15..34 and a TCP segment after it, with
+-- its pseudo-header: 0xffff when the checksum in the frame is right.
+local function ip_sum(f) return sum16(f, 15, 34, 0) end
+local function tcp_sum(f)
+  return sum16(f, 35, #f, sum16(f, 27, 34, 6 + #f - 34))
+end
+
+-- Ethernet / IPv4 / TCP, 54 bytes, right checksums: a SYN (flags 0x02) or an ACK.
+local function tcp4(src, sport, dst, dport, flags)
+  local f = "\2\0\0\0\0\1" .. lbmac .. be16(0x0800)
     .. "\69\0" .. be16(40) .. "\0\1\64\0\64\6\0\0" .. src .. ip4(dst)
-    .. be16(sport) .. be16(dport) .. "\0\0\0\1\0\0\0\0\80\2\255\255\0\0\0\0"
+    .. be16(sport) .. be16(dport) .. "\0\0\0\1\0\0\0\0\80" .. string.char(flags)
+    .. "\255\255\0\0\0\0"
+  f = f:sub(1, 24) .. be16(0xffff - ip_sum(f)) .. f:sub(27)
+  return f:sub(1, 50) .. be16(0xffff - tcp_sum(f)) .. f:sub(53)
 end
 
 -- Flow i: source 10.1.x.y, port 1024 + i % 64512 (the NAT's first choice of
--- source port, so a miss does not also pay for a port collision).
-local function flow_pkt(i, dport)
+-- source port, so a new flow does not also pay for a port collision).
+local function flow_pkt(i, dport, flags)
   local a = math.floor(i / 64512)
-  local src = string.char(10, 1 + a, bit.band(bit.rshift(i, 8), 0xff), bit.band(i, 0xff))
-  return tcp4(src, 1024 + i % 64512, "10.10.100.1", dport)
+  local src = string.char(10, 1 + a, band(rshift(i, 8), 0xff), band(i, 0xff))
+  return tcp4(src, 1024 + i % 64512, "10.10.100.1", dport, flags)
+end
+
+-- Backends (BACKENDS, for add_vip) and their addresses and MACs (BE, for
+-- the checks: bench/lib.sh's permanent neighbours).
+local BACKENDS, BE = {}, {}
+for i = 1, 3 do
+  BACKENDS[i] = { name = "b" .. i, addr = "10.10.0.1" .. i, port = 8080 }
+  BE[i] = { ip = ip4(BACKENDS[i].addr), port = 8080, mac = "\2\0\0\0\0" .. string.char(0x10 + i) }
+end
+local SNAT = ip4("10.10.0.2")
+
+-- What is wrong with output frame out for input frame f in mode (nil: right).
+local function check_out(mode, f, out)
+  if mode == "pass" then
+    return out ~= f and "a passed frame was modified" or nil
+  end
+  if #out ~= #f then return ("length %d, sent %d"):format(#out, #f) end
+  if out:sub(7, 12) ~= lbmac then return "source MAC is not the interface's" end
+  local be
+  for _, b in ipairs(BE) do
+    if out:sub(1, 6) == b.mac then be = b end
+  end
+  if not be then return "destination MAC is no backend's" end
+  if mode == "dsr" then
+    return out:sub(15) ~= f:sub(15) and "DSR changed the IP packet" or nil
+  end
+  if out:sub(27, 30) ~= SNAT then return "NAT source is not the balancer's address" end
+  if out:sub(31, 34) ~= be.ip then return "NAT destination is not the backend its MAC is" end
+  if out:sub(37, 38) ~= be16(be.port) then return "NAT destination port is not the backend's" end
+  if out:byte(35) < 4 then return "NAT source port under 1024" end
+  if out:sub(15, 24) ~= f:sub(15, 24) or out:sub(39, 50) ~= f:sub(39, 50)
+    or out:sub(53) ~= f:sub(53) then
+    return "NAT changed bytes other than addresses, ports and checksums"
+  end
+  if ip_sum(out) ~= 0xffff then return "wrong IPv4 header checksum" end
+  if tcp_sum(out) ~= 0xffff then return "wrong TCP checksum" end
 end
 
 local opts = bench.xdp_opts(ifindex, 54)
+local pid = uv.os_getpid()
 
-local svc = assert(lb.new({ name = "bench" .. uv.os_getpid(), attach = false, pin = false,
-  prime_neighbours = false, flows = FLOWS }))
-local pass_obj, swap_obj
-local ok, err = pcall(function()
-  local backends = {
-    { name = "b1", addr = "10.10.0.11", port = 8080 },
-    { name = "b2", addr = "10.10.0.12", port = 8080 },
-    { name = "b3", addr = "10.10.0.13", port = 8080 },
-  }
-  svc:add_vip({ name = "nat", addr = "10.10.100.1", port = 80, mode = "nat", snat = "10.10.0.2",
-    backends = backends })
-  svc:add_vip({ name = "dsr", addr = "10.10.100.1", port = 81, mode = "dsr", backends = backends })
-  pass_obj = assert(bpf.load(build .. "/bpf/xdp_pass.bpf.o"))
-  swap_obj = assert(bpf.load(build .. "/bench/bpf/xdp_macswap.bpf.o"))
-  local progs = { pass = pass_obj:program("xdp_pass"), macswap = swap_obj:program("xdp_macswap"),
-    lb = svc.prog }
-
-  local hit = { [80] = {}, [81] = {} }
-  for i = 1, HIT_FLOWS do
-    hit[80][i] = flow_pkt(i, 80)
-    hit[81][i] = flow_pkt(i, 81)
+-- One service per data plane: the baseline's object is loaded in place of
+-- "lb" while its service starts.
+local function service(tag, obj)
+  local real = bpf.load
+  if obj then
+    bpf.load = function(name, o) return real(name == "lb" and obj or name, o) end
   end
-  local miss = {}
-  for i = 1, MISS_FLOWS do miss[i] = flow_pkt(HIT_FLOWS + i, 80 + i % 2) end
-  local other = { tcp4(ip4("10.10.0.1"), 40000, "10.10.0.99", 80) }
+  local ok, svc, err = pcall(lb.new, { name = ("bench%s%d"):format(tag, pid), attach = false,
+    pin = false, prime_neighbours = false, flows = FLOWS })
+  bpf.load = real
+  assert(ok, svc)
+  assert(svc, err)
+  local okv, verr = pcall(function()
+    svc:add_vip({ name = "nat", addr = "10.10.100.1", port = 80, mode = "nat", snat = "10.10.0.2",
+      backends = BACKENDS })
+    svc:add_vip({ name = "dsr", addr = "10.10.100.1", port = 81, mode = "dsr",
+      backends = BACKENDS })
+  end)
+  if not okv then svc:close(); error(verr) end
+  return svc
+end
 
-  -- Each case: the program, its packets, the verdict it must give.
-  local cases = {
-    { "pass", "XDP_PASS program", progs.pass, other, "XDP_PASS" },
-    { "macswap", "MAC-swap XDP_TX program", progs.macswap, other, "XDP_TX" },
-    { "not_vip", "lb: not a VIP (pass)", progs.lb, other, "XDP_PASS" },
-    { "nat_hit", "lb: VIP, NAT, flow hit", progs.lb, hit[80], "XDP_TX" },
-    { "dsr_hit", "lb: VIP, DSR, flow hit", progs.lb, hit[81], "XDP_TX" },
-    { "miss", "lb: VIP, flow miss (new flow)", progs.lb, miss, "XDP_TX" },
+local planes, pass_obj = {}, nil
+local ok, err = pcall(function()
+  planes[1] = { key = "old", label = base_name, svc = service("o", base_obj) }
+  planes[2] = { key = "new", label = "this tree", svc = service("n") }
+  pass_obj = assert(bpf.load(build .. "/bpf/xdp_pass.bpf.o"))
+
+  local hit, miss = { nat = {}, dsr = {} }, { nat = {}, dsr = {} }
+  for i = 1, HIT_FLOWS do
+    hit.nat[i] = flow_pkt(i, 80, 0x10)
+    hit.dsr[i] = flow_pkt(i, 81, 0x10)
+  end
+  for i = 1, MISS_FLOWS do
+    miss.nat[i] = flow_pkt(HIT_FLOWS + i, 80, 0x02)
+    miss.dsr[i] = flow_pkt(HIT_FLOWS + i, 81, 0x02)
+  end
+  local other = { tcp4(ip4("10.10.0.1"), 40000, "10.10.0.99", 80, 0x02) }
+
+  -- Both data planes give the same output for the same packets: the hit
+  -- flows (made here) and the first new flows.
+  local function same(list, n)
+    for i = 1, n do
+      local o = planes[1].svc.prog:test_run(list[i], opts)
+      local nw = planes[2].svc.prog:test_run(list[i], opts)
+      if o.verdict ~= nw.verdict or o.data ~= nw.data then
+        error(("packet %d: %s and this tree differ: %s %s, %s %s"):format(i, base_name,
+          o.verdict, o.data:sub(1, 54):gsub(".", function(c) return ("%02x"):format(c:byte()) end),
+          nw.verdict, nw.data:sub(1, 54):gsub(".", function(c) return ("%02x"):format(c:byte()) end)))
+      end
+    end
+  end
+  same(hit.nat, HIT_FLOWS)
+  same(hit.dsr, HIT_FLOWS)
+  same(other, 1)
+
+  local function check(mode) return function(f, out) return check_out(mode, f, out) end end
+  local SHAPES = {
+    { "not_vip", "not a VIP (pass)", other, "XDP_PASS", "pass", 1.0 },
+    { "dsr_hit", "DSR, established flow", hit.dsr, "XDP_TX", "dsr", 0.55 },
+    { "nat_hit", "NAT, established flow", hit.nat, "XDP_TX", "nat", 0.35 },
+    { "dsr_new", "DSR, new flow", miss.dsr, "XDP_TX", "dsr", 0.65 },
+    { "nat_new", "NAT, new flow", miss.nat, "XDP_TX", "nat", 0.45 },
   }
-  -- The hit flows are in the table before their pair (a miss loop evicts
-  -- them), and must still be hits after it.
-  local wall, kern = bench.paired(cases, ROUNDS, bench.runner(CHUNK, opts), function(c, pair)
-    if c[1]:match("_hit$") then
+  local cases = { { "pass", "XDP_PASS program", pass_obj:program("xdp_pass"), other, "XDP_PASS" } }
+  for _, s in ipairs(SHAPES) do
+    for _, p in ipairs(planes) do
+      cases[#cases + 1] = { s[1] .. "_" .. p.key, s[2] .. " (" .. p.label .. ")", p.svc.prog, s[3],
+        s[4], check(s[5]), svc = p.svc, vip = s[1]:match("_hit$") and s[5] }
+    end
+  end
+  -- The hit flows are in the table before their pair (a new-flow loop
+  -- evicts them), and must still be hits after it.
+  local _, _, kdiff = bench.paired(cases, ROUNDS, bench.runner(CHUNK, opts), function(c, pair)
+    if c.vip then
       for _, p in ipairs(c[4]) do assert(c[3]:test_run(p, opts).verdict == c[5]) end
     end
-    local vip = c[1] == "nat_hit" and "nat" or c[1] == "dsr_hit" and "dsr"
-    local before = vip and svc:stats().vips[vip].new_flows
+    local before = c.vip and c.svc:stats().vips[c.vip].new_flows
     pair()
-    if vip then
-      local made = svc:stats().vips[vip].new_flows - before
+    if c.vip then
+      local made = c.svc:stats().vips[c.vip].new_flows - before
       if made > 0 then error(("%s: %d of the flows were new, not hits"):format(c[2], made)) end
     end
   end)
 
-  -- What repeat=N reports for a NAT flow-hit packet (the kernel loop reuses it).
-  local rep = {}
-  for _ = 1, 5 do
-    assert(progs.lb:test_run(hit[80][1], opts))
-    local r = assert(progs.lb:test_run(hit[80][1], { ["repeat"] = 100000, ctx = opts.ctx }))
-    table.insert(rep, r.duration_ns)
+  for _, p in ipairs(planes) do
+    local drops = 0
+    for r, v in pairs(p.svc:stats().reasons) do
+      if r:match("^drop_") then drops = drops + v end
+    end
+    assert(drops == 0, ("the %s data plane dropped %d packets during the bench"):format(p.label, drops))
   end
-
-  local s = svc:stats()
-  local drops = 0
-  for r, v in pairs(s.reasons) do
-    if r:match("^drop_") then drops = drops + v end
-  end
-  assert(drops == 0, "the balancer dropped packets during the bench: " .. drops)
 
   local median = bench.median
-  local floor_w, floor_k = median(wall.pass), median(kern.pass)
   print(("lb_pkt: %d repeat=1 test_run calls per case in loops of %d, each loop paired with "
-    .. "an XDP_PASS loop; medians"):format(ROUNDS * CHUNK, CHUNK))
-  print(("  XDP_PASS floor: %.0f ns per call wall-clock, %.1f ns per run in the kernel")
-    :format(floor_w, floor_k))
-  print(("  %-30s %14s %14s %10s"):format("case", "wall - floor", "kernel", "x PASS"))
-  for i = 2, #cases do
-    local c = cases[i]
-    local k = median(kern[c[1]])
-    print(("  %-30s %11.0f ns %11.1f ns %9.1fx"):format(c[2], median(wall[c[1]]), k, k / floor_k))
+    .. "an XDP_PASS loop; every output checked"):format(ROUNDS * CHUNK, CHUNK))
+  print(("  kernel ns per packet minus the XDP_PASS floor (%.1f ns), medians of %d pairs")
+    :format(median(kdiff.pass), ROUNDS))
+  print(("  %-24s %12s %12s %9s %7s"):format("case", base_name, "this tree", "new/old", "goal"))
+  local missed = 0
+  for _, s in ipairs(SHAPES) do
+    local o, nw = median(kdiff[s[1] .. "_old"]), median(kdiff[s[1] .. "_new"])
+    local r = nw / o
+    local mark = r <= s[6] and "" or "  (missed)"
+    if mark ~= "" then missed = missed + 1 end
+    print(("  %-24s %9.1f ns %9.1f ns %9.2f %7s%s"):format(s[2], o, nw, r, "<= " .. s[6], mark))
   end
-  print(("  repeat=100000 on one NAT flow-hit packet: %.1f ns per run (misleading: from the "
-    .. "second run on,"):format(median(rep)))
-  print("  the packet is the first run's output, addressed to a backend, and passes)")
+  print(("  goals met: %d of %d"):format(#SHAPES - missed, #SHAPES))
 end)
-if swap_obj then swap_obj:close() end
 if pass_obj then pass_obj:close() end
-svc:close()
+for _, p in ipairs(planes) do p.svc:close() end
 assert(ok, err)

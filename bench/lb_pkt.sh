@@ -1,20 +1,35 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
-# The load balancer's cost per packet under test_run (bench/lb_pkt.lua), in a
-# namespace of its own: one veth with the balancer's address, forwarding on
-# (bpf_fib_lookup refuses otherwise) and permanent neighbour entries for the
-# backends and the client, so every lookup finds a MAC. Pinned to one CPU.
+# The load balancer's cost per packet under test_run (bench/lb_pkt.lua): this
+# tree's data plane beside the one of commit e1ec3e1 (the baseline of issue
+# 15), both in the same run, in a namespace of its own: one veth with the
+# balancer's address, forwarding on (bpf_fib_lookup refuses otherwise) and
+# permanent neighbour entries for the backends and the client, so every
+# lookup finds a MAC. Pinned to one CPU.
 # usage: bench/lb_pkt.sh BUILD_DIR [N] [CHUNK] [CPU]
 set -euo pipefail
 BUILD=$(cd "${1:-build}" && pwd)
 BENCH=$(cd "$(dirname "$0")" && pwd)
+SRC=$(cd "$BENCH/.." && pwd)
 N=${2:-1000000}
 CHUNK=${3:-50000}
 CPU=${4:-1}
 NS=lbpkt$$
+BASE=e1ec3e1
+OLD=$(mktemp -d)
 
 . "$BENCH/lib.sh"
-trap 'ip netns del "$NS" 2>/dev/null || true' EXIT
-bench_fib_netns "$NS"
+trap 'ip netns del "$NS" 2>/dev/null || true; rm -rf "$OLD"' EXIT
 
-taskset -c "$CPU" "$BUILD/luabpf" --netns "$NS" run "$BENCH/lb_pkt.lua" "$BUILD" eth0 "$N" "$CHUNK"
+# The baseline data plane, compiled as CMakeLists.txt compiles bpf/lb/lb.bpf.c.
+CLANG=$(sed -n 's/^CLANG:FILEPATH=//p' "$BUILD/CMakeCache.txt")
+case $(uname -m) in x86_64) ARCH=x86 ;; aarch64) ARCH=arm64 ;; *) ARCH=$(uname -m) ;; esac
+for f in lb.bpf.c lb.h lb_shared.h csum.h parse.h luabpf.h; do
+  git -C "$SRC" show "$BASE:bpf/$f" >"$OLD/$f"
+done
+"${CLANG:-clang}" -g -O2 -Wall -Werror -target bpf -D__TARGET_ARCH_$ARCH -I"$BUILD/vmlinux" \
+  -I"$OLD" -c "$OLD/lb.bpf.c" -o "$OLD/lb.bpf.o"
+
+bench_fib_netns "$NS"
+taskset -c "$CPU" "$BUILD/luabpf" --netns "$NS" run "$BENCH/lb_pkt.lua" "$BUILD" eth0 "$N" "$CHUNK" \
+  "$OLD/lb.bpf.o" "$BASE"

@@ -25,6 +25,11 @@
 #define VIP_ADDR  1 /* vip_addrs flags: a service address */
 #define SNAT_ADDR 2 /* the balancer's own source address for NAT */
 
+/*
+ * One LRU list shared by the CPUs: BPF_F_NO_COMMON_LRU was measured slower
+ * per new flow (it rotates its lists on every insert; the common list
+ * evicts in batches of 128), docs/lb.md.
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
@@ -41,6 +46,23 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } nat SEC(".maps");
 
+/* Next hops (lb.h, struct lb_nexthop): one direct-mapped cache per CPU. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, NEXTHOP_SLOTS);
+	__type(key, __u32);
+	__type(value, struct lb_nexthop);
+} nexthops SEC(".maps");
+
+/* How long a next hop learnt from the FIB is used before the FIB is asked again. */
+__u32 nexthop_ttl_ms = 1000;
+/* Bumped by the control plane when a neighbour or route changes: forget them all. */
+__u32 nexthop_gen = 0;
+/* How often a NAT flow's packets look its nat entry up, to keep it in the LRU. */
+#define NAT_KEEPALIVE 1000 /* ~1 s in flow.nat_seen units (2^20 ns) */
+
+extern void *bpf_cast_to_kern_ctx(void *) __ksym;
+
 struct pkt {
 	struct ethhdr *eth;
 	void *end;
@@ -51,6 +73,7 @@ struct pkt {
 	__u64 len;
 	__u8 udp;
 	__u8 syn; /* a TCP SYN without ACK: a new connection */
+	__u64 now; /* bpf_ktime_get_coarse_ns(), once asked */
 	struct lb_flow_key key;
 };
 
@@ -124,41 +147,114 @@ static __always_inline void rewrite(struct pkt *p, const ipv6_t *saddr, __be16 s
 	p->ports[1] = dport;
 }
 
-/* Send toward target with the next hop's MACs from the kernel's FIB. */
+/*
+ * What bpf_fib_lookup checks before anything else: forwarding on the ingress
+ * interface (its own sysctl, not "all"). Read from the device, a few loads.
+ */
+static __always_inline bool fwd_enabled(struct xdp_md *ctx, struct pkt *p)
+{
+	struct xdp_buff *xdp = bpf_cast_to_kern_ctx(ctx);
+	struct net_device *dev = xdp->rxq->dev;
+
+	if (p->ip4) {
+		struct in_device *in = dev->ip_ptr;
+
+		return in && in->cnf.data[IPV4_DEVCONF_FORWARDING - 1];
+	}
+	struct inet6_dev *in6 = dev->ip6_ptr;
+
+	return in6 && in6->cnf.forwarding;
+}
+
+/* Where addr's next hop is cached: a multiplicative hash of its words. */
+static __always_inline __u32 nexthop_slot(const ipv6_t *addr)
+{
+	const __u32 *w = (const __u32 *)addr->addr;
+
+	return ((w[0] ^ w[1] ^ w[2] ^ w[3]) * 0x9E3779B1u) >> 20; /* 4096 slots */
+}
+
+static __always_inline __u64 now(struct pkt *p)
+{
+	if (!p->now)
+		p->now = bpf_ktime_get_coarse_ns();
+	return p->now;
+}
+
+/*
+ * Send toward target: the next hop's MACs from the nexthops cache, or from
+ * the kernel's FIB (which refills it). A reply to a client whose MAC the
+ * kernel does not know yet goes to the stack, already rewritten: the kernel
+ * resolves the client and forwards it. A backend's missing neighbour drops
+ * (the control plane primes backends).
+ */
 static __always_inline int send(struct xdp_md *ctx, struct pkt *p, const ipv6_t *target,
 				__u32 reason, __u32 vip)
 {
 	struct bpf_fib_lookup fib = {};
+	struct lb_nexthop *nh;
+	__u32 ifindex, slot, gen;
+	__u16 tot;
 	int rc;
 
+	if (p->ip4)
+		tot = bpf_ntohs(p->ip4->tot_len);
+	else if (p->ip6)
+		tot = bpf_ntohs(p->ip6->payload_len) + sizeof(struct ipv6hdr);
+	else
+		return drop(p, LB_DROP_FIB, vip);
+	slot = nexthop_slot(target);
+	nh = bpf_map_lookup_elem(&nexthops, &slot);
+	if (nh && addr_eq(&nh->addr, target) && nh->gen == nexthop_gen && tot <= nh->mtu &&
+	    nh->expires > now(p) && fwd_enabled(ctx, p)) {
+		__builtin_memcpy(p->eth->h_dest, nh->dmac, ETH_ALEN);
+		__builtin_memcpy(p->eth->h_source, nh->smac, ETH_ALEN);
+		ifindex = nh->ifindex;
+		goto out;
+	}
 	fib.ifindex = ctx->ingress_ifindex;
 	fib.l4_protocol = p->key.proto;
+	fib.tot_len = tot;
 	if (p->ip4) {
 		fib.family = AF_INET;
 		fib.tos = p->ip4->tos;
-		fib.tot_len = bpf_ntohs(p->ip4->tot_len);
 		fib.ipv4_src = p->ip4->saddr;
 		fib.ipv4_dst = v4_of(target);
 	} else if (p->ip6) {
 		fib.family = AF_INET6;
-		fib.tot_len = bpf_ntohs(p->ip6->payload_len) + sizeof(struct ipv6hdr);
 		__builtin_memcpy(fib.ipv6_src, &p->ip6->saddr, 16);
 		__builtin_memcpy(fib.ipv6_dst, target, 16);
 	}
+	gen = nexthop_gen; /* before the lookup: a bump during it is not lost */
 	rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
-	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH)
+	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH) {
+		if (reason == LB_REPLY)
+			return verdict(p, LB_PASS_NO_NEIGH, XDP_PASS);
 		return drop(p, LB_DROP_NO_NEIGH, vip);
+	}
 	if (rc == BPF_FIB_LKUP_RET_FWD_DISABLED)
 		return drop(p, LB_DROP_FWD_DISABLED, vip);
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
 		return drop(p, LB_DROP_FIB, vip);
 	__builtin_memcpy(p->eth->h_dest, fib.dmac, ETH_ALEN);
 	__builtin_memcpy(p->eth->h_source, fib.smac, ETH_ALEN);
+	ifindex = fib.ifindex;
+	if (nh) {
+		nh->addr = *target;
+		__builtin_memcpy(nh->dmac, fib.dmac, ETH_ALEN);
+		__builtin_memcpy(nh->smac, fib.smac, ETH_ALEN);
+		nh->ifindex = fib.ifindex;
+		nh->mtu = fib.mtu_result;
+		nh->gen = gen;
+		nh->expires = now(p) + (__u64)nexthop_ttl_ms * 1000000;
+	}
+out:
 	add(&reasons, reason, p->len, 0);
 	/* A tagged frame stays in its VLAN: back out where it came from. */
-	if (fib.ifindex == ctx->ingress_ifindex || p->eth->h_proto != bpf_htons(p->ip4 ? ETH_P_IP : ETH_P_IPV6))
+	if (ifindex == ctx->ingress_ifindex ||
+	    p->eth->h_proto != bpf_htons(p->ip4 ? ETH_P_IP : ETH_P_IPV6))
 		return XDP_TX;
-	return bpf_redirect(fib.ifindex, 0);
+	return bpf_redirect(ifindex, 0);
 }
 
 /* Claim a NAT source port toward the backend: the client's own if free. */
@@ -238,8 +334,12 @@ static __always_inline int to_vip(struct xdp_md *ctx, struct pkt *p, struct lb_v
 	if (vip->mode == LB_MODE_NAT) {
 		struct lb_nat_key nk = {};
 
-		if (!new_flow) {
-			/* Keep the reply mapping alive (LRU) as long as the flow is. */
+		/*
+		 * Keep the reply mapping alive (LRU) as long as the flow is: look
+		 * it up about once a second (replies refresh it too), and make it
+		 * again if it went.
+		 */
+		if (!new_flow && (__u32)(now(p) >> 20) - f->nat_seen > NAT_KEEPALIVE) {
 			nk.backend = be->addr;
 			nk.local = vip->snat;
 			nk.bport = bport;
@@ -247,6 +347,8 @@ static __always_inline int to_vip(struct xdp_md *ctx, struct pkt *p, struct lb_v
 			nk.proto = p->key.proto;
 			if (!bpf_map_lookup_elem(&nat, &nk))
 				new_flow = 1;
+			else
+				f->nat_seen = p->now >> 20;
 		}
 		if (new_flow && nat_claim(p, vip, be, be_id, bport, &lport) < 0)
 			return drop(p, LB_DROP_NAT_PORTS, vip->id);
@@ -254,6 +356,8 @@ static __always_inline int to_vip(struct xdp_md *ctx, struct pkt *p, struct lb_v
 	if (new_flow) {
 		struct lb_flow nf = { .backend = be_id, .vip = vip->id, .nat_port = lport };
 
+		if (vip->mode == LB_MODE_NAT)
+			nf.nat_seen = now(p) >> 20;
 		bpf_map_update_elem(&flows, &p->key, &nf, BPF_ANY);
 		report(p, LB_EV_NEW_FLOW, 0, vip->id, be_id);
 	}
@@ -301,6 +405,8 @@ static __always_inline int l4(struct xdp_md *ctx, struct pkt *p, void *l4h, __u8
 
 		if ((void *)(th + 1) > p->end || l4len < sizeof(*th))
 			return drop(p, LB_DROP_BAD_L4, LB_NO_BACKEND);
+		if (th->doff < 5 || th->doff * 4 > l4len)
+			return drop(p, LB_DROP_TCP_OFFSET, LB_NO_BACKEND);
 		p->l4_csum = &th->check;
 		p->syn = th->syn && !th->ack;
 	} else if (proto == IPPROTO_UDP) {
@@ -308,6 +414,8 @@ static __always_inline int l4(struct xdp_md *ctx, struct pkt *p, void *l4h, __u8
 
 		if ((void *)(uh + 1) > p->end || l4len < sizeof(*uh))
 			return drop(p, LB_DROP_BAD_L4, LB_NO_BACKEND);
+		if (bpf_ntohs(uh->len) != l4len)
+			return drop(p, LB_DROP_UDP_LENGTH, LB_NO_BACKEND);
 		p->udp = 1;
 		p->l4_csum = (p->ip4 && !uh->check) ? NULL : &uh->check;
 	} else {
@@ -345,6 +453,15 @@ static __always_inline int not_for_vip(struct pkt *p, __u32 flags, __u32 reason)
 	return verdict(p, LB_PASS_NOT_VIP, XDP_PASS);
 }
 
+/* A 20-byte IPv4 header's checksum: its ten words sum to 0xffff when right. */
+static __always_inline bool ip_csum_ok(const struct iphdr *ip)
+{
+	const __u32 *w = (const __u32 *)ip;
+	__u64 sum = (__u64)w[0] + w[1] + w[2] + w[3] + w[4];
+
+	return csum_fold(sum) == 0xffff;
+}
+
 static __always_inline int ipv4(struct xdp_md *ctx, struct pkt *p, struct iphdr *ip)
 {
 	__u32 *flags;
@@ -367,6 +484,9 @@ static __always_inline int ipv4(struct xdp_md *ctx, struct pkt *p, struct iphdr 
 		return verdict(p, LB_PASS_NON_L4, XDP_PASS);
 	if (ip->ihl != 5)
 		return not_for_vip(p, *flags, LB_DROP_IP_OPTIONS);
+	/* The rewrite updates the checksum incrementally: a bad one would stay bad. */
+	if (!ip_csum_ok(ip))
+		return drop(p, LB_DROP_IP_CHECKSUM, LB_NO_BACKEND);
 	return l4(ctx, p, ip + 1, ip->protocol, tot - sizeof(*ip), *flags);
 }
 

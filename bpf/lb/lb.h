@@ -50,7 +50,13 @@ enum lb_reason {
 	/* flow_table = "conntrack", ct_fastpath = true (bpf/lb/lb_ct_xdp.bpf.c): */
 	LB_CT_FAST = 21,          /* established, to a backend: translated in XDP, XDP_TX/redirect */
 	LB_CT_FAST_REPLY = 22,    /* established, a backend's reply: translated back in XDP */
-	LB_REASON_MAX = 23,
+	/* bpf/lb/lb.bpf.c again: */
+	LB_PASS_NO_NEIGH = 23,    /* a NAT reply to a client whose MAC is unknown: rewritten and
+				   * passed to the kernel, which resolves the client and forwards it */
+	LB_DROP_TCP_OFFSET = 24,  /* TCP data offset under 20 bytes or past the segment */
+	LB_DROP_UDP_LENGTH = 25,  /* UDP length other than what the IP header leaves for it */
+	LB_DROP_IP_CHECKSUM = 26, /* IPv4 header checksum wrong */
+	LB_REASON_MAX = 27,
 };
 
 struct lb_vip_key {
@@ -90,7 +96,7 @@ struct lb_flow {
 	__u32 vip;
 	__be16 nat_port; /* NAT: our source port toward the backend */
 	__u16 pad;
-	__u32 pad2;
+	__u32 nat_seen;  /* NAT: when its nat entry was last looked up (ktime >> 20, ~1 ms) */
 };
 
 /* NAT replies: backend -> balancer, found by the balancer's side of the tuple. */
@@ -110,6 +116,29 @@ struct lb_nat {
 	__be16 vport;
 	__u32 vip_id;
 	__u32 backend;
+};
+
+/*
+ * nexthops: how to reach an address (a backend, or a NAT client) without a
+ * FIB lookup per packet: a direct-mapped cache per CPU, slot NEXTHOP_SLOT(addr),
+ * which the data plane fills from a successful bpf_fib_lookup and trusts
+ * until expires (now + nexthop_ttl_ms) or until the global nexthop_gen
+ * moves. A control plane that watches the kernel's neighbour table and
+ * routes (netlink) bumps nexthop_gen on every change, and every CPU asks the
+ * FIB again on its next packet to each address. Packets longer than mtu, and
+ * forwarding turned off on the ingress interface, go to the FIB as before.
+ */
+#define NEXTHOP_SLOTS 4096
+
+struct lb_nexthop {
+	ipv6_t addr;     /* whose next hop this is (a slot is shared by many) */
+	__u8 dmac[6];    /* the next hop's MAC */
+	__u8 smac[6];    /* the egress interface's MAC */
+	__u32 ifindex;   /* the egress interface */
+	__u16 mtu;       /* the route's MTU: longer packets ask the FIB */
+	__u16 pad;
+	__u32 gen;       /* nexthop_gen when it was learnt */
+	__u64 expires;   /* ns, bpf_ktime_get_coarse_ns() clock */
 };
 
 struct lb_counters {

@@ -77,35 +77,6 @@ static void push_log_summary(lua_State *L, const char *log, bool full)
 	}
 }
 
-static bool have_cap(int cap)
-{
-	char line[256];
-	unsigned long long eff = 0;
-	FILE *f = fopen("/proc/self/status", "r");
-
-	while (f && fgets(line, sizeof(line), f))
-		if (sscanf(line, "CapEff: %llx", &eff) == 1)
-			break;
-	if (f)
-		fclose(f);
-	return eff & (1ULL << cap);
-}
-
-bool lbpf_missing_caps;
-
-/// A hint for EPERM: which capability the process lacks, or "".
-const char *lbpf_perm_hint(int err)
-{
-	if (err != EPERM && err != EACCES)
-		return "";
-	if (!have_cap(39 /* CAP_BPF */) && !have_cap(21 /* CAP_SYS_ADMIN */)) {
-		lbpf_missing_caps = true;
-		return " (this process lacks CAP_BPF: run luabpf as root, or grant it "
-		       "CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON)";
-	}
-	return "";
-}
-
 /*
  * After load, point each data section's memory at the kernel's map, as
  * bpf_object__load_skeleton does, so obj:get/set see and change the live

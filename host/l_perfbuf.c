@@ -440,14 +440,14 @@ static const luaL_Reg module_fns[] = {
 	{ NULL, NULL },
 };
 
-/// Close every perf buffer (at shutdown; called by lbpf_ringbuf__close_all).
+/// Close every perf buffer (a shutdown step, added by module.c).
 void lbpf_perfbuf__close_all(void)
 {
 	while (all)
 		pb_close(all);
 }
 
-/// Register luabpf.perfbuf and its metatable (called by lbpf_ringbuf__register).
+/// Register luabpf.perfbuf and its metatable.
 void lbpf_perfbuf__register(lua_State *L)
 {
 	lbpf_new_class(L, MT_PERFBUF, methods);

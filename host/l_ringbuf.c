@@ -583,12 +583,10 @@ void lbpf_ringbuf__close_all(void)
 {
 	while (all)
 		rb_close(all);
-	lbpf_perfbuf__close_all();
 }
 
 void lbpf_ringbuf__register(lua_State *L)
 {
 	lbpf_new_class(L, MT_RINGBUF, methods);
 	luaL_register(L, NULL, module_fns);
-	lbpf_perfbuf__register(L);
 }

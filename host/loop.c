@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
  * The one libuv loop: signals, running until done or stopped, and the
- * shutdown sequence (hooks, buffers, links) that every way out goes through.
+ * shutdown sequence (hooks, then the steps upper layers added: buffers,
+ * links) that every way out goes through.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -17,6 +18,38 @@ static uv_idle_t stopper;
 static int exit_code;
 static bool stopping, shut_down;
 
+#define MAX_STEPS 8
+
+struct steps {
+	void (*fn[MAX_STEPS])(void);
+	int n;
+};
+
+static struct steps at_shutdown, at_fast_exit;
+
+static void add_step(struct steps *s, void (*fn)(void))
+{
+	if (s->n == MAX_STEPS)
+		abort(); /* a host bug: raise MAX_STEPS */
+	s->fn[s->n++] = fn;
+}
+
+static void run_steps(const struct steps *s)
+{
+	for (int i = 0; i < s->n; i++)
+		s->fn[i]();
+}
+
+void lbpf_loop__at_shutdown(void (*step)(void))
+{
+	add_step(&at_shutdown, step);
+}
+
+void lbpf_loop__at_fast_exit(void (*step)(void))
+{
+	add_step(&at_fast_exit, step);
+}
+
 static void walk_close(uv_handle_t *h, void *arg)
 {
 	(void)arg;
@@ -26,18 +59,13 @@ static void walk_close(uv_handle_t *h, void *arg)
 
 void lbpf_shutdown(int code)
 {
-	int n;
-
 	if (shut_down)
 		return;
 	shut_down = true;
 	exit_code = code;
 	lbpf_notify("STOPPING=1");
 	lbpf_vm__run_shutdown_hooks();
-	lbpf_ringbuf__close_all();
-	n = lbpf_link__detach_all();
-	if (n)
-		lbpf_log(LBPF_DEBUG, "detached %d link%s", n, n == 1 ? "" : "s");
+	run_steps(&at_shutdown);
 }
 
 /* Stopping happens from an idle callback, never inside another callback. */
@@ -63,7 +91,7 @@ static void on_signal(uv_signal_t *h, int signum)
 	if (stopping) {
 		/* A second Ctrl-C while hooks run: give up on them. */
 		lbpf_log(LBPF_WARN, "%s again: exiting now", strsignal(signum));
-		lbpf_link__detach_all();
+		run_steps(&at_fast_exit);
 		_exit(LBPF_EXIT_ERROR);
 	}
 	lbpf_log(LBPF_INFO, "%s: stopping", strsignal(signum));

@@ -158,6 +158,13 @@ int lbpf_pin(lua_State *L, int fd, const char *path, const char *kind, const cha
 /// one), pushing true; or nil, "KIND 'NAME': can't unpin 'PATH': ...", errno.
 int lbpf_unpin(lua_State *L, const char *path, const char *kind, const char *name, char **pin);
 
+/// Set when an operation failed for want of CAP_BPF or of a bpffs at
+/// /sys/fs/bpf (the CLI then exits 3).
+extern bool lbpf_missing_caps;
+
+/// For EPERM/EACCES: " (this process lacks CAP_BPF: ...)" when that is why; else "".
+const char *lbpf_perm_hint(int err);
+
 /* ---- vm.c ------------------------------------------------------------- */
 
 /// The host's one loop and one Lua state.
@@ -179,6 +186,14 @@ int lbpf_traceback(lua_State *L);
 
 /// Ask the host to stop the loop and run shutdown hooks (signal or script).
 void lbpf_request_stop(int exit_code);
+
+/// Add a C step to the shutdown sequence (loop.c): steps run after the
+/// scripts' hooks, in the order added. Upper layers (buffers, links) add
+/// theirs, so the loop never calls up into them.
+void lbpf_loop__at_shutdown(void (*step)(void));
+
+/// Add a step for a second signal, which exits at once without the hooks.
+void lbpf_loop__at_fast_exit(void (*step)(void));
 
 /// Directory of shipped BPF objects (build tree or install prefix).
 const char *lbpf_object_dir(void);
@@ -206,13 +221,6 @@ void lbpf_object__check_open(lua_State *L, struct lbpf_object *o, const char *wh
 
 /// The object userdata at idx (raises if not one, or closed).
 struct lbpf_object *lbpf_object__check(lua_State *L, int idx);
-
-/// Set when an operation failed for want of CAP_BPF or of a bpffs at
-/// /sys/fs/bpf (the CLI then exits 3).
-extern bool lbpf_missing_caps;
-
-/// For EPERM/EACCES: " (this process lacks CAP_BPF: ...)" when that is why; else "".
-const char *lbpf_perm_hint(int err);
 
 /// Module functions: luabpf.open(), luabpf.load().
 void lbpf_object__register(lua_State *L);
@@ -322,7 +330,7 @@ void lbpf_link__register(lua_State *L);
 void lbpf_ringbuf__close_all(void);
 void lbpf_ringbuf__register(lua_State *L);
 
-/* ---- l_perfbuf.c (registered and closed by l_ringbuf.c) --------------- */
+/* ---- l_perfbuf.c ------------------------------------------------------ */
 
 void lbpf_perfbuf__close_all(void);
 void lbpf_perfbuf__register(lua_State *L);

@@ -365,7 +365,7 @@ int main(int argc, char **argv)
 	}
 
 	lbpf_log__init_libbpf();
-	L = lbpf_vm__open();
+	L = lbpf_vm__open(lbpf_module__open);
 	if (!L) {
 		fprintf(stderr, "%sERROR: out of memory creating the Lua state\n", lbpf_log__prefix(LBPF_ERROR));
 		return LBPF_EXIT_ERROR;

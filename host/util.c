@@ -353,3 +353,34 @@ int lbpf_prog_info(int fd, struct bpf_prog_info *info, __u32 **map_ids)
 	}
 	return (int)(info->nr_map_ids < n ? info->nr_map_ids : n);
 }
+
+/* ---- capabilities ------------------------------------------------------ */
+
+static bool have_cap(int cap)
+{
+	char line[256];
+	unsigned long long eff = 0;
+	FILE *f = fopen("/proc/self/status", "r");
+
+	while (f && fgets(line, sizeof(line), f))
+		if (sscanf(line, "CapEff: %llx", &eff) == 1)
+			break;
+	if (f)
+		fclose(f);
+	return eff & (1ULL << cap);
+}
+
+bool lbpf_missing_caps;
+
+/// A hint for EPERM: which capability the process lacks, or "".
+const char *lbpf_perm_hint(int err)
+{
+	if (err != EPERM && err != EACCES)
+		return "";
+	if (!have_cap(39 /* CAP_BPF */) && !have_cap(21 /* CAP_SYS_ADMIN */)) {
+		lbpf_missing_caps = true;
+		return " (this process lacks CAP_BPF: run luabpf as root, or grant it "
+		       "CAP_BPF, CAP_NET_ADMIN and CAP_PERFMON)";
+	}
+	return "";
+}

@@ -204,19 +204,10 @@ static const luaL_Reg module_fns[] = {
 	{ NULL, NULL },
 };
 
-static int open_module(lua_State *L)
+/// Add version, log, on_shutdown and stop to the module table at -1.
+void lbpf_vm__register(lua_State *L)
 {
-	lua_newtable(L);
 	luaL_register(L, NULL, module_fns);
-	lbpf_object__register(L);
-	lbpf_map__register(L);
-	lbpf_prog__register(L);
-	lbpf_link__register(L);
-	lbpf_ringbuf__register(L);
-	lbpf_codec__register(L);
-	lbpf_inspect__register(L);
-	lbpf_sys__register(L);
-	return 1;
 }
 
 /*
@@ -290,7 +281,7 @@ void lbpf_vm__push_env(lua_State *L, const char *name)
 	lua_call(L, 2, 1);
 }
 
-lua_State *lbpf_vm__open(void)
+lua_State *lbpf_vm__open(lua_CFunction open_module)
 {
 	lua_State *L = luaL_newstate();
 

@@ -6,7 +6,13 @@
 #include <stdbool.h>
 #include <lua.h>
 
-lua_State *lbpf_vm__open(void);
+/// Open the Lua state; open_module pushes the luabpf module (module.c's
+/// lbpf_module__open: the VM does not reach up into the bindings itself).
+lua_State *lbpf_vm__open(lua_CFunction open_module);
+/// module.c: push the luabpf module table, every binding registered.
+int lbpf_module__open(lua_State *L);
+/// Add version, log, on_shutdown and stop to the module table at -1.
+void lbpf_vm__register(lua_State *L);
 void lbpf_vm__close(void);
 void lbpf_vm__push_env(lua_State *L, const char *name);
 void lbpf_vm__run_shutdown_hooks(void);

@@ -58,7 +58,7 @@ end
 
 -- The same meter with nothing else on the loop first: what this machine
 -- gives an idle loop right now (other tests, other processes).
-local meter, c0, m0, cpu0, base_max, base_p99
+local meter, c0, m0, cpu0, base_max, base_p99, all_down
 meter = lag_meter()
 at(2000, function()
 local base = meter.stop()
@@ -76,14 +76,57 @@ local function checks_done()
   return c
 end
 
+-- An idle loop in another process, measured over the same window: what the
+-- machine gives any loop right then (other tests, builds, other processes),
+-- so the bound holds the checks to their own cost on a busy machine and a
+-- quiet one alike. It prints "idle P99 MAX" when its window ends.
+local IDLE = [[
+local uv = require("luv")
+local s, last, t = {}, uv.hrtime(), uv.new_timer()
+t:start(10, 10, function()
+  local now = uv.hrtime()
+  s[#s + 1] = math.max(0, (now - last) / 1e6 - 10)
+  last = now
+  if #s >= 560 then
+    t:close()
+    table.sort(s)
+    print(("idle %.3f %.3f"):format(s[math.ceil(#s * 0.99)], s[#s]))
+  end
+end)
+]]
+local idle = {}
+local function idle_meter()
+  local out = uv.new_pipe(false)
+  local h = uv.spawn(assert(os.getenv("LUABPF"), "LUABPF unset"), { args = { "-e", IDLE }, stdio = { nil, out, 2 } },
+    function() end)
+  assert(h, "can't start the idle lag meter")
+  local buf = ""
+  out:read_start(function(_, data)
+    if not data then return out:close() end
+    buf = buf .. data
+    local p99, max = buf:match("idle ([%d.]+) ([%d.]+)")
+    if p99 then idle.p99, idle.max = tonumber(p99), tonumber(max) end
+  end)
+end
+
+-- wait_idle(fn): fn() once the idle meter has reported (deadline 10 s).
+local function wait_idle(fn, left)
+  left = left or 100
+  if idle.p99 then return fn() end
+  if left == 0 then fail("the idle lag meter never reported") end
+  at(100, function() wait_idle(fn, left - 1) end)
+end
+
 -- Warm up one interval and a half (the first checks spread over one), then measure 6 s.
 at(3500, function()
   -- stats() reads 2,000 per-CPU counters: not inside the measured window.
   c0 = checks_done()
+  idle_meter()
   meter, m0, cpu0 = lag_meter(), uv.hrtime(), cpu()
 end)
 at(9500, function()
   local lag = meter.stop()
+  wait_idle(function()
   local secs = (uv.hrtime() - m0) / 1e9
   local busy = (cpu() - cpu0) / secs * 100
   local rate = (checks_done() - c0) / secs
@@ -93,19 +136,22 @@ at(9500, function()
       busy, lag.n, lag.p50, lag.p99, lag.max))
   t.eq(s.healthy, n, "healthy backends")
   t.ok(rate > 0.8 * n / INTERVAL, ("every backend checked about once a second (%.0f checks/s)"):format(rate))
-  -- The checks' own lag is what is measured: on a busy shared machine the idle
-  -- loop's p99 moves the bound by as much (CI on a quiet machine: 1-3 ms).
-  t.ok(lag.p99 < 10 + base_p99, ("p99 loop lag %.2f ms is under 10 ms + the idle baseline's p99 %.2f ms")
-    :format(lag.p99, base_p99))
-  -- A shared 2-core machine preempts any process now and then: when the idle
-  -- baseline itself was that late, the bound moves by as much.
-  t.ok(lag.max < math.max(10, base_max + 5), ("max loop lag %.2f ms (idle baseline %.2f ms)"):format(lag.max, base_max))
+  -- The checks' own lag is what is measured: an idle loop measured in the
+  -- same window moves the bound by as much as the machine delayed it
+  -- (CI on a quiet machine: 1-3 ms).
+  print(("idle loop in the same window: p99 %.2f ms, max %.2f ms"):format(idle.p99, idle.max))
+  t.ok(lag.p99 < 10 + idle.p99, ("p99 loop lag %.2f ms is under 10 ms + the idle loop's p99 %.2f ms")
+    :format(lag.p99, idle.p99))
+  t.ok(lag.max < math.max(10, math.max(idle.max, base_max) + 5),
+    ("max loop lag %.2f ms (idle loop %.2f ms, idle before %.2f ms)"):format(lag.max, idle.max, base_max))
   io.stdout:write("kill\n")
   io.stdout:flush()
   meter = lag_meter()
+  at(5000, all_down)
+  end)
 end)
 -- The shell kills the servers on "kill"; all are down within fall x interval + timeout.
-at(14500, function()
+all_down = function()
   local lag = meter.stop()
   local s = svc:stats()
   local v = s.vips.web
@@ -120,4 +166,4 @@ at(14500, function()
   print("done")
   svc:close()
   os.exit(0)
-end)
+end

@@ -85,3 +85,52 @@ void lbpf_evbuf__push_module_fn(lua_State *L, const char *fn)
 	lua_getfield(L, -1, fn);
 	lua_remove(L, -2);
 }
+
+void lbpf_evbuf__init(struct lbpf_evbuf *b, const struct lbpf_decode *d, const char *name,
+		      const char *what)
+{
+	b->decode = *d;
+	snprintf(b->name, sizeof(b->name), "%s", name);
+	snprintf(b->what, sizeof(b->what), "%s", what);
+}
+
+void lbpf_evbuf__add(struct lbpf_evbuf *b, struct lbpf_evbuf **list, struct lbpf_evbuf_ud *u)
+{
+	b->next = *list;
+	if (*list)
+		(*list)->pprev = &b->next;
+	b->pprev = list;
+	*list = b;
+	u->b = b;
+	b->ud = u;
+}
+
+struct lbpf_evbuf *lbpf_evbuf__check(lua_State *L, int idx, const char *mt, const char *kind)
+{
+	struct lbpf_evbuf_ud *u = luaL_checkudata(L, idx, mt);
+
+	if (!u->b)
+		luaL_error(L, "closed %s", kind);
+	return u->b;
+}
+
+bool lbpf_evbuf__close(struct lbpf_evbuf *b)
+{
+	if (b->ud) {
+		b->ud->b = NULL;
+		b->ud = NULL;
+	}
+	b->closing = true;
+	return !b->draining;
+}
+
+bool lbpf_evbuf__release(struct lbpf_evbuf *b)
+{
+	if (b->released)
+		return false;
+	b->released = true;
+	if (b->next)
+		b->next->pprev = b->pprev;
+	*b->pprev = b->next;
+	return true;
+}

@@ -18,42 +18,27 @@
 
 #define DEFAULT_PAGES 64
 
-struct perfbuf_ud;
-
 struct perfbuf {
+	struct lbpf_evbuf b; /* first: what ring buffers keep the same way */
 	struct perf_buffer *pb;
 	uv_poll_t poll;
 	uv_idle_t kick; /* one drain after start/resume: see kick() */
 	int handles;    /* libuv handles not closed yet */
-	struct perfbuf *next, **pprev;
-	struct perfbuf_ud *ud;
 	int handler_ref, lost_ref, caster_ref, anchor_ref;
 	uint64_t events, lost, batches, errors;
-	bool paused, closing, draining, released;
-	struct lbpf_decode decode;
-	char name[BPF_OBJ_NAME_LEN + 1];
-	char what[BPF_OBJ_NAME_LEN + 32];
 	char lost_what[BPF_OBJ_NAME_LEN + 40];
 };
 
-struct perfbuf_ud {
-	struct perfbuf *pb;
-};
+static struct lbpf_evbuf *all;
 
-static struct perfbuf *all;
-
-static struct perfbuf_ud *check_ud(lua_State *L, int idx)
+static struct lbpf_evbuf_ud *check_ud(lua_State *L, int idx)
 {
 	return luaL_checkudata(L, idx, MT_PERFBUF);
 }
 
 static struct perfbuf *check_pb(lua_State *L, int idx)
 {
-	struct perfbuf_ud *u = check_ud(L, idx);
-
-	if (!u->pb)
-		luaL_error(L, "closed perfbuf");
-	return u->pb;
+	return (struct perfbuf *)lbpf_evbuf__check(L, idx, MT_PERFBUF, "perfbuf");
 }
 
 static void on_closed(uv_handle_t *h)
@@ -69,19 +54,15 @@ static void release(struct perfbuf *p)
 {
 	lua_State *L = lbpf_vm();
 
-	if (p->released)
+	if (!lbpf_evbuf__release(&p->b))
 		return;
-	p->released = true;
-	if (p->next)
-		p->next->pprev = p->pprev;
-	*p->pprev = p->next;
 	if (L) {
 		luaL_unref(L, LUA_REGISTRYINDEX, p->handler_ref);
 		luaL_unref(L, LUA_REGISTRYINDEX, p->lost_ref);
 		luaL_unref(L, LUA_REGISTRYINDEX, p->caster_ref);
 		luaL_unref(L, LUA_REGISTRYINDEX, p->anchor_ref);
 	}
-	lbpf_decode__free(&p->decode);
+	lbpf_decode__free(&p->b.decode);
 	uv_poll_stop(&p->poll);
 	uv_idle_stop(&p->kick);
 	uv_close((uv_handle_t *)&p->poll, on_closed);
@@ -97,12 +78,7 @@ static void release(struct perfbuf *p)
 
 static void pb_close(struct perfbuf *p)
 {
-	if (p->ud) {
-		p->ud->pb = NULL;
-		p->ud = NULL;
-	}
-	p->closing = true;
-	if (!p->draining)
+	if (lbpf_evbuf__close(&p->b))
 		release(p);
 }
 
@@ -114,15 +90,15 @@ static int dispatch(lua_State *L)
 	uint32_t size = (uint32_t)lua_tointeger(L, 2);
 
 	lua_rawgeti(L, LUA_REGISTRYINDEX, p->handler_ref);
-	switch (p->decode.mode) {
+	switch (p->b.decode.mode) {
 	case LBPF_DECODE_RAW:
 		lua_pushlstring(L, data, size);
 		break;
 	case LBPF_DECODE_TABLE:
 	case LBPF_DECODE_CDATA:
-		lbpf_evbuf__check_len(L, &p->decode, size, "perfbuf", p->name);
-		if (p->decode.mode == LBPF_DECODE_TABLE) {
-			lbpf_evbuf__decode_table(L, &p->decode, data, p->what);
+		lbpf_evbuf__check_len(L, &p->b.decode, size, "perfbuf", p->b.name);
+		if (p->b.decode.mode == LBPF_DECODE_TABLE) {
+			lbpf_evbuf__decode_table(L, &p->b.decode, data, p->b.what);
 		} else {
 			lua_rawgeti(L, LUA_REGISTRYINDEX, p->caster_ref);
 			lua_pushlightuserdata(L, data);
@@ -141,7 +117,7 @@ static void on_sample(void *ctx, int cpu, void *data, __u32 size)
 	struct perfbuf *p = ctx;
 	lua_State *L = lbpf_vm();
 
-	if (p->closing || p->paused)
+	if (p->b.closing || p->b.paused)
 		return; /* closed or paused by an earlier event of this wake */
 	p->events++;
 	lua_pushlightuserdata(L, p);
@@ -149,7 +125,7 @@ static void on_sample(void *ctx, int cpu, void *data, __u32 size)
 	lua_pushlightuserdata(L, data);
 	lua_pushinteger(L, size);
 	lua_pushinteger(L, cpu);
-	if (lbpf_pcall(L, 3, 0, p->what) < 0)
+	if (lbpf_pcall(L, 3, 0, p->b.what) < 0)
 		p->errors++;
 }
 
@@ -159,7 +135,7 @@ static void on_lost(void *ctx, int cpu, __u64 cnt)
 	lua_State *L = lbpf_vm();
 
 	p->lost += cnt;
-	if (p->lost_ref == LUA_NOREF || p->closing)
+	if (p->lost_ref == LUA_NOREF || p->b.closing)
 		return;
 	lua_rawgeti(L, LUA_REGISTRYINDEX, p->lost_ref);
 	lua_pushinteger(L, cpu);
@@ -179,12 +155,12 @@ static int drain(struct perfbuf *p)
 	uint64_t start = p->events;
 	int n;
 
-	p->draining = true;
+	p->b.draining = true;
 	n = perf_buffer__consume(p->pb);
-	p->draining = false;
+	p->b.draining = false;
 	if (p->events != start)
 		p->batches++;
-	if (p->closing)
+	if (p->b.closing)
 		release(p);
 	return n < 0 ? n : 0;
 }
@@ -196,12 +172,12 @@ static void on_readable(uv_poll_t *h, int status, int events)
 
 	(void)events;
 	if (status < 0) {
-		lbpf_log(LBPF_WARN, "perfbuf '%s': poll failed: %s", p->name, uv_strerror(status));
+		lbpf_log(LBPF_WARN, "perfbuf '%s': poll failed: %s", p->b.name, uv_strerror(status));
 		return;
 	}
 	err = drain(p);
 	if (err && err != -EINTR)
-		lbpf_log(LBPF_WARN, "perfbuf '%s': %s", p->name, strerror(-err));
+		lbpf_log(LBPF_WARN, "perfbuf '%s': %s", p->b.name, strerror(-err));
 }
 
 static void on_kick(uv_idle_t *h)
@@ -209,7 +185,7 @@ static void on_kick(uv_idle_t *h)
 	struct perfbuf *p = h->data;
 
 	uv_idle_stop(h);
-	if (!p->paused && !p->closing)
+	if (!p->b.paused && !p->b.closing)
 		drain(p);
 }
 
@@ -229,11 +205,11 @@ static int l_perfbuf(lua_State *L)
 	static const char *const known[] = { "decode", "pages", "lost", NULL };
 	struct lbpf_map_view v;
 	struct lbpf_decode dec;
-	struct perfbuf_ud *u;
+	struct lbpf_evbuf_ud *u;
 	struct perfbuf *p;
 	const char *spec;
 	lua_Integer pages;
-	char what[sizeof(p->what)];
+	char what[sizeof(p->b.what)];
 	int err;
 
 	lbpf_evbuf__check_args(L, "perfbuf", BPF_MAP_TYPE_PERF_EVENT_ARRAY, known, &v, what,
@@ -259,23 +235,21 @@ static int l_perfbuf(lua_State *L)
 		lbpf_decode__free(&dec);
 		return lbpf_fail(L, ENOMEM);
 	}
-	p->decode = dec;
+	lbpf_evbuf__init(&p->b, &dec, v.name, what);
 	p->handler_ref = p->lost_ref = p->caster_ref = p->anchor_ref = LUA_NOREF;
-	snprintf(p->name, sizeof(p->name), "%s", v.name);
-	snprintf(p->what, sizeof(p->what), "%s", what);
 	snprintf(p->lost_what, sizeof(p->lost_what), "perfbuf '%s' lost callback", v.name);
 
 	p->pb = perf_buffer__new(v.fd, (size_t)pages, on_sample, on_lost, p, NULL);
 	if (!p->pb) {
 		err = errno;
-		lbpf_decode__free(&p->decode);
+		lbpf_decode__free(&p->b.decode);
 		free(p);
 		return lbpf_failf(L, err, "perfbuf '%s': can't open the per-CPU buffers", v.name);
 	}
 	err = uv_poll_init(lbpf_loop(), &p->poll, perf_buffer__epoll_fd(p->pb));
 	if (err) {
 		perf_buffer__free(p->pb);
-		lbpf_decode__free(&p->decode);
+		lbpf_decode__free(&p->b.decode);
 		free(p);
 		return lbpf_failf(L, -err, "perfbuf '%s': can't poll", v.name);
 	}
@@ -283,15 +257,9 @@ static int l_perfbuf(lua_State *L)
 	uv_idle_init(lbpf_loop(), &p->kick);
 	p->kick.data = p;
 	p->handles = 2;
-	p->next = all;
-	if (all)
-		all->pprev = &p->next;
-	p->pprev = &all;
-	all = p;
 
 	u = lua_newuserdata(L, sizeof(*u)); // [map, handler, opts, ud]
-	u->pb = p;
-	p->ud = u;
+	lbpf_evbuf__add(&p->b, &all, u);
 	luaL_getmetatable(L, MT_PERFBUF);
 	lua_setmetatable(L, -2);
 	lua_pushvalue(L, 2);
@@ -301,11 +269,11 @@ static int l_perfbuf(lua_State *L)
 		p->lost_ref = lua_isnil(L, -1) ? (lua_pop(L, 1), LUA_NOREF)
 					       : luaL_ref(L, LUA_REGISTRYINDEX);
 	}
-	if (p->decode.mode == LBPF_DECODE_CDATA) {
+	if (p->b.decode.mode == LBPF_DECODE_CDATA) {
 		lbpf_evbuf__push_module_fn(L, "caster");
-		lua_pushstring(L, p->decode.decl);
-		lua_pushinteger(L, p->decode.size);
-		lua_pushfstring(L, "perfbuf '%s'", p->name);
+		lua_pushstring(L, p->b.decode.decl);
+		lua_pushinteger(L, p->b.decode.size);
+		lua_pushfstring(L, "perfbuf '%s'", p->b.name);
 		if (lua_pcall(L, 3, 1, 0)) {
 			pb_close(p);
 			return lua_error(L);
@@ -328,7 +296,7 @@ static int l_pause(lua_State *L)
 {
 	struct perfbuf *p = check_pb(L, 1);
 
-	p->paused = true;
+	p->b.paused = true;
 	uv_poll_stop(&p->poll);
 	return 0;
 }
@@ -338,12 +306,12 @@ static int l_resume(lua_State *L)
 	struct perfbuf *p = check_pb(L, 1);
 	int err;
 
-	if (!p->paused)
+	if (!p->b.paused)
 		return 0;
 	err = uv_poll_start(&p->poll, UV_READABLE, on_readable);
 	if (err)
-		return lbpf_failf(L, -err, "perfbuf '%s': can't poll", p->name);
-	p->paused = false;
+		return lbpf_failf(L, -err, "perfbuf '%s': can't poll", p->b.name);
+	p->b.paused = false;
 	kick(p);
 	lua_pushboolean(L, 1);
 	return 1;
@@ -354,22 +322,22 @@ static int l_consume(lua_State *L)
 {
 	struct perfbuf *p = check_pb(L, 1);
 	uint64_t start = p->events;
-	bool paused = p->paused;
+	bool paused = p->b.paused;
 	int err;
 
-	if (p->draining)
+	if (p->b.draining)
 		return luaL_error(L, "perfbuf '%s': consume() called from its own handler",
-				  p->name);
-	p->paused = false;
-	p->draining = true;
+				  p->b.name);
+	p->b.paused = false;
+	p->b.draining = true;
 	err = perf_buffer__consume(p->pb);
-	p->draining = false;
-	if (!p->closing)
-		p->paused = paused;
+	p->b.draining = false;
+	if (!p->b.closing)
+		p->b.paused = paused;
 	if (p->events != start)
 		p->batches++;
 	lua_pushnumber(L, (lua_Number)(p->events - start));
-	if (p->closing)
+	if (p->b.closing)
 		release(p);
 	if (err < 0)
 		return lbpf_fail(L, -err);
@@ -386,7 +354,7 @@ static int l_stats(lua_State *L)
 {
 	struct perfbuf *p = check_pb(L, 1);
 
-	lbpf_evbuf__push_stats(L, p->events, p->batches, p->errors, p->paused);
+	lbpf_evbuf__push_stats(L, p->events, p->batches, p->errors, p->b.paused);
 	lua_pushnumber(L, (lua_Number)p->lost);
 	lua_setfield(L, -2, "lost");
 	return 1;
@@ -394,31 +362,31 @@ static int l_stats(lua_State *L)
 
 static int l_name(lua_State *L)
 {
-	lua_pushstring(L, check_pb(L, 1)->name);
+	lua_pushstring(L, check_pb(L, 1)->b.name);
 	return 1;
 }
 
 static int l_close(lua_State *L)
 {
-	struct perfbuf_ud *u = check_ud(L, 1);
+	struct lbpf_evbuf_ud *u = check_ud(L, 1);
 
-	if (u->pb)
-		pb_close(u->pb);
+	if (u->b)
+		pb_close((struct perfbuf *)u->b);
 	return 0;
 }
 
 static int l_tostring(lua_State *L)
 {
-	struct perfbuf *p = check_ud(L, 1)->pb;
+	struct perfbuf *p = (struct perfbuf *)check_ud(L, 1)->b;
 	char spec[160];
 
 	if (!p)
 		lua_pushliteral(L, "luabpf.perfbuf (closed)");
 	else
-		lua_pushfstring(L, "luabpf.perfbuf '%s' (%s, %f events, %f lost%s)", p->name,
-				lbpf_evbuf__decode_spec(&p->decode, spec, sizeof(spec)),
+		lua_pushfstring(L, "luabpf.perfbuf '%s' (%s, %f events, %f lost%s)", p->b.name,
+				lbpf_evbuf__decode_spec(&p->b.decode, spec, sizeof(spec)),
 				(lua_Number)p->events, (lua_Number)p->lost,
-				p->paused ? ", paused" : "");
+				p->b.paused ? ", paused" : "");
 	return 1;
 }
 
@@ -444,7 +412,7 @@ static const luaL_Reg module_fns[] = {
 void lbpf_perfbuf__close_all(void)
 {
 	while (all)
-		pb_close(all);
+		pb_close((struct perfbuf *)all);
 }
 
 /// Register luabpf.perfbuf and its metatable.

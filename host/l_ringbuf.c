@@ -41,13 +41,10 @@ struct lbpf_ring {
 	const void *cur;
 };
 
-struct ringbuf_ud;
-
 struct ringbuf {
+	struct lbpf_evbuf b; /* first: what perf buffers keep the same way */
 	struct lbpf_ring ring;
 	uv_poll_t poll;
-	struct ringbuf *next, **pprev; /* the list close_all walks */
-	struct ringbuf_ud *ud;         /* NULL once closed */
 	int fd;                        /* our dup of the map's fd */
 	void *cons_page, *prod_pages;
 	size_t page_size, prod_size;
@@ -57,17 +54,9 @@ struct ringbuf {
 	int drain_ref, anchor_ref, ctype_ref;
 	int batch;
 	uint64_t batches, errors;
-	bool paused, closing, draining, released;
-	struct lbpf_decode decode;
-	char name[BPF_OBJ_NAME_LEN + 1];
-	char what[BPF_OBJ_NAME_LEN + 32]; /* "ringbuf 'events' handler" */
 };
 
-struct ringbuf_ud {
-	struct ringbuf *rb;
-};
-
-static struct ringbuf *all;
+static struct lbpf_evbuf *all;
 
 static inline unsigned long load_acquire(const unsigned long *p)
 {
@@ -126,18 +115,14 @@ const void *lbpf_ring__next(struct lbpf_ring *r)
 	}
 }
 
-static struct ringbuf_ud *check_ud(lua_State *L, int idx)
+static struct lbpf_evbuf_ud *check_ud(lua_State *L, int idx)
 {
 	return luaL_checkudata(L, idx, MT_RINGBUF);
 }
 
 static struct ringbuf *check_rb(lua_State *L, int idx)
 {
-	struct ringbuf_ud *u = check_ud(L, idx);
-
-	if (!u->rb)
-		luaL_error(L, "closed ringbuf");
-	return u->rb;
+	return (struct ringbuf *)lbpf_evbuf__check(L, idx, MT_RINGBUF, "ringbuf");
 }
 
 static void on_closed(uv_handle_t *h)
@@ -152,12 +137,8 @@ static void release(struct ringbuf *rb)
 {
 	lua_State *L = lbpf_vm();
 
-	if (rb->released)
+	if (!lbpf_evbuf__release(&rb->b))
 		return;
-	rb->released = true;
-	if (rb->next)
-		rb->next->pprev = rb->pprev;
-	*rb->pprev = rb->next;
 	if (L) {
 		luaL_unref(L, LUA_REGISTRYINDEX, rb->drain_ref);
 		luaL_unref(L, LUA_REGISTRYINDEX, rb->anchor_ref);
@@ -170,7 +151,7 @@ static void release(struct ringbuf *rb)
 		munmap(rb->cons_page, rb->page_size);
 	if (rb->lost_fd >= 0)
 		close(rb->lost_fd);
-	lbpf_decode__free(&rb->decode);
+	lbpf_decode__free(&rb->b.decode);
 	/* libuv still holds the fd in its epoll set until the handle is closed. */
 	if (!uv_is_closing((uv_handle_t *)&rb->poll))
 		uv_close((uv_handle_t *)&rb->poll, on_closed);
@@ -179,14 +160,11 @@ static void release(struct ringbuf *rb)
 
 static void rb_close(struct ringbuf *rb)
 {
-	if (rb->ud) {
-		rb->ud->rb = NULL;
-		rb->ud = NULL;
-	}
-	rb->closing = true;
+	bool now = lbpf_evbuf__close(&rb->b);
+
 	rb->ring.stop = 1;
 	/* Closed from its own handler: the drain loop still holds the ring. */
-	if (!rb->draining)
+	if (now)
 		release(rb);
 }
 
@@ -201,7 +179,7 @@ static uint64_t drain(struct ringbuf *rb, lua_State *L, uint64_t budget)
 	/* Pick up where any other consumer of this ring (another buffer on the
 	 * same map, libbpf, a previous process) left it. */
 	rb->ring.pos = rb->ring.committed = load_acquire(rb->ring.consumer_pos);
-	rb->draining = true;
+	rb->b.draining = true;
 	while (!rb->ring.stop) {
 		uint64_t done = rb->ring.events - start;
 
@@ -209,15 +187,15 @@ static uint64_t drain(struct ringbuf *rb, lua_State *L, uint64_t budget)
 			break;
 		lua_rawgeti(L, LUA_REGISTRYINDEX, rb->drain_ref);
 		lua_pushnumber(L, (lua_Number)(budget - done));
-		if (lbpf_pcall(L, 1, 0, rb->what) == 0)
+		if (lbpf_pcall(L, 1, 0, rb->b.what) == 0)
 			break;
 		rb->errors++;
 	}
 	lbpf_ring__commit(&rb->ring);
-	rb->draining = false;
+	rb->b.draining = false;
 	if (rb->ring.events != start)
 		rb->batches++;
-	if (rb->closing)
+	if (rb->b.closing)
 		release(rb);
 	return rb->ring.events - start;
 }
@@ -228,7 +206,7 @@ static void on_readable(uv_poll_t *h, int status, int events)
 
 	(void)events;
 	if (status < 0) {
-		lbpf_log(LBPF_WARN, "ringbuf '%s': poll failed: %s", rb->name, uv_strerror(status));
+		lbpf_log(LBPF_WARN, "ringbuf '%s': poll failed: %s", rb->b.name, uv_strerror(status));
 		return;
 	}
 	drain(rb, lbpf_vm(), (uint64_t)rb->batch);
@@ -319,8 +297,8 @@ static int l_decode_current(lua_State *L)
 {
 	struct ringbuf *rb = lua_touserdata(L, lua_upvalueindex(1));
 
-	lbpf_evbuf__check_len(L, &rb->decode, rb->ring.len, "ringbuf", rb->name);
-	lbpf_evbuf__decode_table(L, &rb->decode, rb->ring.cur, rb->what);
+	lbpf_evbuf__check_len(L, &rb->b.decode, rb->ring.len, "ringbuf", rb->b.name);
+	lbpf_evbuf__decode_table(L, &rb->b.decode, rb->ring.cur, rb->b.what);
 	return 1;
 }
 
@@ -332,10 +310,10 @@ static int l_ringbuf(lua_State *L)
 	static const char *const known[] = { "decode", "batch", "lost_map", NULL };
 	struct lbpf_map_view v, lost;
 	struct lbpf_decode dec;
-	struct ringbuf_ud *u;
+	struct lbpf_evbuf_ud *u;
 	struct ringbuf *rb;
 	const char *spec;
-	char what[sizeof(rb->what)];
+	char what[sizeof(rb->b.what)];
 	lua_Integer batch;
 	int err;
 
@@ -355,12 +333,10 @@ static int l_ringbuf(lua_State *L)
 		lbpf_decode__free(&dec);
 		return lbpf_fail(L, ENOMEM);
 	}
-	rb->decode = dec;
+	lbpf_evbuf__init(&rb->b, &dec, v.name, what);
 	rb->fd = rb->lost_fd = -1;
 	rb->drain_ref = rb->anchor_ref = rb->ctype_ref = LUA_NOREF;
 	rb->batch = (int)batch;
-	snprintf(rb->name, sizeof(rb->name), "%s", v.name);
-	snprintf(rb->what, sizeof(rb->what), "%s", what);
 	if (lost.fd >= 0) {
 		rb->lost_percpu = lost.type == BPF_MAP_TYPE_PERCPU_ARRAY;
 		rb->lost_value_size = lost.value_size;
@@ -371,7 +347,7 @@ static int l_ringbuf(lua_State *L)
 		}
 	}
 	u = lua_newuserdata(L, sizeof(*u)); // [map, handler, opts, ud]
-	u->rb = NULL;
+	u->b = NULL;
 	luaL_getmetatable(L, MT_RINGBUF);
 	lua_setmetatable(L, -2);
 
@@ -390,26 +366,20 @@ static int l_ringbuf(lua_State *L)
 	}
 	rb->poll.data = rb;
 	/* From here release() frees rb. */
-	rb->next = all;
-	if (all)
-		all->pprev = &rb->next;
-	rb->pprev = &all;
-	all = rb;
-	u->rb = rb;
-	rb->ud = u;
+	lbpf_evbuf__add(&rb->b, &all, u);
 
 	/* The drain loop: luabpf._ringbuf.ring(ring, mode, decl, size, handler, decode, name) */
 	lbpf_evbuf__push_module_fn(L, "ring");
 	lua_pushlightuserdata(L, &rb->ring);
-	lua_pushstring(L, mode_names[rb->decode.mode]);
-	lua_pushstring(L, rb->decode.decl ? rb->decode.decl : "");
-	lua_pushinteger(L, rb->decode.size);
+	lua_pushstring(L, mode_names[rb->b.decode.mode]);
+	lua_pushstring(L, rb->b.decode.decl ? rb->b.decode.decl : "");
+	lua_pushinteger(L, rb->b.decode.size);
 	lua_pushvalue(L, 2);
 	lua_pushlightuserdata(L, rb);
 	lua_pushcclosure(L, l_decode_current, 1);
-	lua_pushstring(L, rb->name);
+	lua_pushstring(L, rb->b.name);
 	if (lua_pcall(L, 7, 2, 0)) {
-		lua_pushfstring(L, "ringbuf '%s': %s", rb->name, lua_tostring(L, -1));
+		lua_pushfstring(L, "ringbuf '%s': %s", rb->b.name, lua_tostring(L, -1));
 		rb_close(rb);
 		return lua_error(L);
 	}
@@ -427,7 +397,7 @@ static int l_ringbuf(lua_State *L)
 	return 1;
 
 fail:
-	lbpf_decode__free(&rb->decode);
+	lbpf_decode__free(&rb->b.decode);
 	if (rb->prod_pages)
 		munmap(rb->prod_pages, rb->prod_size);
 	if (rb->cons_page)
@@ -444,7 +414,7 @@ static int l_pause(lua_State *L)
 {
 	struct ringbuf *rb = check_rb(L, 1);
 
-	rb->paused = true;
+	rb->b.paused = true;
 	rb->ring.stop = 1;
 	uv_poll_stop(&rb->poll);
 	return 0;
@@ -455,12 +425,12 @@ static int l_resume(lua_State *L)
 	struct ringbuf *rb = check_rb(L, 1);
 	int err;
 
-	if (!rb->paused)
+	if (!rb->b.paused)
 		return 0;
 	err = uv_poll_start(&rb->poll, UV_READABLE, on_readable);
 	if (err)
-		return lbpf_failf(L, -err, "ringbuf '%s': can't poll", rb->name);
-	rb->paused = false;
+		return lbpf_failf(L, -err, "ringbuf '%s': can't poll", rb->b.name);
+	rb->b.paused = false;
 	rb->ring.stop = 0;
 	lua_pushboolean(L, 1);
 	return 1;
@@ -471,12 +441,12 @@ static int l_consume(lua_State *L)
 {
 	struct ringbuf *rb = check_rb(L, 1);
 	lua_Number max = luaL_optnumber(L, 2, 9007199254740992.0);
-	bool paused = rb->paused;
+	bool paused = rb->b.paused;
 	uint64_t n;
 
-	if (rb->draining)
+	if (rb->b.draining)
 		return luaL_error(L, "ringbuf '%s': consume() called from its own handler",
-				  rb->name);
+				  rb->b.name);
 	if (max < 1) {
 		lua_pushinteger(L, 0);
 		return 1;
@@ -484,7 +454,7 @@ static int l_consume(lua_State *L)
 	/* Explicit consume works on a paused buffer too. */
 	rb->ring.stop = 0;
 	n = drain(rb, L, (uint64_t)max);
-	if (!rb->closing && paused && rb->paused)
+	if (!rb->b.closing && paused && rb->b.paused)
 		rb->ring.stop = 1;
 	lua_pushnumber(L, (lua_Number)n);
 	return 1;
@@ -502,7 +472,7 @@ static int l_lost(lua_State *L)
 	}
 	err = read_lost(rb, &n);
 	if (err)
-		return lbpf_failf(L, err, "ringbuf '%s': can't read its lost_map", rb->name);
+		return lbpf_failf(L, err, "ringbuf '%s': can't read its lost_map", rb->b.name);
 	lua_pushnumber(L, (lua_Number)n);
 	return 1;
 }
@@ -512,7 +482,7 @@ static int l_stats(lua_State *L)
 	struct ringbuf *rb = check_rb(L, 1);
 	uint64_t lost;
 
-	lbpf_evbuf__push_stats(L, rb->ring.events, rb->batches, rb->errors, rb->paused);
+	lbpf_evbuf__push_stats(L, rb->ring.events, rb->batches, rb->errors, rb->b.paused);
 	/* Bytes the producer has written that we have not consumed yet. */
 	lua_pushnumber(L, (lua_Number)(load_acquire(rb->ring.producer_pos) - rb->ring.pos));
 	lua_setfield(L, -2, "pending_bytes");
@@ -525,7 +495,7 @@ static int l_stats(lua_State *L)
 
 static int l_name(lua_State *L)
 {
-	lua_pushstring(L, check_rb(L, 1)->name);
+	lua_pushstring(L, check_rb(L, 1)->b.name);
 	return 1;
 }
 
@@ -538,25 +508,24 @@ static int l_ctype(lua_State *L)
 
 static int l_close(lua_State *L)
 {
-	struct ringbuf_ud *u = check_ud(L, 1);
+	struct lbpf_evbuf_ud *u = check_ud(L, 1);
 
-	if (u->rb)
-		rb_close(u->rb);
+	if (u->b)
+		rb_close((struct ringbuf *)u->b);
 	return 0;
 }
 
 static int l_tostring(lua_State *L)
 {
-	struct ringbuf_ud *u = check_ud(L, 1);
-	struct ringbuf *rb = u->rb;
+	struct ringbuf *rb = (struct ringbuf *)check_ud(L, 1)->b;
 	char spec[160];
 
 	if (!rb)
 		lua_pushliteral(L, "luabpf.ringbuf (closed)");
 	else
-		lua_pushfstring(L, "luabpf.ringbuf '%s' (%s, %f events%s)", rb->name,
-				lbpf_evbuf__decode_spec(&rb->decode, spec, sizeof(spec)),
-				(lua_Number)rb->ring.events, rb->paused ? ", paused" : "");
+		lua_pushfstring(L, "luabpf.ringbuf '%s' (%s, %f events%s)", rb->b.name,
+				lbpf_evbuf__decode_spec(&rb->b.decode, spec, sizeof(spec)),
+				(lua_Number)rb->ring.events, rb->b.paused ? ", paused" : "");
 	return 1;
 }
 
@@ -582,7 +551,7 @@ static const luaL_Reg module_fns[] = {
 void lbpf_ringbuf__close_all(void)
 {
 	while (all)
-		rb_close(all);
+		rb_close((struct ringbuf *)all);
 }
 
 void lbpf_ringbuf__register(lua_State *L)

@@ -16,6 +16,12 @@ local sys = bpf._sys
 
 local M = {}
 
+-- A client must say hello this soon, and is closed after this long without a
+-- request (seconds; HAProxy's stats socket closes idle clients too). A prompt
+-- left idle that long is told why ("bye") and `luabpf attach` exits.
+M.HELLO_TIMEOUT = tonumber(os.getenv("LUABPF_CONTROL_HELLO_TIMEOUT")) or 5
+M.IDLE_TIMEOUT = tonumber(os.getenv("LUABPF_CONTROL_IDLE_TIMEOUT")) or 3600
+
 local server, path, svc_name, env
 local clients, nclients = {}, 0
 local next_conn, next_token = 0, 0
@@ -147,6 +153,7 @@ end
 local function drop(c, why)
   if c.closed then return end
   c.closed = true
+  if c.timer and not c.timer:is_closing() then c.timer:close() end
   if clients[c] then
     clients[c] = nil
     nclients = nclients - 1
@@ -208,8 +215,24 @@ function M.accept()
   pipe:unref()
   send(c, "hello", ("luabpf %s name=%s pid=%d"):format(bpf.version(), svc_name, (sys.ids())))
   local decode = P.decoder()
+  -- No hello in HELLO_TIMEOUT, or nothing for IDLE_TIMEOUT: closed, logged.
+  c.last = uv.now()
+  c.timer = uv.new_timer()
+  c.timer:unref()
+  c.timer:start(M.HELLO_TIMEOUT * 1000, 1000, function()
+    if not c.greeted then
+      log("warn", "pid %d (uid %d) said no hello in %g s: closing it", pid, uid, M.HELLO_TIMEOUT)
+      return drop(c)
+    end
+    if uv.now() - c.last >= M.IDLE_TIMEOUT * 1000 then
+      log("info", "pid %d (uid %d) idle for %g s: closing it", pid, uid, M.IDLE_TIMEOUT)
+      send(c, "bye", ("idle for %g s"):format(M.IDLE_TIMEOUT))
+      return drop(c)
+    end
+  end)
   pipe:read_start(function(err, data)
     if err or not data then return drop(c, err) end
+    c.last = uv.now()
     local frames, perr = decode(data)
     if not frames then
       log("warn", "pid %d sent something that is not the protocol (%s): closing it", pid, perr)

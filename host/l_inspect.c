@@ -142,44 +142,40 @@ static bool fdinfo_u64(int fd, const char *key, unsigned long long *out)
 
 /* ---- programs ------------------------------------------------------------ */
 
+/* A new table with what every program and map has first. */
+static void push_head(lua_State *L, const char *kind, __u32 id, const char *type, const char *name)
+{
+	lua_newtable(L);
+	inspect_set_str(L, "kind", kind);
+	inspect_set_num(L, "id", id);
+	inspect_set_str(L, "type", type);
+	inspect_set_str(L, "name", name);
+}
+
 static int push_prog(lua_State *L, int fd)
 {
 	struct bpf_prog_info info;
 	unsigned long long memlock;
-	struct timespec rt, bt;
 	char tag[2 * BPF_TAG_SIZE + 1], buf[32];
 	__u32 *ids;
 	int nids = lbpf_prog_info(fd, &info, &ids);
 
 	if (nids < 0)
 		return lbpf_fail(L, errno);
-	lua_newtable(L);
-	inspect_set_str(L, "kind", "prog");
-	inspect_set_num(L, "id", info.id);
-	inspect_set_str(L, "type", prog_type_name(info.type, buf, sizeof(buf)));
-	inspect_set_str(L, "name", info.name);
+	push_head(L, "prog", info.id, prog_type_name(info.type, buf, sizeof(buf)), info.name);
 	for (int i = 0; i < BPF_TAG_SIZE; i++)
 		snprintf(tag + 2 * i, 3, "%02x", info.tag[i]);
 	inspect_set_str(L, "tag", tag);
 	set_bool(L, "gpl_compatible", info.gpl_compatible);
 	/* load_time counts from boot; bpftool prints wall-clock seconds. */
-	clock_gettime(CLOCK_REALTIME, &rt);
-	clock_gettime(CLOCK_BOOTTIME, &bt);
-	inspect_set_num(L, "loaded_at",
-			floor((double)(rt.tv_sec - bt.tv_sec) + (rt.tv_nsec - bt.tv_nsec) / 1e9 +
-			      (double)info.load_time / 1e9));
+	inspect_set_num(L, "loaded_at", floor(lbpf_boot_to_wall(info.load_time)));
 	inspect_set_num(L, "uid", info.created_by_uid);
 	inspect_set_num(L, "bytes_xlated", info.xlated_prog_len);
 	set_bool(L, "jited", info.jited_prog_len > 0);
 	inspect_set_num(L, "bytes_jited", info.jited_prog_len);
 	if (fdinfo_u64(fd, "memlock", &memlock))
 		inspect_set_num(L, "bytes_memlock", (lua_Number)memlock);
-	lua_createtable(L, (int)info.nr_map_ids, 0);
-	for (int i = 0; i < nids; i++) {
-		lua_pushnumber(L, ids[i]);
-		lua_rawseti(L, -2, (int)i + 1);
-	}
-	lua_setfield(L, -2, "map_ids");
+	lbpf_set_ids(L, ids, nids);
 	free(ids);
 	if (info.btf_id)
 		inspect_set_num(L, "btf_id", info.btf_id);
@@ -204,11 +200,7 @@ static int push_map(lua_State *L, int fd)
 
 	if (bpf_obj_get_info_by_fd(fd, &info, &len) < 0)
 		return lbpf_fail(L, errno);
-	lua_newtable(L);
-	inspect_set_str(L, "kind", "map");
-	inspect_set_num(L, "id", info.id);
-	inspect_set_str(L, "type", map_type_name(info.type, buf, sizeof(buf)));
-	inspect_set_str(L, "name", info.name);
+	push_head(L, "map", info.id, map_type_name(info.type, buf, sizeof(buf)), info.name);
 	inspect_set_num(L, "flags", info.map_flags);
 	inspect_set_num(L, "bytes_key", info.key_size);
 	inspect_set_num(L, "bytes_value", info.value_size);

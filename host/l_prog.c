@@ -232,7 +232,6 @@ static bool stats_enabled(void)
 static int push_info(lua_State *L, int fd, const char *what)
 {
 	struct bpf_prog_info info;
-	struct timespec rt, bt;
 	char tag[2 * BPF_TAG_SIZE + 1];
 	__u32 *ids;
 	int nids = lbpf_prog_info(fd, &info, &ids);
@@ -262,17 +261,8 @@ static int push_info(lua_State *L, int fd, const char *what)
 	lua_pushboolean(L, info.gpl_compatible);
 	lua_setfield(L, -2, "gpl_compatible");
 	/* load_time counts from boot; a wall-clock time is what people compare. */
-	clock_gettime(CLOCK_REALTIME, &rt);
-	clock_gettime(CLOCK_BOOTTIME, &bt);
-	set_num(L, "loaded_at",
-		(double)rt.tv_sec + rt.tv_nsec / 1e9 - (double)bt.tv_sec - bt.tv_nsec / 1e9 +
-		    (double)info.load_time / 1e9);
-	lua_createtable(L, (int)info.nr_map_ids, 0);
-	for (int i = 0; i < nids; i++) {
-		lua_pushnumber(L, ids[i]);
-		lua_rawseti(L, -2, (int)i + 1);
-	}
-	lua_setfield(L, -2, "map_ids");
+	set_num(L, "loaded_at", lbpf_boot_to_wall(info.load_time));
+	lbpf_set_ids(L, ids, nids);
 	free(ids);
 	return 1;
 }

@@ -147,6 +147,12 @@ const char *lbpf_bpffs_problem(const char *path);
 /// errno set (nothing to free).
 int lbpf_prog_info(int fd, struct bpf_prog_info *info, __u32 **map_ids);
 
+/// Set field "map_ids" of the table at -1 to the n ids, as a sequence.
+void lbpf_set_ids(lua_State *L, const __u32 *ids, int n);
+
+/// A program's load_time (ns since boot) as wall-clock seconds since the epoch.
+double lbpf_boot_to_wall(__u64 boot_ns);
+
 /// obj:pin(path) for a KIND ("program", "link") named NAME with fd: pins it
 /// and keeps a copy of path in *pin, pushing true; or nil, "KIND 'NAME': can't
 /// pin at 'PATH': ...", errno (EINVAL when path is not on bpffs).

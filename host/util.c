@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/statfs.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "luabpf.h"
@@ -352,6 +353,26 @@ int lbpf_prog_info(int fd, struct bpf_prog_info *info, __u32 **map_ids)
 		return -1;
 	}
 	return (int)(info->nr_map_ids < n ? info->nr_map_ids : n);
+}
+
+void lbpf_set_ids(lua_State *L, const __u32 *ids, int n)
+{
+	lua_createtable(L, n, 0);
+	for (int i = 0; i < n; i++) {
+		lua_pushnumber(L, ids[i]);
+		lua_rawseti(L, -2, i + 1);
+	}
+	lua_setfield(L, -2, "map_ids");
+}
+
+double lbpf_boot_to_wall(__u64 boot_ns)
+{
+	struct timespec rt, bt;
+
+	clock_gettime(CLOCK_REALTIME, &rt);
+	clock_gettime(CLOCK_BOOTTIME, &bt);
+	return (double)(rt.tv_sec - bt.tv_sec) + (rt.tv_nsec - bt.tv_nsec) / 1e9 +
+	       (double)boot_ns / 1e9;
 }
 
 /* ---- capabilities ------------------------------------------------------ */

@@ -72,6 +72,12 @@ end
 function M.claim(name, explicit)
   if server then return true end
   local p = P.socket_path(name)
+  -- sun_path holds 107 bytes and a NUL: a longer path would be cut short
+  -- silently, leaving a file under another name.
+  if #p > 107 then
+    return nil, ("the control socket's path is %d bytes, at most 107 fit: %s"):format(#p, p),
+      "give the service a shorter name with --name NAME, or set LUABPF_RUN_DIR to a shorter directory"
+  end
   local dir = p:match("^(.*)/[^/]*$")
   local ok, err, hint = prepare_dir(dir)
   if not ok then return nil, err, hint end

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
-# The control socket closes clients that never say hello, and clients idle
-# for too long (telling them why), and logs both; the service goes on.
+# The control socket: a name too long for a socket path is refused before
+# anything is made; clients that never say hello, and clients idle for too
+# long, are closed (idle ones told why) and logged; the service goes on.
 source "$LUABPF_SOURCE_DIR/tests/lib.sh"
 NAME="ctl$T_ID"
 LOG=$(mktemp)
@@ -14,6 +15,16 @@ LUABPF_CONTROL_HELLO_TIMEOUT=1 LUABPF_CONTROL_IDLE_TIMEOUT=2 \
     tm:start(10, 10, function() ticks = ticks + 1 if ticks > 3000 then tm:close() end end)' >"$LOG" 2>&1 &
 T_PIDS+=($!)
 t_wait 10 test -S "$SOCK" || { cat "$LOG"; t_fail "the service's socket $SOCK never appeared"; t_done; }
+
+# A name whose socket path would not fit in sun_path (107 bytes).
+long=$(printf 'n%.0s' $(seq 1 110))
+rc=0; out=$("$LUABPF" --name "$long" -e 'print("ran")' 2>&1) || rc=$?
+t_eq "$rc" 1 "a too-long --name: exit status"
+t_contains "$out" "the control socket's path is 127 bytes, at most 107 fit" "a too-long --name: the message"
+t_contains "$out" "HINT: give the service a shorter name with --name NAME" "a too-long --name: the hint"
+[[ "$out" == *ran* ]] && t_fail "the script ran with a refused name" || t_pass "the script did not run"
+ls /run/luabpf | grep -q "^nnnnnnnnnn" && t_fail "a truncated socket file was left in /run/luabpf" ||
+  t_pass "no truncated socket file left"
 
 # A client that connects and says nothing: closed after the hello timeout.
 res=$(timeout 20 /usr/bin/python3 - "$SOCK" <<'PY'

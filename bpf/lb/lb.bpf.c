@@ -3,7 +3,8 @@
  * XDP L4 load balancer. Per packet: parse, find the service (VIP, port,
  * protocol), keep the flow on its backend (LRU flow table) or pick one by
  * Maglev consistent hashing, rewrite (full NAT, or the MAC only for DSR),
- * and send it out with the next hop's MAC from the kernel's FIB. Replies to
+ * and send it out with the next hop's MAC (a per-CPU cache of the kernel's FIB
+ * answers, bpf/lb/lb.h: struct lb_nexthop). Replies to
  * NAT flows are rewritten back to the client. Everything else passes.
  * docs/lb.md has the verdict and counter for each kind of packet.
  */

@@ -44,8 +44,9 @@ vips = {
 LUA
 }
 
-say "namespaces: client $P-cl, balancer $P-lb, backends $P-b1..b3 on one bridge"
+say "namespaces: client $P-cl, balancer $P-lb, backends $P-b1..b3 (nginx) on one bridge"
 lab_up "$P" 3
+lab_nginx 8080
 config 1
 say "luabpf run scripts/examples/lb.lua (VIP 10.10.100.1:80, full NAT, Maglev over b1 b2 b3)"
 ./build/luabpf --netns "$P-lb" run scripts/examples/lb.lua "$CONF" --destroy >"$LOG" 2>&1 &
@@ -56,11 +57,17 @@ cat "$LOG"
 say "9 requests with curl: which backend answered each"
 for _ in $(seq 9); do printf '%s ' "$(in_ns cl curl -s -m 2 http://10.10.100.1/)"; done; echo
 
-say "wrk: 32 keep-alive connections for 5 s"
-in_ns cl wrk -t2 -c32 -d5s http://10.10.100.1/ | grep -E "requests in|Requests/sec|errors"
-kill -USR1 "$LB"; sleep 0.3
-say "spread per backend (the service's stats)"
-tail -n 4 "$LOG"
+say "wrk: 32 keep-alive connections for 5 s, through the balancer, then straight to b1"
+rps() { sed -n 's/^Requests\/sec: *\([0-9.]*\).*/\1/p' <<<"$1"; }
+via=$(in_ns cl wrk -t2 -c32 -d5s http://10.10.100.1/)
+grep -E "requests in|Requests/sec|errors" <<<"$via" | sed 's/^/  VIP 10.10.100.1:80 (3 backends)  /'
+before=$(wc -l <"$LOG")
+kill -USR1 "$LB"
+direct=$(in_ns cl wrk -t2 -c32 -d5s http://10.10.0.11:8080/)
+grep -E "requests in|Requests/sec|errors" <<<"$direct" | sed 's/^/  b1 10.10.0.11:8080 directly     /'
+awk -v a="$(rps "$via")" -v b="$(rps "$direct")" 'BEGIN { if (b > 0) printf "  through the balancer: %.2f of one backend straight (the same 2 cores run client, balancer and servers)\n", a / b }'
+say "spread per backend (the service's stats, SIGUSR1)"
+tail -n +"$((before + 1))" "$LOG" | head -n 4
 
 say "drain b1 (weight 0, SIGHUP): its open connections finish, new ones go elsewhere"
 in_ns cl "$LAB_PY" tests/lb/lb_client.py hold 10.10.100.1 80 24 3 >/dev/null &
@@ -77,23 +84,23 @@ for s in 1 2 3 4 5 6 7; do
 done
 wait "$HOLD" || true
 
-say "b1 back (weight 1) with health checks on; then a backend fails: b2's HTTP server is killed, its check (HTTP every 0.5 s, fall 3) takes it out"
+say "b1 back (weight 1) with health checks on; then a backend fails: b2's nginx is stopped, its check (HTTP every 0.5 s, fall 3) takes it out"
 config 1
 kill -HUP "$LB"
-for p in $(ip netns pids "$P-b2"); do
-  tr '\0' ' ' <"/proc/$p/cmdline" | grep -q "lab_http.py b2 " && kill "$p"
-done
+kill "${LAB_PIDS[1]}"; wait "${LAB_PIDS[1]}" 2>/dev/null || true
 t0=$(date +%s.%N)
 for _ in $(seq 60); do grep -q "backend 'b2'.*is DOWN" "$LOG" && break; sleep 0.1; done
 printf '  marked down after %s s:\n' "$(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')"
 grep "backend 'b2'.*is DOWN" "$LOG" | sed 's/^/  /'
 printf '  new requests go to: '
 for _ in $(seq 9); do printf '%s ' "$(in_ns cl curl -s -m 2 http://10.10.100.1/ || echo FAILED)"; done; echo
-kill -USR1 "$LB"; sleep 0.3
-tail -n 4 "$LOG"
+before=$(wc -l <"$LOG")
+kill -USR1 "$LB"
+for _ in $(seq 30); do [ "$(wc -l <"$LOG")" -ge $((before + 4)) ] && break; sleep 0.1; done
+tail -n +"$((before + 1))" "$LOG" | head -n 4
 
 say "b2 comes back: up after 2 passing checks (rise 2), it gets traffic again"
-in_ns b2 "$LAB_PY" scripts/lab_http.py b2 8080 >/dev/null 2>&1 &
+in_ns b2 nginx -c "$LAB_NGINX_DIR/b2/nginx.conf" &
 LAB_PIDS+=($!)
 for _ in $(seq 60); do grep -q "backend 'b2'.*is UP" "$LOG" && break; sleep 0.1; done
 grep "backend 'b2'.*is UP" "$LOG" | sed 's/^/  /'

@@ -8,6 +8,7 @@
 #
 # Each backend runs an HTTP server on :8080 that answers with its name
 # (b1, b2, ...), and holds the VIPs on lo (for DSR) without answering ARP for them.
+# lab_nginx PORT swaps those servers for nginx (demo, benches).
 LAB_PY=/usr/bin/python3
 
 lab_link() { # ROLE ADDR4 ADDR6: eth0 in $LAB-ROLE, its peer ROLE on the bridge
@@ -60,6 +61,54 @@ lab_up() {
   done
 }
 
+# lab_nginx PORT [CPU]: each backend's Python server makes way for nginx on
+# PORT, answering "bN" like it (wrk through the balancer then measures the
+# balancer, not Python). Configs and logs in a temporary directory; nginx is
+# stopped by lab_down. CPU pins the servers (benches).
+lab_nginx() {
+  local port=$1 cpu=${2:-} i p dir n=$(( ${#LAB_NS[@]} - 3 ))
+  for p in "${LAB_PIDS[@]:-}"; do [ -n "$p" ] && { kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; }; done
+  LAB_PIDS=()
+  LAB_NGINX_DIR=$(mktemp -d)
+  chmod 755 "$LAB_NGINX_DIR"
+  for i in $(seq "$n"); do
+    dir="$LAB_NGINX_DIR/b$i"
+    mkdir -p "$dir"
+    cat >"$dir/nginx.conf" <<EOF
+worker_processes 1;
+daemon off;
+pid $dir/nginx.pid;
+error_log $dir/error.log;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path $dir;
+  proxy_temp_path $dir;
+  fastcgi_temp_path $dir;
+  uwsgi_temp_path $dir;
+  scgi_temp_path $dir;
+  keepalive_requests 1000000;
+  server { listen $port backlog=4096; location / { default_type text/plain; return 200 "b$i\n"; } }
+}
+EOF
+    ip netns exec "$LAB-b$i" sysctl -qw net.core.somaxconn=4096
+    if [ -n "$cpu" ]; then
+      taskset -c "$cpu" ip netns exec "$LAB-b$i" nginx -c "$dir/nginx.conf" &
+    else
+      ip netns exec "$LAB-b$i" nginx -c "$dir/nginx.conf" &
+    fi
+    LAB_PIDS+=($!)
+  done
+  for i in $(seq "$n"); do
+    local t=50
+    until ip netns exec "$LAB-b$i" ss -Hltn "sport = :$port" | grep -q LISTEN; do
+      t=$((t - 1))
+      [ "$t" -gt 0 ] || { echo "lab: b$i's nginx did not start ($LAB_NGINX_DIR/b$i/error.log)" >&2; return 1; }
+      sleep 0.1
+    done
+  done
+}
+
 lab_down() {
   local p ns
   for p in "${LAB_PIDS[@]:-}"; do [ -n "$p" ] && { kill "$p" 2>/dev/null || true; }; done
@@ -67,6 +116,8 @@ lab_down() {
   LAB_PIDS=()
   for ns in "${LAB_NS[@]:-}"; do [ -n "$ns" ] && ip netns del "$ns" 2>/dev/null; done
   LAB_NS=()
+  [ -n "${LAB_NGINX_DIR:-}" ] && rm -rf "$LAB_NGINX_DIR"
+  LAB_NGINX_DIR=
   return 0
 }
 LAB_PIDS=()

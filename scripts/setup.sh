@@ -10,7 +10,7 @@ BUILD=(build-essential cmake pkg-config clang llvm bpftool
        libbpf-dev libelf-dev zlib1g-dev libluajit-5.1-dev luajit libuv1-dev lua-luv-dev libedit2
        file) # CPack's DEB generator (dpkg-shlibdeps) runs file on the binary
 # What the tests drive: namespaces, traffic, packet crafting, capabilities.
-TEST=(iproute2 ethtool tcpdump wrk iputils-ping netcat-openbsd socat curl iperf3 python3-scapy libcap2-bin procps hping3 tmux
+TEST=(iproute2 ethtool tcpdump wrk nginx-light iputils-ping netcat-openbsd socat curl iperf3 python3-scapy libcap2-bin procps hping3 tmux
       prometheus debootstrap # promtool: tests/metrics; debootstrap: tests/packaging
       conntrack nftables) # the LB conntrack flow table: its NAT hooks, its entries in tests
 # The other balancers and servers bench/lb_e2e.sh measures luabpf against.

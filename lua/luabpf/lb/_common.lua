@@ -24,6 +24,7 @@ C.REASONS = {
   "drop_ct_error", "drop_ct_full", "drop_ct_nat", "drop_ct_insert", "ct_race", "pass_ct_foreign",
   -- flow_table = "conntrack", ct_fastpath = true: established packets sent from XDP
   "ct_fast", "ct_fast_reply",
+  "pass_no_neigh", "drop_tcp_offset", "drop_udp_length", "drop_ip_checksum",
 }
 
 local Service = {}

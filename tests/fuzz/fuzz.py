@@ -270,7 +270,7 @@ class Fuzz:
         return out
 
     # ---- checks -------------------------------------------------------------
-    def check_rewrite(self, prog, inb, outb, st):
+    def check_rewrite(self, prog, inb, outb, st, passed=False):
         """An XDP_TX from the balancer: a forward to a backend or a NAT reply."""
         s, so = segment(inb), segment(outb)
         if len(outb) != len(inb):
@@ -315,10 +315,13 @@ class Fuzz:
                 return "dest", f"reply from {o[L3].src}:{o[L4].sport}, not a NAT VIP"
         else:
             return "dest", f"sent on a frame for {dst}:{dport}, neither a VIP nor the NAT address"
-        if vip is None or vip[5] == "nat" or prog != "lb":
+        if passed:
+            if self.mac.get(o[L3].dst) is not None:
+                return "dest", f"passed up as unresolved, but {o[L3].dst} has a neighbour"
+        elif vip is None or vip[5] == "nat" or prog != "lb":
             if self.mac.get(o[L3].dst) != o.dst:
                 return "dest", f"MAC {o.dst} is not {o[L3].dst}'s ({self.mac.get(o[L3].dst)})"
-        if o.src != self.lbmac:
+        if not passed and o.src != self.lbmac:  # passed up: MACs as received
             return "src-mac", f"source MAC {o.src}, not the balancer's {self.lbmac}"
         st["checks"] += 4
         diff = [k for k in range(len(inb)) if k not in may and inb[k] != outb[k]]
@@ -328,6 +331,8 @@ class Fuzz:
             return "csum", "IPv4 header checksum wrong (it was right)"
         if not v6 and not ip_csum_ok(inb, s):
             st["bad_ip_csum_tx"] += 1
+            if prog == "lb":  # the XDP balancer verifies it (drop_ip_checksum)
+                return "ip-csum", "forwarded with a bad IPv4 header checksum (docs: drop_ip_checksum)"
         ok_in = l4_csum_ok(inb, s)
         if ok_in and not l4_csum_ok(outb, so):
             return "csum", f"{L4.__name__} checksum wrong (it was right)"
@@ -396,6 +401,18 @@ class Fuzz:
                         self.fail(prog, bad[0], bad[1], inb, outb)
                     elif prog == "lb" and len(tmpl) < 400:
                         self.learn_reply(inb, outb, tmpl)
+                elif prog == "lb" and v == "XDP_PASS" and outb != inb:
+                    # pass_no_neigh: a NAT reply to a client the kernel has not
+                    # resolved goes up rewritten, MACs untouched, for the stack
+                    # to resolve and forward (docs/lb.md). Checked as a reply.
+                    bad = ("modified", "XDP_PASS with the MACs changed") if outb[:12] != inb[:12] else \
+                        self.check_rewrite(prog, inb, outb, st, passed=True)
+                    if not bad:
+                        s_in = segment(inb)
+                        if s_in is None or Ether(inb)[IPv6 if s_in[0] else IP].dst not in (LB4, LB6):
+                            bad = ("modified", "XDP_PASS rewritten, but not a reply to the NAT address")
+                    if bad:
+                        self.fail(prog, bad[0], bad[1], inb, outb)
                 elif v in ("XDP_PASS", "TC_ACT_OK", "TC_ACT_SHOT") and outb != inb:
                     # (What XDP drops never leaves: it may have been rewritten first.)
                     self.fail(prog, "modified", f"{v} but the frame was modified", inb, outb)
@@ -407,7 +424,7 @@ class Fuzz:
               + ", ".join(f"{k} {c}" for k, c in sorted(verdicts.items())))
         print(f"[{prog}] reasons: " + ", ".join(f"{k} {c}" for k, c in sorted(moved.items())))
         print(f"[{prog}] {st['checks']} checks; forwarded with a bad IPv4 header checksum: "
-              f"{st['bad_ip_csum_tx']} (fault 8 decides)")
+              f"{st['bad_ip_csum_tx']} (lb: a failure, drop_ip_checksum)")
         return done
 
     def counters(self, prog, ran, verdicts, moved, st):

@@ -64,34 +64,8 @@ for n in 1 11 12; do ip -n "$N" neigh add "10.10.0.$n" lladdr "02:00:0a:0a:00:$n
 
 echo "== requests/s through the lab =="
 lab_up "$P" 3
-# The lab's Python servers make way for nginx on the same port.
-for p in "${LAB_PIDS[@]}"; do kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done
-LAB_PIDS=()
 ip netns exec "$P-cl" sysctl -qw net.ipv4.ip_local_port_range="1024 65535" net.ipv4.tcp_tw_reuse=1
-for i in 1 2 3; do
-  mkdir -p "$TMP/b$i"
-  cat >"$TMP/b$i/nginx.conf" <<EOF
-worker_processes 1;
-daemon off;
-pid $TMP/b$i/nginx.pid;
-error_log $TMP/b$i/error.log;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $TMP/b$i;
-  proxy_temp_path $TMP/b$i;
-  fastcgi_temp_path $TMP/b$i;
-  uwsgi_temp_path $TMP/b$i;
-  scgi_temp_path $TMP/b$i;
-  keepalive_requests 1000000;
-  server { listen 8080 backlog=4096; location / { default_type text/plain; return 200 "b$i\n"; } }
-}
-EOF
-  ip netns exec "$P-b$i" sysctl -qw net.core.somaxconn=4096
-  ip netns exec "$P-b$i" nginx -c "$TMP/b$i/nginx.conf" &
-  PIDS+=($!)
-done
-sleep 0.5
+lab_nginx 8080 # the lab's Python servers make way for nginx (scripts/lab.sh)
 
 start_lb() { # MODE
   mkfifo "$TMP/in.$1"

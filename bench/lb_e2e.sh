@@ -67,33 +67,8 @@ lab_up "$P" "$NB"
 ip netns exec "$P-cl" sysctl -qw net.ipv4.ip_local_port_range="1024 65535"
 
 backends=()
-for i in $(seq "$NB"); do
-  backends+=("10.10.0.1$i")
-  mkdir -p "$TMP/b$i"
-  cat >"$TMP/b$i/nginx.conf" <<EOF
-worker_processes 1;
-daemon off;
-pid $TMP/b$i/nginx.pid;
-error_log $TMP/b$i/error.log;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $TMP/b$i;
-  proxy_temp_path $TMP/b$i;
-  fastcgi_temp_path $TMP/b$i;
-  uwsgi_temp_path $TMP/b$i;
-  scgi_temp_path $TMP/b$i;
-  keepalive_requests 1000000;
-  server {
-    listen 80 backlog=4096;
-    location / { default_type text/plain; return 200 "b$i\n"; }
-  }
-}
-EOF
-  ip netns exec "$P-b$i" sysctl -qw net.core.somaxconn=4096
-  taskset -c "$SERVER_CPU" ip netns exec "$P-b$i" nginx -c "$TMP/b$i/nginx.conf" &
-  PIDS+=($!)
-done
+for i in $(seq "$NB"); do backends+=("10.10.0.1$i"); done
+lab_nginx 80 "$SERVER_CPU" # nginx answering bN on :80 (scripts/lab.sh)
 taskset -c "$SERVER_CPU" ip netns exec "$P-b1" iperf3 -s -p 5201 >/dev/null 2>&1 &
 PIDS+=($!)
 

@@ -147,6 +147,20 @@ t_ok '[ "$dropped" -ge $(( (UDP_N + ICMP_N) * 8 / 10 )) ]' \
 t_contains "$(cat "$OUT")" "ban 10.20.0.66/32 for 3 s (auto:" "the attacker was auto-banned"
 t_wait 8 grep -q "unban 10.20.0.66/32 (expired)" "$OUT" || t_fail "the ban was not lifted"
 grep -q "unban 10.20.0.66/32 (expired)" "$OUT" && t_pass "the ban lifted on expiry"
+
+# A flood that goes on past the ban (3 s): the ban is extended while the
+# source floods, never lifted in the middle, and lifted once it stops.
+expired() { grep -c "unban 10.20.0.66/32 (expired)" "$OUT" || true; }
+e0=$(expired); i0=$(sent icmp); f0=$(date +%s.%N)
+flood --icmp -i u200 -c 20000
+e1=$(expired); f1=$(date +%s.%N); i1=$(sent icmp)
+secs=$(awk -v a="$f0" -v b="$f1" 'BEGIN { printf "%.1f", b - a }')
+echo "long flood: $((i1 - i0)) ICMP packets in $secs s; expiries during it: $((e1 - e0))"
+awk -v s="$secs" 'BEGIN { exit !(s >= 7) }' || t_fail "the long flood lasted $secs s, under the 7 s this needs (hping3 aborted?)"
+t_eq "$((e1 - e0))" 0 "bans lifted while the source still flooded"
+t_contains "$(cat "$OUT")" "ban renewed 10.20.0.66/32 for 3 s (auto: still" "the ban was extended while the flood went on"
+t_wait 8 sh -c "[ \$(grep -c 'unban 10.20.0.66/32 (expired)' '$OUT') -gt $e1 ]" &&
+  t_pass "the extended ban lifted once the flood stopped" || t_fail "the extended ban was not lifted after the flood"
 grep -q "ban 10.20.0.1/32" "$OUT" && t_fail "the client was banned"
 # The listener never overflowed, and no SYN reached it: with tcp_syncookies=2
 # the kernel answers every SYN it sees with its own cookie, and counts it.

@@ -9,7 +9,7 @@ local K = require("luabpf.filter._common")
 local P = require("luabpf.filter._parse")
 
 local Filter, PROTO_NAMES, fail, check_opts, number_opt = K.Filter, K.PROTO_NAMES, K.fail, K.check_opts, K.number_opt
-local REASONS, DROPS = K.REASONS, K.DROPS
+local REASONS, DROPS, V4_PREFIX = K.REASONS, K.DROPS, K.V4_PREFIX
 local mask, contains = P._mask, P.contains
 
 --- Ban a source prefix for `seconds` (nil or 0: until unban). Banning again
@@ -40,8 +40,24 @@ function Filter:ban(prefix, seconds, why, level)
   end
   local fresh = not self.banned[text]
   self.banned[text] = b
+  -- An auto ban watches its own drop counter: while the source floods on,
+  -- the ban is extended at expiry instead of lifted (_tick).
+  b.auto = type(why) == "string" and why:find("^auto:") ~= nil
+  if b.auto then
+    local c = self.m.rule_stats:lookup_sum(b.id)
+    b.marks, b.rate = { { tonumber(c.packets), tonumber(c.bytes), uv.hrtime() } }, nil
+  end
   self:_emit({ type = "ban", src = text, seconds = seconds, reason = why or "manual", renewed = not fresh })
   return true
+end
+
+-- The source of an expiring auto ban still floods (its dropped rate over the
+-- last window is over auto_ban's threshold): the ban goes on, logged.
+function Filter:_extend(b, seconds, r)
+  b.expires = math.floor(uv.hrtime() + seconds * 1e9)
+  self.m.bans:update({ prefixlen = b.plen, addr = b.net }, { expires_ns = b.expires, id = b.id })
+  self:_emit({ type = "ban", src = b.prefix, seconds = seconds, renewed = true,
+    reason = ("auto: still %.0f pkt/s while banned, extended %g s"):format(r.pps, seconds) })
 end
 
 --- Lift a ban now.
@@ -132,10 +148,32 @@ end
 -- talkers are estimated from the samples and auto-ban runs.
 function Filter:_tick()
   local now = uv.hrtime()
+  local ab = self.autoban
   for _, b in pairs(self.banned) do
-    if b.expires and b.expires <= now then self:_lift(b, "expired") end
+    if b.expires and b.expires <= now then
+      local r = b.rate
+      if b.auto and ab and r and ((ab.pps and r.pps > ab.pps) or (ab.bytes_per_sec and r.bytes_per_sec > ab.bytes_per_sec)) then
+        self:_extend(b, ab.seconds, r)
+      else
+        self:_lift(b, "expired")
+      end
+    end
   end
   if now < self.next_window then return end
+  -- Each auto ban's drop rate over the last second or so (whole windows,
+  -- at least one): what decides, at expiry, whether the source still floods.
+  for _, b in pairs(self.banned) do
+    if b.auto then
+      local c = self.m.rule_stats:lookup_sum(b.id)
+      local m = b.marks
+      m[#m + 1] = { tonumber(c.packets), tonumber(c.bytes), now }
+      while #m > 2 and (now - m[2][3]) >= 1e9 do table.remove(m, 1) end
+      local secs = (now - m[1][3]) / 1e9
+      if secs > 0 then
+        b.rate = { pps = (m[#m][1] - m[1][1]) / secs, bytes_per_sec = (m[#m][2] - m[1][2]) / secs }
+      end
+    end
+  end
   local dt = self.window + (now - self.next_window) / 1e9
   self.next_window = now + self.window * 1e9
   local list, n = {}, self.sample
@@ -149,7 +187,6 @@ function Filter:_tick()
   self.seen = {}
   table.sort(list, function(a, b) return a.pps > b.pps end)
   self.top_list = list
-  local ab = self.autoban
   if not ab then return end
   for _, t in ipairs(list) do
     if (ab.pps and t.pps > ab.pps) or (ab.bytes_per_sec and t.bytes_per_sec > ab.bytes_per_sec) then

@@ -136,6 +136,9 @@ function Service:stats()
       local bs = counters(self.m.backend_stats, b.id)
       self:_rate("b" .. b.id, bs, now)
       bs.addr, bs.port, bs.weight, bs.state = b.addr, b.port, b.weight, STATE_NAMES[b.state]
+      -- Down by its health check is not drained by an operator, though the
+      -- data plane treats both alike (no new flows): one word each.
+      if bs.state == "draining" and b.check_name and b.health == "down" then bs.state = "down" end
       bs.slots = v.slots and v.slots[b.id] or 0
       bs.effective_weight = b.eff
       bs.sorry = b.sorry or nil

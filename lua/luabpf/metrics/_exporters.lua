@@ -67,7 +67,7 @@ end
 
 -- The load balancer's service (lua/luabpf/lb/)
 
-local LB_STATES = { "active", "draining", "removed" }
+local LB_STATES = { "active", "draining", "down", "removed" }
 
 --- Export an LB service's svc:stats(): per VIP and backend packets, bytes,
 -- new flows, weight, Maglev slots, state (and health when the service has
@@ -140,7 +140,7 @@ function Registry:lb(svc, o)
   backend_metric("counter", "new_flows_total", "new_flows", "New flows the balancer gave to the backend")
   backend_metric("gauge", "weight", "weight", "The backend's configured weight (0: drained)")
   backend_metric("gauge", "slots", "slots", "The backend's share of the VIP's Maglev table, in slots")
-  self:gauge { name = p .. "_backend_state", help = "1 for the backend's state (active, draining, removed), 0 for the others",
+  self:gauge { name = p .. "_backend_state", help = "1 for the backend's state (active, draining: weight 0 by an operator, down: by its health check, removed), 0 for the others",
     labels = { "service", "vip", "backend", "addr", "state" },
     collect = backends(function(emit, vn, bn, b)
       local bl = blabels(vn, bn, b)

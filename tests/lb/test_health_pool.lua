@@ -9,8 +9,26 @@ local lb = require("luabpf.lb")
 
 local healthy = { b1 = true, b2 = true, b3 = true, b4 = true }
 local events = {}
-local svc = assert(lb.new({ name = t.unique("hp"), attach = false, pin = false, prime_neighbours = false,
-  on_health = function(ev) events[#events + 1] = ev end }))
+-- What the data plane picks for 64 flows to the VIP (Maglev, read from the maps).
+local svc
+local function picks()
+  local out = {}
+  for i = 1, 64 do out[i] = svc:which({ src = "10.97.0." .. i, sport = 1000 + i, dst = "10.98.0.1", dport = 80 }) or "-" end
+  return table.concat(out, " ")
+end
+-- A quorum event must come once the data plane already agrees: what it picks
+-- at the event is what it picks once everything after the change has run.
+local quorum_views = {}
+svc = assert(lb.new({ name = t.unique("hp"), attach = false, pin = false, prime_neighbours = false,
+  on_health = function(ev)
+    events[#events + 1] = ev
+    if ev.type == "quorum" then
+      local at = { state = ev.state, at = picks() }
+      quorum_views[#quorum_views + 1] = at
+      local tm = uv.new_timer()
+      tm:start(0, 0, function() tm:close() at.after = picks() end)
+    end
+  end }))
 local check = { type = "custom", interval = 0.03, rise = 1, fall = 1, jitter = 0, slowstart = 1,
   fn = function(target, done) done(healthy[target.name:match("/(.*)")], "scripted down") end }
 local function backends()
@@ -84,6 +102,9 @@ step(300, function()
   local q = 0
   for _, ev in ipairs(events) do if ev.type == "quorum" then q = q + 1 end end
   t.eq(q, 2, "two quorum events: lost, ok")
+  for _, v in ipairs(quorum_views) do
+    t.eq(v.at, v.after, ("quorum %s: the data plane had changed when it was said"):format(v.state))
+  end
   print(("ok: %d events"):format(#events))
   svc:close()
 end)

@@ -61,15 +61,18 @@ local POLICY_TEXT = {
 function Service:_refresh(v, force)
   local now = uv.now()
   local ok = self:_quorum(v)
+  local said -- the quorum line, said once the data plane agrees (the end)
   if ok ~= v.quorum_ok and v.quorum_ok ~= nil then
-    local msg = ok and ("VIP '%s' has quorum again (%g of %g healthy weight, quorum %g)")
-      :format(v.name, v.live_weight, v.total_weight, v.quorum)
-      or ("VIP '%s' lost quorum (%g of %g healthy weight, quorum %g): %s"):format(v.name, v.live_weight,
-        v.total_weight, v.quorum, POLICY_TEXT[v.no_quorum])
-    bpf.log(ok and "info" or "warn", ("service '%s': %s"):format(self.name, msg))
-    if self.on_health then
-      self.on_health({ type = "quorum", vip = v.name, state = ok and "ok" or "lost", live = v.live_weight,
-        total = v.total_weight, quorum = v.quorum, policy = v.no_quorum })
+    said = function()
+      local msg = ok and ("VIP '%s' has quorum again (%g of %g healthy weight, quorum %g)")
+        :format(v.name, v.live_weight, v.total_weight, v.quorum)
+        or ("VIP '%s' lost quorum (%g of %g healthy weight, quorum %g): %s"):format(v.name, v.live_weight,
+          v.total_weight, v.quorum, POLICY_TEXT[v.no_quorum])
+      bpf.log(ok and "info" or "warn", ("service '%s': %s"):format(self.name, msg))
+      if self.on_health then
+        self.on_health({ type = "quorum", vip = v.name, state = ok and "ok" or "lost", live = v.live_weight,
+          total = v.total_weight, quorum = v.quorum, policy = v.no_quorum })
+      end
     end
   end
   v.quorum_ok = ok
@@ -110,6 +113,7 @@ function Service:_refresh(v, force)
       if b.state == DRAINING and b.health == "down" then self:_flush(v, b) end
     end
   end
+  if said then said() end
 end
 
 -- Changes from health checks arrive one by one; the tables are rebuilt once

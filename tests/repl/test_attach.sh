@@ -16,11 +16,16 @@ trap 'tmux_cleanup; rm -f "$OUT"; [ -z "$NB" ] || rm -rf "$NB"' EXIT
 PID=$!
 T_PIDS+=("$PID")
 t_wait 10 test -S "$SOCK" || { cat "$OUT"; t_fail "no socket $SOCK"; t_done; }
+# The socket comes before the timers' first run: wait for the first report
+# (the 50 ms tick is due before it) so that `ticks > 0` below can hold.
+t_wait 10 grep -q '^count=' "$OUT" || { cat "$OUT"; t_fail "the service never reported a count"; t_done; }
 
 t_eq "$(stat -c '%a %U' /run/luabpf)" "700 root" "socket directory mode"
 t_eq "$(stat -c '%a %U' "$SOCK")" "600 root" "socket mode"
 
-# One-shot: result and status.
+# One-shot: result and status (once the service's timers run: its first
+# report of the count comes after the first ticks).
+t_wait 10 grep -q '^count=' "$OUT" || t_fail "the service never printed its count"
 out=$(echo 'return stats().ticks > 0, "x"' | "$LUABPF" attach "$NAME" 2>&1) && rc=0 || rc=$?
 t_eq "$rc" 0 "echo | attach: exit status"
 t_eq "$out" $'true\t"x"' "echo | attach: the results, printed"
@@ -53,15 +58,19 @@ wait_screen "$NAME> counts" && t_pass "Tab completes from the service's environm
 keys Enter
 wait_screen "  1 => " && t_pass "the map's entries come back"
 t_eq "$(echo 'return 1 + 1' | "$LUABPF" attach "$NAME")" "2" "a one-shot while a prompt is attached"
-type_line "while true do os.date() end"
-sleep 1
+# The command says when it runs in the service (on the service's stderr).
+before=$(wc -l <"$OUT")
+type_line 'io.stderr:write("spin" .. "ning\n") while true do os.date() end'
+wait_until "the command running in the service" 10 sh -c "tail -n +$((before + 1)) '$OUT' | grep -qx spinning"
 keys C-c
 wait_screen "error: input:1: interrupted" 10 && t_pass "Ctrl-C interrupts the command in the service"
 type_line "ticks > 0"
 wait_screen "true" && t_pass "the prompt works after the interrupt"
 kill -0 "$PID" && t_pass "the service still runs" || t_fail "the service is gone"
-n1=$(echo 'return ticks' | "$LUABPF" attach "$NAME"); sleep 0.3; n2=$(echo 'return ticks' | "$LUABPF" attach "$NAME")
-[ "$n2" -gt "$n1" ] && t_pass "its timers still fire ($n1 -> $n2)" || t_fail "ticks stuck at $n1 -> $n2"
+n1=$(echo 'return ticks' | "$LUABPF" attach "$NAME")
+ticked() { n2=$(echo 'return ticks' | "$LUABPF" attach "$NAME") && [ "$n2" -gt "$n1" ]; }
+t_wait 5 ticked && t_pass "its timers still fire ($n1 -> $(echo 'return ticks' | "$LUABPF" attach "$NAME"))" ||
+  t_fail "ticks stuck at $n1 for 5 s"
 keys C-d
 wait_screen "EXIT=0" && t_pass "Ctrl-D detaches with status 0"
 grep -q "watchdog" "$OUT" && t_fail "the watchdog had to step in: $(grep watchdog "$OUT")" || t_pass "no watchdog"
@@ -70,8 +79,10 @@ grep -q "watchdog" "$OUT" && t_fail "the watchdog had to step in: $(grep watchdo
 printf 'GET / HTTP/1.0\r\n\r\n' | socat -t 1 - "UNIX-CONNECT:$SOCK" >/dev/null 2>&1 || true
 chunk='local t = os.clock() while os.clock() - t < 1 do end mid = true return 1'
 printf 'eval %d\n%s' "${#chunk}" "$chunk" | timeout 0.3 socat - "UNIX-CONNECT:$SOCK" >/dev/null 2>&1 || true
-sleep 1
-t_eq "$(echo 'return mid' | "$LUABPF" attach "$NAME" 2>&1)" "true" "after garbage and a client gone mid-command"
+# The command ends 1 s of CPU later; a client asking before then gets nil.
+mid_set() { [ "$(echo 'return mid' | "$LUABPF" attach "$NAME" 2>&1)" = true ]; }
+t_wait 15 mid_set && t_pass "after garbage and a client gone mid-command: the command ran to its end" ||
+  t_fail "after garbage and a client gone mid-command: mid is $(echo 'return mid' | "$LUABPF" attach "$NAME" 2>&1)"
 t_contains "$(cat "$OUT")" "is not the protocol" "garbage is logged"
 
 # Another uid: without CAP_DAC_OVERRIDE the directory stops it; with it,

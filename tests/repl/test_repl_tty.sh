@@ -18,12 +18,16 @@ wait_screen "luabpf.map 'counts' (hash, 4->8 bytes, 64 max)" && t_pass "a map pr
 n1=$(screen | grep -oE '^  1 => [0-9]+' | tail -1 | awk '{print $3}')
 [ "${n1:-0}" -gt 0 ] && t_pass "a map prints its live entries (1 => $n1)" || t_fail "no entry in: $(screen)"
 
-sleep 1
+# The service's timer moves the count while the prompt waits (its report,
+# printed above the prompt, shows it), then a lookup reads the new value.
+count_past() { [ "$(screen | grep -oE '^count=[0-9]+' | tail -1 | cut -d= -f2)" -gt "${n1:-0}" ]; }
+wait_until "a count above $n1 printed while the prompt waits" 10 count_past
 keys -l 'obj:map("co'; keys Tab
 wait_screen 'luabpf> obj:map("counts' && t_pass "Tab completes a map name"
 keys -l '"):lookup(1)'; keys Enter
-sleep 0.5
-n2=$(screen | grep -E '^[0-9]+ *$' | tail -1 | tr -d ' ')
+looked_up() { screen_after 'lookup(1)' | grep -qE '^[0-9]+ *$'; }
+wait_until "the lookup's value" 10 looked_up
+n2=$(screen_after 'lookup(1)' | grep -E '^[0-9]+ *$' | head -1 | tr -d ' ')
 [ "${n2:-0}" -gt "${n1:-0}" ] && t_pass "the timer ran while the prompt waited ($n1 -> $n2)" ||
   t_fail "the count did not move while the prompt waited ($n1 -> ${n2:-none})"
 
@@ -36,15 +40,18 @@ wait_screen "line2" && t_pass "the block ran"
 type_line "'history' .. '!'"
 wait_screen '"history!"'
 keys Up; keys Enter
-sleep 0.3
-[ "$(screen | grep -c '"history!"')" -ge 2 ] && t_pass "Up recalls the last line" || t_fail "history: $(screen)"
+recalled() { [ "$(screen | grep -c '"history!"')" -ge 2 ]; }
+wait_until "Up recalls the last line" 10 recalled && t_pass "Up recalls the last line"
 
-type_line "while true do os.date() end"
-sleep 0.5
+# The command says when it runs: a Ctrl-C before that would reach the prompt.
+type_line 'io.stderr:write("spin" .. "ning\n") while true do os.date() end'
+wait_screen "spinning"
 keys C-c
 wait_screen "error: input:1: interrupted" && t_pass "Ctrl-C interrupts a running command"
 keys -l "this line is dropped"; keys C-c
-sleep 0.3
+# Dropped: a fresh prompt under it (what is typed next goes there).
+fresh_prompt() { screen_after "this line is dropped" | grep -qxE 'luabpf> ?'; }
+wait_until "a fresh prompt after Ctrl-C on a typed line" 10 fresh_prompt
 type_line "ticks > 0"
 wait_screen "true" && t_pass "the prompt works after Ctrl-C"
 screen | grep -q "this line is droppedticks" && t_fail "Ctrl-C left the typed line: $(screen)" || t_pass "Ctrl-C drops a typed line"

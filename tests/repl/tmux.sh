@@ -12,7 +12,8 @@ tmux_cleanup() {
 }
 trap tmux_cleanup EXIT
 
-# term_start CMD: run CMD (a shell command line) in a 120x40 terminal.
+# term_start CMD: run CMD (a shell command line) in a 120x40 terminal (the
+# pane then stays 60 s, for the screen to be read after CMD exits).
 term_start() {
   tmux -L "$TMUX_SOCK" new-session -d -s t -x 120 -y 40 "$1; echo EXIT=\$?; sleep 60"
 }
@@ -32,4 +33,18 @@ wait_screen() {
     fi
     sleep 0.1
   done
+}
+# screen_after TEXT: the screen's lines after the last one that contains TEXT
+# (fails while no line contains it).
+screen_after() {
+  screen | awk -v s="$1" 'index($0, s) { seen = 1; buf = ""; next } { buf = buf $0 "\n" } END { printf "%s", buf; exit !seen }'
+}
+# wait_until WHAT SECONDS CMD...: until CMD (a function may read the screen)
+# succeeds; a failure that names WHAT and shows the screen after SECONDS.
+wait_until() {
+  local what=$1 secs=$2
+  shift 2
+  t_wait "$secs" "$@" && return 0
+  t_fail "$what: not within $secs s:"$'\n'"$(screen)"
+  return 1
 }

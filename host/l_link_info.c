@@ -185,6 +185,13 @@ int llink_from_pin(lua_State *L)
 	struct lbpf_link *l;
 	char desc[PATH_MAX + 64], how[PATH_MAX + 16];
 
+	if (!bl && errno == ENOENT && lbpf_bpffs_missing(path)) {
+		lua_pushnil(L);
+		lua_pushfstring(L, "can't open pinned link '%s': %s", path,
+				lbpf_bpffs_missing(path));
+		lua_pushliteral(L, "ENOENT");
+		return 3;
+	}
 	if (!bl)
 		return lbpf_failf(L, errno, "can't open pinned link '%s'", path);
 	if (strcmp(lbpf_fd_kind(bpf_link__fd(bl)) ?: "", "link")) {

@@ -108,6 +108,9 @@ else
   out=$(ip netns exec "$NS" "$LUABPF" -e "print(bpf.map_from_pin('$PIN_ROOT/counters'))" 2>&1) || true
   t_contains "$out" "can't open pinned map '$PIN_ROOT/counters': $NOFS" "ip netns exec + map_from_pin: cause"
   t_contains "$out" "$HINT" "ip netns exec + map_from_pin: hint"
+  out=$(ip netns exec "$NS" "$LUABPF" -e "print(bpf.link_from_pin('$PIN_ROOT/link'))" 2>&1) || true
+  t_contains "$out" "can't open pinned link '$PIN_ROOT/link': $NOFS" "ip netns exec + link_from_pin: cause"
+  t_contains "$out" "$HINT" "ip netns exec + link_from_pin: hint"
 
   # What everyone types first: the shipped load balancer under ip netns exec.
   t_netns PEER

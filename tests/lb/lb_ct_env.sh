@@ -30,14 +30,17 @@ drv() {
 ct() { ip netns exec "$P-lb" conntrack "$@" 2>/dev/null; }
 
 # lb_ct_pool_change NEED_B2 [CHECK]: long-lived connections while the pool
-# changes: +1 s add b4, +2 s drain b1, +3 s remove b2 with flush; CHECK (a
-# command) runs then, while they are still open. Connections on b1 and b3
-# must survive on their backend, every one on b2 must be reset; NEED_B2=1
-# fails when none landed on b2 (the flush untested).
+# changes: once all are up, +1 s add b4, +2 s drain b1, +3 s remove b2 with
+# flush; CHECK (a command) runs then, while they are still open (they are
+# held 8 s). Connections on b1 and b3 must survive on their backend, every
+# one on b2 must be reset; NEED_B2=1 fails when none landed on b2 (the flush
+# untested).
 lb_ct_pool_change() {
   local need_b2=$1 check=${2:-} hold out summary b line conns
-  client hold 10.10.100.1 80 24 5 >"$LBOUT" &
+  client hold 10.10.100.1 80 24 8 >"$LBOUT" &
   hold=$!
+  lb_established 24 80
+  # Durations, not waits: the connections run a second in each pool.
   sleep 1; drv "add b4 10.10.0.14 8080"
   sleep 1; drv "weight b1 0"
   sleep 1; drv "remove b2 flush"; echo "removed b2: $ANS"

@@ -43,5 +43,29 @@ lb_stop() {
 
 client() { ip netns exec "$P-cl" "$PY" "$CLIENT" "$@"; }
 
+# lb_wait_log FROM SECONDS PATTERN: until a line after line FROM of $LBOUT
+# matches PATTERN (grep -E).
+lb_wait_log() {
+  t_wait "$2" sh -c 'tail -n +"$1" "$2" | grep -qE -- "$3"' sh "$(($1 + 1))" "$LBOUT" "$3"
+}
+
+# lb_report LAST: SIGUSR1, then REPORT is the stats the service printed, once
+# a line matching LAST is in them (the report is written in one flush).
+lb_report() {
+  local m
+  m=$(wc -l <"$LBOUT")
+  kill -USR1 "$LBPID"
+  lb_wait_log "$m" 10 "$1" || t_fail "no stats report (no line matching '$1') within 10 s of SIGUSR1"
+  REPORT=$(tail -n +"$((m + 1))" "$LBOUT")
+}
+
+# lb_established N PORT [SECONDS]: until the client has N established TCP
+# connections to the VIP's PORT (held connections are up before the test
+# changes anything under them).
+lb_established() {
+  t_wait "${3:-10}" sh -c '[ "$(ip netns exec "$1" ss -Htn state established "( dport = :$2 )" | wc -l)" -ge "$3" ]' \
+    sh "$P-cl" "$2" "$1" || t_fail "$1 connections to port $2 not established within ${3:-10} s"
+}
+
 # json EXPR JSON: evaluate a Python expression over the parsed JSON in `d`.
 json() { "$PY" -c "import json,sys; d=json.loads(sys.argv[2]); print($1)" "$2" "$2"; }

@@ -180,7 +180,11 @@ local function handle(c, kind, payload)
     -- and the client needs the token to interrupt it.
     pcall(c.pipe.try_write, c.pipe, P.frame("start", tostring(next_token)))
     bpf.log("debug", ("control socket '%s': pid %d runs %q"):format(svc_name, c.pid, payload:sub(1, 200)))
+    -- Who asked, for what the command changes (luabpf lb logs it): set only
+    -- while the command runs.
+    M.caller = { pid = c.pid, uid = c.uid }
     local res = require("luabpf.repl").eval(payload, env, { token = next_token, capture = true })
+    M.caller = nil
     if res.out and res.out ~= "" then send(c, "out", res.out) end
     if res.more then
       send(c, "more", res.err)
@@ -276,6 +280,9 @@ function M.stop()
   if path then os.remove(path) end
   server, path = nil, nil
 end
+
+--- M.caller: { pid =, uid = } of the client whose command is running (from
+--- SO_PEERCRED), nil outside a command.
 
 --- Where the socket is (nil before claim).
 function M.path()

@@ -15,18 +15,8 @@
 const volatile __u32 target_uid = 0;
 const volatile bool filter_uid = false;
 
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 256 * 1024);
-} events SEC(".maps");
-
-/* Bumped when the ring is full: the Lua side reports it as lost events. */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, __u64);
-} events_lost SEC(".maps");
+/* Events, and the count of those a full ring refused (rb:lost()). */
+LUABPF_EVENTS_RING(256 * 1024);
 
 /* Keeps struct exec_event in BTF for decode = "cdata:struct exec_event". */
 struct exec_event *unused_exec_event __attribute__((unused));

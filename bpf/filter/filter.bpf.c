@@ -103,17 +103,7 @@ struct {
 	__type(value, struct filter_counters);
 } rule_stats SEC(".maps");
 
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 256 * 1024);
-} events SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, __u64);
-} events_lost SEC(".maps");
+LUABPF_EVENTS_RING(256 * 1024);
 
 /* What passes goes on here (filter:chain(prog)); empty: to the stack. */
 struct {

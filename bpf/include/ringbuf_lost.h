@@ -8,6 +8,20 @@
 #ifndef LUABPF_RINGBUF_LOST_H
 #define LUABPF_RINGBUF_LOST_H
 
+/* The ring `events` of SIZE bytes and its lost counter `events_lost`, the
+ * names the Lua side looks for: LUABPF_EVENTS_RING(256 * 1024); */
+#define LUABPF_EVENTS_RING(size)                                  \
+	struct {                                                  \
+		__uint(type, BPF_MAP_TYPE_RINGBUF);               \
+		__uint(max_entries, size);                        \
+	} events SEC(".maps");                                    \
+	struct {                                                  \
+		__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);          \
+		__uint(max_entries, 1);                           \
+		__type(key, __u32);                               \
+		__type(value, __u64);                             \
+	} events_lost SEC(".maps")
+
 /* bpf_ringbuf_reserve, counting a refusal in lost; NULL then, as it returns. */
 static __always_inline void *ringbuf_reserve_or_count(void *ring, void *lost, __u64 size)
 {

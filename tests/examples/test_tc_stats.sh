@@ -21,8 +21,9 @@ URL=$(sed -n 's/^metrics on \(http[^ ]*\)$/\1/p' "$OUT")
 
 # 5 pings A -> B (echo request out of va, reply in), 7 UDP datagrams of 100
 # bytes B -> A (in), ARP resolved first so its packets are known too.
+# No wait: ping returns once the reply has passed tc ingress on va (the ARP
+# exchange before it), and a scrape reads the maps as they are.
 ip netns exec "$A" ping -c 1 -W 2 10.77.0.2 >/dev/null
-sleep 0.3
 before=$(curl -sf "$URL")
 ip netns exec "$A" ping -c 5 -i 0.05 -s 56 -W 2 10.77.0.2 >/dev/null
 # A listener in A takes the datagrams, so A sends no ICMP port unreachable back.
@@ -37,8 +38,8 @@ ip netns exec "$B" "$PY" -c '
 import socket
 s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
 for _ in range(7): s.sendto(b"x" * 100, ("10.77.0.1", 9999))'
+# Received in A: they have passed tc ingress (the pings' replies did before ping returned).
 wait "$RX" || t_fail "A did not receive the 7 datagrams"
-sleep 0.5
 after=$(curl -sf "$URL")
 
 # delta METRIC LABELS: the counter's increase between the two scrapes.

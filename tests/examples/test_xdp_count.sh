@@ -23,6 +23,25 @@ for i in range(n):
 PY
 }
 
+# counted NS IFACE INDEX...: the packets the XDP program on IFACE has counted
+# so far at each INDEX of its counters map (bpf/examples/xdp_count.h), summed
+# over CPUs, read through bpftool while it runs.
+counted() {
+  local prog
+  prog=$(ip -n "$1" -d link show "$2" | grep -oE 'prog/xdp id [0-9]+' | awk '{print $3}')
+  [ -n "$prog" ] || return 1
+  shift 2
+  $PY - "$prog" "$@" <<'PY'
+import json, subprocess, sys
+def bpftool(*a): return json.loads(subprocess.check_output(["bpftool", "-j", *a]))
+maps = [bpftool("map", "show", "id", str(m)) for m in bpftool("prog", "show", "id", sys.argv[1])["map_ids"]]
+m = [x["id"] for x in maps if x["name"] == "counters"][0]
+for i in sys.argv[2:]:
+    e = bpftool("map", "lookup", "id", str(m), "key", *[str(int(i) >> s & 255) for s in (0, 8, 16, 24)])
+    print(sum(v["value"]["packets"] for v in e["formatted"]["values"]))
+PY
+}
+
 # total OUTPUT LAYER PROTO: the packets column of the totals block.
 total() {
   awk -v l="$2" -v p="$3" '/^totals/ {t=1} t && $1==l && $2==p {print $3}' <<<"$1"
@@ -50,7 +69,10 @@ for mode in native generic; do
   send_udp "$A" 10.77.0.2 1000
   send_udp "$A" fd77::2 200
   ip netns exec "$A" ping -c 5 -i 0.01 -W1 10.77.0.2 >/dev/null
-  sleep 0.3
+  # The frames reach XDP after sendto returns (the veth's queue, softirqs):
+  # wait until it has counted them all (IPv4 at 0, UDP at 5), then stop it.
+  all_counted() { [ "$(counted "$B" vb 0 5 | tr '\n' ' ')" = "1005 1200 " ]; }
+  t_wait 10 all_counted || echo "not all counted within 10 s: $(counted "$B" vb 0 5 | tr '\n' ' ')"
   kill -INT "$pid"
   rc=0; wait "$pid" || rc=$?
   res=$(cat "$out"); rm -f "$out"

@@ -45,14 +45,26 @@ function Filter:ban(prefix, seconds, why, level)
   b.auto = type(why) == "string" and why:find("^auto:") ~= nil
   if b.auto then
     local c = self.m.rule_stats:lookup_sum(b.id)
-    b.marks, b.rate = { { tonumber(c.packets), tonumber(c.bytes), uv.hrtime() } }, nil
+    b.mark = { tonumber(c.packets), tonumber(c.bytes), uv.hrtime() }
   end
   self:_emit({ type = "ban", src = text, seconds = seconds, reason = why or "manual", renewed = not fresh })
   return true
 end
 
--- The source of an expiring auto ban still floods (its dropped rate over the
--- last window is over auto_ban's threshold): the ban goes on, logged.
+-- What an auto ban dropped per second since it began or was last extended
+-- (its own exact counter: a whole ban period, so a short lull in a flood that
+-- goes on does not lift it).
+function Filter:_ban_rate(b, now)
+  local c = self.m.rule_stats:lookup_sum(b.id)
+  local p, by, secs = tonumber(c.packets), tonumber(c.bytes), (now - b.mark[3]) / 1e9
+  if secs <= 0 then return nil end
+  local r = { pps = (p - b.mark[1]) / secs, bytes_per_sec = (by - b.mark[2]) / secs }
+  b.mark = { p, by, now }
+  return r
+end
+
+-- The source of an expiring auto ban still floods (what it dropped over the
+-- ban is over auto_ban's threshold): the ban goes on, logged.
 function Filter:_extend(b, seconds, r)
   b.expires = math.floor(uv.hrtime() + seconds * 1e9)
   self.m.bans:update({ prefixlen = b.plen, addr = b.net }, { expires_ns = b.expires, id = b.id })
@@ -151,7 +163,7 @@ function Filter:_tick()
   local ab = self.autoban
   for _, b in pairs(self.banned) do
     if b.expires and b.expires <= now then
-      local r = b.rate
+      local r = b.auto and self:_ban_rate(b, now)
       if b.auto and ab and r and ((ab.pps and r.pps > ab.pps) or (ab.bytes_per_sec and r.bytes_per_sec > ab.bytes_per_sec)) then
         self:_extend(b, ab.seconds, r)
       else
@@ -160,20 +172,6 @@ function Filter:_tick()
     end
   end
   if now < self.next_window then return end
-  -- Each auto ban's drop rate over the last second or so (whole windows,
-  -- at least one): what decides, at expiry, whether the source still floods.
-  for _, b in pairs(self.banned) do
-    if b.auto then
-      local c = self.m.rule_stats:lookup_sum(b.id)
-      local m = b.marks
-      m[#m + 1] = { tonumber(c.packets), tonumber(c.bytes), now }
-      while #m > 2 and (now - m[2][3]) >= 1e9 do table.remove(m, 1) end
-      local secs = (now - m[1][3]) / 1e9
-      if secs > 0 then
-        b.rate = { pps = (m[#m][1] - m[1][1]) / secs, bytes_per_sec = (m[#m][2] - m[1][2]) / secs }
-      end
-    end
-  end
   local dt = self.window + (now - self.next_window) / 1e9
   self.next_window = now + self.window * 1e9
   local list, n = {}, self.sample

@@ -3,8 +3,9 @@
 -- lookup table the data plane indexes with a flow's hash. Each backend fills
 -- the slots of its own permutation of the table, in turns proportional to its
 -- weight, so removing one backend moves little more than its own share.
+local ffi = require("ffi")
 local bit = require("bit")
-local band, bxor, rshift, lshift, tobit = bit.band, bit.bxor, bit.rshift, bit.lshift, bit.tobit
+local band, bxor, rshift, lshift, arshift, tobit = bit.band, bit.bxor, bit.rshift, bit.lshift, bit.arshift, bit.tobit
 
 local M = {}
 
@@ -43,16 +44,83 @@ local function is_prime(n)
 end
 M.is_prime = is_prime
 
+-- The canonical order: by name (bytes), then by weight, then by position.
+-- Two backends asking for the same free slot in one round get it in this
+-- order, so the table depends on the pool, not on the order backends were
+-- added or listed in (every node builds the same table whatever its history).
+local function canonical(backends, n)
+  local ord = {}
+  for i = 1, n do ord[i] = i end
+  table.sort(ord, function(a, b)
+    local x, y = backends[a], backends[b]
+    if x.name ~= y.name then return x.name < y.name end
+    local wx, wy = x.weight or 1, y.weight or 1
+    if wx ~= wy then return wx < wy end
+    return a < b
+  end)
+  return ord
+end
+
+local i32 = ffi.typeof("int32_t[?]")
+local u32 = ffi.typeof("uint32_t[?]")
+local f64 = ffi.typeof("double[?]")
+
+-- The fill loop in Lua: host/maglev.c's lbpf_maglev__fill, line for line
+-- (the same double arithmetic on the credits, so the same table). Used
+-- when the host does not export it (another LuaJIT), and by the tests.
+local function fill_lua(entry, size, live, pos, nextc, skip, step, credit)
+  local filled = 0
+  while true do
+    for k = 0, live - 1 do
+      local cr = credit[k] + step[k]
+      if cr >= 1 then
+        local c, sk, p = nextc[k], skip[k], pos[k]
+        repeat
+          cr = cr - 1
+          -- c + skip, less size past the end, without a 50/50 branch (which
+          -- makes LuaJIT side traces); the sum stays below 2^31.
+          while entry[c] ~= 0 do
+            c = c + sk - size
+            c = c + band(arshift(c, 31), size)
+          end
+          entry[c] = p
+          c = c + sk - size
+          c = c + band(arshift(c, 31), size)
+          filled = filled + 1
+          if filled == size then
+            nextc[k], credit[k] = c, cr
+            return filled
+          end
+        until cr < 1
+        nextc[k] = c
+      end
+      credit[k] = cr
+    end
+  end
+end
+
+ffi.cdef [[
+uint32_t lbpf_maglev__fill(int32_t *entry, uint32_t size, uint32_t live, const int32_t *pos,
+  uint32_t *nextc, const uint32_t *skip, const double *step, double *credit);
+]]
+local have_c, fill_c = pcall(function() return ffi.C.lbpf_maglev__fill end)
+M.fills = { lua = fill_lua, c = have_c and fill_c or nil }
+-- Which fill build() uses: the host's C one when there is one.
+M.fill = have_c and "c" or "lua"
+
 --- Build the table for backends = { {name=, weight=}, ... } (weight 0: not
--- placed). Returns a 0-based array of backend positions (1-based indices into
--- the list), or an empty-filled array (0) when no backend has a weight.
-function M.build(backends, size)
+-- placed). Returns a 0-based int32_t array of SIZE backend positions (1-based
+-- indices into the list), 0 for an empty slot; all 0 when no backend has a
+-- weight. Backends are placed in canonical order (by name), so the list's
+-- order does not change the table. fill: "c" or "lua" (default M.fill).
+function M.build(backends, size, fill)
   size = size or M.DEFAULT_SIZE
   if not is_prime(size) then
     error(("maglev: table size %d is not prime (65537 and 655373 are)"):format(size), 2)
   end
+  local fn = M.fills[fill or M.fill]
+  if not fn then error(("maglev: no fill '%s' (have: lua%s)"):format(tostring(fill), have_c and ", c" or ""), 2) end
   local n, maxw = #backends, 0
-  local offset, skip, nexti, credit, live = {}, {}, {}, {}, {}
   for i = 1, n do
     local b = backends[i]
     local w = b.weight or 1
@@ -60,36 +128,29 @@ function M.build(backends, size)
       error(("maglev: backend '%s' weight must be a number >= 0"):format(tostring(b.name)), 2)
     end
     if w > maxw then maxw = w end
-    offset[i] = unsigned(fnv1a(b.name, 0x2545f491)) % size
-    skip[i] = unsigned(fnv1a(b.name, 0x9e3779b9)) % (size - 1) + 1
-    nexti[i] = 0
-    credit[i] = 0
   end
-  local entry = {}
-  for s = 0, size - 1 do entry[s] = 0 end
+  local entry = i32(size)
   if maxw == 0 then return entry end
-  for i = 1, n do
-    if (backends[i].weight or 1) > 0 then live[#live + 1] = i end
-  end
-  local filled = 0
-  while true do
-    for _, i in ipairs(live) do
-      -- Each round a backend earns weight/maxweight turns; a full turn places one slot.
-      credit[i] = credit[i] + (backends[i].weight or 1) / maxw
-      while credit[i] >= 1 do
-        credit[i] = credit[i] - 1
-        local c = (offset[i] + nexti[i] * skip[i]) % size
-        while entry[c] ~= 0 do
-          nexti[i] = nexti[i] + 1
-          c = (offset[i] + nexti[i] * skip[i]) % size
-        end
-        entry[c] = i
-        nexti[i] = nexti[i] + 1
-        filled = filled + 1
-        if filled == size then return entry end
-      end
+  -- Per live backend k (canonical order): its list position, the next slot
+  -- of its permutation (offset + j * skip mod size, kept as a running sum),
+  -- its skip, its turns per round (weight / top weight: a full turn places
+  -- one slot) and its turns earned.
+  local ord = canonical(backends, n)
+  local pos, nextc, skip, step, credit = i32(n), u32(n), u32(n), f64(n), f64(n)
+  local live = 0
+  for _, i in ipairs(ord) do
+    local b = backends[i]
+    local w = b.weight or 1
+    if w > 0 then
+      pos[live] = i
+      nextc[live] = unsigned(fnv1a(b.name, 0x2545f491)) % size
+      skip[live] = unsigned(fnv1a(b.name, 0x9e3779b9)) % (size - 1) + 1
+      step[live] = w / maxw
+      live = live + 1
     end
   end
+  fn(entry, size, live, pos, nextc, skip, step, credit)
+  return entry
 end
 
 --- Share of slots per backend position: { [i] = count }.

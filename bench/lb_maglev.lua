@@ -8,7 +8,9 @@
 --    promises "little more than" zero; rendezvous hashing would give 0), and
 --    the removed backend's own share (1/N ideally), median over REMOVALS
 --    different removed backends;
---  * how even the table is: the largest and smallest share against 1/N.
+--  * how even the table is: the largest and smallest share against 1/N;
+--  * the build against the Lua build it replaced (commit b34aaf8's
+--    maglev.lua, read from git), same pools, alternating, in this run.
 -- usage: luabpf run bench/lb_maglev.lua [ROUNDS] [REMOVALS]
 local uv = require("luv")
 local maglev = require("luabpf.lb.maglev")
@@ -18,6 +20,14 @@ local REMOVALS = tonumber(arg[2]) or 5
 local SIZE = maglev.DEFAULT_SIZE
 
 local median = require("_bench").median
+
+-- The Lua build before host/maglev.c (tests/lb/test_maglev.lua keeps a copy
+-- and checks the tables are the same).
+local here = debug.getinfo(1, "S").source:sub(2):match("(.*)/") or "."
+local git = io.popen(("git -C '%s' show b34aaf8:lua/luabpf/lb/maglev.lua 2>/dev/null"):format(here))
+local old_src = git:read("*a")
+git:close()
+local old = assert(old_src ~= "" and load(old_src, "=maglev@b34aaf8"), "lb_maglev: needs git and commit b34aaf8")()
 
 local function pool(n, skip)
   local t = {}
@@ -86,6 +96,27 @@ for _, n in ipairs({ 10, 100, 1000 }) do
     own[#own + 1] = theirs / SIZE
   end
   local ideal = SIZE / n
-  print(("  %-9d %10.1f %8.0fx %13.2f%% %9.3f%% (1/N %.3f%%) %8.2f/%.2f"):format(n, median(times),
+  print(("  %-9d %10.1f %8.1fx %13.2f%% %9.3f%% (1/N %.3f%%) %8.2f/%.2f"):format(n, median(times),
     median(times) / floor_ms, 100 * median(moved), 100 * median(own), 100 / n, hi / ideal, lo / ideal))
+end
+
+-- Against the old build: equal weights and weights 1-3, old and new in turn.
+print(("  build against b34aaf8's Lua build (median of %d pairs, fill '%s'):"):format(ROUNDS, maglev.fill))
+print(("  %-9s %-8s %10s %10s %8s"):format("backends", "weights", "old ms", "new ms", "new/old"))
+for _, n in ipairs({ 10, 100, 1000 }) do
+  for _, wt in ipairs({ "equal", "1-3" }) do
+    local list = pool(n)
+    if wt ~= "equal" then for i, b in ipairs(list) do b.weight = i % 3 + 1 end end
+    local to, tn, ratio = {}, {}, {}
+    old.build(list, SIZE)
+    for r = 1, ROUNDS do
+      local t0 = uv.hrtime()
+      old.build(list, SIZE)
+      local t1 = uv.hrtime()
+      maglev.build(list, SIZE)
+      local t2 = uv.hrtime()
+      to[r], tn[r], ratio[r] = (t1 - t0) / 1e6, (t2 - t1) / 1e6, (t2 - t1) / (t1 - t0)
+    end
+    print(("  %-9d %-8s %10.2f %10.2f %8.2f"):format(n, wt, median(to), median(tn), median(ratio)))
+  end
 end

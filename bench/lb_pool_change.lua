@@ -1,0 +1,95 @@
+-- SPDX-License-Identifier: MIT
+-- A pool change's time from the call to the data plane: one VIP with 10,
+-- 100 and 1,000 backends (a service not attached: the real maps, no
+-- network), then remove one backend, add it back, and change one backend's
+-- weight (2, then back to 1). The clock runs from the call until the maps
+-- read back show the change: the VIP record points at the other half of its
+-- Maglev table (written before the flip) and a slot that had to change holds
+-- the new owner there. Median and max over ROUNDS of each change.
+-- usage: luabpf run bench/lb_pool_change.lua [ROUNDS]
+local uv = require("luv")
+local lb = require("luabpf.lb")
+local median = require("_bench").median
+
+local ROUNDS = tonumber(arg[1]) or 15
+local VIP = { addr = "10.98.0.1", port = 80, proto = 6 }
+
+local function backend(i, w)
+  return { name = ("b%04d"):format(i), addr = ("10.99.%d.%d"):format(math.floor(i / 250), i % 250 + 1),
+    port = 8080, weight = w or 1 }
+end
+
+local function now_ms() return uv.hrtime() / 1e6 end
+
+-- The half the VIP's record points at, and the id slot s holds there.
+local function read_slot(svc, s)
+  local r = svc.m.vips:lookup({ addr = svc.vips.web.addr_key, port = VIP.port, proto = VIP.proto })
+  return r.table, svc.m.maglev:lookup(r.id * 2 * svc.ring + r.table * svc.ring + s)
+end
+
+-- Wait (spinning on the maps, no sleep) until the VIP's half flipped and slot
+-- s holds something that `ok(id)` accepts; the time since t0 in ms.
+local function until_published(svc, t0, old_half, s, ok)
+  local deadline = t0 + 1000
+  while true do
+    local half, id = read_slot(svc, s)
+    if half ~= old_half and ok(id) then return now_ms() - t0 end
+    if now_ms() > deadline then error("the data plane did not show the change within 1 s") end
+  end
+end
+
+-- A slot held by backend id in the live half (the first one found from start).
+local function slot_of(svc, id)
+  local r = svc.m.vips:lookup({ addr = svc.vips.web.addr_key, port = VIP.port, proto = VIP.proto })
+  local base = r.id * 2 * svc.ring + r.table * svc.ring
+  for s = 0, svc.ring - 1 do
+    if svc.m.maglev:lookup(base + s) == id then return s, r.table end
+  end
+  error("backend id " .. id .. " holds no slot")
+end
+
+print(("lb_pool_change: call to data plane, ms (median / max of %d)"):format(ROUNDS))
+print(("  %-9s %16s %16s %16s"):format("backends", "remove one", "add one", "weight change"))
+for _, n in ipairs({ 10, 100, 1000 }) do
+  local svc = assert(lb.new({ name = "pc" .. n .. "-" .. uv.os_getpid(), attach = false, pin = false,
+    prime_neighbours = false, max_backends = 2048 }))
+  local list = {}
+  for i = 1, n do list[i] = backend(i) end
+  svc:add_vip({ name = "web", addr = VIP.addr, port = VIP.port, mode = "dsr", backends = list })
+  svc.vips.web.addr_key = require("luabpf._addr").mapped(VIP.addr)
+  local rm, add, wt = {}, {}, {}
+  for r = 1, ROUNDS do
+    local victim = list[(r * 7) % n + 1]
+    -- remove: a slot the victim held must now hold another backend
+    local id = svc.vips.web.backends[victim.name].id
+    local s, half = slot_of(svc, id)
+    local t0 = now_ms()
+    svc:remove_backend("web", victim.name)
+    rm[r] = until_published(svc, t0, half, s, function(x) return x ~= id end)
+    -- add it back: its first slot of the table before the removal is its again
+    -- (Maglev gives a backend back the slots it had, the others keep theirs)
+    local _, h2 = read_slot(svc, 0)
+    t0 = now_ms()
+    svc:add_backend("web", victim)
+    add[r] = until_published(svc, t0, h2, s, function(x) return x == svc.vips.web.backends[victim.name].id end)
+    -- weight 2: the flip is the change (the slots it gains are checked after
+    -- the clock stops, in the counts the control plane reads back), then 1
+    local other = list[(r * 13) % n + 1]
+    if other.name == victim.name then other = list[(r * 13 + 1) % n + 1] end
+    local before = svc:stats().vips.web.backends[other.name].slots
+    local _, h3 = read_slot(svc, 0)
+    t0 = now_ms()
+    svc:set_weight("web", other.name, 2)
+    wt[r] = until_published(svc, t0, h3, s, function(x) return x ~= nil end)
+    local gained = svc:stats().vips.web.backends[other.name].slots
+    assert(gained > 1.8 * before, ("weight 2: %d slots, had %d"):format(gained, before))
+    svc:set_weight("web", other.name, 1)
+  end
+  local function f(t)
+    local hi = 0
+    for _, x in ipairs(t) do if x > hi then hi = x end end
+    return ("%7.2f / %6.2f"):format(median(t), hi)
+  end
+  print(("  %-9d %16s %16s %16s"):format(n, f(rm), f(add), f(wt)))
+  svc:close()
+end

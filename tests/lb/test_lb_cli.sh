@@ -9,7 +9,7 @@ source "$LUABPF_SOURCE_DIR/tests/lb/lb_env.sh"
 lab_up "$P" 3
 conf() { # BACKENDS...: "name addr weight"
   { echo "service = '$SVC'; interface = 'eth0'"
-    echo "vips = { { name = 'web', addr = '10.10.100.1', port = 80, backends = {"
+    echo "vips = { { name = 'web', addr = '10.10.100.1', port = 80, check = { type = 'tcp', interval = 0.3 }, backends = {"
     for b in "$@"; do set -- $b; echo "  { name = '$1', addr = '$2', port = 8080, weight = $3 },"; done
     echo "} } }"; } >"$CONF"
 }
@@ -40,7 +40,7 @@ t_contains "$text" "VIP web  10.10.100.1:80/tcp  nat  quorum ok" "show: the VIP 
 t_contains "$text" "Maglev table: 65,537 slots, digest " "show: table size with separators, digest"
 t_eq "$(echo "$text" | awk '$1 == "BACKEND"' | tr -s ' ')" \
   " BACKEND ADDRESS WEIGHT STATE HEALTH SLOTS PACKETS FLOWS PKT/S BIT/S FLOW/S RUNTIME" "show: columns"
-t_eq "$(echo "$text" | awk '$1 == "b1" {print $2, $3, $4, $5, $NF}')" "10.10.0.11:8080 1 active unchecked -" \
+t_eq "$(echo "$text" | awk '$1 == "b1" {print $2, $3, $4, $5, $NF}')" "10.10.0.11:8080 1 active up -" \
   "show: b1's row"
 col=$(echo "$text" | awk '$1 == "BACKEND" {print index($0, "PACKETS") + 6}')
 t_eq "$(echo "$text" | awk -v c="$col" '$1 == "b1" || $1 == "b2" {print substr($0, c, 1)}' | grep -c '[0-9]')" \
@@ -102,6 +102,19 @@ out=$(lb add "$SVC" nope b4 10.10.0.14:8080 2>&1) && rc=0 || rc=$?
 t_eq "$rc $out" "1 ERROR: lb add $SVC: service '$SVC' has no VIP 'nope' (VIPs: web)" "an unknown VIP: the service's message"
 out=$(lb weight "$SVC" web b9 1 2>&1) && rc=0 || rc=$?
 t_eq "$rc $out" "1 ERROR: lb weight $SVC: VIP 'web' has no backend 'b9' (backends: b1, b3)" "an unknown backend: named"
+
+# A backend added with nothing listening: its check takes it down, and show
+# says why (health and its reason; state down, not draining).
+lb add "$SVC" web b4 10.10.0.13:8081 >/dev/null
+b4_down() { [ "$(bj state b4 "$(show_json)")" = down ]; }
+t_wait 10 b4_down && t_pass "health: b4 goes down" || t_fail "health: b4 never down: $(lb show "$SVC")"
+text=$(lb show "$SVC")
+echo "$text"
+t_eq "$(echo "$text" | awk '$1 == "b4" {print $4, $5, $6}')" "down down (refused)" "health: show's STATE and HEALTH (reason)"
+t_eq "$(bj reason b4 "$(show_json)")" refused "health: show --json's reason"
+lb remove "$SVC" web b4 >/dev/null
+t_eq "$(json "[b['name'] for b in d['vips'][0]['backends']]" "$(show_json)")" "['b1', 'b3', 'b2']" \
+  "a backend added and removed at runtime leaves no trace"
 
 # SIGHUP: runtime changes to what the config left alone stay; a backend the
 # config changed takes the config's value.

@@ -128,10 +128,18 @@ function merge(st, list, norm)
     for j, b in ipairs(o.backends or {}) do out[i].backends[j] = b end
   end
   local gone = {} -- [i][j] = true: a backend removed at runtime stays out
-  for vip, items in pairs(st.over) do
+  local function sorted(t)
+    local keys = {}
+    for k in pairs(t) do keys[#keys + 1] = k end
+    table.sort(keys)
+    return keys
+  end
+  for _, vip in ipairs(sorted(st.over)) do
+    local items = st.over[vip]
     local i
     for k, n in ipairs(norm) do if n.name == vip then i = k end end
-    for bname, o in pairs(items) do
+    for _, bname in ipairs(sorted(items)) do
+      local o = items[bname]
       local what = ("VIP '%s' backend '%s'"):format(vip, bname)
       local j, same
       if i then

@@ -26,14 +26,27 @@ vips = {
 }
 LUA
 lb_start
-sleep 1
+# Every check has passed once (the service is named after $SVC: attach reaches it).
+checks_ran() {
+  [ "$("$LUABPF" attach "$SVC" -e 'local n = math.huge
+    for _, v in pairs(lb_service:stats().vips) do
+      for _, b in pairs(v.backends) do n = math.min(n, b.check and b.check.checks or 0) end
+    end
+    return n >= 1' 2>/dev/null)" = true ]
+}
+t_wait 10 checks_ran || t_fail "not every check ran within 10 s"
 keep_out=$(mktemp); flush_out=$(mktemp)
-client hold 10.10.100.1 80 24 5 >"$keep_out" &
+# Held 8 s: long enough for the kill, b1's fall, the flush and a request after it.
+client hold 10.10.100.1 80 24 8 >"$keep_out" &
 k=$!
-client hold 10.10.100.1 81 24 5 >"$flush_out" &
+client hold 10.10.100.1 81 24 8 >"$flush_out" &
 f=$!
-sleep 1.5
+lb_established 24 80
+lb_established 24 81
+sleep 0.5 # a duration, not a wait: requests on every connection before b1 goes
+m=$(wc -l <"$LBOUT")
 kill "$HEALTH1" # b1's health port goes; b1's HTTP server stays
+lb_wait_log "$m" 6 "VIP 'flush' backend 'b1': flushed" || t_fail "b1's flows not flushed within 6 s of its health port going"
 wait "$k" "$f" || true
 t_contains "$(cat "$LBOUT")" "VIP 'keep' backend 'b1' (tcp 10.10.0.11:8090) is DOWN: refused" "b1 down on VIP keep"
 t_contains "$(cat "$LBOUT")" "VIP 'flush' backend 'b1' (tcp 10.10.0.11:8090) is DOWN: refused" "b1 down on VIP flush"

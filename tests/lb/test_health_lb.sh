@@ -58,12 +58,19 @@ start_server() {
   T_PIDS+=($!)
   t_wait 5 sh -c "ip netns exec $P-$1 ss -Hltn 'sport = :8080' | grep -q LISTEN"
 }
-flows_of() { # BACKEND: its new_flows in a fresh SIGUSR1 report
-  local m=$(($(wc -l <"$LBOUT") + 1))
-  kill -USR1 "$LBPID"; sleep 0.3
-  tail -n +"$m" "$LBOUT" | awk -v b="$1" '$1 == b { for (i = 1; i <= NF; i++) if ($i == "flows") print $(i-1) }' | head -1
+flows_of() { # BACKEND: its new_flows in a fresh SIGUSR1 report, in FLOWS
+  lb_report "^  $1 "
+  FLOWS=$(awk -v b="$1" '$1 == b { for (i = 1; i <= NF; i++) if ($i == "flows") print $(i-1) }' <<<"$REPORT" | head -1)
 }
-sleep $((INTERVAL * 2)) # every check has run at least once
+# every check has run at least once (the service is named after $SVC: attach reaches it)
+checks_ran() {
+  [ "$("$LUABPF" attach "$SVC" -e 'local n = math.huge
+    for _, b in pairs(lb_service:stats().vips.web.backends) do
+      if b.check then n = math.min(n, b.check.checks) end
+    end
+    return n >= 1' 2>/dev/null)" = true ]
+}
+t_wait 10 checks_ran || t_fail "not every check ran within 10 s"
 
 # 1. Kill b2's server under load.
 wrk_out=$(mktemp); cl_out=$(mktemp)
@@ -71,7 +78,7 @@ ip netns exec "$P-cl" wrk -t2 -c16 -d8s http://10.10.100.1/ >"$wrk_out" 2>&1 &
 wrk_pid=$!
 ip netns exec "$P-cl" "$PY" "$HCLIENT" 10.10.100.1 80 8 2 >"$cl_out" &
 cl_pid=$!
-sleep 2
+sleep 2 # a duration, not a wait: the load runs 2 s before the kill
 mark
 kill_server b2
 t_kill=$(now)
@@ -84,11 +91,11 @@ echo "b2 killed; marked down after ${detect} s (bound: fall x interval x (1 + ji
   t_pass "detected within the bound (+0.5 s for a loaded machine): ${detect} s" ||
   t_fail "detection took ${detect} s, bound $bound s"
 t_contains "$(tail -n +"$MARK" "$LBOUT")" "is DOWN: refused" "the log line gives the reason"
-sleep 0.3
-f_after_down=$(flows_of b2)
+# The DOWN line is logged once b2 has left the Maglev table (after_refresh).
+flows_of b2; f_after_down=$FLOWS
 wait "$wrk_pid" || true
 wait "$cl_pid" || true
-f_end=$(flows_of b2)
+flows_of b2; f_end=$FLOWS
 t_eq "$f_end" "$f_after_down" "new flows to b2 after it was marked down"
 grep -E "requests in|Socket errors|Non-2xx" "$wrk_out" | sed 's/^/  wrk: /'
 "$PY" - "$cl_out" "$t_kill" "$t_down" <<'PY' >"$cl_out.sum"
@@ -150,9 +157,8 @@ write_conf drop ''
 mark
 kill -HUP "$LBPID"
 wait_log 5 "reloaded" >/dev/null
-sleep 0.2
-kill -USR1 "$LBPID"; sleep 0.3
-rep=$(tail -n +"$MARK" "$LBOUT")
+lb_report "^  b3 "
+rep=$REPORT
 t_contains "$rep" "1/3 healthy" "after reload: b2 and b3 are still down, b1 up"
 t_contains "$rep" "DOWN (refused)" "the report shows why"
 mark

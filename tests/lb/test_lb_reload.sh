@@ -18,7 +18,8 @@ t_eq "$(echo 'return lb_service.name' | "$LUABPF" attach "$SVC" 2>&1)" "\"$SVC\"
 hold_out=$(mktemp)
 client hold 10.10.100.1 80 16 4 >"$hold_out" &
 hold=$!
-sleep 1
+lb_established 16 80
+sleep 0.5 # a duration, not a wait: each connection has its backend before the reload
 conf "b1 10.10.0.11 0" "b2 10.10.0.12 1" "b3 10.10.0.13 2"
 kill -HUP "$LBPID"
 t_wait 5 grep -q "reloaded $CONF" "$LBOUT" && t_pass "reload logged" || t_fail "no reload in the log"

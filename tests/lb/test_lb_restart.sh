@@ -27,12 +27,12 @@ spread_out=$(mktemp)
 client spread 10.10.100.1 80 600 >"$spread_out" &
 spread_pid=$!
 
-sleep 2
+sleep 2 # a duration, not a wait: the load runs 2 s before the restart
 lb_stop
 t_eq "$LBRC" 0 "first instance exit code"
 ip -n "$P-lb" -d link show eth0 | grep -q "prog/xdp" && t_pass "XDP stays attached while luabpf is down" ||
   t_fail "XDP detached at exit of a pinned service"
-sleep 0.5
+sleep 0.5 # a duration, not a wait: luabpf stays down 0.5 s under load
 lb_start
 t_contains "$(cat "$LBOUT")" "took over the pinned XDP link" "second instance took over the link"
 wait "$wrk_pid" || true

@@ -31,18 +31,26 @@ send_udp() { # FLOWS PER_FLOW RATE_PPS
 import socket, sys, time
 flows, n, rate = int(sys.argv[1]), int(sys.argv[2]), float(sys.argv[3])
 socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(flows)]
+# Paced on the clock: packet k leaves at k / rate s, a late wake-up catches
+# up, so any second of it carries ~rate packets however busy the machine is.
+t0, k = time.monotonic(), 0
 for i in range(n):
     for s in socks:
         s.sendto(b"x" * 100, ("10.10.100.1", 5353))
-        if rate: time.sleep(1 / rate)' "$@"
+        k += 1
+        if rate:
+            d = t0 + k / rate - time.monotonic()
+            if d > 0: time.sleep(d)' "$@"
 }
 # The client's first packet waits for ARP: resolve the gateway first.
 ip netns exec "$P-cl" ping -c 1 -W 2 10.10.0.2 >/dev/null
 (send_udp 3 10 0)
-sleep 0.5
-M=$(scrape)
 val() { grep -F "$1" <<<"$M" | awk '{print $NF}' | head -1; }
 V='service="'$SVC'",vip="dns",addr="10.10.100.1",port="5353",proto="udp",mode="dsr"'
+# The datagrams cross the balancer after sendto returns: scrape until all 30 are counted.
+counted() { M=$(scrape) && [ "$(val "luabpf_lb_vip_packets_total{$V} ")" -ge 30 ]; }
+t_wait 10 counted || true # the checks below say what was counted
+M=$(scrape)
 t_eq "$(val "luabpf_lb_vip_packets_total{$V} ")" 30 "VIP packets"
 t_eq "$(val "luabpf_lb_vip_bytes_total{$V} ")" $((30 * 142)) "VIP bytes (30 frames of 142)"
 t_eq "$(val "luabpf_lb_vip_new_flows_total{$V} ")" 3 "VIP new flows"
@@ -63,14 +71,21 @@ if promtool check metrics <<<"$M" >/dev/null 2>&1; then t_pass "promtool check m
 # Steady traffic: 1 flow at ~40 packets/s; top should show about that.
 send_udp 1 600 40 &
 SENDER=$!
-tmux new-session -d -s "$TMUX_S" -x 160 -y 30 "$LUABPF --netns $P-lb top $SVC --interval 1; echo top-exited=\$?; sleep 30"
+tmux new-session -d -s "$TMUX_S" -x 160 -y 30 "$LUABPF --netns $P-lb top $SVC --interval 1; echo top-exited=\$?; sleep 30" # the pane stays to be read
 pane() { tmux capture-pane -p -t "$TMUX_S"; }
 dns_pps() { pane | awk -v s="$SVC/dns" '$1 == s { print $(NF-3) }' | head -1; }
+dns_packets() { pane | awk -v s="$SVC/dns" '$1 == s { print $NF }' | head -1; }
 t_wait 10 sh -c "tmux capture-pane -p -t $TMUX_S | grep -q 'VIP / BACKEND'" || t_fail "top did not draw: $(pane)"
-sleep 3.5
+# A refresh whose whole interval had the sender going: one that shows more
+# than the first 30 packets, then the next one (PACKETS changes).
+sending() { p1=$(dns_packets) && [ "${p1:-0}" -gt 30 ]; }
+t_wait 15 sending || t_fail "top never showed the steady traffic: $(pane)"
+refreshed() { [ "$(dns_packets)" != "$p1" ]; }
+t_wait 5 refreshed || t_fail "top did not refresh within 5 s: $(pane)"
 rate=$(dns_pps)
 echo "top shows $SVC/dns at ${rate:-?} packets/s:"; pane | head -12
-# Between 20 and 60: the sender sleeps 25 ms a packet on a busy machine.
+# Between 20 and 60 (the sender keeps ~40 in any second; top's interval is
+# measured between its fetches, not at the counters).
 awk -v r="${rate:-0}" 'BEGIN { exit !(r >= 20 && r <= 60) }' && t_pass "VIP rate $rate pps (sent ~40)" \
   || t_fail "VIP rate '${rate}' not near 40 pps"
 brow=$(pane | grep -E '^  b[12] ' | awk '$(NF-3) != "0" && $(NF-3) != "-"' | head -1)

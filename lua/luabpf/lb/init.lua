@@ -178,6 +178,8 @@ function Service:_start(o)
     if not ok then return nil, xerr end
   end
 
+  -- Neighbour and route changes reach the next-hop cache at once (lb/_neigh.lua).
+  if not self.ct and o.attach ~= false then self.neigh = require("luabpf.lb._neigh").watch(self) end
   self.events = bpf.ringbuf(obj:map("events"), function(ev) self:_event(ev) end,
     { decode = "struct lb_event" })
   self.on_event = o.on_event
@@ -278,6 +280,7 @@ function Service:close(o)
   if not self.obj then return end
   o = o or {}
   if self.events then self.events:close() end
+  if self.neigh then self.neigh:close() end
   if self.hc then self.hc:close() end
   if self.flusher then self.flusher:close() end
   if self.ramp_timer then self.ramp_timer:close() end

@@ -7,6 +7,8 @@
 # permanent neighbour entries for the backends and the client, so every
 # lookup finds a MAC. Pinned to one CPU.
 # usage: bench/lb_pkt.sh BUILD_DIR [N] [CHUNK] [CPU]
+# For an ablation, BASE_OBJ=file.bpf.o [BASE_NAME=name] compares against that
+# object instead of e1ec3e1's, and CASES=dsr_hit,nat_hit runs only those.
 set -euo pipefail
 BUILD=$(cd "${1:-build}" && pwd)
 BENCH=$(cd "$(dirname "$0")" && pwd)
@@ -15,7 +17,7 @@ N=${2:-1000000}
 CHUNK=${3:-50000}
 CPU=${4:-1}
 NS=lbpkt$$
-BASE=e1ec3e1
+BASE=${BASE_NAME:-e1ec3e1}
 OLD=$(mktemp -d)
 
 . "$BENCH/lib.sh"
@@ -24,12 +26,16 @@ trap 'ip netns del "$NS" 2>/dev/null || true; rm -rf "$OLD"' EXIT
 # The baseline data plane, compiled as CMakeLists.txt compiles bpf/lb/lb.bpf.c.
 CLANG=$(sed -n 's/^CLANG:FILEPATH=//p' "$BUILD/CMakeCache.txt")
 case $(uname -m) in x86_64) ARCH=x86 ;; aarch64) ARCH=arm64 ;; *) ARCH=$(uname -m) ;; esac
+if [ -n "${BASE_OBJ:-}" ]; then
+  cp "$BASE_OBJ" "$OLD/lb.bpf.o"
+else
 for f in lb.bpf.c lb.h lb_shared.h csum.h parse.h luabpf.h; do
   git -C "$SRC" show "$BASE:bpf/$f" >"$OLD/$f"
 done
 "${CLANG:-clang}" -g -O2 -Wall -Werror -target bpf -D__TARGET_ARCH_$ARCH -I"$BUILD/vmlinux" \
   -I"$OLD" -c "$OLD/lb.bpf.c" -o "$OLD/lb.bpf.o"
+fi
 
 bench_fib_netns "$NS"
 taskset -c "$CPU" "$BUILD/luabpf" --netns "$NS" run "$BENCH/lb_pkt.lua" "$BUILD" eth0 "$N" "$CHUNK" \
-  "$OLD/lb.bpf.o" "$BASE"
+  "$OLD/lb.bpf.o" "$BASE" "${CASES:-}"

@@ -12,6 +12,7 @@
 
 #include "luabpf.h"
 #include "vm.h"
+#include "watchdog.h"
 
 static uv_signal_t sig_int, sig_term;
 static uv_idle_t stopper;
@@ -85,13 +86,19 @@ void lbpf_request_stop(int code)
 	uv_idle_start(&stopper, on_stop);
 }
 
+/* A second signal, or a main chunk that won't stop: links only. */
+static void fast_exit(void)
+{
+	run_steps(&at_fast_exit);
+}
+
 static void on_signal(uv_signal_t *h, int signum)
 {
 	(void)h;
 	if (stopping) {
 		/* A second Ctrl-C while hooks run: give up on them. */
 		lbpf_log(LBPF_WARN, "%s again: exiting now", strsignal(signum));
-		run_steps(&at_fast_exit);
+		fast_exit();
 		_exit(LBPF_EXIT_ERROR);
 	}
 	lbpf_log(LBPF_INFO, "%s: stopping", strsignal(signum));
@@ -111,6 +118,7 @@ void lbpf_loop__init(void)
 	uv_unref((uv_handle_t *)&sig_term);
 	uv_idle_init(loop, &stopper);
 	uv_unref((uv_handle_t *)&stopper);
+	lbpf_watchdog__at_fast_exit(fast_exit);
 }
 
 int lbpf_loop__run(void)

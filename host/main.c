@@ -35,13 +35,14 @@ static const char usage[] =
 	"  dump MAP     a map's entries, decoded by its BTF\n"
 	"  top          a live view of a service's metrics endpoint\n"
 	"  check FILE   validate a configuration without touching the kernel\n"
+	"  lb COMMAND   operate a running load balancer (list, show, drain...)\n"
 	"  lb           operate a running balancer: list, show, weight, drain, stop\n"
 	"  help         this text; version: the version\n"
 	"\n"
 	"Options (before the command, or between run and SCRIPT):\n"
 	"  -v           debug logging, libbpf's messages included\n"
 	"  --watchdog S interrupt a handler stuck for S seconds, exit after 3 x S\n"
-	"               (default 10; 0 disables)\n"
+	"               (default 10; 0 disables); given, it times the main chunk too\n"
 	"  --netns NAME run in network namespace NAME (ip netns) or at a path;\n"
 	"               unlike `ip netns exec`, /sys/fs/bpf stays the host's bpffs\n"
 	"  --name NAME  the service's name for `luabpf attach NAME` (default: the\n"
@@ -57,12 +58,20 @@ static const char usage[] =
 /* What the options say, wherever on the command line they were. */
 struct options {
 	unsigned watchdog;
+	bool watchdog_set; /* given: the main chunk is timed too */
 	const char *name;
 	bool control;
 };
 
 /* global_option(): argv[i] is not one of ours; one was taken (and its value). */
 enum { OPT_NOT_OURS = -2, OPT_TAKEN = -1 };
+
+/* run_chunk(): SIGINT or SIGTERM stopped the main chunk (exit 0, as in the loop). */
+#define RC_SIGNALLED -1
+#define WATCHDOG_MAX 86400
+
+/* --watchdog was given: the main chunk is timed as callbacks are. */
+static bool time_main_chunk;
 
 static int usage_error(const char *msg)
 {
@@ -73,6 +82,10 @@ static int usage_error(const char *msg)
 /* [chunk] -> runs it in a fresh strict environment with arg and ... */
 static int run_chunk(lua_State *L, const char *name, int argc, char **argv)
 {
+	char what[300];
+	bool timed;
+	int rc;
+
 	lua_createtable(L, argc, 1);
 	lua_pushstring(L, name);
 	lua_rawseti(L, -2, 0);
@@ -95,7 +108,19 @@ static int run_chunk(lua_State *L, const char *name, int argc, char **argv)
 	lua_getfield(L, -1, "traceback");
 	lua_remove(L, -2);
 	lua_insert(L, -(argc + 2));
-	if (lua_pcall(L, argc, 0, -(argc + 2))) {
+	snprintf(what, sizeof(what), "the main chunk of %s", name);
+	timed = lbpf_watchdog__main_begin(what, time_main_chunk);
+	rc = lua_pcall(L, argc, 0, -(argc + 2));
+	if (lbpf_watchdog__main_end(L, timed)) {
+		/* Where it was, whether the hook or something it called raised. */
+		if (rc)
+			lbpf_log(LBPF_INFO, "%s stopped: %.*s", what,
+				 (int)strcspn(lua_tostring(L, -1) ?: "", "\n"),
+				 lua_tostring(L, -1) ?: "");
+		lua_pop(L, rc ? 2 : 1);
+		return RC_SIGNALLED;
+	}
+	if (rc) {
 		fprintf(stderr, "%sERROR: %s\n", lbpf_log__prefix(LBPF_ERROR), lua_tostring(L, -1));
 		lua_pop(L, 2);
 		return LBPF_EXIT_ERROR;
@@ -141,6 +166,11 @@ static int enter_netns(const char *ns)
 
 static int finish(int rc)
 {
+	if (rc == RC_SIGNALLED) {
+		/* The loop does not run: the shutdown sequence, then exit 0. */
+		lbpf_request_stop(LBPF_EXIT_OK);
+		rc = LBPF_EXIT_OK;
+	}
 	if (rc != LBPF_EXIT_OK)
 		lbpf_shutdown(rc);
 	rc = rc == LBPF_EXIT_OK ? lbpf_loop__run() : rc;
@@ -261,13 +291,21 @@ static int global_option(int argc, char **argv, int *i, struct options *o)
 		return LBPF_EXIT_OK;
 	} else if (!strcmp(a, "--watchdog") || !strncmp(a, "--watchdog=", 11)) {
 		const char *v = a[10] == '=' ? a + 11 : (++*i < argc ? argv[*i] : NULL);
-		char *end;
+		char msg[256];
+		unsigned long n;
 
 		if (!v || !*v)
 			return usage_error("--watchdog needs SECONDS");
-		o->watchdog = (unsigned)strtoul(v, &end, 10);
-		if (*end)
-			return usage_error("--watchdog expects a whole number of seconds");
+		/* Digits only: strtoul takes "-1" and wraps it, " 5" and "+5" too. */
+		n = strspn(v, "0123456789") == strlen(v) && strlen(v) <= 6 ? strtoul(v, NULL, 10)
+									  : WATCHDOG_MAX + 1;
+		if (n > WATCHDOG_MAX) {
+			snprintf(msg, sizeof(msg), "--watchdog takes whole seconds from 1 to %d, "
+				 "or 0 to turn it off (got '%.64s')", WATCHDOG_MAX, v);
+			return usage_error(msg);
+		}
+		o->watchdog = (unsigned)n;
+		o->watchdog_set = true;
 	} else if (!strcmp(a, "--netns")) {
 		if (++*i >= argc)
 			return usage_error("--netns needs NAME");
@@ -373,6 +411,7 @@ int main(int argc, char **argv)
 	}
 	lbpf_loop__init();
 	lbpf_watchdog__start(o.watchdog);
+	time_main_chunk = o.watchdog_set;
 
 	if (!strcmp(cmd, "-e")) {
 		if (i + 1 >= argc)

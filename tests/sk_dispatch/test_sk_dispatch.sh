@@ -191,7 +191,7 @@ out=$(skd --pid "$TWO" --fd "${FDS[4]}" --ports 7000 --label two)
 t_contains "$out" "registered pid $TWO (python3) fd ${FDS[4]}: TCP listening on 127.0.0.1:9091" "--fd picks one"
 out=$(skd --pid "$TWO" --fd "${FDS[4]}" --ports 7100 --addr fd00::/64 --label two6)
 t_contains "$out" "can't take IPv6, and IPv6 prefixes are bound" "IPv4 socket for an IPv6 prefix refused"
-# A socket of another namespace.
+# A socket of another namespace (its listener lives 60 s: a duration, killed at exit).
 ip netns exec "$OTHER" "$PY" -c 'import socket,time; s=socket.socket(); s.bind(("0.0.0.0", 7080)); s.listen(); print(1, flush=True); time.sleep(60)' >"$SERVER.other" &
 OPID=$!
 T_PIDS+=("$OPID")

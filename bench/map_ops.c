@@ -130,6 +130,13 @@ int main(int argc, char **argv)
 			sink += vals[i].packets;
 	}
 	report("lookup_batch", n);
+
+	start();
+	for (__u32 i = 0; i < n; i++) {
+		if (bpf_map_delete_elem(fd, &i))
+			die("delete");
+	}
+	report("delete", n);
 	bpf_object__close(obj);
 	free(keys);
 	free(vals);

@@ -1,28 +1,35 @@
 -- SPDX-License-Identifier: MIT
 -- Map operations per second from Lua against the same operations in C
 -- (bench/map_ops.c, libbpf directly) on the same map, in the same run:
--- 5 rounds, C and Lua alternating, medians and the Lua/C ratio.
+-- ROUNDS rounds, C and Lua alternating, medians, the Lua/C ratio of the
+-- medians and the spread (lowest and highest ratio of one round's pair).
 -- usage: luabpf run bench/map_ops.lua BUILD_DIR [N] [ROUNDS]
 --
--- Each side does what its users would write. Lua: update builds a fresh
--- value table per call, lookup returns a fresh table per call, update_batch
--- builds the two lists (a table per value) and makes one call, lookup_batch
--- returns two lists (a table per value), 1024 entries per syscall. C: update
--- and lookup reuse one struct on the stack, the batches fill and read flat
--- arrays, 1024 entries per syscall. "Lua extra" is what Lua adds per entry,
--- in nanoseconds, over the C side (the syscall's share is the same).
--- Rates are given per wall second and per CPU second of the process
+-- Three ways from Lua, each what its users would write:
+--   cdata    keys and values as the map's types (m:ctypes()): update and
+--            lookup reuse one value cdata, batches fill and read cdata
+--            arrays. The FFI fast path (lua/luabpf/_fastmap.lua).
+--   table    a fresh value table per update and per lookup, lists of tables
+--            for the batches: the same methods, the table conversion.
+--   general  the table way through the C methods alone (the path before the
+--            FFI one, kept for what the fast path does not cover): today's
+--            figure beside the new one.
+-- C: update and lookup reuse one struct on the stack, the batches fill and
+-- read flat arrays, 1024 entries per syscall. Keys are numbers (the map's
+-- key is a __u32). Rates per wall second and per CPU second of the process
 -- (CLOCK_PROCESS_CPUTIME_ID): on a shared machine the CPU figures are the
 -- steadier ones, since time spent preempted counts in neither.
 local uv = require("luv")
+local ffi = require("ffi")
+local fm = require("luabpf._fastmap")
 local build = assert(arg[1], "usage: map_ops.lua BUILD_DIR [N] [ROUNDS]")
 local N = tonumber(arg[2]) or 100000
-local ROUNDS = tonumber(arg[3]) or 5
+local ROUNDS = tonumber(arg[3]) or 7
 local object = build .. "/tests/bpf/maps.bpf.o"
 local cbin = build .. "/bench/map_ops"
-local ops = { "update", "lookup", "update_batch", "lookup_batch" }
+local ops = { "update", "lookup", "update_batch", "lookup_batch", "delete" }
+local modes = { "cdata", "table", "general" }
 
-local ffi = require("ffi")
 pcall(ffi.cdef, [[
   struct map_ops_timespec { long tv_sec; long tv_nsec; };
   int clock_gettime(int clk, struct map_ops_timespec *ts);
@@ -41,31 +48,73 @@ local function rate(fn)
   return { N / ((uv.hrtime() - t0) / 1e9), N / (cpu_s() - c0) }
 end
 
-local function lua_round()
+local sink = 0
+
+local function cdata_ops(m, r)
+  local K, V = m:ctypes()
+  local v, out = V(), V()
+  r.update = rate(function()
+    for i = 0, N - 1 do
+      v.packets = i; v.bytes = 2 * i
+      m:update(i, v)
+    end
+  end)
+  r.lookup = rate(function()
+    for i = 0, N - 1 do
+      m:lookup(i, out)
+      sink = sink + tonumber(out.packets + out.bytes)
+    end
+  end)
+  local ks, vs = ffi.new(ffi.typeof("$[?]", K), N), ffi.new(ffi.typeof("$[?]", V), N)
+  r.update_batch = rate(function()
+    for i = 0, N - 1 do ks[i] = i; vs[i].packets = i + 1; vs[i].bytes = 2 * i end
+    assert(m:update_batch(ks, vs))
+  end)
+  r.lookup_batch = rate(function()
+    local n = m:lookup_batch({ keys = ks, values = vs })
+    assert(n == N, "lookup_batch returned " .. tostring(n))
+    for i = 0, n - 1 do sink = sink + tonumber(vs[i].packets) end
+  end)
+  r.delete = rate(function()
+    for i = 0, N - 1 do m:delete(i) end
+  end)
+end
+
+-- The table way, through methods t (the map's, or the C ones alone).
+local function table_ops(m, r, t)
+  r.update = rate(function()
+    for i = 0, N - 1 do t.update(m, i, { packets = i, bytes = 2 * i }) end
+  end)
+  r.lookup = rate(function()
+    for i = 0, N - 1 do local x = t.lookup(m, i); sink = sink + x.packets + x.bytes end
+  end)
+  r.update_batch = rate(function()
+    local ks, vs = {}, {}
+    for i = 1, N do ks[i] = i - 1; vs[i] = { packets = i, bytes = 2 * i } end
+    assert(t.update_batch(m, ks, vs))
+  end)
+  r.lookup_batch = rate(function()
+    local ks, vs = t.lookup_batch(m)
+    assert(#ks == N, "lookup_batch returned " .. #ks)
+    for i = 1, #vs do sink = sink + vs[i].packets end
+  end)
+  r.delete = rate(function()
+    for i = 0, N - 1 do t.delete(m, i) end
+  end)
+end
+
+local function lua_round(mode)
   local obj = assert(bpf.open(object))
   local m = obj:map("bench")
   m:set_max_entries(N)
   assert(obj:load())
   local r = {}
-  r.update = rate(function()
-    for i = 0, N - 1 do m:update(i, { packets = i, bytes = 2 * i }) end
-  end)
-  local sink = 0
-  r.lookup = rate(function()
-    for i = 0, N - 1 do local v = m:lookup(i); sink = sink + v.packets + v.bytes end
-  end)
-  r.update_batch = rate(function()
-    local ks, vs = {}, {}
-    for i = 1, N do ks[i] = i - 1; vs[i] = { packets = i, bytes = 2 * i } end
-    assert(m:update_batch(ks, vs))
-  end)
-  r.lookup_batch = rate(function()
-    local ks, vs = m:lookup_batch()
-    assert(#ks == N, "lookup_batch returned " .. #ks)
-    for i = 1, #vs do sink = sink + vs[i].packets end
-  end)
+  if mode == "cdata" then
+    cdata_ops(m, r)
+  else
+    table_ops(m, r, mode == "table" and getmetatable(m) or fm.c)
+  end
   obj:close()
-  assert(sink > 0)
   return r
 end
 
@@ -81,31 +130,52 @@ local function c_round()
 end
 
 local function median(t)
-  table.sort(t)
-  local n = #t
-  return n % 2 == 1 and t[(n + 1) / 2] or (t[n / 2] + t[n / 2 + 1]) / 2
+  local s = {}
+  for i, x in ipairs(t) do s[i] = x end
+  table.sort(s)
+  local n = #s
+  return n % 2 == 1 and s[(n + 1) / 2] or (s[n / 2] + s[n / 2 + 1]) / 2
 end
 
--- [kind][op] = list of rates, kind 1 wall, 2 CPU
-local cs, ls = { {}, {} }, { {}, {} }
-for k = 1, 2 do
-  for _, op in ipairs(ops) do cs[k][op], ls[k][op] = {}, {} end
+-- rates[side][kind][op] = list, side "C" or a mode, kind 1 wall, 2 CPU
+local rates = {}
+for _, side in ipairs({ "C", unpack(modes) }) do
+  rates[side] = { {}, {} }
+  for k = 1, 2 do for _, op in ipairs(ops) do rates[side][k][op] = {} end end
 end
-for _ = 1, ROUNDS do
-  local c, l = c_round(), lua_round()
+local function add(side, r)
   for k = 1, 2 do
-    for _, op in ipairs(ops) do
-      table.insert(cs[k][op], c[op][k]); table.insert(ls[k][op], l[op][k])
-    end
+    for _, op in ipairs(ops) do table.insert(rates[side][k][op], r[op][k]) end
   end
 end
+for _ = 1, ROUNDS do
+  -- C, then each Lua way, each paired with the C run just before it
+  for _, mode in ipairs(modes) do
+    add("C", c_round())
+    add(mode, lua_round(mode))
+  end
+end
+assert(sink > 0)
 
-print(string.format("map_ops: %d ops on hash __u32 -> struct {__u64, __u64}, median of %d rounds", N, ROUNDS))
+print(string.format("map_ops: %d ops on hash __u32 -> struct {__u64, __u64}, medians of %d rounds"
+  .. " (ratio: Lua/C of the medians [lowest-highest of the rounds])", N, ROUNDS))
 for k, kind in ipairs({ "wall", "CPU" }) do
-  print(string.format("%-14s %14s %14s %8s %12s", "op (" .. kind .. ")", "C ops/s", "Lua ops/s", "Lua/C",
-    "Lua extra"))
+  print(string.format("%-14s %11s %11s %-18s %11s %-18s %11s %-18s", "op (" .. kind .. ")", "C ops/s",
+    "cdata", "  Lua/C", "table", "  Lua/C", "general", "  Lua/C"))
   for _, op in ipairs(ops) do
-    local c, l = median(cs[k][op]), median(ls[k][op])
-    print(string.format("%-14s %14.0f %14.0f %8.2f %9.0f ns", op, c, l, l / c, (1 / l - 1 / c) * 1e9))
+    local cs = rates.C[k][op]
+    local c = median(cs)
+    local line = string.format("%-14s %11.0f", op, c)
+    for mi, mode in ipairs(modes) do
+      local ls = rates[mode][k][op]
+      local lo, hi = math.huge, 0
+      for i = 1, #ls do
+        -- the C run paired with this Lua run: C runs go mode by mode
+        local rr = ls[i] / cs[(i - 1) * #modes + mi]
+        lo, hi = math.min(lo, rr), math.max(hi, rr)
+      end
+      line = line .. string.format(" %11.0f   %4.2f [%4.2f-%4.2f]", median(ls), median(ls) / c, lo, hi)
+    end
+    print(line)
   end
 end

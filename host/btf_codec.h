@@ -107,6 +107,8 @@ void codec_decode(lua_State *L, const struct btf *btf, const struct tinfo *ti, c
 bool codec_plan_encode(lua_State *L, const struct lbpf_codec_plan *p, uint32_t size, int idx,
 		       uint8_t *buf);
 void codec_plan_decode(lua_State *L, const struct lbpf_codec_plan *p, const uint8_t *buf);
+/// Push the plan as {struct = bool, fields = {{name, off, size, kind, sign}...}}, or nil.
+void codec_plan_push(lua_State *L, const struct lbpf_codec_plan *p);
 
 #pragma GCC visibility pop
 

@@ -209,3 +209,51 @@ void codec_plan_decode(lua_State *L, const struct lbpf_codec_plan *p, const uint
 	}
 	lua_pop(L, 1);
 }
+
+static const char *plan_kind_name(enum kind k)
+{
+	switch (k) {
+	case K_INT:
+		return "int";
+	case K_ENUM:
+		return "enum";
+	case K_BOOL:
+		return "bool";
+	case K_FLOAT:
+		return "float";
+	case K_BE:
+		return "be";
+	default:
+		return "other";
+	}
+}
+
+/* For the FFI fast path (l_map_ffi.c): the same plan, as a Lua table. */
+void codec_plan_push(lua_State *L, const struct lbpf_codec_plan *p)
+{
+	if (!p) {
+		lua_pushnil(L);
+		return;
+	}
+	lua_createtable(L, 0, 2);
+	lua_pushboolean(L, p->is_struct);
+	lua_setfield(L, -2, "struct");
+	lua_createtable(L, (int)p->n, 0);
+	for (uint32_t i = 0; i < p->n; i++) {
+		lua_createtable(L, 0, 5);
+		if (p->f[i].name) {
+			lua_pushstring(L, p->f[i].name);
+			lua_setfield(L, -2, "name");
+		}
+		lua_pushinteger(L, p->f[i].off);
+		lua_setfield(L, -2, "off");
+		lua_pushinteger(L, p->f[i].size);
+		lua_setfield(L, -2, "size");
+		lua_pushstring(L, plan_kind_name(p->f[i].kind));
+		lua_setfield(L, -2, "kind");
+		lua_pushboolean(L, p->f[i].sign);
+		lua_setfield(L, -2, "sign");
+		lua_rawseti(L, -2, (int)i + 1);
+	}
+	lua_setfield(L, -2, "fields");
+}

@@ -75,6 +75,7 @@ struct lbpf_map *map_new_ud(lua_State *L, struct lbpf_map *m)
 	u->m = m;
 	luaL_getmetatable(L, MT_MAP);
 	lua_setmetatable(L, -2);
+	map_fast_install(L);
 	return m;
 }
 

@@ -5,6 +5,7 @@
  *   l_map_elem.c   keys and values through the codec, element operations
  *   l_map_batch.c  iteration (pairs, keys) and batches (lookup/update/delete, dump)
  *   l_map_pin.c    pins, and maps from a pin or an id
+ *   l_map_ffi.c    the flat functions lua/luabpf/_fastmap.lua calls through the FFI
  */
 #ifndef LUABPF_L_MAP_H
 #define LUABPF_L_MAP_H
@@ -31,6 +32,7 @@ struct lbpf_map {
 	enum bpf_map_type type;
 	uint32_t key_size, value_size, max_entries, flags;
 	bool percpu, fd_values;
+	bool fast;	 /* _fastmap.lua has a plan for it (l_map_ffi.c) */
 	uint32_t stride; /* bytes per value in a buffer: per CPU, rounded to 8 */
 	uint32_t vlen;	 /* bytes of one whole value (all CPUs) */
 	struct lbpf_codec kc, vc;
@@ -59,6 +61,8 @@ void map_decode_key(lua_State *L, struct lbpf_map *m, const uint8_t *buf);
 void map_encode_value(lua_State *L, struct lbpf_map *m, int idx, uint8_t *buf);
 void map_decode_value(lua_State *L, struct lbpf_map *m, const uint8_t *buf);
 __u64 map_check_flags(lua_State *L, int idx, struct lbpf_map *m);
+const char *map_elem_errmsg(struct lbpf_map *m, int err, const void *key, const char *op,
+			    char *out, size_t n);
 int lmap_lookup(lua_State *L);
 int lmap_update(lua_State *L);
 int lmap_delete(lua_State *L);
@@ -81,6 +85,9 @@ int lmap_pin(lua_State *L);
 int lmap_unpin(lua_State *L);
 int lmap_from_pin(lua_State *L);
 int lmap_from_id(lua_State *L);
+/* ---- l_map_ffi.c ------------------------------------------------------- */
+
+void map_fast_install(lua_State *L);
 
 #pragma GCC visibility pop
 

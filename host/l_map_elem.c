@@ -216,30 +216,43 @@ static bool type_is_indexed(enum bpf_map_type t)
 }
 
 /*
- * An element operation failed with err: where the kernel's bare code
- * (E2BIG, ENOENT, EINVAL) means an index past the end, or a delete an array
- * can't do, say that, naming the map.
+ * The message for an element operation that failed with err: where the
+ * kernel's bare code (E2BIG, ENOENT, EINVAL) means an index past the end, or
+ * a delete an array can't do, say that, naming the map. Shared with the FFI
+ * path (l_map_ffi.c), so both say the same.
  */
-static int elem_fail(lua_State *L, struct lbpf_map *m, int err, const void *key, const char *op)
+const char *map_elem_errmsg(struct lbpf_map *m, int err, const void *key, const char *op,
+			    char *out, size_t n)
 {
 	uint32_t i;
 
-	if (!key || !type_is_indexed(m->type) || m->key_size != sizeof(i))
-		return lbpf_fail(L, err);
-	memcpy(&i, key, sizeof(i));
+	if (key && type_is_indexed(m->type) && m->key_size == sizeof(i)) {
+		memcpy(&i, key, sizeof(i));
+		if (i >= m->max_entries) {
+			snprintf(out, n, "map '%s': index %u is out of range 0..%u (%s of %u entries)",
+				 m->name, (unsigned)i, (unsigned)m->max_entries - 1,
+				 map_type_name(m->type), (unsigned)m->max_entries);
+			return out;
+		}
+		if (err == EINVAL && !strcmp(op, "delete") &&
+		    (m->type == BPF_MAP_TYPE_ARRAY || m->type == BPF_MAP_TYPE_PERCPU_ARRAY)) {
+			snprintf(out, n,
+				 "map '%s' is an %s: its entries can't be deleted "
+				 "(update one to zero it)",
+				 m->name, map_type_name(m->type));
+			return out;
+		}
+	}
+	snprintf(out, n, "%s: %s", lbpf_errno_name(err), strerror(err));
+	return out;
+}
+
+static int elem_fail(lua_State *L, struct lbpf_map *m, int err, const void *key, const char *op)
+{
+	char msg[256];
+
 	lua_pushnil(L);
-	if (i >= m->max_entries)
-		lua_pushfstring(L, "map '%s': index %u is out of range 0..%u (%s of %u entries)",
-				m->name, (unsigned)i, (unsigned)m->max_entries - 1,
-				map_type_name(m->type), (unsigned)m->max_entries);
-	else if (err == EINVAL && !strcmp(op, "delete") &&
-		 (m->type == BPF_MAP_TYPE_ARRAY || m->type == BPF_MAP_TYPE_PERCPU_ARRAY))
-		lua_pushfstring(L,
-				"map '%s' is an %s: its entries can't be deleted "
-				"(update one to zero it)",
-				m->name, map_type_name(m->type));
-	else
-		lua_pushfstring(L, "%s: %s", lbpf_errno_name(err), strerror(err));
+	lua_pushstring(L, map_elem_errmsg(m, err, key, op, msg, sizeof(msg)));
 	lua_pushstring(L, lbpf_errno_name(err));
 	return 3;
 }

@@ -1,0 +1,340 @@
+-- SPDX-License-Identifier: MIT
+-- The map's hot methods through LuaJIT's FFI, the way lua-resty-core does
+-- it: host/l_map_ffi.c exports flat functions returning 0 or an errno, and
+-- install() swaps lookup, update, delete and the batches on the map
+-- metatable for the functions below, so the JIT compiles a map operation
+-- into the caller's trace. One plan per map (its key and value ctypes,
+-- buffers and a decoder for the codec's flat shapes) is built on first use.
+-- The fast path only takes what it is sure of: keys and values given as the
+-- map's type (cdata, or numbers where the type is an integer or a float),
+-- lookups whose value decodes to a number or a flat table. Anything else,
+-- and every misuse, goes to the C method, which says what it always said.
+local ffi = require("ffi")
+
+ffi.cdef [[
+int lbpf_map__ffi_fd(const void *u);
+int lbpf_map__ffi_lookup(int fd, const void *key, void *value);
+int lbpf_map__ffi_update(int fd, const void *key, const void *value, uint64_t flags);
+int lbpf_map__ffi_delete(int fd, const void *key);
+const char *lbpf_map__ffi_errmsg(const void *u, int err, const void *key, const char *op);
+const char *lbpf_map__ffi_errname(int err);
+int lbpf_map__ffi_lookup_batch(const void *u, void *keys, void *vals, uint32_t cap,
+                               uint32_t chunk, uint32_t *n);
+int lbpf_map__ffi_update_batch(const void *u, const void *keys, const void *vals, uint32_t n,
+                               uint64_t flags);
+int lbpf_map__ffi_delete_batch(const void *u, const void *keys, uint32_t n);
+]]
+
+local C, cast, istype, typeof, sizeof, fstring = ffi.C, ffi.cast, ffi.istype, ffi.typeof,
+  ffi.sizeof, ffi.string
+local floor, type, getmetatable, tonumber = math.floor, type, getmetatable, tonumber
+
+local M = {}
+local MT, fastinfo
+local c = {} -- the C methods, for fallbacks (and tests that compare both paths)
+local plans = setmetatable({}, { __mode = "k" }) -- map userdata -> plan | false
+
+local flag_values = { any = 0, noexist = 1, exist = 2, lock = 4 }
+local TWO53 = 2 ^ 53
+
+local function int_ctype(size, sign)
+  return typeof((sign and "int%d_t" or "uint%d_t"):format(size * 8))
+end
+
+-- The range a number must be in for an integer field (the codec plan's check).
+local function int_range(f)
+  if f.kind ~= "int" and f.kind ~= "enum" then return nil end
+  local bits = f.size * 8
+  if f.sign then return -2 ^ (bits - 1), 2 ^ (bits - 1) end
+  return 0, 2 ^ bits
+end
+
+-- encoder(x) -> a pointer-like cdata holding x as the type, or false.
+local function encoder(ct, plan)
+  local buf = ffi.new(typeof("$[1]", ct))
+  local f = plan and not plan.struct and plan.fields[1]
+  if f and (f.kind == "int" or f.kind == "enum") then
+    local lo, hi = int_range(f)
+    local exact = f.size == 8 and ct -- int64 cdata of the same signedness
+    return function(x)
+      if type(x) == "number" then
+        if x >= lo and x < hi and x % 1 == 0 then
+          buf[0] = x
+          return buf
+        end
+        return false
+      end
+      if exact and istype(exact, x) then
+        buf[0] = x
+        return buf
+      end
+      return false
+    end
+  elseif f and f.kind == "float" then
+    return function(x)
+      if type(x) == "number" then
+        buf[0] = x
+        return buf
+      end
+      return false
+    end
+  elseif f then
+    return function() return false end -- bool, be: the C codec's rules
+  end
+  return function(x)
+    if istype(ct, x) then return x end
+    return false
+  end
+end
+
+-- How one scalar of a plan reads, as Lua source over the pointer expression e.
+local function read_src(f, e, types, i)
+  if f.kind == "float" then
+    types[#types + 1] = typeof(f.size == 4 and "float *" or "double *")
+  elseif f.kind == "int" or f.kind == "enum" then
+    types[#types + 1] = typeof("$ *", int_ctype(f.size, f.sign))
+  else
+    return nil
+  end
+  local v = ("cast(T%d, %s)[0]"):format(#types, e)
+  if f.size < 8 or f.kind == "float" then return v, "" end
+  -- 64-bit integers: a number up to 2^53, the cdata beyond (codec_push_u64)
+  local name = "v" .. i
+  local pre = ("local %s = %s\n"):format(name, v)
+  if f.sign then
+    return ("((%s <= TWO53 and %s >= -TWO53) and tonumber(%s) or %s)"):format(name, name, name,
+      name), pre
+  end
+  return ("(%s <= TWO53 and tonumber(%s) or %s)"):format(name, name, name), pre
+end
+
+-- decoder(pointer) -> the Lua value the codec's plan would give, or nil if
+-- the plan has a field the FFI path leaves to C.
+local function decoder(plan, what)
+  if not plan then return nil end
+  local types, pre, parts = {}, {}, {}
+  for i, f in ipairs(plan.fields) do
+    local v, p = read_src(f, ("p + %d"):format(f.off), types, i)
+    if not v then return nil end
+    pre[#pre + 1] = p
+    parts[#parts + 1] = plan.struct and ("[%q] = %s"):format(f.name, v) or v
+  end
+  local args = { "cast", "tonumber", "TWO53", "u8p" }
+  for i = 1, #types do args[#args + 1] = "T" .. i end
+  local src = ("local %s = ...\nreturn function(q)\nlocal p = cast(u8p, q)\n%sreturn %s\nend\n")
+    :format(table.concat(args, ", "), table.concat(pre), plan.struct
+      and "{ " .. table.concat(parts, ", ") .. " }" or parts[1])
+  local chunk = assert(loadstring(src, "=" .. what .. " decoder"))
+  return chunk(cast, tonumber, TWO53, typeof("const uint8_t *"), unpack(types))
+end
+
+local function ctype_of(decl, size)
+  local ok, ct = pcall(typeof, decl)
+  if not ok or sizeof(ct) ~= size then return nil end
+  return ct
+end
+
+local function plan_for(m)
+  if type(m) ~= "userdata" or getmetatable(m) ~= MT then return false end
+  local info = fastinfo(m)
+  local kt = info and info.key_decl and ctype_of(info.key_decl, info.key_size)
+  local vt = info and info.value_decl and ctype_of(info.value_decl, info.value_size)
+  if not (kt and vt) then
+    if info then plans[m] = false end
+    return false
+  end
+  local p = {
+    name = info.name, kt = kt, vt = vt, kenc = encoder(kt, info.key_plan),
+    venc = encoder(vt, info.value_plan), vdec = decoder(info.value_plan, "map '" .. info.name .. "' value"),
+    karr = typeof("$[?]", kt), varr = typeof("$[?]", vt), n = ffi.new("uint32_t[1]"),
+  }
+  p.vbuf = ffi.new(typeof("$[1]", vt))
+  -- only a struct or array cdata is passed by reference: a scalar one is a value
+  p.into, p.kinto = tonumber(vt()) == nil, tonumber(kt()) == nil
+  plans[m] = p
+  return p
+end
+
+-- Where the C method gets a key or value the FFI path passed over, a struct
+-- or array cdata of the map's type goes as its bytes, which the codec takes
+-- as the raw value: the same bytes as on the FFI path.
+local function bytes(x, ct, by_ref)
+  if by_ref and type(x) == "cdata" and istype(ct, x) then return fstring(x, sizeof(ct)) end
+  return x
+end
+
+local function fail(m, err, key, op)
+  return nil, fstring(C.lbpf_map__ffi_errmsg(m, err, key, op)), fstring(C.lbpf_map__ffi_errname(err))
+end
+
+local function failf(p, err, what)
+  return nil, ("map '%s': %s: %s"):format(p.name, what, fstring(C.lbpf_map__ffi_errmsg(nil, err, nil, what)))
+    , fstring(C.lbpf_map__ffi_errname(err))
+end
+
+-- m:lookup(key [, out]): out, a cdata of the value's struct or array type
+-- (m:ctypes()), is filled and returned instead of a new value; the key must
+-- then be one the FFI path takes (a number for an integer key, a cdata of
+-- the key's type).
+local function lookup(m, k, out)
+  local p = plans[m]
+  if p == nil then p = plan_for(m) end
+  if p then
+    local into = p.into and type(out) == "cdata" and istype(p.vt, out)
+    local dec = p.vdec
+    if into or dec then
+      local fd = C.lbpf_map__ffi_fd(m)
+      local kp = fd >= 0 and p.kenc(k)
+      if kp then
+        local buf = into and out or p.vbuf
+        local err = C.lbpf_map__ffi_lookup(fd, kp, buf)
+        if err ~= 0 then return fail(m, err, kp, "lookup") end
+        if into then return out end
+        return dec(buf)
+      end
+      if into and fd >= 0 then
+        error(("map '%s': lookup into a cdata takes the key as the map's key type (a number "
+          .. "for an integer key, or a cdata of m:ctypes()), got %s"):format(p.name, type(k)), 2)
+      end
+    end
+  end
+  if p then k = bytes(k, p.kt, p.kinto) end
+  return c.lookup(m, k, out)
+end
+
+local function update(m, k, v, flags)
+  local p = plans[m]
+  if p == nil then p = plan_for(m) end
+  local fl = 0
+  if flags ~= nil then fl = flag_values[flags] end
+  if p and fl then
+    local fd = C.lbpf_map__ffi_fd(m)
+    local kp = fd >= 0 and p.kenc(k)
+    local vp = kp and p.venc(v)
+    if vp then
+      local err = C.lbpf_map__ffi_update(fd, kp, vp, fl)
+      if err ~= 0 then return fail(m, err, kp, "update") end
+      return true
+    end
+  end
+  if p then k, v = bytes(k, p.kt, p.kinto), bytes(v, p.vt, p.into) end
+  return c.update(m, k, v, flags)
+end
+
+local function delete(m, k)
+  local p = plans[m]
+  if p == nil then p = plan_for(m) end
+  if p then
+    local fd = C.lbpf_map__ffi_fd(m)
+    local kp = fd >= 0 and p.kenc(k)
+    if kp then
+      local err = C.lbpf_map__ffi_delete(fd, kp)
+      if err ~= 0 then return fail(m, err, kp, "delete") end
+      return true
+    end
+  end
+  if p then k = bytes(k, p.kt, p.kinto) end
+  return c.delete(m, k)
+end
+
+-- Entries in a cdata array of ct (fixed or variable length), or nil.
+local function arr_len(x, ct, vla)
+  if type(x) ~= "cdata" then return nil end
+  local n = floor(sizeof(x) / sizeof(ct))
+  if istype(vla, x) or istype(typeof("$[$]", ct, n), x) then return n end
+  return nil
+end
+
+-- m:lookup_batch({keys = K, values = V [, count = n]}) -> entries read into
+-- the cdata arrays K and V (of m:ctypes()), every entry that fits.
+local function lookup_batch(m, opts)
+  local p = plans[m]
+  if p == nil then p = plan_for(m) end
+  local ks = type(opts) == "table" and rawget(opts, "keys")
+  if not (p and ks ~= nil and ks ~= false) then return c.lookup_batch(m, opts) end
+  local fd = C.lbpf_map__ffi_fd(m)
+  if fd < 0 then return c.lookup_batch(m, opts) end -- closed, not loaded: C says so
+  local vs, count = rawget(opts, "values"), rawget(opts, "count")
+  for key in pairs(opts) do
+    if key ~= "keys" and key ~= "values" and key ~= "count" then
+      error(("map '%s': lookup_batch: unknown option '%s' (valid: count, keys, values)")
+        :format(p.name, tostring(key)), 2)
+    end
+  end
+  local nk, nv = arr_len(ks, p.kt, p.karr), arr_len(vs, p.vt, p.varr)
+  if not nk or not nv then
+    error(("map '%s': lookup_batch: keys and values must be cdata arrays of the map's key and "
+      .. "value types (m:ctypes()), got %s and %s"):format(p.name, type(ks), type(vs)), 2)
+  end
+  if count ~= nil and (type(count) ~= "number" or count < 1 or count % 1 ~= 0) then
+    error(("map '%s': lookup_batch: count must be at least 1, got %s"):format(p.name,
+      tostring(count)), 2)
+  end
+  local err = C.lbpf_map__ffi_lookup_batch(m, ks, vs, nk < nv and nk or nv, count or 1024, p.n)
+  if err ~= 0 then return failf(p, err, "lookup_batch") end
+  return tonumber(p.n[0])
+end
+
+local function update_batch(m, ks, vs, flags)
+  local p = plans[m]
+  if p == nil then p = plan_for(m) end
+  local fl = 0
+  if flags ~= nil then fl = flag_values[flags] end
+  if p and fl and type(ks) == "cdata" and C.lbpf_map__ffi_fd(m) >= 0 then
+    local nk, nv = arr_len(ks, p.kt, p.karr), arr_len(vs, p.vt, p.varr)
+    if nk and nk == nv then
+      if nk == 0 then return true end
+      local err = C.lbpf_map__ffi_update_batch(m, ks, vs, nk, fl)
+      if err ~= 0 then return failf(p, err, "update_batch") end
+      return true
+    end
+  end
+  return c.update_batch(m, ks, vs, flags)
+end
+
+local function delete_batch(m, ks)
+  local p = plans[m]
+  if p == nil then p = plan_for(m) end
+  if p and type(ks) == "cdata" and C.lbpf_map__ffi_fd(m) >= 0 then
+    local nk = arr_len(ks, p.kt, p.karr)
+    if nk then
+      if nk == 0 then return true end
+      local err = C.lbpf_map__ffi_delete_batch(m, ks, nk)
+      if err ~= 0 then return failf(p, err, "delete_batch") end
+      return true
+    end
+  end
+  return c.delete_batch(m, ks)
+end
+
+-- m:ctypes() -> key ctype, value ctype (nil for maps the FFI path leaves to C:
+-- per-CPU, fd values, keyless, or a type LuaJIT's FFI can't express).
+local function ctypes(m)
+  local p = plans[m]
+  if p == nil then p = plan_for(m) end
+  if not p then
+    c.name(m) -- raises on a closed map or a non-map, as the other methods do
+    return nil
+  end
+  return p.kt, p.vt
+end
+
+local hot = {
+  lookup = lookup, update = update, delete = delete, lookup_batch = lookup_batch,
+  update_batch = update_batch, delete_batch = delete_batch,
+}
+
+-- install(mt, fastinfo): called once by host/l_map_ffi.c.
+function M.install(mt, info)
+  MT, fastinfo = mt, info
+  for name, fn in pairs(hot) do
+    c[name] = mt[name]
+    mt[name] = fn
+  end
+  c.name = mt.name
+  mt.ctypes = ctypes
+end
+
+M.c = c
+M.plan = function(m) return plans[m] or plan_for(m) end
+return M

@@ -73,9 +73,28 @@ static void signal_hook(lua_State *L, lua_Debug *ar)
 	luaL_error(L, "interrupted by %s", sig_name(atomic_load(&sig_num)));
 }
 
-/* Async-signal-safe: atomics, clock_gettime and lua_sethook (as luajit.c does). */
-static void on_main_signal(int signum)
+/* The loop's handler (libuv's), saved when the main chunk began. */
+static void forward(int signum, siginfo_t *info, void *ctx)
 {
+	const struct sigaction *to = signum == SIGINT ? &saved_int : &saved_term;
+
+	if (to->sa_flags & SA_SIGINFO)
+		to->sa_sigaction(signum, info, ctx);
+	else if (to->sa_handler != SIG_IGN && to->sa_handler != SIG_DFL)
+		to->sa_handler(signum);
+}
+
+/* Async-signal-safe: atomics, clock_gettime and lua_sethook (as luajit.c does). */
+static void on_main_signal(int signum, siginfo_t *info, void *ctx)
+{
+	/*
+	 * After the main chunk, when code that took the signal during it (the
+	 * repl's Ctrl-C handler, l_sys.c) gave this handler back: the loop's.
+	 */
+	if (!atomic_load(&in_main)) {
+		forward(signum, info, ctx);
+		return;
+	}
 	if (atomic_fetch_add(&sig_count, 1) == 0) {
 		atomic_store(&sig_num, signum);
 		atomic_store(&sig_at_ms, now_ms());
@@ -190,6 +209,15 @@ void lbpf_watchdog__leave(lua_State *L)
 		lua_sethook(L, NULL, 0, 0);
 }
 
+static void restore(int signum, const struct sigaction *saved)
+{
+	struct sigaction cur;
+
+	if (sigaction(signum, NULL, &cur) == 0 && (cur.sa_flags & SA_SIGINFO) &&
+	    cur.sa_sigaction == on_main_signal)
+		sigaction(signum, saved, NULL);
+}
+
 bool lbpf_watchdog__main_begin(const char *what, bool timed)
 {
 	struct sigaction sa;
@@ -199,7 +227,8 @@ bool lbpf_watchdog__main_begin(const char *what, bool timed)
 	atomic_store(&announced, false);
 	start_thread();
 	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_main_signal;
+	sa.sa_sigaction = on_main_signal;
+	sa.sa_flags = SA_SIGINFO;
 	sigemptyset(&sa.sa_mask);
 	/* No SA_RESTART: a blocking read returns EINTR, so the hook gets to run. */
 	sigaction(SIGINT, &sa, &saved_int);
@@ -212,13 +241,13 @@ int lbpf_watchdog__main_end(lua_State *L, bool timed)
 {
 	int n;
 
-	/* The loop's handlers (libuv's) again: signals from now on are its. */
-	sigaction(SIGINT, &saved_int, NULL);
-	sigaction(SIGTERM, &saved_term, NULL);
+	/* The loop's handlers (libuv's) again, unless the chunk put its own. */
+	atomic_store(&in_main, false);
+	restore(SIGINT, &saved_int);
+	restore(SIGTERM, &saved_term);
 	if (timed)
 		lbpf_watchdog__leave(L);
 	n = atomic_load(&sig_count);
-	atomic_store(&in_main, false);
 	if (!n)
 		return 0;
 	lua_sethook(L, NULL, 0, 0); /* one that had no chance to fire */

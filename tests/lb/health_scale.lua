@@ -22,22 +22,30 @@ local function cpu()
   return r.utime.sec + r.utime.usec / 1e6 + r.stime.sec + r.stime.usec / 1e6
 end
 
--- The lag: a 10 ms timer, how late each tick runs.
+-- The lag: a 10 ms timer, how late each tick runs. Each tick also notes the
+-- CPU time the process used since the last one (os.clock): a tick late by
+-- 50 ms while the process ran for 2 ms was late because the machine ran
+-- something else (2 cores, 1,000 servers), not because the loop was blocked;
+-- one late by 50 ms with 50 ms of CPU was blocked by our own code. "oncpu" is
+-- the part of each tick's lateness the process could have spent running.
 local function lag_meter()
-  local m = { samples = {} }
+  local m = { samples = {}, oncpu = {} }
   local timer = uv.new_timer()
-  local last = uv.hrtime()
+  local last, lastc = uv.hrtime(), os.clock()
   timer:start(10, 10, function()
-    local now = uv.hrtime()
-    m.samples[#m.samples + 1] = math.max(0, (now - last) / 1e6 - 10)
-    last = now
+    local now, c = uv.hrtime(), os.clock()
+    local late = math.max(0, (now - last) / 1e6 - 10)
+    m.samples[#m.samples + 1] = late
+    m.oncpu[#m.oncpu + 1] = math.min(late, (c - lastc) * 1e3)
+    last, lastc = now, c
   end)
   function m.stop()
     timer:close()
     table.sort(m.samples)
+    table.sort(m.oncpu)
     local s = m.samples
     local function q(p) return s[math.max(1, math.ceil(#s * p))] or 0 end
-    return { n = #s, p50 = q(0.5), p99 = q(0.99), max = s[#s] or 0 }
+    return { n = #s, p50 = q(0.5), p99 = q(0.99), max = s[#s] or 0, max_oncpu = m.oncpu[#m.oncpu] or 0 }
   end
   return m
 end
@@ -132,8 +140,8 @@ at(9500, function()
   local rate = (checks_done() - c0) / secs
   local s = svc:stats().vips.web
   print(("steady state: %d backends, %d healthy, %.0f checks/s, luabpf at %.0f%% of a CPU; loop lag over "
-    .. "%d ticks of 10 ms: median %.2f ms, p99 %.2f ms, max %.2f ms"):format(n, s.healthy, rate,
-      busy, lag.n, lag.p50, lag.p99, lag.max))
+    .. "%d ticks of 10 ms: median %.2f ms, p99 %.2f ms, max %.2f ms (%.2f ms of it running)"):format(n, s.healthy,
+      rate, busy, lag.n, lag.p50, lag.p99, lag.max, lag.max_oncpu))
   t.eq(s.healthy, n, "healthy backends")
   t.ok(rate > 0.8 * n / INTERVAL, ("every backend checked about once a second (%.0f checks/s)"):format(rate))
   -- The checks' own lag is what is measured: an idle loop measured in the
@@ -142,8 +150,12 @@ at(9500, function()
   print(("idle loop in the same window: p99 %.2f ms, max %.2f ms"):format(idle.p99, idle.max))
   t.ok(lag.p99 < 10 + idle.p99, ("p99 loop lag %.2f ms is under 10 ms + the idle loop's p99 %.2f ms")
     :format(lag.p99, idle.p99))
-  t.ok(lag.max < math.max(10, math.max(idle.max, base_max) + 5),
-    ("max loop lag %.2f ms (idle loop %.2f ms, idle before %.2f ms)"):format(lag.max, idle.max, base_max))
+  -- The longest stall our own code could have caused: a tick's lateness,
+  -- no more than the CPU the process used over it (a GC pause or a burst of
+  -- checks run on the CPU; a deschedule by a busy machine does not).
+  t.ok(lag.max_oncpu < math.max(10, math.max(idle.max, base_max) + 5),
+    ("max loop lag %.2f ms, of which the process was running %.2f ms (idle loop %.2f ms, idle before %.2f ms)")
+    :format(lag.max, lag.max_oncpu, idle.max, base_max))
   io.stdout:write("kill\n")
   io.stdout:flush()
   meter = lag_meter()

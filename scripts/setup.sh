@@ -13,7 +13,8 @@ BUILD=(build-essential cmake pkg-config clang llvm bpftool
 TEST=(iproute2 ethtool tcpdump wrk nginx-light iputils-ping netcat-openbsd socat curl iperf3 python3-scapy libcap2-bin procps hping3 tmux
       prometheus debootstrap # promtool: tests/metrics; debootstrap: tests/packaging
       conntrack nftables # the LB conntrack flow table: its NAT hooks, its entries in tests
-      bird2) # tests/scale_out: BGP routes to the VIP from each balancer node (ECMP)
+      bird2 # tests/scale_out: BGP routes to the VIP from each balancer node (ECMP)
+      conntrackd) # tests/scale_out: conntrack entries synced between balancer nodes (FTFW)
 # The other balancers and servers bench/lb_e2e.sh measures luabpf against.
 BENCH=(nftables haproxy nginx-light)
 [ "${1:-}" = "--bench" ] && TEST+=("${BENCH[@]}")

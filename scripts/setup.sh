@@ -14,7 +14,8 @@ TEST=(iproute2 ethtool tcpdump wrk nginx-light iputils-ping netcat-openbsd socat
       prometheus debootstrap # promtool: tests/metrics; debootstrap: tests/packaging
       conntrack nftables # the LB conntrack flow table: its NAT hooks, its entries in tests
       bird2 # tests/scale_out: BGP routes to the VIP from each balancer node (ECMP)
-      conntrackd) # tests/scale_out: conntrack entries synced between balancer nodes (FTFW)
+      conntrackd # tests/scale_out: conntrack entries synced between balancer nodes (FTFW)
+      systemd-container) # systemd-nspawn: tests/packaging/test_systemd boots the unit under a real systemd
 # The other balancers and servers bench/lb_e2e.sh measures luabpf against.
 BENCH=(nftables haproxy nginx-light)
 [ "${1:-}" = "--bench" ] && TEST+=("${BENCH[@]}")

@@ -24,22 +24,14 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lb"))
 from lb_packets import B, CL4, CL6, LB4, LB6, Fatal, ip_json  # noqa: E402
+from lb_packets import VIPS as LB_VIPS  # noqa: E402
 from scapy.all import (ARP, ICMP, IP, TCP, UDP, Dot1Q, Ether, ICMPv6EchoRequest,  # noqa: E402
                        IPOption_Router_Alert, IPv6, IPv6ExtHdrFragment, IPv6ExtHdrHopByHop, Raw)
 from scapy.layers.inet6 import in6_chksum  # noqa: E402
 from scapy.utils import checksum  # noqa: E402
 
-# name, v6, addr, port, proto, mode, [(backend, port)]
-VIPS = [
-    ("nat4t", False, "10.10.100.1", 80, "tcp", "nat", [("b1", 8080), ("b2", 8080)]),
-    ("nat4u", False, "10.10.100.1", 53, "udp", "nat", [("b1", 5353), ("b2", 5353)]),
-    ("dsr4t", False, "10.10.100.2", 80, "tcp", "dsr", [("b1", 80), ("b2", 80)]),
-    ("dsr4u", False, "10.10.100.2", 53, "udp", "dsr", [("b1", 53), ("b2", 53)]),
-    ("nat6t", True, "fd10:100::1", 80, "tcp", "nat", [("b1", 8080), ("b2", 8080)]),
-    ("nat6u", True, "fd10:100::1", 53, "udp", "nat", [("b1", 5353), ("b2", 5353)]),
-    ("dsr6t", True, "fd10:100::2", 80, "tcp", "dsr", [("b1", 80), ("b2", 80)]),
-    ("dsr6u", True, "fd10:100::2", 53, "udp", "dsr", [("b1", 53), ("b2", 53)]),
-]
+# The packet test's plain NAT and DSR VIPs (its first eight: TCP and UDP, v4 and v6).
+VIPS = LB_VIPS[:8]
 PROTO = {"tcp": 6, "udp": 17}
 LB_TX = {"forwarded", "reply", "ct_fast", "ct_fast_reply"}
 FILTER_DROPS = {"deny_src", "deny_port", "deny_proto", "banned", "rate_pps", "rate_bps",

@@ -24,20 +24,9 @@ cleanup() {
   rm -f "$CONF" "$OUT"
 }
 trap cleanup EXIT
-for ns in $BR $CL $ATK $SRV; do ip netns add "$ns"; ip -n "$ns" link set lo up; done
-ip -n "$BR" link add br0 type bridge
-ip -n "$BR" link set br0 up
-link() {
-  ip -n "$1" link add eth0 type veth peer name "$2" netns "$BR"
-  ip -n "$BR" link set "$2" master br0 up
-  ip -n "$1" addr add "$3/24" dev eth0
-  ip -n "$1" link set eth0 up
-  ip netns exec "$1" ethtool -K eth0 tx off >/dev/null
-}
-link "$CL" pcl 10.20.0.1
-link "$ATK" patk 10.20.0.66
-link "$SRV" psrv 10.20.0.10
-ip -n "$BR" link set dev psrv xdp obj "$BUILD/bpf/xdp_pass.bpf.o" sec xdp
+for ns in $BR $CL $ATK $SRV; do ip netns add "$ns"; done
+source "$SRC/tests/filter/flood_lab.sh"
+flood_lab_up "$BR" "$CL" "$ATK" "$SRV" "$BUILD/bpf/xdp_pass.bpf.o"
 ip netns exec "$SRV" "$PY" "$SRC/scripts/lab_http.py" srv 8080 >/dev/null 2>&1 &
 HPID=$!
 until ip netns exec "$SRV" ss -Hltn 'sport = :8080' | grep -q LISTEN; do sleep 0.1; done

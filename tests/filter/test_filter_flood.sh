@@ -25,21 +25,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-ip -n "$BR" link add br0 type bridge
-ip -n "$BR" link set br0 up
-link() { # NS PORTNAME ADDR
-  ip -n "$1" link add eth0 type veth peer name "$2" netns "$BR"
-  ip -n "$BR" link set "$2" master br0 up
-  ip -n "$1" addr add "$3/24" dev eth0
-  ip -n "$1" link set eth0 up
-  # XDP sees the bytes as sent: no partial checksums from veth offload.
-  ip netns exec "$1" ethtool -K eth0 tx off >/dev/null
-}
-link "$CL" pcl 10.20.0.1
-link "$ATK" patk 10.20.0.66
-link "$SRV" psrv 10.20.0.10
-# Native XDP_TX out of the server's veth needs a program on its peer.
-ip -n "$BR" link set dev psrv xdp obj "$LUABPF_BUILD_DIR/bpf/xdp_pass.bpf.o" sec xdp
+source "$LUABPF_SOURCE_DIR/tests/filter/flood_lab.sh"
+flood_lab_up "$BR" "$CL" "$ATK" "$SRV" "$LUABPF_BUILD_DIR/bpf/xdp_pass.bpf.o"
 
 ip netns exec "$SRV" "$PY" "$LUABPF_SOURCE_DIR/scripts/lab_http.py" srv 8080 >/dev/null 2>&1 &
 T_PIDS+=($!)

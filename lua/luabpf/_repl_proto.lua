@@ -49,6 +49,20 @@ function P.socket_path(name)
   return P.run_dir() .. "/" .. name .. ".sock"
 end
 
+--- Names of the services with a control socket in the run directory, sorted.
+function P.services()
+  local uv = require("luv")
+  local names = {}
+  local dir = uv.fs_scandir(P.run_dir())
+  while dir do
+    local n, kind = uv.fs_scandir_next(dir)
+    if not n then break end
+    if kind == "socket" and n:match("%.sock$") then names[#names + 1] = n:sub(1, -6) end
+  end
+  table.sort(names)
+  return names
+end
+
 function P.frame(kind, payload)
   payload = payload or ""
   return kind .. " " .. #payload .. "\n" .. payload

@@ -4,7 +4,6 @@
 -- what they print, their results and errors come back here. With stdin not
 -- a terminal (or -e CODE), the input runs as one command: exit 0, or 1 with
 -- the error on stderr.
-local uv = require("luv")
 local P = require("luabpf._repl_proto")
 local repl = require("luabpf.repl")
 local rl = require("luabpf._readline")
@@ -34,25 +33,12 @@ local function fail(code, msg, hint)
   bpf.stop(code)
 end
 
--- Names of the services with a socket in the run directory.
-local function services()
-  local names = {}
-  local dir = uv.fs_scandir(P.run_dir())
-  while dir do
-    local n, kind = uv.fs_scandir_next(dir)
-    if not n then break end
-    if kind == "socket" and n:match("%.sock$") then names[#names + 1] = n:sub(1, -6) end
-  end
-  table.sort(names)
-  return names
-end
-
 local function connect(name)
   local path = P.socket_path(name)
   local c, err, code = P.connect(path)
   if c then return c end
   if code == P.ENOENT then
-    local list = services()
+    local list = P.services()
     return nil, 1, ("no service named '%s' (no %s)"):format(name, path),
       #list > 0 and ("running services: " .. table.concat(list, ", "))
         or "start one with `luabpf run SCRIPT` (--name NAME names it; --no-control has no socket)"
@@ -183,7 +169,7 @@ return function(...)
     i = i + 1
   end
   if not name then
-    local list = services()
+    local list = P.services()
     if #list == 0 then
       return fail(2, "attach needs a NAME, and no service runs with a control socket in " .. P.run_dir())
     end

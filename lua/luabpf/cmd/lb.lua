@@ -16,6 +16,7 @@ usage: luabpf lb list [--json]
        luabpf lb add NAME VIP BACKEND ADDR[:PORT] [weight N]
        luabpf lb remove NAME VIP BACKEND
        luabpf lb stop NAME
+       luabpf lb drain-node NAME | enable-node NAME
 
 Operates the load balancer NAME (its config's `service`) while it runs,
 through its control socket ]==] .. P.run_dir() .. [==[/NAME.sock.
@@ -27,6 +28,9 @@ through its control socket ]==] .. P.run_dir() .. [==[/NAME.sock.
   add      add a backend (IPv6: [ADDR]:PORT; PORT defaults to the VIP's)
   remove   remove a backend: it leaves the table and its flows move
   stop     detach and remove the pinned state (as --destroy); the service exits
+  drain-node   withdraw this node's VIPs from BGP (config `bgp`): routers move
+           its flows away, the program serves what still arrives; enable-node
+           announces them again (docs/scale-out.md)
 
 Each change is logged by the service with the uid and pid that asked.
 Runtime changes survive a SIGHUP reload unless the reloaded config changed
@@ -43,19 +47,6 @@ local function fail(code, msg, hint)
   if hint then io.stderr:write("HINT: ", hint, "\n") end
   io.stderr:flush()
   os.exit(code)
-end
-
--- Names of the services with a socket in the run directory.
-local function services()
-  local names = {}
-  local dir = uv.fs_scandir(P.run_dir())
-  while dir do
-    local n, kind = uv.fs_scandir_next(dir)
-    if not n then break end
-    if kind == "socket" and n:match("%.sock$") then names[#names + 1] = n:sub(1, -6) end
-  end
-  table.sort(names)
-  return names
 end
 
 -- A greeted connection to NAME, or nil, exit code, message, hint.
@@ -151,7 +142,7 @@ local function cmd_list(args)
   local json = args[1] == "--json"
   if args[1] and not json then fail(2, ("lb list: unexpected argument '%s'"):format(args[1]), "luabpf lb --help") end
   local rows, recs = {}, {}
-  for _, name in ipairs(services()) do
+  for _, name in ipairs(P.services()) do
     local c = open(name)
     if c then
       local text = ask(c, "summary")
@@ -258,10 +249,13 @@ return function(sub, ...)
       fail(2, "usage: luabpf lb add NAME VIP BACKEND ADDR[:PORT] [weight N]", "luabpf lb --help")
     end
     return one(args[1], "add", { args[2], args[3], args[4], args[6] and number(args[6], "weight") or nil })
+  elseif sub == "drain-node" or sub == "enable-node" then
+    need(args, 1, sub .. " NAME")
+    return one(args[1], sub, {})
   elseif sub == "remove" then
     need(args, 3, "remove NAME VIP BACKEND")
     return one(args[1], "remove", { args[2], args[3] })
   end
-  fail(2, ("lb: unknown command '%s' (list, show, weight, drain, enable, add, remove, stop)"):format(sub),
+  fail(2, ("lb: unknown command '%s' (list, show, weight, drain, enable, add, remove, stop, drain-node, enable-node)"):format(sub),
     "luabpf lb --help")
 end

@@ -308,6 +308,14 @@ lua_State *lbpf_vm__open(lua_CFunction open_module)
 
 	lua_pushcfunction(L, open_module);
 	lua_call(L, 0, 1);
+	/* bpf.addr is Lua (lua/luabpf/_addr.lua): the FFI reads a cdata field's bytes. */
+	lua_getglobal(L, "require");
+	lua_pushstring(L, "luabpf._addr");
+	if (lua_pcall(L, 1, 1, 0) == 0) {
+		lua_getfield(L, -1, "addr");
+		lua_setfield(L, -3, "addr"); /* [module, _addr] */
+	}
+	lua_pop(L, 1);
 	lua_pushvalue(L, -1);
 	lua_setfield(L, -3, "luabpf");
 	/* `bpf` is the module's short name in every script. */

@@ -41,6 +41,19 @@ lb_stop() {
   LBPID=
 }
 
+# lb_conf VIP_EXTRA BACKENDS...: write $CONF, one VIP 'web' 10.10.100.1:80
+# (VIP_EXTRA: more of its fields, e.g. "check = { type = 'tcp' },", or ""),
+# each backend "name addr weight" on port 8080.
+lb_conf() {
+  local extra=$1 b
+  shift
+  { echo "service = '$SVC'"
+    echo "interface = 'eth0'"
+    echo "vips = { { name = 'web', addr = '10.10.100.1', port = 80, $extra backends = {"
+    for b in "$@"; do set -- $b; echo "  { name = '$1', addr = '$2', port = 8080, weight = $3 },"; done
+    echo "} } }"; } >"$CONF"
+}
+
 client() { ip netns exec "$P-cl" "$PY" "$CLIENT" "$@"; }
 
 # lb_wait_log FROM SECONDS PATTERN: until a line after line FROM of $LBOUT

@@ -7,12 +7,7 @@
 # stop detaches, removes the pins and the service exits 0.
 source "$LUABPF_SOURCE_DIR/tests/lb/lb_env.sh"
 lab_up "$P" 3
-conf() { # BACKENDS...: "name addr weight"
-  { echo "service = '$SVC'; interface = 'eth0'"
-    echo "vips = { { name = 'web', addr = '10.10.100.1', port = 80, check = { type = 'tcp', interval = 0.3 }, backends = {"
-    for b in "$@"; do set -- $b; echo "  { name = '$1', addr = '$2', port = 8080, weight = $3 },"; done
-    echo "} } }"; } >"$CONF"
-}
+conf() { lb_conf "check = { type = 'tcp', interval = 0.3 }," "$@"; } # BACKENDS...: "name addr weight"
 conf "b1 10.10.0.11 1" "b2 10.10.0.12 1"
 lb_start
 lb() { "$LUABPF" lb "$@"; }

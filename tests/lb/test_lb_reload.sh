@@ -4,12 +4,7 @@
 # refused with its reason and the running one keeps serving.
 source "$LUABPF_SOURCE_DIR/tests/lb/lb_env.sh"
 lab_up "$P" 3
-conf() { # BACKENDS...: "name addr weight"
-  { echo "service = '$SVC'; interface = 'eth0'"
-    echo "vips = { { name = 'web', addr = '10.10.100.1', port = 80, backends = {"
-    for b in "$@"; do set -- $b; echo "  { name = '$1', addr = '$2', port = 8080, weight = $3 },"; done
-    echo "} } }"; } >"$CONF"
-}
+conf() { lb_conf "" "$@"; } # BACKENDS...: "name addr weight"
 conf "b1 10.10.0.11 1" "b2 10.10.0.12 1"
 lb_start --destroy
 # The control socket is named after the config's service, not the script file.

@@ -45,15 +45,7 @@ run_cmds() { # KEY: run each expanded command; stop at the first failure, like s
   while read -r c; do eval "$c" || return $?; done < <(unit_cmds "$1")
 }
 
-conf() { # BACKENDS...: "name addr weight"
-  { echo "service = '$SVC'"
-    echo "interface = 'eth0'"
-    echo "vips = {"
-    echo "  { name = 'web', addr = '10.10.100.1', port = 80, backends = {"
-    for b in "$@"; do set -- $b; echo "    { name = '$1', addr = '$2', port = 8080, weight = $3 },"; done
-    echo "  } },"
-    echo "}"; } >"$CONF"
-}
+conf() { lb_conf "" "$@"; } # BACKENDS...: "name addr weight"
 
 "$PY" "$LUABPF_SOURCE_DIR/tests/packaging/notify_recv.py" "$NSOCK" --on-ready \
   "ip -n $P-lb -d link show eth0 | grep -q 'prog/xdp' && echo attached || echo not-attached" >"$NOUT" &
@@ -79,7 +71,7 @@ run_cmds ExecStartPre >>"$LBOUT" 2>&1 && t_pass "ExecStartPre (bpffs, luabpf che
 eval "exec nsenter --net=/run/netns/$P-lb $(unit_cmds ExecStart)" >>"$LBOUT" 2>&1 &
 LBPID=$!
 t_wait 15 grep -q "READY=1" "$NOUT" || { cat "$LBOUT" >&2; t_fail "no READY=1"; t_done; }
-sleep 0.3
+t_wait 5 grep -q "ready-check:" "$NOUT" || t_fail "the receiver's ready-check did not run"
 t_contains "$(cat "$NOUT")" "ready-check: attached" "at READY=1 the XDP program is attached"
 t_contains "$(cat "$NOUT")" "MAINPID=$LBPID" "READY=1 names the main pid"
 t_contains "$(cat "$LBOUT")" "<6>service '$SVC' on eth0" "journal: info line with priority 6"
@@ -89,7 +81,7 @@ t_eq "$(grep -c 'READY=1' "$NOUT")" 1 "READY=1 once"
 hold_out="$PFX/hold.json"
 client hold 10.10.100.1 80 16 5 >"$hold_out" &
 hold=$!
-sleep 1
+lb_established 16 80
 conf "b1 10.10.0.11 0" "b2 10.10.0.12 1" "b3 10.10.0.13 2"
 run_cmds ExecReload >>"$LBOUT" 2>&1 && t_pass "ExecReload (check, SIGHUP) succeeds" || t_fail "ExecReload failed"
 t_wait 5 grep -q "reloaded $CONF" "$LBOUT" && t_pass "reload logged" || t_fail "no reload in the log"
@@ -114,11 +106,13 @@ rc=0
 out=$(run_cmds ExecReload 2>&1) || rc=$?
 t_eq "$rc" 1 "ExecReload with a broken config: exit code (systemctl reload fails)"
 t_contains "$out" "$CONF:$bad_line: error: vip 'web': backend 10.10.0.13: port must be 1-65535, got 80800" "check names file:line"
-sleep 0.5
-t_eq "$(grep -c "RELOADING=1" "$NOUT")" "$reloads" "no SIGHUP sent after the failed check"
 # A SIGHUP that bypasses the check: the service refuses it itself.
 kill -HUP "$LBPID"
 t_wait 5 grep -q "reload refused" "$LBOUT" && t_pass "service refuses the broken config" || t_fail "not refused"
+# Ours is the only SIGHUP since the failed ExecReload: had that one sent one,
+# its RELOADING=1 would have come before ours.
+t_wait 5 sh -c "[ \$(grep -c RELOADING=1 '$NOUT') -gt $reloads ]" || t_fail "no RELOADING=1 for our SIGHUP"
+t_eq "$(grep -c "RELOADING=1" "$NOUT")" "$((reloads + 1))" "no SIGHUP sent by the failed ExecReload (one RELOADING=1: ours)"
 t_contains "$(grep 'reload refused' "$LBOUT")" "<3>$CONF:$bad_line: vip 'web'" "refusal: error priority, file:line"
 out=$(client spread 10.10.100.1 80 100)
 t_eq "$(json 'd["errors"]' "$out")" 0 "still serving after the refused reload"

@@ -22,6 +22,10 @@ endfunction()
 file(MAKE_DIRECTORY "${LUABPF_STAGE}/etc")
 luabpf_configure("${LUABPF_SRC}/packaging/luabpf@.service.in" "${LUABPF_STAGE}/luabpf@.service")
 file(INSTALL "${LUABPF_STAGE}/luabpf@.service" DESTINATION "${prefix}/lib/systemd/system")
+# pkg-config's luabpf.pc, for this prefix.
+luabpf_configure("${LUABPF_SRC}/packaging/luabpf.pc.in" "${LUABPF_STAGE}/luabpf.pc")
+file(INSTALL "${LUABPF_STAGE}/luabpf.pc" DESTINATION "${prefix}/${LUABPF_LIBDIR_REL}/pkgconfig")
+
 foreach(f README lb.env.example ddos_filter.env.example)
   luabpf_configure("${LUABPF_SRC}/packaging/etc/${f}" "${LUABPF_STAGE}/etc/${f}")
   file(INSTALL "${LUABPF_STAGE}/etc/${f}" DESTINATION "${LUABPF_ETC}")

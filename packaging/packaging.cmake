@@ -14,7 +14,30 @@
 install(FILES ${CMAKE_SOURCE_DIR}/docs/luabpf.1 DESTINATION ${CMAKE_INSTALL_MANDIR}/man1)
 install(FILES ${CMAKE_SOURCE_DIR}/packaging/luabpf.tmpfiles DESTINATION lib/tmpfiles.d
   RENAME luabpf.conf)
+# Building your own BPF objects (docs/your-own-bpf.md): luabpf's headers,
+# pkg-config's luabpf.pc (written at install time, below), the CMake package
+# (luabpf_bpf_objects(), running `luabpf cc`), and bash completion.
+file(GLOB LUABPF_BPF_HEADERS ${CMAKE_SOURCE_DIR}/bpf/include/*.h)
+install(FILES ${LUABPF_BPF_HEADERS} DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}/luabpf)
+install(FILES ${CMAKE_SOURCE_DIR}/packaging/completion/luabpf
+  DESTINATION ${CMAKE_INSTALL_DATADIR}/bash-completion/completions)
+set(LUABPF_CMAKE_DIR ${CMAKE_INSTALL_LIBDIR}/cmake/luabpf)
+file(RELATIVE_PATH _rel_bin /${LUABPF_CMAKE_DIR} /${CMAKE_INSTALL_BINDIR})
+file(RELATIVE_PATH _rel_inc /${LUABPF_CMAKE_DIR} /${CMAKE_INSTALL_INCLUDEDIR}/luabpf)
+set(LUABPF_CONFIG_BINDIR "\${CMAKE_CURRENT_LIST_DIR}/${_rel_bin}")
+set(LUABPF_CONFIG_INCLUDEDIR "\${CMAKE_CURRENT_LIST_DIR}/${_rel_inc}")
+configure_file(${CMAKE_SOURCE_DIR}/packaging/luabpfConfig.cmake.in
+  ${CMAKE_BINARY_DIR}/packaging/install/luabpfConfig.cmake @ONLY)
+install(FILES ${CMAKE_BINARY_DIR}/packaging/install/luabpfConfig.cmake DESTINATION ${LUABPF_CMAKE_DIR})
+# The build tree is a package too: find_package(luabpf PATHS <build dir>).
+set(LUABPF_CONFIG_BINDIR ${CMAKE_BINARY_DIR})
+set(LUABPF_CONFIG_INCLUDEDIR ${CMAKE_SOURCE_DIR}/bpf/include)
+configure_file(${CMAKE_SOURCE_DIR}/packaging/luabpfConfig.cmake.in ${CMAKE_BINARY_DIR}/luabpfConfig.cmake @ONLY)
+
 install(CODE "
+  set(LUABPF_VERSION \"${PROJECT_VERSION}\")
+  set(LUABPF_INCLUDEDIR_REL \"${CMAKE_INSTALL_INCLUDEDIR}\")
+  set(LUABPF_LIBDIR_REL \"${CMAKE_INSTALL_LIBDIR}\")
   set(LUABPF_SRC \"${CMAKE_SOURCE_DIR}\")
   set(LUABPF_STAGE \"${CMAKE_BINARY_DIR}/packaging\")
   set(LUABPF_BINDIR_REL \"${CMAKE_INSTALL_BINDIR}\")
@@ -42,8 +65,10 @@ set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 # What scripts call at run time: ip (lb, filter, netns), ping (neighbour
 # priming), mount/mountpoint (the unit's bpffs step).
 set(CPACK_DEBIAN_PACKAGE_DEPENDS "iproute2, util-linux")
-set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "iputils-ping, bpftool")
-set(CPACK_DEBIAN_PACKAGE_SUGGESTS "clang, libbpf-dev")
+# libedit2: the REPL's line editing, loaded through the FFI (shlibdeps can't see it).
+# clang, libbpf-dev, bpftool: `luabpf cc` (your own BPF programs).
+set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "libedit2, iputils-ping, bpftool")
+set(CPACK_DEBIAN_PACKAGE_SUGGESTS "clang, libbpf-dev, bash-completion")
 # Files under /etc are the operator's: dpkg keeps their edits on upgrade.
 set(CPACK_DEBIAN_PACKAGE_CONTROL_EXTRA
   ${CMAKE_SOURCE_DIR}/packaging/debian/conffiles

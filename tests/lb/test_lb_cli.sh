@@ -135,20 +135,13 @@ t_eq "$(json 'd.get("b2", 0), d["errors"]' "$out")" "0 0" "after the reloads: b2
 # Another uid: refused by SO_PEERCRED (past the directory with
 # CAP_DAC_OVERRIDE), logged, nothing changed. It must reach the binary: a
 # build tree in a closed home directory makes this test install one.
-as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; }
-NLUABPF=$LUABPF
-if ! as_nobody sh -c '"$0" lb --help' "$NLUABPF" >/dev/null 2>&1; then
-  NB=$(mktemp -d /tmp/luabpf-nobody.XXXXXX) && chmod 0755 "$NB"
-  cmake --install "$LUABPF_BUILD_DIR" --prefix "$NB" >/dev/null
-  NLUABPF=$NB/bin/luabpf
-fi
+t_nobody_luabpf
 out=$(LUABPF_RUN_DIR=/run/luabpf setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=+dac_override \
   --ambient-caps=+dac_override "$NLUABPF" lb drain "$SVC" web b1 2>&1) && rc=0 || rc=$?
 t_eq "$rc" 3 "nobody: exit status"
 t_contains "$out" "refused the connection: uid 65534 is not allowed" "nobody: refused"
 t_contains "$(cat "$LBOUT")" "refused a connection from pid" "nobody: the refusal is logged"
 t_eq "$(bj weight b1 "$(show_json)")" 5 "nobody: nothing changed"
-[ -n "${NB:-}" ] && rm -rf "$NB"
 
 # stop: detach, remove the pins, exit 0.
 out=$(lb stop "$SVC") && rc=0 || rc=$?

@@ -9,8 +9,7 @@ SVC="$LUABPF_SOURCE_DIR/tests/repl/svc.lua"
 NAME="lbt$T_ID"
 SOCK="/run/luabpf/$NAME.sock"
 OUT=$(mktemp)
-NB=
-trap 'tmux_cleanup; rm -f "$OUT"; [ -z "$NB" ] || rm -rf "$NB"' EXIT
+trap 'tmux_cleanup; rm -f "$OUT"' EXIT
 
 "$LUABPF" --name "$NAME" run "$SVC" >"$OUT" 2>&1 &
 PID=$!
@@ -86,19 +85,9 @@ t_contains "$(cat "$OUT")" "is not the protocol" "garbage is logged"
 # SO_PEERCRED does, and the service logs the refusal. That uid must reach the
 # binary and its Lua library first: a build tree in a home directory (0700 on
 # Debian 12) is closed to it, so it then runs an install of this build in a
-# directory it can reach. (Through sh: setpriv itself execs with root's
-# capabilities, the program's own loads run without them.)
-as_nobody() { setpriv --reuid=65534 --regid=65534 --clear-groups "$@"; }
-reaches() { as_nobody sh -c '"$0" attach --help' "$1" 2>&1; }
-NLUABPF=$LUABPF
-if ! reaches "$NLUABPF" >/dev/null; then
-  NB=$(mktemp -d /tmp/luabpf-nobody.XXXXXX) && chmod 0755 "$NB"
-  cmake --install "$LUABPF_BUILD_DIR" --prefix "$NB" >/dev/null
-  NLUABPF=$NB/bin/luabpf
-  echo "note: uid 65534 can't run $LUABPF (a directory on its way is closed to it): it runs $NLUABPF"
-  out=$(reaches "$NLUABPF") || { t_fail "uid 65534 can't run luabpf installed in $NB either: $out"; t_done; }
-fi
-out=$(as_nobody "$NLUABPF" attach "$SOCK" -e 1 2>&1) && rc=0 || rc=$?
+# directory it can reach (t_nobody_luabpf).
+t_nobody_luabpf
+out=$(t_as_nobody "$NLUABPF" attach "$SOCK" -e 1 2>&1) && rc=0 || rc=$?
 t_eq "$rc" 3 "nobody: exit status"
 t_contains "$out" "Permission denied" "nobody: the directory refuses"
 out=$(setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=+dac_override --ambient-caps=+dac_override \

@@ -35,6 +35,7 @@ static const char usage[] =
 	"  dump MAP     a map's entries, decoded by its BTF\n"
 	"  top          a live view of a service's metrics endpoint\n"
 	"  check FILE   validate a configuration without touching the kernel\n"
+	"  cc FILE.bpf.c  compile your own BPF program against this kernel\n"
 	"  lb COMMAND   operate a running load balancer (list, show, drain...)\n"
 	"  lb           operate a running balancer: list, show, weight, drain, stop\n"
 	"  help         this text; version: the version\n"

@@ -75,6 +75,7 @@ struct pkt {
 	__u8 udp;
 	__u8 syn; /* a TCP SYN without ACK: a new connection */
 	__u64 now; /* bpf_ktime_get_coarse_ns(), once asked */
+	__u8 encap; /* bytes of tunnel headers in front (mode ipip/gue, lb_encap.h) */
 	struct lb_flow_key key;
 };
 
@@ -107,6 +108,8 @@ static __always_inline __be32 v4_of(const ipv6_t *a)
 {
 	return ((const __u32 *)a->addr)[3];
 }
+
+#include "lb_encap.h"
 
 /*
  * Rewrite the addresses and ports to (saddr, sport) -> (daddr, dport) and fix
@@ -233,6 +236,8 @@ static __always_inline int send(struct xdp_md *ctx, struct pkt *p, const ipv6_t 
 			return verdict(p, LB_PASS_NO_NEIGH, XDP_PASS);
 		return drop(p, LB_DROP_NO_NEIGH, vip);
 	}
+	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED && p->encap)
+		return encap_too_big(ctx, p, fib.mtu_result);
 	if (rc == BPF_FIB_LKUP_RET_FWD_DISABLED)
 		return drop(p, LB_DROP_FWD_DISABLED, vip);
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
@@ -366,6 +371,8 @@ static __always_inline int to_vip(struct xdp_md *ctx, struct pkt *p, struct lb_v
 	add(&backend_stats, be_id, p->len, new_flow);
 	if (vip->mode == LB_MODE_NAT)
 		rewrite(p, &vip->snat, lport, &be->addr, bport);
+	else if (vip->mode >= LB_MODE_IPIP && encap(ctx, p, vip, be))
+		return drop(p, LB_DROP_ENCAP, vip->id);
 	return send(ctx, p, &be->addr, LB_FORWARDED, vip->id);
 }
 

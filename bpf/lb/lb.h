@@ -13,6 +13,8 @@
 enum lb_mode {
 	LB_MODE_NAT = 0, /* full NAT: destination to the backend, source to snat */
 	LB_MODE_DSR = 1, /* direct server return on L2: only the MAC changes */
+	LB_MODE_IPIP = 2, /* DSR in a tunnel: IPv4/IPv6 in IP (bpf/lb/lb_encap.h) */
+	LB_MODE_GUE = 3,  /* DSR in a tunnel: IP in UDP (GUE), outer port in lb_vip.flags */
 };
 
 enum lb_backend_state {
@@ -56,7 +58,11 @@ enum lb_reason {
 	LB_DROP_TCP_OFFSET = 24,  /* TCP data offset under 20 bytes or past the segment */
 	LB_DROP_UDP_LENGTH = 25,  /* UDP length other than what the IP header leaves for it */
 	LB_DROP_IP_CHECKSUM = 26, /* IPv4 header checksum wrong */
-	LB_REASON_MAX = 27,
+	/* mode ipip/gue (bpf/lb/lb_encap.h): */
+	LB_ICMP_TOO_BIG = 27,     /* too big once encapsulated: ICMP frag needed / ICMPv6 packet
+				   * too big with the path's MTU sent back to the client */
+	LB_DROP_ENCAP = 28,       /* no room to encapsulate (bpf_xdp_adjust_head failed) */
+	LB_REASON_MAX = 29,
 };
 
 struct lb_vip_key {
@@ -70,8 +76,9 @@ struct lb_vip {
 	__u32 id;    /* index into vip_stats and the Maglev table */
 	__u8 mode;   /* enum lb_mode */
 	__u8 table;  /* which half of the vip's Maglev slots is live (0/1) */
-	__u16 flags;
-	ipv6_t snat; /* NAT: the balancer's address toward backends */
+	__u16 flags; /* GUE: the outer UDP destination port, network order */
+	ipv6_t snat; /* NAT: the balancer's address toward backends; ipip/gue: the outer
+		      * source address, in the backends' family */
 };
 
 struct lb_backend {

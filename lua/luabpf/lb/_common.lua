@@ -6,8 +6,9 @@ local addr = require("luabpf._addr")
 
 local C = {}
 
-C.MODES = { nat = 0, dsr = 1 }
-C.MODE_NAMES = { [0] = "nat", [1] = "dsr" }
+C.MODES = { nat = 0, dsr = 1, ipip = 2, gue = 3 }
+C.MODE_NAMES = { [0] = "nat", [1] = "dsr", [2] = "ipip", [3] = "gue" }
+C.GUE_PORT = 6080 -- the outer UDP port of mode "gue" unless a VIP gives gue_port
 C.PROTOS = { tcp = 6, udp = 17 }
 C.PROTO_NAMES = { [6] = "tcp", [17] = "udp" }
 C.ACTIVE, C.DRAINING, C.REMOVED = 0, 1, 2
@@ -25,6 +26,8 @@ C.REASONS = {
   -- flow_table = "conntrack", ct_fastpath = true: established packets sent from XDP
   "ct_fast", "ct_fast_reply",
   "pass_no_neigh", "drop_tcp_offset", "drop_udp_length", "drop_ip_checksum",
+  -- mode = "ipip" | "gue" (bpf/lb/lb_encap.h):
+  "icmp_too_big", "drop_encap",
 }
 
 local Service = {}

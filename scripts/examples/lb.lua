@@ -41,7 +41,7 @@ local svc, err = lb.new({
   xdp_mode = cfg.xdp_mode, pin = cfg.pin, ring_size = cfg.ring_size, max_vips = cfg.max_vips,
   max_backends = cfg.max_backends, flows = cfg.flows, flow_sample = cfg.flow_sample,
   drop_sample = cfg.drop_sample, flow_table = cfg.flow_table, ct_mark = cfg.ct_mark,
-  ct_fastpath = cfg.ct_fastpath,
+  ct_fastpath = cfg.ct_fastpath, bgp = cfg.bgp,
 })
 if not svc then args.fatal(err) end
 -- `luabpf attach SERVICE` reaches this process (unless --name chose a name).

@@ -249,26 +249,24 @@ function M.prime(svc)
   return 1.1
 end
 
--- A digest of the VIP's live Maglev table (what the data plane indexes):
--- FNV-1a over its backend ids, as 8 hex digits. Equal digests, same table.
-local function digest(svc, v)
-  local tab = v.halves and v.halves[v.table]
-  if not tab then return nil end
-  local bxor, mul32 = require("bit").bxor, require("luabpf.lb.maglev").mul32
-  local h = 0x811c9dc5
-  for s = 0, svc.ring - 1 do
-    h = mul32(bxor(h, tab[s]), 0x01000193)
-  end
-  return require("bit").tohex(h)
-end
-
 --- The service as one record (what `show` and `show --json` print).
 function M.record(svc)
   local st = sampler(svc)
   local s = svc:stats()
   local r = { service = svc.name, pid = uv.os_getpid(), interface = svc.interface, netns = svc.netns,
     xdp_mode = svc.xdp_mode, flow_table = svc.flow_table, state_dir = svc.dir, pinned = svc.pinned,
-    vips = {}, reasons = s.reasons }
+    vips = {}, reasons = s.reasons, bgp = F.null }
+  if s.bgp then -- lb/_bgp.lua: one record per BIRD protocol, by name
+    r.bgp = {}
+    local pn = {}
+    for n in pairs(s.bgp) do pn[#pn + 1] = n end
+    table.sort(pn)
+    for _, n in ipairs(pn) do
+      local b = s.bgp[n]
+      r.bgp[#r.bgp + 1] = { protocol = n, state = b.state, vips = setmetatable(b.vips, F.array_mt),
+        drained = b.drained, why = b.why, error = b.error, socket = b.socket }
+    end
+  end
   local names = {}
   for n in pairs(svc.vips) do names[#names + 1] = n end
   table.sort(names)
@@ -281,7 +279,7 @@ function M.record(svc)
       packets = sv.packets, bytes = sv.bytes, flows = sv.new_flows,
       pps = rv.pps, bps = rv.bps, flows_per_s = rv.flows_per_s,
       quorum = { ok = q.ok, live = q.live, total = q.total, need = q.need, policy = q.policy },
-      table = { size = svc.ring, digest = digest(svc, v) }, backends = {} }
+      table = { size = svc.ring, digest = sv.digest }, backends = {} }
     for _, b in ipairs(v.order) do
       local x = sv.backends[b.name]
       local rb = rates(st, "b" .. b.id) or {}
@@ -446,6 +444,19 @@ function M.stop(svc)
     state_dir = svc.dir }, "stopped")
 end
 
+--- The node's BGP announcements (lb/_bgp.lua): drain-node withdraws them
+--- (the program keeps serving what still arrives), enable-node announces again.
+function M.drain_node(svc, on)
+  if not svc.bgp then
+    fail("service '%s' announces nothing: its config has no `bgp` section (docs/scale-out.md)", svc.name)
+  end
+  local changed = svc.bgp:drain(on)
+  local what = on and "drained: its VIPs are withdrawn from BGP, the program keeps serving what still arrives"
+    or "enabled: its VIPs are announced again when they can be served"
+  if changed then log(svc, "node %s (by %s)", what, who()) end
+  return ("service '%s': node %s%s\n"):format(svc.name, changed and "" or "already ", on and "drained" or "enabled")
+end
+
 --- What the client sends: run(lb_service, COMMAND, {ARGS...}). Raises
 --- "not a load balancer" when the service has no lb_service.
 function M.run(svc, cmd, a)
@@ -463,6 +474,8 @@ function M.run(svc, cmd, a)
   if cmd == "add" then return M.add(svc, a[1], a[2], a[3], a[4]) end
   if cmd == "remove" then return M.remove(svc, a[1], a[2]) end
   if cmd == "stop" then return M.stop(svc) end
+  if cmd == "drain-node" then return M.drain_node(svc, true) end
+  if cmd == "enable-node" then return M.drain_node(svc, false) end
   fail("unknown command '%s'", tostring(cmd))
 end
 

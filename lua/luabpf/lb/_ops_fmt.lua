@@ -72,7 +72,8 @@ end
 -- The keys of each record, in order: every one is always there.
 F.ORDER = {
   service = { "service", "pid", "interface", "netns", "xdp_mode", "flow_table", "state_dir", "pinned", "vips",
-    "reasons" },
+    "reasons", "bgp" },
+  bgp = { "protocol", "state", "vips", "drained", "why", "error", "socket" },
   vip = { "name", "addr", "port", "proto", "mode", "packets", "bytes", "flows", "pps", "bps", "flows_per_s",
     "quorum", "table", "backends" },
   backend = { "name", "addr", "port", "weight", "config_weight", "effective_weight", "state", "health", "reason",
@@ -118,7 +119,8 @@ local function encode(v, order, out)
     for i, k in ipairs(keys) do
       if i > 1 then out[#out + 1] = "," end
       out[#out + 1] = '"' .. k .. '":'
-      local sub = (k == "vips" and "vip") or (k == "backends" and "backend") or F.ORDER[k] and k or "_"
+      local sub = (k == "vips" and order ~= "bgp" and "vip") or (k == "backends" and "backend") or F.ORDER[k] and k
+        or "_"
       encode(v[k], sub, out)
     end
     out[#out + 1] = "}"
@@ -187,6 +189,12 @@ function F.show(r)
     out[#out + 1] = F.columns({ "BACKEND", "ADDRESS", "WEIGHT", "STATE", "HEALTH", "SLOTS", "PACKETS", "FLOWS",
       "PKT/S", "BIT/S", "FLOW/S", "RUNTIME" }, rows, { [3] = true, [6] = true, [7] = true, [8] = true, [9] = true,
       [10] = true, [11] = true }, "  ")
+  end
+  for _, b in ipairs(type(r.bgp) == "table" and r.bgp or {}) do
+    out[#out + 1] = ""
+    out[#out + 1] = ("BGP: BIRD protocol %s (VIPs %s) %s%s%s"):format(b.protocol, table.concat(b.vips, ", "),
+      b.state == "announced" and "ANNOUNCED" or b.state == "withdrawn" and "WITHDRAWN" or "UNKNOWN (BIRD not reached)",
+      b.why and b.state ~= "announced" and (": " .. b.why) or "", b.error and ("; last error: " .. b.error) or "")
   end
   local parts = {}
   for _, name in ipairs(REASONS) do

@@ -76,6 +76,45 @@ function Service:which(f)
   return b.name, false
 end
 
+-- FNV-1a of a string, from h (32 bits).
+local function fnv(h, str)
+  for i = 1, #str do h = mul32(bxor(h, str:byte(i)), 0x01000193) end
+  return h
+end
+
+--- A digest of VIP v's live Maglev table by what each slot means: FNV-1a
+-- over the slots' backend address and port (8 hex digits). Backend ids are
+-- each node's own allocation, so two nodes that built the same table from
+-- different histories have the same digest: docs/scale-out.md.
+function Service:_digest(v)
+  local tab = v.halves and v.halves[v.table]
+  if not tab then return nil end
+  local per = { [C.NO_BACKEND] = fnv(0x811c9dc5, "-") }
+  for id, b in pairs(self.backend_by_id) do per[id] = fnv(0x811c9dc5, addr.mapped(b.addr) .. "|" .. b.port) end
+  local h = 0x811c9dc5
+  for s = 0, self.ring - 1 do
+    h = mul32(bxor(h, per[tab[s]] or 0), 0x01000193)
+  end
+  return bit.tohex(h)
+end
+
+--- VIP vip's live table as the data plane reads it (its maglev map, not our
+-- copy): a list of "ADDR:PORT" (or "-" for an empty slot), slot 0 first.
+function Service:table(vip)
+  self:_check_open()
+  local v = self.vips[vip]
+  if not v then error(("service '%s' has no VIP '%s'"):format(self.name, tostring(vip)), 2) end
+  local vk = self.m.vips:lookup({ addr = addr.mapped(v.addr), port = v.port, proto = v.proto })
+  local base = vk.id * 2 * self.ring + vk.table * self.ring
+  local out = {}
+  for s = 0, self.ring - 1 do
+    local id = self.m.maglev:lookup(base + s)
+    local b = id and self.backend_by_id[id]
+    out[s + 1] = b and ("%s:%d"):format(b.addr, b.port) or "-"
+  end
+  return out
+end
+
 --- Flows in the flow table: a list of {src, sport, dst, dport, proto, vip, backend}.
 function Service:flows(vip)
   self:_check_open()
@@ -155,6 +194,7 @@ function Service:stats()
       s.backends[b.name] = bs
     end
     s.checked, s.healthy = checked, healthy
+    s.digest = self:_digest(v)
     s.quorum = { ok = v.quorum_ok ~= false, live = v.live_weight, total = v.total_weight, need = v.quorum,
       hysteresis = v.hysteresis, policy = v.no_quorum }
     out.vips[name] = s
@@ -162,6 +202,7 @@ function Service:stats()
   for i, r in ipairs(REASONS) do
     out.reasons[r] = tonumber(self.m.reasons:lookup_sum(i - 1).packets)
   end
+  out.bgp = self.bgp and self.bgp:status() -- lb/_bgp.lua: per BIRD protocol
   return out
 end
 

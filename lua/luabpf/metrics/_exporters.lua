@@ -187,6 +187,15 @@ function Registry:lb(svc, o)
   self:gauge { name = p .. "_vip_quorum_up", help = "1 while the VIP's healthy weight meets its quorum, 0 when it lost it",
     labels = { "service", "vip" },
     collect = vips(function(emit, vn, v) if v.quorum then emit(v.quorum.ok and 1 or 0, { service, vn }) end end) }
+  self:gauge { name = p .. "_vip_table_info", help = "1, labelled with the digest of the VIP's Maglev table by what its slots mean (nodes with one digest pick the same backends)",
+    labels = { "service", "vip", "digest" },
+    collect = vips(function(emit, vn, v) if v.digest then emit(1, { service, vn, v.digest }) end end) }
+  self:gauge { name = p .. "_bgp_announced", help = "1 while BIRD has the protocol holding the VIP routes enabled on this node's request, 0 while withdrawn or not confirmed",
+    labels = { "service", "protocol" },
+    collect = function(emit)
+      local b = stats().bgp
+      for _, n in ipairs(sorted(b or {})) do emit(b[n].state == "announced" and 1 or 0, { service, n }) end
+    end }
   self:counter { name = p .. "_verdict_packets_total", help = "Packets by the balancer's verdict: forwarded, reply, pass_* (to the kernel), drop_* (dropped, by reason)",
     labels = { "service", "verdict" },
     collect = function(emit)

@@ -63,8 +63,9 @@ set(CPACK_DEBIAN_PACKAGE_HOMEPAGE "https://github.com/luabpf/luabpf")
 # libelf1, zlib1g, lua-luv, libc6), with the versions this build needs.
 set(CPACK_DEBIAN_PACKAGE_SHLIBDEPS ON)
 # What scripts call at run time: ip (lb, filter, netns), ping (neighbour
-# priming), mount/mountpoint (the unit's bpffs step).
-set(CPACK_DEBIAN_PACKAGE_DEPENDS "iproute2, util-linux")
+# priming), mount/mountpoint/nsenter (the unit's bpffs step), kill (the
+# unit's ExecReload: /bin/kill is procps', which minbase Debian lacks).
+set(CPACK_DEBIAN_PACKAGE_DEPENDS "iproute2, util-linux, procps")
 # libedit2: the REPL's line editing, loaded through the FFI (shlibdeps can't see it).
 # clang, libbpf-dev, bpftool: `luabpf cc` (your own BPF programs).
 set(CPACK_DEBIAN_PACKAGE_RECOMMENDS "libedit2, iputils-ping, bpftool")

@@ -37,7 +37,16 @@ end
 local function norm_backend(v, o, level)
   check_opts("backend", o, { name = true, addr = true, port = true, weight = true, check = true, sorry = true })
   local a = addr.check("backend addr", o.addr, level + 1)
-  if addr.is_v4(a) ~= addr.is_v4(v.addr) then
+  if v.mode >= MODES.ipip and v.snat then
+    -- A tunnel's outer header is in the backends' family (its source's, snat):
+    -- one family a VIP.
+    local v4 = addr.is_v4(v.snat)
+    if addr.is_v4(a) ~= v4 then
+      error(("VIP '%s' (mode %s) sends its tunnels over %s: backend %s must be %s too%s"):format(v.name,
+        C.MODE_NAMES[v.mode], v4 and "IPv4" or "IPv6", a, v4 and "IPv4" or "IPv6",
+        addr.is_v4(v.addr) and "" or " (IPv6 inside IPv4 is not offered)"), level + 1)
+    end
+  elseif addr.is_v4(a) ~= addr.is_v4(v.addr) then
     error(("backend %s and VIP %s must be the same address family"):format(a, v.addr), level + 1)
   end
   local port = o.port and parse_port("backend " .. a, o.port, level + 1) or v.port
@@ -65,21 +74,57 @@ end
 
 function Service:_norm_vip(o, level)
   check_opts("vip", o, { name = true, addr = true, port = true, proto = true, mode = true,
-    snat = true, backends = true, check = true, down_flows = true, quorum = true, hysteresis = true,
+    snat = true, encap_src = true, gue_port = true, backends = true, check = true, down_flows = true, quorum = true, hysteresis = true,
     no_quorum = true, sorry = true })
   local a = addr.check("vip addr", o.addr, level + 1)
   local port = parse_port("vip " .. a, o.port, level + 1)
   local proto = PROTOS[o.proto or "tcp"]
   if not proto then error(("vip %s: proto must be tcp or udp, got %s"):format(a, tostring(o.proto)), level + 1) end
   local mode = MODES[o.mode or "nat"]
-  if not mode then error(("vip %s: mode must be nat or dsr, got %s"):format(a, tostring(o.mode)), level + 1) end
-  if mode == MODES.dsr and self.ct then
-    error(("vip %s: mode 'dsr' needs flow_table = 'lru' (conntrack translates addresses; DSR rewrites only MACs)")
-      :format(a), level + 1)
+  if not mode then
+    error(("vip %s: mode must be nat, dsr, ipip or gue, got %s"):format(a, tostring(o.mode)), level + 1)
+  end
+  if mode ~= MODES.nat and self.ct then
+    error(("vip %s: mode '%s' needs flow_table = 'lru' (conntrack translates addresses; %s)")
+      :format(a, o.mode, mode == MODES.dsr and "DSR rewrites only MACs" or "a tunnel leaves the packet as it is"),
+      level + 1)
   end
   local n = { name = o.name or ("%s:%d/%s"):format(a, port, o.proto or "tcp"), addr = a, port = port,
     proto = proto, mode = mode, backends = {} }
   local function bad(fmt, ...) error(("vip '%s': " .. fmt):format(n.name, ...), level + 1) end
+  if mode >= MODES.ipip then
+    -- The outer source: encap_src, or the interface's address in the
+    -- backends' family (the first backend's, else the VIP's).
+    local v4 = addr.is_v4(a)
+    if o.encap_src then
+      n.snat = addr.check("vip encap_src", o.encap_src, level + 1)
+      v4 = addr.is_v4(n.snat)
+    else
+      local first = type(o.backends) == "table" and type(o.backends[1]) == "table" and o.backends[1].addr
+      local ok, fa = pcall(addr.check, "backend addr", first, 1)
+      if ok and fa then v4 = addr.is_v4(fa) end
+    end
+    if v4 and not addr.is_v4(a) then
+      bad("mode %s: an IPv6 VIP's tunnels go over IPv6 (IPv6 inside IPv4 is not offered), not %s", o.mode,
+        tostring(n.snat or o.backends[1].addr))
+    end
+    if not n.snat then
+      local src = self.interface and iface_addr(self.interface, not v4)
+      if not src then
+        bad("mode %s: '%s' has no %s address for the tunnels' source: give encap_src = ADDRESS", o.mode,
+          tostring(self.interface), v4 and "IPv4" or "IPv6")
+      end
+      n.snat = addr.check("vip encap_src", src, level + 1)
+    end
+    if mode == MODES.gue then
+      n.gue_port = o.gue_port and parse_port(("vip '%s' gue_port"):format(n.name), o.gue_port, level + 1)
+        or C.GUE_PORT
+    elseif o.gue_port then
+      bad("gue_port is for mode 'gue', not '%s'", o.mode)
+    end
+  elseif o.encap_src or o.gue_port then
+    bad("%s is for modes 'ipip' and 'gue', not '%s'", o.encap_src and "encap_src" or "gue_port", o.mode or "nat")
+  end
   if o.check ~= nil and type(o.check) ~= "table" then bad("check must be a table, got %s", type(o.check)) end
   n.check = o.check
   if o.check then

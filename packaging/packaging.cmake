@@ -29,10 +29,11 @@ set(LUABPF_CONFIG_INCLUDEDIR "\${CMAKE_CURRENT_LIST_DIR}/${_rel_inc}")
 configure_file(${CMAKE_SOURCE_DIR}/packaging/luabpfConfig.cmake.in
   ${CMAKE_BINARY_DIR}/packaging/install/luabpfConfig.cmake @ONLY)
 install(FILES ${CMAKE_BINARY_DIR}/packaging/install/luabpfConfig.cmake DESTINATION ${LUABPF_CMAKE_DIR})
-# The build tree is a package too: find_package(luabpf PATHS <build dir>).
+# The build tree is a package too: CMAKE_PREFIX_PATH=<build dir> finds it.
 set(LUABPF_CONFIG_BINDIR ${CMAKE_BINARY_DIR})
 set(LUABPF_CONFIG_INCLUDEDIR ${CMAKE_SOURCE_DIR}/bpf/include)
-configure_file(${CMAKE_SOURCE_DIR}/packaging/luabpfConfig.cmake.in ${CMAKE_BINARY_DIR}/luabpfConfig.cmake @ONLY)
+configure_file(${CMAKE_SOURCE_DIR}/packaging/luabpfConfig.cmake.in
+  ${CMAKE_BINARY_DIR}/lib/cmake/luabpf/luabpfConfig.cmake @ONLY)
 
 install(CODE "
   set(LUABPF_VERSION \"${PROJECT_VERSION}\")

@@ -227,13 +227,111 @@ function M.Locator:find(path, msg)
 end
 
 ---------------------------------------------------------------------------
--- Reading a config: Lua in its own environment, without `bpf`, so checking
--- one can't touch the kernel.
+-- Reading a config: Lua in its own environment, bounded. A config is data
+-- written as Lua: it gets the language and its pure libraries, not `bpf`,
+-- `io`, `os` (but os.getenv), `require` or `debug`, so checking one can't
+-- touch the kernel or the files, and a loop in it is an error, not a hang
+-- (systemd's reload runs `luabpf check` first).
+
+-- What a config may use. os.getenv stays: a unit's Environment= may choose
+-- an interface or an address; it reads, it changes nothing.
+local SAFE = {
+  "assert", "error", "ipairs", "next", "pairs", "pcall", "print", "rawequal", "rawget", "rawlen",
+  "rawset", "select", "setmetatable", "getmetatable", "tonumber", "tostring", "type", "unpack",
+  "xpcall", "_VERSION",
+}
+local SAFE_LIBS = { "string", "table", "math", "bit" }
+local SAFE_OS = { getenv = true, time = true, date = true, clock = true }
+-- Names a script has and a config has not: using one is an error naming it
+-- (nil would surface later as "attempt to call a nil value").
+local REFUSED = {
+  io = true, require = true, bpf = true, debug = true, package = true, jit = true, ffi = true,
+  load = true, loadstring = true, loadfile = true, dofile = true, module = true,
+  setfenv = true, getfenv = true, collectgarbage = true, newproxy = true, coroutine = true,
+}
+M.MAX_STRING = 16 * 1024 * 1024 -- string.rep's largest result in a config
+
+local function refused(what, level)
+  error(("a config can't use %s: it is data, read without touching the system (only "
+    .. "os.getenv, os.time, os.date and os.clock are there); do that in the script"):format(what), level + 1)
+end
 
 local function sandbox()
   local g = {}
-  for k, v in pairs(_G) do if k ~= "bpf" then g[k] = v end end
-  return g
+  for _, k in ipairs(SAFE) do g[k] = rawget(_G, k) end
+  for _, k in ipairs(SAFE_LIBS) do
+    local lib = rawget(_G, k)
+    if lib then
+      local copy = {}
+      for n, f in pairs(lib) do copy[n] = f end
+      g[k] = copy
+    end
+  end
+  g.string.dump = nil
+  -- LuaJIT runs no hook in xpcall's message handler, so a looping handler
+  -- would escape the budget: the handler runs after the pcall instead.
+  g.xpcall = function(f, handler, ...)
+    local r = { pcall(f, ...) }
+    if r[1] then return unpack(r, 1, table.maxn(r)) end
+    return false, handler(r[2])
+  end
+  -- A few bytes repeated into gigabytes would take the checker's memory
+  -- and seconds in one C call the instruction budget can't see.
+  local rep = string.rep
+  g.string.rep = function(s, n, sep)
+    local len = #tostring(s) + (sep and #tostring(sep) or 0)
+    if type(n) == "number" and n * len > M.MAX_STRING then
+      error(("string.rep: %d x %d bytes is more than a config may build (%d bytes)"):format(n, len,
+        M.MAX_STRING), 2)
+    end
+    return rep(s, n, sep)
+  end
+  g.os = setmetatable({}, { __index = function(_, k)
+    if SAFE_OS[k] then return os[k] end
+    refused("os." .. tostring(k), 2)
+  end })
+  g._G = g
+  return setmetatable(g, { __index = function(_, k)
+    if REFUSED[k] then refused(k, 2) end
+  end })
+end
+
+--- The instruction budget of one config's evaluation (about a second of
+-- interpreted Lua here); a config that runs longer is refused as a loop.
+M.BUDGET = 2e8
+local STEP = 1e5 -- instructions between two looks at the budget
+
+-- Run chunk under the budget: true, ret; or false, message. The chunk runs
+-- interpreted (jit.off: compiled code never calls a count hook), and once
+-- the budget is spent the hook raises at every step, so a pcall in the
+-- config that catches the first error can't keep it running.
+local function bounded(chunk, path)
+  if jit then jit.off(chunk, true) end
+  local budget = math.max(1, math.floor(M.BUDGET / STEP))
+  local steps, at = 0, nil
+  local ohook, omask, ocount = debug.gethook()
+  local msg = ("the config did not finish within %d Lua instructions (about a second): a loop? "
+    .. "A config only builds tables"):format(M.BUDGET)
+  local function hook()
+    steps = steps + 1
+    if steps >= budget then
+      local i = debug.getinfo(2, "Sl")
+      local ours = i and i.source == "@" .. path
+      if at and not ours then return end -- only the config's own code stops
+      if not at then
+        at = ours and i.currentline and i.currentline > 0 and i.currentline or 0
+        -- From now on every instruction raises: a pcall around the loop
+        -- that caught this error can't run one more.
+        debug.sethook(hook, "", 1)
+      end
+      error(msg, 0)
+    end
+  end
+  debug.sethook(hook, "", STEP)
+  local ok, ret = pcall(chunk)
+  debug.sethook(ohook, omask or "", ocount or 0)
+  if at then return false, at > 0 and ("%s:%d: %s"):format(path, at, msg) or msg end
+  return ok, ret
 end
 
 -- Returns the config table and the globals it set, or nil and "file:line: msg".
@@ -246,7 +344,7 @@ local function run(path)
   if not chunk then return nil, err, src end
   local env = setmetatable({}, { __index = sandbox() })
   setfenv(chunk, env)
-  local ok, ret = pcall(chunk)
+  local ok, ret = bounded(chunk, path)
   if not ok then return nil, tostring(ret), src end
   return type(ret) == "table" and ret or env, nil, src
 end

@@ -79,30 +79,34 @@ end
 -- stay (their flows stay), add new ones, remove the rest. Then publish.
 function Service:_sync_backends(v, declared)
   local want = {}
-  for _, b in ipairs(declared) do want[addr.mapped(b.addr) .. "|" .. b.port] = b end
+  for _, b in ipairs(declared) do want[self:_mapped(b.addr) .. "|" .. b.port] = b end
   for _, b in ipairs(v.order) do
-    if not want[addr.mapped(b.addr) .. "|" .. b.port] then b.state = REMOVED end
+    if not want[self:_mapped(b.addr) .. "|" .. b.port] then b.state = REMOVED end
   end
   self:_compact(v)
   local have = {}
-  for _, b in ipairs(v.order) do have[addr.mapped(b.addr) .. "|" .. b.port] = b end
+  for _, b in ipairs(v.order) do have[self:_mapped(b.addr) .. "|" .. b.port] = b end
   v.backends = {}
   for _, d in ipairs(declared) do
-    local b = have[addr.mapped(d.addr) .. "|" .. d.port]
-    if not b then
-      local id = table.remove(self.free_backends)
-      if not id then error(("all %d backend slots are in use (max_backends)"):format(self.max_backends), 3) end
-      b = { id = id, vip = v }
-      v.order[#v.order + 1] = b
-      self.backend_by_id[id] = b
-      if self.prime then prime_neighbour(d.addr) end
-    end
+    local b = have[self:_mapped(d.addr) .. "|" .. d.port] or self:_new_backend(v, d, 4)
     if b.check_name and b.name ~= d.name then self:_sync_check(v, b, nil) end
     b.name, b.addr, b.port, b.weight, b.sorry = d.name, d.addr, d.port, d.weight, d.sorry
     v.backends[b.name] = b
     self:_sync_check(v, b, d.check)
   end
   self:_refresh(v, true)
+end
+
+-- A new backend record in v for declaration d: an id from the free list,
+-- its neighbour primed. Raises at `level` when every id is taken.
+function Service:_new_backend(v, d, level)
+  local id = table.remove(self.free_backends)
+  if not id then error(("all %d backend slots are in use (max_backends)"):format(self.max_backends), level) end
+  local b = { id = id, vip = v }
+  v.order[#v.order + 1] = b
+  self.backend_by_id[id] = b
+  if self.prime then prime_neighbour(d.addr) end
+  return b
 end
 
 function Service:_install_vip(n)
@@ -188,30 +192,25 @@ function Service:_compact(v)
   v.order = keep
 end
 
--- The VIP's backends as declarations, for changing one and syncing them all.
-local function declared(v)
-  local out = {}
-  for _, b in ipairs(v.order) do
-    out[#out + 1] = { name = b.name, addr = b.addr, port = b.port, weight = b.weight, check = b.check_spec,
-      sorry = b.sorry }
-  end
-  return out
-end
-
 --- Add a backend to a VIP: { name=, addr=, port=, weight= }.
 function Service:add_backend(vip, o)
   self:_check_open()
   local v = self:_vip(vip)
-  local b = norm_backend(v, o, 2)
+  local d = norm_backend(v, o, 2)
+  local a = self:_mapped(d.addr)
   for _, x in ipairs(v.order) do
-    if x.name == b.name or (addr.mapped(x.addr) == addr.mapped(b.addr) and x.port == b.port) then
+    if x.name == d.name or (self:_mapped(x.addr) == a and x.port == d.port) then
       error(("add_backend: VIP '%s' already has backend '%s' (%s:%d)"):format(v.name, x.name, x.addr, x.port), 2)
     end
   end
-  local list = declared(v)
-  list[#list + 1] = b
-  self:_sync_backends(v, list)
-  return b.name
+  -- What _sync_backends does for a list with one more, for that one only:
+  -- a pool change costs the table's build, not a pass over every backend.
+  local b = self:_new_backend(v, d, 3)
+  b.name, b.addr, b.port, b.weight, b.sorry = d.name, d.addr, d.port, d.weight, d.sorry
+  v.backends[b.name] = b
+  self:_sync_check(v, b, d.check)
+  self:_refresh(v, true)
+  return d.name
 end
 
 --- Change a backend's weight; 0 drains it: no new flows, existing ones go on.
@@ -234,11 +233,10 @@ function Service:remove_backend(vip, name, o)
   if o ~= nil then check_opts("remove_backend", o, { flush = true }) end
   local v = self:_vip(vip)
   local b = self:_backend(v, name)
-  local list = {}
-  for _, d in ipairs(declared(v)) do
-    if d.name ~= b.name then list[#list + 1] = d end
-  end
-  self:_sync_backends(v, list)
+  -- _sync_backends without b, for b only (as add_backend).
+  b.state = REMOVED
+  self:_compact(v)
+  self:_refresh(v, true)
   if o and o.flush then self:_flush(v, b) end
 end
 

@@ -30,36 +30,60 @@ function Service:_addr_flags()
   for a, f in pairs(want) do assert(self.m.vip_addrs:update(a, f)) end
 end
 
+local u32a, i32a = ffi.typeof("uint32_t[?]"), ffi.typeof("int32_t[?]")
+
+-- addr.mapped, kept: a pool change compares every backend's address, and a
+-- conversion through inet_pton and inet_ntop costs microseconds. Addresses
+-- come validated; the memo forgets all past 65,536.
+local mapped_memo, n_mapped = {}, 0
+function Service:_mapped(a)
+  local m = mapped_memo[a]
+  if not m then
+    m = addr.mapped(a)
+    if n_mapped >= 65536 then mapped_memo, n_mapped = {}, 0 end
+    mapped_memo[a], n_mapped = m, n_mapped + 1
+  end
+  return m
+end
+
 -- Write the VIP's new Maglev table into its idle half, then flip to it: a
 -- packet sees either the old table or the new one, never a mix. entries:
 -- { {id=, name=, weight=}, ... }, the weights the table is built from.
+-- The build, the diff and the batch reuse the service's arrays: a change
+-- allocates only what it writes.
 function Service:_publish(v, entries)
   local ring = self.ring
-  local tab = maglev.build(entries, ring)
+  local sc = self.mg_scratch
+  if not sc or sc.ring ~= ring then
+    sc = { ring = ring, tab = i32a(ring), keys = u32a(ring), vals = u32a(ring) }
+    self.mg_scratch = sc
+  end
+  local tab = maglev.build(entries, ring, nil, sc.tab)
   local half = 1 - (v.table or 0)
   local base = v.id * 2 * ring + half * ring
   -- Each list position's backend id (0: an empty slot) and slot count.
   local n_e = #entries
-  local ids, counts = ffi.new("uint32_t[?]", n_e + 1), ffi.new("int32_t[?]", n_e + 1)
+  local ids, counts = u32a(n_e + 1), i32a(n_e + 1)
   ids[0] = NO_BACKEND
   for i = 1, n_e do ids[i] = entries[i].id end
   -- What each half holds, as last written, so a change writes only the slots
-  -- that differ (about 2/N of them, in one batch) instead of all 65,537.
+  -- that differ (about 2/N of them, in one batch) instead of all 65,537. A
+  -- half not written yet holds 0xfefefefe, no backend's id: every slot differs.
   v.halves = v.halves or {}
-  local have, want = v.halves[half], ffi.new("uint32_t[?]", ring)
-  local keys, vals, n = {}, {}, 0
-  for s = 0, ring - 1 do
-    local e = tab[s]
-    local id = ids[e]
-    counts[e] = counts[e] + 1
-    want[s] = id
-    if not have or have[s] ~= id then
-      n = n + 1
-      keys[n], vals[n] = base + s, id
-    end
+  local have = v.halves[half]
+  if not have then
+    have = u32a(ring)
+    ffi.fill(have, ring * 4, 0xfe)
   end
-  if n > 0 then assert(self.m.maglev:update_batch(keys, vals)) end
-  v.halves[half] = want
+  v.halves[half] = nil -- unknown until the batch is in
+  local n = maglev.diff(tab, ring, ids, n_e + 1, have, base, sc.keys, sc.vals, counts)
+  if n > 0 then
+    local keys, vals = u32a(n), u32a(n)
+    ffi.copy(keys, sc.keys, n * 4)
+    ffi.copy(vals, sc.vals, n * 4)
+    assert(self.m.maglev:update_batch(keys, vals))
+  end
+  v.halves[half] = have
   v.table = half
   assert(self.m.vips:update(vip_key(v), { id = v.id, mode = v.mode, table = half, flags = 0,
     snat = addr.mapped(v.snat or "::") }))
@@ -74,7 +98,7 @@ end
 -- wrote into this map (a forced refresh rewrites every backend: 1,000
 -- syscalls for nothing on a pool change).
 function Service:_write_backend(b)
-  local a = addr.mapped(b.addr)
+  local a = self:_mapped(b.addr)
   local w = b.written
   if w and w.map == self.m.backends and w.addr == a and w.port == b.port and w.state == b.state
     and w.vip == b.vip.id and w.id == b.id then

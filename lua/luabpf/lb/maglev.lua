@@ -34,6 +34,19 @@ local function unsigned(x)
   return x < 0 and x + 4294967296 or x
 end
 
+-- A name's two hashes (offset, skip; before the modulo), kept: a pool change
+-- rebuilds the table from mostly the same names. Forgotten past 65,536 names.
+local hashes, n_hashes = {}, 0
+local function name_hashes(name)
+  local h = hashes[name]
+  if not h then
+    if n_hashes >= 65536 then hashes, n_hashes = {}, 0 end
+    h = { unsigned(fnv1a(name, 0x2545f491)), unsigned(fnv1a(name, 0x9e3779b9)) }
+    hashes[name], n_hashes = h, n_hashes + 1
+  end
+  return h[1], h[2]
+end
+
 local function is_prime(n)
   if n < 2 then return false end
   if n % 2 == 0 then return n == 2 end
@@ -50,6 +63,19 @@ M.is_prime = is_prime
 -- added or listed in (every node builds the same table whatever its history).
 local function canonical(backends, n)
   local ord = {}
+  -- Names are unique in a VIP's pool: sorting the names alone (table.sort's
+  -- own string order, no Lua comparator called per pair) gives the same order.
+  local names, at = {}, {}
+  for i = 1, n do
+    local nm = backends[i].name
+    if type(nm) ~= "string" or at[nm] then names = nil break end
+    names[i], at[nm] = nm, i
+  end
+  if names then
+    table.sort(names)
+    for i = 1, n do ord[i] = at[names[i]] end
+    return ord
+  end
   for i = 1, n do ord[i] = i end
   table.sort(ord, function(a, b)
     local x, y = backends[a], backends[b]
@@ -102,18 +128,51 @@ end
 ffi.cdef [[
 uint32_t lbpf_maglev__fill(int32_t *entry, uint32_t size, uint32_t live, const int32_t *pos,
   uint32_t *nextc, const uint32_t *skip, const double *step, double *credit);
+uint32_t lbpf_maglev__diff(const int32_t *entry, uint32_t size, const uint32_t *ids, uint32_t npos,
+  uint32_t *have, uint32_t base, uint32_t *keys, uint32_t *vals, int32_t *counts);
 ]]
 local have_c, fill_c = pcall(function() return ffi.C.lbpf_maglev__fill end)
 M.fills = { lua = fill_lua, c = have_c and fill_c or nil }
 -- Which fill build() uses: the host's C one when there is one.
 M.fill = have_c and "c" or "lua"
 
+-- host/maglev.c's lbpf_maglev__diff, line for line, for a host without it.
+local function diff_lua(entry, size, ids, npos, have, base, keys, vals, counts)
+  local n = 0
+  for s = 0, size - 1 do
+    local e = entry[s]
+    if e < 0 or e >= npos then return size + 1 end
+    local id = ids[e]
+    counts[e] = counts[e] + 1
+    if have[s] ~= id then
+      have[s] = id
+      keys[n], vals[n] = base + s, id
+      n = n + 1
+    end
+  end
+  return n
+end
+local have_diff, diff_c = pcall(function() return ffi.C.lbpf_maglev__diff end)
+
+--- What publishing table entry (from build) over a half that holds have
+-- (uint32_t[size], backend ids) changes: have becomes the new ids (ids[pos],
+-- pos 0: an empty slot), counts[pos] (int32_t[npos], zeroed) the slots per
+-- position, and (keys, vals)[0..n) the slots that differ (base + slot, id).
+-- Returns n. Raises if the table holds a position past npos.
+function M.diff(entry, size, ids, npos, have, base, keys, vals, counts)
+  local n = (have_diff and diff_c or diff_lua)(entry, size, ids, npos, have, base, keys, vals, counts)
+  if n > size then error("maglev: table holds a position past the list", 2) end
+  return n
+end
+
 --- Build the table for backends = { {name=, weight=}, ... } (weight 0: not
 -- placed). Returns a 0-based int32_t array of SIZE backend positions (1-based
 -- indices into the list), 0 for an empty slot; all 0 when no backend has a
 -- weight. Backends are placed in canonical order (by name), so the list's
 -- order does not change the table. fill: "c" or "lua" (default M.fill).
-function M.build(backends, size, fill)
+-- out: an int32_t[size] to build into (its old contents are cleared) instead
+-- of a new array, so a service's rebuilds reuse one.
+function M.build(backends, size, fill, out)
   size = size or M.DEFAULT_SIZE
   if not is_prime(size) then
     error(("maglev: table size %d is not prime (65537 and 655373 are)"):format(size), 2)
@@ -129,7 +188,8 @@ function M.build(backends, size, fill)
     end
     if w > maxw then maxw = w end
   end
-  local entry = i32(size)
+  local entry = out
+  if entry then ffi.fill(entry, size * 4) else entry = i32(size) end
   if maxw == 0 then return entry end
   -- Per live backend k (canonical order): its list position, the next slot
   -- of its permutation (offset + j * skip mod size, kept as a running sum),
@@ -143,13 +203,25 @@ function M.build(backends, size, fill)
     local w = b.weight or 1
     if w > 0 then
       pos[live] = i
-      nextc[live] = unsigned(fnv1a(b.name, 0x2545f491)) % size
-      skip[live] = unsigned(fnv1a(b.name, 0x9e3779b9)) % (size - 1) + 1
+      local off, sk = name_hashes(b.name)
+      nextc[live] = off % size
+      skip[live] = sk % (size - 1) + 1
       step[live] = w / maxw
       live = live + 1
     end
   end
-  fn(entry, size, live, pos, nextc, skip, step, credit)
+  if fn == fill_lua then
+    fill_lua(entry, size, live, pos, nextc, skip, step, credit)
+  elseif fn(entry, size, live, pos, nextc, skip, step, credit) == 0 then
+    -- C had no memory for its arrays (or the size is past 2^26): start again in Lua.
+    ffi.fill(entry, size * 4)
+    ffi.fill(credit, n * 8)
+    for k = 0, live - 1 do
+      local off = name_hashes(backends[pos[k]].name)
+      nextc[k] = off % size
+    end
+    fill_lua(entry, size, live, pos, nextc, skip, step, credit)
+  end
   return entry
 end
 

@@ -87,11 +87,11 @@ function M.addr(v)
     return ffi.string(ffi.C.inet_ntop(AF_INET, u32, out, 64))
   end
   if tv == "string" then
+    local b = pton(v) -- text first: "::12" is 4 bytes too
+    if b then return ntop(b) end
     if #v == 4 or #v == 16 then
       return ffi.string(ffi.C.inet_ntop(#v == 4 and AF_INET or AF_INET6, v, out, 64))
     end
-    local b = pton(v)
-    if b then return ntop(b) end
     error(("bpf.addr: '%s' is neither an address nor 4 or 16 bytes"):format(v), 2)
   end
   if tv == "cdata" then

@@ -60,6 +60,16 @@ __u32 ct_mark = 0x4c420000;
 /* A new entry's life until its first packet reaches conntrack, which then
  * sets the protocol's own timeout. */
 __u32 ct_new_timeout_ms = 5000;
+/*
+ * ct_sync (lb.new{ct_sync = true}): a new flow's entry is made by the
+ * kernel, not by bpf_ct_alloc. Entries allocated here carry no event cache
+ * extension (nf_conntrack_alloc adds none; only init_conntrack and ctnetlink
+ * add it, and a confirmed entry can't gain one), so ctnetlink never reports
+ * them and conntrackd never syncs them. With ct_sync the packet leaves with
+ * skb->mark = ct_mark | backend id; the service's nftables chains
+ * (lua/luabpf/lb/_conntrack.lua) copy it to the entry and DNAT/SNAT by it.
+ */
+__u32 ct_sync = 0;
 
 #define CT_MARK_MASK 0xffff0000u
 
@@ -216,6 +226,13 @@ static __always_inline int new_flow(struct __sk_buff *skb, struct pkt *p, struct
 	err = fib_check(skb, p, vip->mode == LB_MODE_NAT ? &vip->snat : &p->key.src, &be->addr);
 	if (err)
 		return drop(p, err, vip->id);
+	if (ct_sync) {
+		skb->mark = ct_mark | (be_id & ~CT_MARK_MASK);
+		report(p, LB_EV_NEW_FLOW, 0, vip->id, be_id);
+		add(&vip_stats, vip->id, p->len, 1);
+		add(&backend_stats, be_id, p->len, 1);
+		return verdict(p, LB_FORWARDED, TC_ACT_OK);
+	}
 
 	tlen = ct_tuple(p, &t);
 	ct_opts(p, &o);

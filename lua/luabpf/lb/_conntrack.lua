@@ -6,6 +6,7 @@
 -- Private to lua/luabpf/lb/; docs/lb.md "Flow table: LRU or conntrack".
 local uv = require("luv")
 local bit = require("bit")
+local addr = require("luabpf._addr")
 
 local M = {}
 
@@ -93,6 +94,7 @@ function M.new(o)
   end
   return setmetatable({
     service = o.name, interface = o.interface, netns = o.netns, mark = mark, fastpath = o.fastpath,
+    sync = o.sync, nat_written = {},
     -- nft identifiers take no '-'.
     table = "luabpf_lb_" .. o.name:gsub("-", "_"),
     sysctl_saved = {},
@@ -109,18 +111,43 @@ function CT:_sysctl(key, val)
 end
 
 --- Register conntrack's and nf_nat's hooks in the namespace (the entries
--- carry their own NAT: the chains hold no NAT rule), and stop ICMP redirects on the interface: the
+-- carry their own NAT: the chains hold no NAT rule, but with ct_sync the
+-- rules that NAT a marked new flow), and stop ICMP redirects on the interface: the
 -- balancer forwards out of the interface a packet came in on, and a
 -- redirect would send the client to the backend directly.
 function CT:setup()
-  local nft = ("table inet %s {\n  comment \"luabpf lb service '%s' (flow_table conntrack, ct_mark 0x%08x)\"\n"
-    -- A nat chain alone registers nf_nat but not conntrack's own hooks; a rule
-    -- with a ct expression does (nf_ct_netns_get). It sees only new
-    -- connections that are not ours (ours come with their NAT made).
-    .. "  chain prerouting { type nat hook prerouting priority dstnat; policy accept;\n"
-    .. "    ct state new counter comment \"keeps conntrack on for luabpf\"; }\n"
-    .. "  chain postrouting { type nat hook postrouting priority srcnat; policy accept; }\n}\n")
-    :format(self.table, self.service, self.mark)
+  local t = self.table
+  local nft = {
+    ("table inet %s {\n  comment \"luabpf lb service '%s' (flow_table conntrack, ct_mark 0x%08x)\"\n"):format(
+      t, self.service, self.mark),
+    -- ct_sync: a new flow's NAT target by its mark (ct_mark | backend id),
+    -- written by nat_targets() before the backend can be chosen.
+    "  map be4 { type mark : ipv4_addr . inet_service; }\n  map be6 { type mark : ipv6_addr . inet_service; }\n",
+    "  map snat4 { type mark : ipv4_addr; }\n  map snat6 { type mark : ipv6_addr; }\n",
+    "  chain prerouting { type nat hook prerouting priority dstnat; policy accept; }\n",
+    "  chain postrouting { type nat hook postrouting priority srcnat; policy accept; }\n}\n",
+    -- The rules are replaced in the same transaction: a restart neither
+    -- doubles them nor leaves a moment without them.
+    ("flush chain inet %s prerouting\nflush chain inet %s postrouting\n"):format(t, t),
+  }
+  if self.sync then
+    local m = ("0x%08x/16"):format(self.mark)
+    for _, f in ipairs({ { "ipv4", "ip", "4" }, { "ipv6", "ip6", "6" } }) do
+      -- The data plane marked the packet (bpf/lb/lb_ct.bpf.c, ct_sync): the
+      -- kernel's own entry takes the mark and the backend's address, so it
+      -- raises ctnetlink events (conntrackd syncs it) like any NAT entry.
+      nft[#nft + 1] = ("add rule inet %s prerouting meta mark %s ct state new ct mark set meta mark "
+        .. "meta nfproto %s meta l4proto { tcp, udp } dnat %s to meta mark map @be%s\n"):format(t, m, f[1], f[2], f[3])
+      nft[#nft + 1] = ("add rule inet %s postrouting ct mark %s ct status dnat meta nfproto %s "
+        .. "snat %s to ct mark map @snat%s\n"):format(t, m, f[1], f[2], f[3])
+    end
+  end
+  -- A nat chain alone registers nf_nat but not conntrack's own hooks; a rule
+  -- with a ct expression does (nf_ct_netns_get). It sees only new
+  -- connections that are not ours (ours come with their NAT made).
+  nft[#nft + 1] = ("add rule inet %s prerouting ct state new counter comment \"keeps conntrack on for luabpf\"\n")
+    :format(t)
+  nft = table.concat(nft)
   local tmp = os.tmpname()
   local f = assert(io.open(tmp, "w"))
   f:write(nft)
@@ -140,7 +167,7 @@ function CT:setup()
       bpf.log("info", ("service '%s': ICMP redirects off on %s (one-arm NAT forwards out of the interface "
         .. "packets came in on)"):format(self.service, self.interface))
     end
-    if self.fastpath then
+    if self.fastpath or self.sync then
       -- Packets sent from XDP never reach conntrack's TCP window tracking:
       -- without this the FIN/RST ending the connection (slow path) would be
       -- out of window, INVALID, and left untranslated. Per namespace.
@@ -148,8 +175,9 @@ function CT:setup()
       local old = self:_sysctl(k, 1)
       if old and old ~= "1" then
         self.sysctl_saved[k] = old
-        bpf.log("info", ("service '%s': %s=1 in this namespace (ct_fastpath: conntrack does not see "
-          .. "the packets sent from XDP)"):format(self.service, k))
+        bpf.log("info", ("service '%s': %s=1 in this namespace (%s)"):format(self.service, k, self.fastpath
+          and "ct_fastpath: conntrack does not see the packets sent from XDP"
+          or "ct_sync: a flow moved from another node arrives mid-window"))
       end
     end
     if self:_sysctl("net.ipv4.conf." .. self.interface .. ".forwarding") == "0" then
@@ -159,6 +187,83 @@ function CT:setup()
     end
   end
   return true
+end
+
+-- One backend's NAT target as ct_sync's maps hold it: family, nft elements.
+local function nat_target(mark, b)
+  local v = b.vip
+  local fam = addr.is_v4(b.addr) and "4" or "6"
+  local port = (b.port and b.port ~= 0) and b.port or v.port
+  local snat = v.mode == 0 and v.snat and not addr.is_zero(addr.mapped(v.snat))
+    and addr.mapped(v.snat) ~= addr.mapped("0.0.0.0") and v.snat or nil
+  local key = ("0x%08x"):format(mark + b.id)
+  return fam, ("%s : %s . %d"):format(key, b.addr, port), snat and ("%s : %s"):format(key, snat), key
+end
+
+--- ct_sync: write the NAT targets of these backends (records of lb/_pool.lua)
+-- into the maps, in one nft transaction, skipping those already there as
+-- they are; replace: the maps hold exactly these afterwards (an earlier
+-- instance's elements serve until the same transaction swaps them).
+-- Returns true, or nil and nft's message.
+function CT:nat_targets(list, replace)
+  local tx, n = {}, 0
+  if replace then
+    self.nat_written, self.nat_stale = {}, nil
+    for _, m in ipairs({ "be4", "be6", "snat4", "snat6" }) do
+      tx[#tx + 1] = ("flush map inet %s %s\n"):format(self.table, m)
+    end
+    n = 1
+  end
+  for _, b in ipairs(list) do
+    local fam, be, snat, key = nat_target(self.mark, b)
+    local want = fam .. "|" .. be .. "|" .. tostring(snat)
+    local had = self.nat_written[b.id]
+    if had ~= want then
+      if had then
+        local hfam, _, hsnat = had:match("^(%d)|(.-)|(.*)$")
+        tx[#tx + 1] = ("delete element inet %s be%s { %s }\n"):format(self.table, hfam, key)
+        if hsnat ~= "nil" then tx[#tx + 1] = ("delete element inet %s snat%s { %s }\n"):format(self.table, hfam, key) end
+      end
+      tx[#tx + 1] = ("add element inet %s be%s { %s }\n"):format(self.table, fam, be)
+      if snat then tx[#tx + 1] = ("add element inet %s snat%s { %s }\n"):format(self.table, fam, snat) end
+      n = n + 1
+      self.nat_written[b.id] = want
+    end
+  end
+  if n == 0 then return true end
+  local tmp = os.tmpname()
+  local f = assert(io.open(tmp, "w"))
+  f:write(table.concat(tx))
+  f:close()
+  local ok, out = run(self.netns, "nft -f " .. q(tmp))
+  os.remove(tmp)
+  if not ok then
+    self.nat_stale = true -- unknown now: bind's writer rewrites them all next time
+    return nil, ("service '%s': couldn't write %d NAT target(s) into nftables table inet %s: %s"):format(
+      self.service, n, self.table, out:gsub("%s+$", ""))
+  end
+  return true
+end
+
+--- ct_sync: keep the maps in step with the service's backend records. Every
+-- record goes through svc:_write_backend (lb/_publish.lua) before a Maglev
+-- table can name it; this instance's copy writes the NAT target first.
+function CT:bind(svc)
+  local write = svc._write_backend
+  local ct = self
+  local function all(extra)
+    local list, seen = {}, {}
+    for _, b in pairs(svc.backend_by_id) do list[#list + 1], seen[b] = b, true end
+    if extra and not seen[extra] then list[#list + 1] = extra end
+    table.sort(list, function(a, b) return a.id < b.id end)
+    return list
+  end
+  svc._write_backend = function(s, b)
+    local ok, err = ct:nat_targets(ct.nat_stale and all(b) or { b }, ct.nat_stale)
+    if not ok then error(err, 2) end
+    return write(s, b)
+  end
+  return self:nat_targets(all(), true)
 end
 
 --- The namespace's conntrack timeouts the fast path refreshes entries with

@@ -53,6 +53,7 @@ function M.new(o)
     ring_size = true, max_vips = true, max_backends = true, flows = true, flow_sample = true,
     drop_sample = true, on_event = true, prime_neighbours = true, attach = true, on_health = true,
     flow_table = true, ct_mark = true, ct_fastpath = true,
+    ct_sync = true,
   })
   -- bpffs refuses names with a dot in them.
   if type(o.name) ~= "string" or not o.name:match("^[%w_-]+$") then
@@ -69,14 +70,19 @@ function M.new(o)
     if o.ct_fastpath ~= nil and type(o.ct_fastpath) ~= "boolean" then
       fail("lb.new: ct_fastpath expects a boolean, got %s", type(o.ct_fastpath))
     end
+    if o.ct_sync ~= nil and type(o.ct_sync) ~= "boolean" then
+      fail("lb.new: ct_sync expects a boolean, got %s", type(o.ct_sync))
+    end
     ct = lb_ct.new({ name = o.name, interface = o.interface, netns = o.netns, mark = o.ct_mark,
-      fastpath = o.ct_fastpath == true })
+      fastpath = o.ct_fastpath == true, sync = o.ct_sync == true })
     local ok, cerr = lb_ct.check()
     if not ok then return nil, ("service '%s': %s"):format(o.name, cerr) end
   elseif o.flow_table ~= nil and o.flow_table ~= "lru" then
     fail("lb.new: flow_table must be 'lru' or 'conntrack', got %s", tostring(o.flow_table))
   elseif o.ct_fastpath then
     fail("lb.new: ct_fastpath needs flow_table = 'conntrack' (the LRU table is XDP throughout)")
+  elseif o.ct_sync then
+    fail("lb.new: ct_sync needs flow_table = 'conntrack' (the LRU table's flows live in one node's maps)")
   end
   local self = setmetatable({
     name = o.name, interface = o.interface, netns = o.netns,
@@ -146,6 +152,14 @@ function Service:_start(o)
     end
   end
   self:_recover()
+  -- ct_sync: new flows' NAT targets in nftables, kept in step (lb/_conntrack.lua).
+  if self.ct and self.ct.sync then
+    obj:set("ct_sync", 1)
+    if o.attach ~= false then
+      local ok, serr = self.ct:bind(self)
+      if not ok then return nil, serr end
+    end
+  end
 
   -- A pinned link means a running (or stopped) earlier instance: replace its
   -- program in place, so traffic never sees a moment without one.

@@ -14,7 +14,7 @@ enum lb_mode {
 	LB_MODE_NAT = 0, /* full NAT: destination to the backend, source to snat */
 	LB_MODE_DSR = 1, /* direct server return on L2: only the MAC changes */
 	LB_MODE_IPIP = 2, /* DSR in a tunnel: IPv4/IPv6 in IP (bpf/lb/lb_encap.h) */
-	LB_MODE_GUE = 3,  /* DSR in a tunnel: IP in UDP (GUE), outer port in lb_vip.flags */
+	LB_MODE_GUE = 3,  /* DSR in a tunnel: IP in UDP (GUE), outer port lb_vip.encap_port */
 };
 
 enum lb_backend_state {
@@ -76,7 +76,7 @@ struct lb_vip {
 	__u32 id;    /* index into vip_stats and the Maglev table */
 	__u8 mode;   /* enum lb_mode */
 	__u8 table;  /* which half of the vip's Maglev slots is live (0/1) */
-	__u16 flags; /* GUE: the outer UDP destination port, network order */
+	__be16 encap_port; /* GUE: the outer UDP destination port */
 	ipv6_t snat; /* NAT: the balancer's address toward backends; ipip/gue: the outer
 		      * source address, in the backends' family */
 };

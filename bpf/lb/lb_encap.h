@@ -6,7 +6,7 @@
  *
  *   ipip: IPv4 in IPv4 (protocol 4), IPv6 in IPv6 and IPv4 in IPv6 (next header
  *         4 or 41), no options.
- *   gue:  outer IP + UDP to the port in lb_vip.flags, then the inner IP packet (GUE
+ *   gue:  outer IP + UDP to lb_vip.encap_port, then the inner IP packet (GUE
  *         "variant 1", direct IP over UDP); the UDP source port is from the
  *         flow hash, so routers' ECMP spreads flows and keeps each on one path.
  *
@@ -178,7 +178,7 @@ static __always_inline int encap(struct xdp_md *ctx, struct pkt *p, const struct
 
 		sport = 0x8000 | (h >> 17); /* 32768-65535: an ephemeral-looking port */
 		uh->source = bpf_htons(sport);
-		uh->dest = vip->flags;
+		uh->dest = vip->encap_port;
 		uh->len = bpf_htons(ulen);
 		uh->check = 0;
 		if (isum >= 0) {

@@ -112,6 +112,7 @@ end
 function Service:_install_vip(n)
   local v = self:_vip_record(n)
   v.name, v.addr, v.port, v.proto, v.mode, v.snat = n.name, n.addr, n.port, n.proto, n.mode, n.snat
+  v.gue_port = n.gue_port
   self:_vip_health(v, n)
   self.vips[n.name] = v
   self:_sync_backends(v, n.backends)
@@ -119,8 +120,9 @@ function Service:_install_vip(n)
   return v.name
 end
 
---- Add a VIP: { name=, addr=, port=, proto="tcp"|"udp", mode="nat"|"dsr",
+--- Add a VIP: { name=, addr=, port=, proto="tcp"|"udp", mode="nat"|"dsr"|"ipip"|"gue",
 -- snat= (nat: the balancer's address toward backends; default: the interface's),
+-- encap_src=, gue_port= (ipip, gue: the tunnels' outer source and GUE port),
 -- backends = { {name=, addr=, port=, weight=}, ... } }.
 function Service:add_vip(o)
   self:_check_open()
@@ -167,6 +169,7 @@ function Service:apply(list)
   for _, n in ipairs(norm) do
     local v = self.vips[n.name]
     if v then
+      v.gue_port = n.gue_port -- a new GUE port goes out with the next publish
       self:_vip_health(v, n)
       self:_sync_backends(v, n.backends)
     else

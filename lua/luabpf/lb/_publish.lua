@@ -85,7 +85,7 @@ function Service:_publish(v, entries)
   end
   v.halves[half] = have
   v.table = half
-  assert(self.m.vips:update(vip_key(v), { id = v.id, mode = v.mode, table = half, flags = 0,
+  assert(self.m.vips:update(vip_key(v), { id = v.id, mode = v.mode, table = half, encap_port = v.gue_port or 0,
     snat = addr.mapped(v.snat or "::") }))
   v.slots = {}
   for i = 1, n_e do

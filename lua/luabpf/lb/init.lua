@@ -52,7 +52,7 @@ function M.new(o)
     name = true, interface = true, netns = true, xdp_mode = true, pin = true, pin_root = true,
     ring_size = true, max_vips = true, max_backends = true, flows = true, flow_sample = true,
     drop_sample = true, on_event = true, prime_neighbours = true, attach = true, on_health = true,
-    flow_table = true, ct_mark = true, ct_fastpath = true,
+    flow_table = true, ct_mark = true, ct_fastpath = true, bgp = true,
     ct_sync = true,
   })
   -- bpffs refuses names with a dot in them.
@@ -84,7 +84,14 @@ function M.new(o)
   elseif o.ct_sync then
     fail("lb.new: ct_sync needs flow_table = 'conntrack' (the LRU table's flows live in one node's maps)")
   end
+  local bgp_o
+  if o.bgp ~= nil then -- BGP announcements through BIRD (lb/_bgp.lua, docs/scale-out.md)
+    local berr
+    bgp_o, berr = require("luabpf.lb._bgp").check(o.bgp)
+    if not bgp_o then fail("lb.new: %s", berr) end
+  end
   local self = setmetatable({
+    bgp_o = bgp_o,
     name = o.name, interface = o.interface, netns = o.netns,
     xdp_mode = o.xdp_mode or "auto",
     ring = o.ring_size or maglev.DEFAULT_SIZE,
@@ -197,6 +204,7 @@ function Service:_start(o)
   self.events = bpf.ringbuf(obj:map("events"), function(ev) self:_event(ev) end,
     { decode = "struct lb_event" })
   self.on_event = o.on_event
+  if self.bgp_o then self.bgp = require("luabpf.lb._bgp").new(self, self.bgp_o) end
   bpf.on_shutdown(function() self:close() end)
   return true
 end
@@ -299,6 +307,8 @@ function Service:close(o)
   if self.flusher then self.flusher:close() end
   if self.ramp_timer then self.ramp_timer:close() end
   self.flusher, self.ramp_timer = nil, nil
+  -- A program left pinned still serves: it stays announced. Else withdrawn before it goes.
+  if self.bgp then self.bgp:close(not self.pinned or o.destroy) end
   if self.pinned and not o.destroy then
     -- Leave the link attached and pinned: the next instance takes it over.
     self.link, self.xdp_link = nil, nil

@@ -297,6 +297,40 @@ end
 -- ---- finding a map ---------------------------------------------------------------
 
 local BPF_OBJ_NAME_LEN = 16
+M.NAME_MAX = BPF_OBJ_NAME_LEN - 1 -- what the kernel keeps of a name
+
+-- Edit distance (insert, delete, substitute, swap two neighbours).
+local function distance(a, b)
+  local d = {}
+  for i = 0, #a do d[i] = { [0] = i } end
+  for j = 0, #b do d[0][j] = j end
+  for i = 1, #a do
+    for j = 1, #b do
+      local cost = a:byte(i) == b:byte(j) and 0 or 1
+      local v = math.min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost)
+      if i > 1 and j > 1 and a:byte(i) == b:byte(j - 1) and a:byte(i - 1) == b:byte(j) then
+        v = math.min(v, d[i - 2][j - 2] + 1)
+      end
+      d[i][j] = v
+    end
+  end
+  return d[#a][#b]
+end
+
+--- The candidate nearest to word for a "did you mean" (nil if none is near:
+-- at most a third of the word's letters off, at least one), ties by order.
+function M.nearest(word, candidates)
+  local best, bestd
+  local limit = math.max(1, math.floor(#word / 3))
+  for _, c in ipairs(candidates) do
+    if c ~= word then
+      local dd = distance(word, c)
+      if c:sub(1, #word) == word then dd = math.min(dd, 1) end -- a prefix is near
+      if dd <= limit and (not bestd or dd < bestd) then best, bestd = c, dd end
+    end
+  end
+  return best
+end
 
 --- The map that spec names: an id ("42"), a pin path (has a '/'), or a name
 -- (unique among loaded maps). kind_hint: "id", "name" or "pinned" (bpftool's words).
@@ -330,7 +364,15 @@ function M.find_map(spec, kind_hint)
   end
   if #found == 1 then return found[1] end
   if #found == 0 then
-    return nil, ("no loaded map is named '%s' (see luabpf ls maps)"):format(spec), "ENOENT"
+    local names = {}
+    for _, id in ipairs(ids) do
+      local info = inspect.info("map", id)
+      if info then names[#names + 1] = info.name end
+    end
+    table.sort(names)
+    local near = M.nearest(want, names)
+    return nil, ("no loaded map is named '%s'%s"):format(spec,
+      near and ("; did you mean '" .. near .. "'?") or " (see luabpf ls maps)"), "ENOENT"
   end
   local desc = {}
   for _, m in ipairs(found) do desc[#desc + 1] = ("%d (%s)"):format(m.id, m.type) end
@@ -438,6 +480,45 @@ function M.undumpable(info)
   end
 end
 
+-- Raw keys and values beside the decoded ones, for bpftool's "key"/"value"
+-- byte arrays: libbpf's calls through the FFI on the map's fd, in step with
+-- m:pairs() (both walk bpf_map_get_next_key from the same previous key).
+local ffi = require("ffi")
+pcall(ffi.cdef, [[
+int bpf_map_get_next_key(int fd, const void *key, void *next_key);
+int bpf_map_lookup_elem(int fd, const void *key, void *value);
+int libbpf_num_possible_cpus(void);
+]])
+
+local function hex_bytes(p, n)
+  local t = M.array()
+  for i = 0, n - 1 do t[i + 1] = ("0x%02x"):format(p[i]) end
+  return t
+end
+
+local function raw_walker(m, info, percpu)
+  local fd = m:fd()
+  local ks, vs = info.bytes_key, info.bytes_value
+  local ncpu = percpu and ffi.C.libbpf_num_possible_cpus() or 1
+  local stride = percpu and math.floor((vs + 7) / 8) * 8 or vs
+  local prev, cur = ffi.new("uint8_t[?]", ks), ffi.new("uint8_t[?]", ks)
+  local val = ffi.new("uint8_t[?]", stride * ncpu)
+  local first = true
+  return function()
+    if ffi.C.bpf_map_get_next_key(fd, not first and prev or nil, cur) ~= 0 then return nil end
+    first = false
+    ffi.copy(prev, cur, ks)
+    local key = hex_bytes(cur, ks)
+    if ffi.C.bpf_map_lookup_elem(fd, cur, val) ~= 0 then return key, nil end
+    if not percpu then return key, hex_bytes(val, vs) end
+    local values = M.array()
+    for c = 0, ncpu - 1 do
+      values[c + 1] = M.ordered({ cpu = c, value = hex_bytes(val + c * stride, vs) }, { "cpu", "value" })
+    end
+    return key, values
+  end
+end
+
 function M.dump(info, json, out, pretty_json)
   local why, wcode = M.undumpable(info)
   if why then return nil, why, wcode end
@@ -454,6 +535,7 @@ function M.dump(info, json, out, pretty_json)
     vlay = info.btf_value_type_id ~= 0 and inspect.layout(info.btf_id, info.btf_value_type_id) or nil
   end
   local percpu = info.type:find("percpu", 1, true) ~= nil
+  local raw = json and raw_walker(m, info, percpu)
   local n = 0
   if json then out("[") end
   local ok, perr = pcall(function()
@@ -473,7 +555,11 @@ function M.dump(info, json, out, pretty_json)
         entry = M.ordered({ key = key, value = M.shape(v, vlay) }, { "key", "value" })
       end
       if json then
-        out((n > 1 and ",\n" or "\n") .. M.json(entry, pretty_json))
+        -- bpftool -j map dump: bytes as "0x.." strings, the decoded entry in "formatted".
+        local rk, rv = raw()
+        local top = percpu and M.ordered({ key = rk, values = rv, formatted = entry }, { "key", "values", "formatted" })
+          or M.ordered({ key = rk, value = rv, formatted = entry }, { "key", "value", "formatted" })
+        out((n > 1 and ",\n" or "\n") .. M.json(top, pretty_json))
       elseif percpu then
         local lines = { inline(key) .. (entry.sum and (" => sum " .. pretty(entry.sum, "")) or " =>") }
         for _, c in ipairs(entry.values) do

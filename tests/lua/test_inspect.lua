@@ -202,8 +202,10 @@ local function main()
     "ls pins text for the link: " .. text)
 
   -- dump: decoded values are what we wrote, and agree with bpftool's formatted dump
+  -- (bpftool -j map dump's shape: bytes in key/value, the decoded entry in formatted)
   local d = json_decode(t.run(LUABPF .. " dump " .. DIR .. "/m/flows --json"))
   t.eq(#d, 1, "flows entries")
+  for i, e in ipairs(d) do d[i] = e.formatted end
   t.eq(d[1].key.addr.v4, "10.1.2.3", "flows key addr as text")
   t.eq(d[1].key.port, 8443, "flows key __be16 port in host order")
   t.eq(d[1].value.packets, 3, "flows value packets")
@@ -218,12 +220,13 @@ local function main()
 
   -- u64 beyond 2^53 printed exactly, as bpftool does.
   local raw = t.run(LUABPF .. " dump id " .. counts:info().id .. " --json")
-  t.ok(raw:find('{"key":7,"value":18446744073709551615}', 1, true), "exact u64 in: " .. raw)
+  t.ok(raw:find('"formatted":{"key":7,"value":18446744073709551615}', 1, true), "exact u64 in: " .. raw)
   t.ok(t.run("bpftool -j map dump id " .. counts:info().id):find('"value":18446744073709551615', 1, true),
     "bpftool agrees on the u64")
 
   -- per-CPU: each CPU and the sum, as bpftool lists the CPUs
   d = json_decode(t.run(LUABPF .. " dump " .. DIR .. "/m/pc_hash --json"))
+  for i, e in ipairs(d) do d[i] = e.formatted end
   t.eq(#d[1].values, ncpus, "one value per CPU")
   t.same(d[1].sum, { packets = 2 * ncpus, bytes = 100 * ncpus }, "per-CPU sum")
   local bp = json_decode(t.run("bpftool -j map dump pinned " .. DIR .. "/m/pc_hash"))[1].formatted

@@ -11,8 +11,12 @@ MAP: an id (42), a pin path (/sys/fs/bpf/lb/backends), a name unique among
 loaded maps (backends), or bpftool's `id 42`, `pinned PATH`, `name NAME`.
 Keys and values are decoded by the map's BTF: structs by field name, IP
 addresses as text, enums by name. Per-CPU maps show each CPU and the sum.
---json prints [{"key":..,"value":..}] ({"key","values":[{"cpu","value"}],"sum"}
-per CPU), integers exact.
+--json prints what `bpftool -j map dump` prints: [{"key":["0x01",..],
+"value":["0x06",..],"formatted":{"key":..,"value":..}}] (per CPU: "values":
+[{"cpu":0,"value":[..]}], and "formatted" has "values" and their "sum"),
+"formatted" decoded as above, integers exact.
+Exit codes: 0 dumped, 1 no such map or it can't be dumped (a nearest name is
+suggested), 2 bad command line, 3 missing privileges.
 ]]
 
 return function(...)

@@ -5,6 +5,7 @@
 -- code says whether every file is valid. The systemd unit runs it before
 -- start and before each reload, so a broken file never reaches the service.
 local config = require("luabpf.config")
+local caret = require("luabpf._caret")
 
 local USAGE = [[
 usage: luabpf check [--kind lb|filter|script] [-q] FILE...
@@ -59,11 +60,18 @@ return function(...)
   local bad = 0
   for _, path in ipairs(files) do
     local rep = config.check(path, kind)
+    local w = rep.config and caret.missing_interface(rep.config)
+    if w then rep:warn({ "interface" }, w) end
+    local lines = caret.lines(path) -- each message is followed by its line and a caret
     for _, e in ipairs(rep.errors) do
       io.stdout:write(("%s: error: %s\n"):format(e.where, e.msg))
+      local src = caret.render(lines, e)
+      if src then io.stdout:write(src, "\n") end
     end
-    for _, w in ipairs(rep.warnings) do
-      io.stdout:write(("%s: warning: %s\n"):format(w.where, w.msg))
+    for _, x in ipairs(rep.warnings) do
+      io.stdout:write(("%s: warning: %s\n"):format(x.where, x.msg))
+      local src = caret.render(lines, x)
+      if src then io.stdout:write(src, "\n") end
     end
     if rep.ok then
       if not quiet then io.stdout:write(("%s: OK: %s\n"):format(path, rep.summary or rep.kind)) end

@@ -114,8 +114,10 @@ local function options(opts)
   return { depth = opts.depth or 8, items = opts.items or 200, width = opts.width or 100 }
 end
 
---- Text of any value. opts: width (default 100), depth (8), items (200 per table).
+--- Text of any value. opts: width (default 100), depth (8), items (200 per
+-- table); a map prints its description and entries, as M.map (opts.limit).
 function M.format(v, opts)
+  if is_map(v) then return M.map(v, opts) end
   return fmt(v, "", 0, 1, {}, options(opts))
 end
 

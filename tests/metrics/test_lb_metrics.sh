@@ -73,8 +73,9 @@ send_udp 1 600 40 &
 SENDER=$!
 tmux new-session -d -s "$TMUX_S" -x 160 -y 30 "$LUABPF --netns $P-lb top $SVC --interval 1; echo top-exited=\$?; sleep 30" # the pane stays to be read
 pane() { tmux capture-pane -p -t "$TMUX_S"; }
-dns_pps() { pane | awk -v s="$SVC/dns" '$1 == s { print $(NF-3) }' | head -1; }
-dns_packets() { pane | awk -v s="$SVC/dns" '$1 == s { print $NF }' | head -1; }
+# Rates carry their unit ("40.0 pps"), counts their separators ("1,234").
+dns_pps() { pane | awk -v s="$SVC/dns" '$1 == s { for (i = 2; i <= NF; i++) if ($i == "pps") print $(i-1) }' | head -1; }
+dns_packets() { pane | awk -v s="$SVC/dns" '$1 == s { gsub(",", "", $NF); print $NF }' | head -1; }
 t_wait 10 sh -c "tmux capture-pane -p -t $TMUX_S | grep -q 'VIP / BACKEND'" || t_fail "top did not draw: $(pane)"
 # A refresh whose whole interval had the sender going: one that shows more
 # than the first 30 packets, then the next one (PACKETS changes).
@@ -88,7 +89,9 @@ echo "top shows $SVC/dns at ${rate:-?} packets/s:"; pane | head -12
 # measured between its fetches, not at the counters).
 awk -v r="${rate:-0}" 'BEGIN { exit !(r >= 20 && r <= 60) }' && t_pass "VIP rate $rate pps (sent ~40)" \
   || t_fail "VIP rate '${rate}' not near 40 pps"
-brow=$(pane | grep -E '^  b[12] ' | awk '$(NF-3) != "0" && $(NF-3) != "-"' | head -1)
+t_contains "$(pane | grep "^$SVC/dns ")" "$rate pps" "the rate is printed with its unit"
+[[ "$rate" =~ ^[0-9]+(\.[0-9]+)?$ && ${#rate} -le 4 ]] && t_pass "3 significant digits ($rate)" || t_fail "rate '$rate' is not 3 significant digits"
+brow=$(pane | grep -E '^  b[12] ' | awk '{ for (i = 2; i <= NF; i++) if ($i == "pps" && $(i-1) != "0") { print; break } }' | head -1)
 t_contains "$brow" "active" "a backend row carries the flow's rate and state: $brow"
 t_contains "$(pane)" "sort: packets" "sorted by packets"
 tmux send-keys -t "$TMUX_S" n

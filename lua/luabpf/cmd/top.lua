@@ -8,9 +8,46 @@ local uv = require("luv")
 local args = require("luabpf.args")
 local metrics = require("luabpf.metrics")
 local http = require("luabpf._http")
+local fmt = require("luabpf.fmt")
 
 local SORTS = { "packets", "bytes", "flows", "name" }
 local SORT_KEYS = { p = "packets", b = "bytes", f = "flows", n = "name" }
+
+-- The metrics URL a running service serves, asked over its control socket
+-- (the `metrics` setting of lb.lua and ddos_filter.lua, or metrics.serve in
+-- any script). nil, message, hint when there is no such service or it serves
+-- none.
+local function ask_service(name)
+  local P = require("luabpf._repl_proto")
+  local path = P.socket_path(name)
+  local c, err, code = P.connect(path)
+  if not c then
+    if code == P.ENOENT then return nil end
+    if code == P.EACCES then
+      return nil, ("can't reach %s: %s"):format(path, err), "only root and the service's own user may ask it"
+    end
+    return nil, ("service '%s' is not running (%s: %s)"):format(name, path, err)
+  end
+  local kind, payload = c:recv()
+  if kind ~= "hello" then
+    c:close()
+    return nil, ("service '%s' did not answer: %s"):format(name, tostring(payload or kind))
+  end
+  c:send("hello", ("pid=%d tty=false client=top"):format((bpf._sys.ids())))
+  c:send("eval", "io.write(table.concat(require('luabpf.metrics').urls(), '\\n'))")
+  local out = {}
+  while true do
+    kind, payload = c:recv()
+    if kind == "out" then out[#out + 1] = payload
+    elseif kind ~= "start" then break end
+  end
+  c:close()
+  local url = table.concat(out):match("^[^\n]+")
+  if url then return url end
+  return nil, ("service '%s' runs but serves no metrics"):format(name),
+    "set metrics = \"127.0.0.1:9435\" in its config (lb.lua, ddos_filter.lua) and reload it, or serve them with "
+      .. "metrics.serve(reg, {name = '" .. name .. "'})"
+end
 
 local function resolve(target)
   if not target then
@@ -31,21 +68,23 @@ local function resolve(target)
   end
   if target:match("^%d+$") then return ("http://127.0.0.1:%s/metrics"):format(target) end
   if target:match("^[%w.%-]+:%d+$") or target:match("^%[.+%]:%d+$") then return "http://" .. target .. "/metrics" end
-  local url = metrics.lookup(target)
+  -- A service by name: what its control socket says it serves, else the
+  -- URL it registered in RUN_DIR.
+  local url, err, hint = ask_service(target)
   if url then return url end
-  return nil, ("no service '%s' registered a metrics endpoint in %s"):format(target, metrics.RUN_DIR),
-    "give the endpoint's URL (luabpf top http://127.0.0.1:9435/metrics), or serve it with metrics.serve(reg, {name = '"
-      .. target .. "'})"
+  if err then return nil, err, hint end
+  url = metrics.lookup(target)
+  if url then return url end
+  return nil, ("no service named '%s' (no control socket %s, no %s/%s)"):format(target,
+    require("luabpf._repl_proto").socket_path(target), metrics.RUN_DIR, target),
+    "running services: luabpf attach; or give the endpoint's URL (luabpf top http://127.0.0.1:9435/metrics)"
 end
 
 local function human(n, unit)
   if n == nil then return "-" end
-  local a = math.abs(n)
-  if a >= 1e9 then return ("%.2fG%s"):format(n / 1e9, unit or "") end
-  if a >= 1e6 then return ("%.2fM%s"):format(n / 1e6, unit or "") end
-  if a >= 1e4 then return ("%.1fk%s"):format(n / 1e3, unit or "") end
-  if a == math.floor(a) then return ("%d%s"):format(n, unit or "") end
-  return ("%.1f%s"):format(n, unit or "")
+  if unit then return fmt.rate(n, unit) end
+  if n == math.floor(n) and math.abs(n) < 1e6 then return fmt.count(n) end
+  return (fmt.si(n))
 end
 
 -- label set -> stable text id
@@ -177,16 +216,74 @@ return function(...)
     local list = {}
     for _, k in ipairs(order) do list[#list + 1] = vips[k] end
     table.sort(list, less)
-    local lines = { ("%-28s %-10s %-9s %6s %10s %11s %9s %12s"):format("VIP / BACKEND", "STATE", "HEALTH",
-      "WEIGHT", "PKTS/S", "BITS/S", "FLOWS/S", "PACKETS") }
+    -- Rates carry their unit (luabpf.fmt): 40.0 pps, 35.2 kbit/s, 1.00 flow/s.
+    local F = "%-28s %-10s %-9s %6s %10s %12s %12s %14s"
+    local lines = { F:format("VIP / BACKEND", "STATE", "HEALTH", "WEIGHT", "PACKETS/S", "BITS/S", "FLOWS/S",
+      "PACKETS") }
     for _, v in ipairs(list) do
-      lines[#lines + 1] = ("%-28s %-27s %10s %11s %9s %12s"):format(v.name, v.what, human(v.pps),
-        human(v.bps and v.bps * 8), human(v.fps), human(v.packets))
+      lines[#lines + 1] = ("%-28s %-27s %10s %12s %12s %14s"):format(v.name, v.what, human(v.pps, "pps"),
+        human(v.bps and v.bps * 8, "bit/s"), human(v.fps, "flow/s"), human(v.packets))
       table.sort(v.backends, less)
       for _, b in ipairs(v.backends) do
-        lines[#lines + 1] = ("  %-26s %-10s %-9s %6s %10s %11s %9s %12s"):format(b.name, b.state, b.health,
-          b.weight and human(b.weight) or "-", human(b.pps), human(b.bps and b.bps * 8), human(b.fps),
-          human(b.packets))
+        lines[#lines + 1] = ("  %-26s" .. F:sub(6)):format(b.name, b.state, b.health,
+          b.weight and human(b.weight) or "-", human(b.pps, "pps"), human(b.bps and b.bps * 8, "bit/s"),
+          human(b.fps, "flow/s"), human(b.packets))
+      end
+    end
+    return lines
+  end
+
+  -- A DDoS filter (luabpf_filter_* metrics): per reason, then per rule,
+  -- packets/s and bits/s, busiest first; the bans in force.
+  local function filter_rows(fams)
+    local rows, bans = {}, {}
+    local bytes = by_id(fams, "luabpf_filter_bytes_total")
+    for id, s in pairs(by_id(fams, "luabpf_filter_packets_total")) do
+      local l = s.labels
+      rows[#rows + 1] = { filter = l.filter, name = l.reason, what = l.verdict, packets = s.value,
+        pps = rate("luabpf_filter_packets_total", s), bps = bytes[id] and rate("luabpf_filter_bytes_total", bytes[id]) }
+    end
+    local rules = {}
+    local rbytes = by_id(fams, "luabpf_filter_rule_bytes_total")
+    for id, s in pairs(by_id(fams, "luabpf_filter_rule_packets_total")) do
+      local l = s.labels
+      rules[#rules + 1] = { filter = l.filter, name = l.rule, what = l.action, packets = s.value,
+        pps = rate("luabpf_filter_rule_packets_total", s),
+        bps = rbytes[id] and rate("luabpf_filter_rule_bytes_total", rbytes[id]) }
+    end
+    for _, s in ipairs((fams.luabpf_filter_bans or { samples = {} }).samples) do bans[s.labels.filter] = s.value end
+    local function less(a, b)
+      if sort ~= "name" then
+        local f = sort == "bytes" and "bps" or "pps"
+        local x, y = a[f] or -1, b[f] or -1
+        if x ~= y then return x > y end
+        if a.packets ~= b.packets then return a.packets > b.packets end
+      end
+      return a.name < b.name
+    end
+    table.sort(rows, less)
+    table.sort(rules, less)
+    local F = "%-28s %-10s %12s %12s %14s"
+    local lines = { F:format("FILTER / REASON", "VERDICT", "PACKETS/S", "BITS/S", "PACKETS") }
+    local names = {}
+    for n in pairs(bans) do names[#names + 1] = n end
+    for _, r in ipairs(rows) do if not bans[r.filter] then bans[r.filter] = 0 names[#names + 1] = r.filter end end
+    table.sort(names)
+    for _, n in ipairs(names) do
+      lines[#lines + 1] = ("%s  (%s banned now)"):format(n, fmt.count(bans[n]))
+      for _, r in ipairs(rows) do
+        if r.filter == n and (r.packets > 0 or sort == "name") then
+          lines[#lines + 1] = ("  %-26s" .. F:sub(6)):format(r.name, r.what, human(r.pps, "pps"),
+            human(r.bps and r.bps * 8, "bit/s"), human(r.packets))
+        end
+      end
+      local first = true
+      for _, r in ipairs(rules) do
+        if r.filter == n then
+          if first then lines[#lines + 1] = ("  %-26s" .. F:sub(6)):format("RULE", "ACTION", "", "", "") first = false end
+          lines[#lines + 1] = ("  %-26s" .. F:sub(6)):format(r.name, r.what, human(r.pps, "pps"),
+            human(r.bps and r.bps * 8, "bit/s"), human(r.packets))
+        end
       end
     end
     return lines
@@ -210,8 +307,8 @@ return function(...)
       if sort ~= "name" and (a.r or -1) ~= (b.r or -1) then return (a.r or -1) > (b.r or -1) end
       return a.name < b.name
     end)
-    local lines = { ("%-70s %12s %14s"):format("COUNTER", "RATE/S", "VALUE") }
-    for _, r in ipairs(rows) do lines[#lines + 1] = ("%-70s %12s %14s"):format(r.name, human(r.r), human(r.value)) end
+    local lines = { ("%-70s %12s %14s"):format("COUNTER", "RATE", "VALUE") }
+    for _, r in ipairs(rows) do lines[#lines + 1] = ("%-70s %12s %14s"):format(r.name, human(r.r, "/s"), human(r.value)) end
     return lines
   end
 
@@ -221,7 +318,8 @@ return function(...)
     local lines = { head }
     if last_err then lines[#lines + 1] = "ERROR: " .. last_err end
     if fams then
-      local body = fams.luabpf_lb_vip_packets_total and lb_rows(fams) or generic_rows(fams)
+      local body = fams.luabpf_lb_vip_packets_total and lb_rows(fams)
+        or fams.luabpf_filter_packets_total and filter_rows(fams) or generic_rows(fams)
       for _, l in ipairs(body) do lines[#lines + 1] = l end
     end
     if tty then

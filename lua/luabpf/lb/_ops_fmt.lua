@@ -1,43 +1,35 @@
 -- SPDX-License-Identifier: MIT
 -- How `luabpf lb` prints (lua/luabpf/lb/_ops.lua gathers): numbers for
--- people (counts with thousands separators, rates to 3 significant digits
--- with SI prefixes), aligned tables, and a JSON whose records always carry
+-- people (luabpf.fmt: counts with thousands separators, rates to 3
+-- significant digits with SI prefixes), aligned tables, and a JSON whose records always carry
 -- the same keys in the same order (null where a value is absent). The field
 -- names are documented in docs/cli.md; changing one is a breaking change.
 local REASONS = require("luabpf.lb._common").REASONS
+local fmt = require("luabpf.fmt")
 
 local F = {}
 
 -- Encodes as JSON null where nil would drop the key.
 F.null = setmetatable({}, { __tostring = function() return "null" end })
 
---- 1234567 -> "1,234,567".
+-- The numbers themselves: luabpf.fmt, the one formatter every text a
+-- person reads goes through (lb show, top, the examples' reports).
+--- 1234567 -> "1,234,567"; "-" for nil or null.
 function F.count(n)
-  if n == nil or n == F.null then return "-" end
-  local s = ("%d"):format(n)
-  local neg, digits = s:match("^(%-?)(%d+)$")
-  digits = digits:reverse():gsub("(%d%d%d)", "%1,"):reverse():gsub("^,", "")
-  return neg .. digits
+  if n == F.null then return "-" end
+  return fmt.count(n)
 end
 
 --- A rate to 3 significant digits with an SI prefix: 0, 0.5, 12.3k, 4.56M.
 function F.si(x)
-  if x == nil or x == F.null then return "-" end
-  if x == 0 then return "0" end
-  local prefixes, i = { "", "k", "M", "G", "T" }, 1
-  -- 999.6 would print as "1e+03": it is 1.00k.
-  while math.abs(x) >= 999.5 and i < #prefixes do
-    x, i = x / 1000, i + 1
-  end
-  return (("%#.3g"):format(x):gsub("%.$", "")) .. prefixes[i]
+  if x == F.null then return "-" end
+  return (fmt.si(x))
 end
 
---- A rate with its unit: "12.3 kpkt/s".
+--- A rate with its unit: "12.3 kpps".
 function F.rate(x, unit)
-  if x == nil then return "- " .. unit end
-  local s = F.si(x)
-  local num, pre = s:match("^([%d%.%-]+)(%a?)$")
-  return num .. " " .. pre .. unit
+  if x == F.null then x = nil end
+  return fmt.rate(x, unit)
 end
 
 -- Rows of cells as aligned columns; right: the set of columns aligned right.
@@ -178,7 +170,7 @@ function F.show(r)
       q.ok and "ok" or "LOST", weight_text(q.live), weight_text(q.total), weight_text(q.need),
       q.ok and "" or (", policy " .. q.policy))
     out[#out + 1] = ("  %s packets, %s flows; last second: %s, %s, %s"):format(F.count(v.packets),
-      F.count(v.flows), F.rate(v.pps, "pkt/s"), F.rate(v.bps, "bit/s"), F.rate(v.flows_per_s, "flow/s"))
+      F.count(v.flows), F.rate(v.pps, "pps"), F.rate(v.bps, "bit/s"), F.rate(v.flows_per_s, "flows/s"))
     out[#out + 1] = ("  Maglev table: %s slots, digest %s"):format(F.count(v.table.size), v.table.digest or "-")
     local rows = {}
     for _, b in ipairs(v.backends) do

@@ -28,6 +28,7 @@ local K = require("luabpf.metrics._common")
 local T = require("luabpf.metrics._text")
 require("luabpf.metrics._render")
 require("luabpf.metrics._exporters")
+require("luabpf.metrics._filter")
 
 local fail, check_opts, set_of = K.fail, K.check_opts, K.set_of
 local Metric, Registry, check_name, check_label = K.Metric, K.Registry, K.check_name, K.check_label
@@ -283,6 +284,7 @@ Metric.reset = Metric.remove
 --- Module-level forms: metrics.programs(reg, x), metrics.lb(svc, reg, opts).
 function M.programs(reg, x) return reg:programs(x) end
 function M.lb(svc, reg, o) return reg:lb(svc, o) end
+function M.filter(f, reg, o) return reg:filter(f, o) end
 
 ---------------------------------------------------------------------------
 -- The HTTP endpoint
@@ -290,6 +292,46 @@ function M.lb(svc, reg, o) return reg:lb(svc, o) end
 local INDEX = [[<html><head><title>luabpf metrics</title></head><body><h1>luabpf</h1>
 <p><a href="/metrics">/metrics</a></p></body></html>
 ]]
+
+-- The endpoints this process serves, by URL: what `luabpf top NAME` asks a
+-- service for over its control socket (metrics.urls()).
+local served = {}
+
+--- The URLs of the metrics endpoints this process serves, sorted.
+function M.urls()
+  local out = {}
+  for url in pairs(served) do out[#out + 1] = url end
+  table.sort(out)
+  return out
+end
+
+--- A service's `metrics` setting as an address and a port: 9435, "9435",
+-- "127.0.0.1:9435", "[::1]:9435", "0.0.0.0:9435". Returns address, port, or
+-- nil and a message naming what is wrong.
+function M.listen(spec)
+  local what = ("metrics = %s"):format(type(spec) == "string" and ("%q"):format(spec) or tostring(spec))
+  local host, port
+  if type(spec) == "number" then
+    host, port = "127.0.0.1", spec
+  elseif type(spec) == "string" then
+    if spec:match("^%d+$") then
+      host, port = "127.0.0.1", spec
+    else
+      host, port = spec:match("^%[([%x:.]+)%]:(%d+)$")
+      if not host then host, port = spec:match("^([%w.%-]+):(%d+)$") end
+    end
+    if not host then
+      return nil, ("%s: expects \"ADDRESS:PORT\" (\"127.0.0.1:9435\", \"[::1]:9435\") or a port"):format(what)
+    end
+    port = tonumber(port)
+  else
+    return nil, ("%s: expects \"ADDRESS:PORT\" or a port number"):format(what)
+  end
+  if port % 1 ~= 0 or port < 1 or port > 65535 then
+    return nil, ("%s: the port must be 1-65535"):format(what)
+  end
+  return host, port
+end
 
 --- Serve reg on http://address:port/metrics (default 127.0.0.1:9435).
 -- opts: address, port (0: any free port), path, name (registers the URL in
@@ -327,14 +369,61 @@ function M.serve(reg, o)
   end
   local close = srv.close
   local closed = false
+  served[srv.url] = true
   function srv.close()
     if closed then return end
     closed = true
+    served[srv.url] = nil
     close()
     if file then os.remove(file) end
   end
   bpf.on_shutdown(srv.close)
   return srv
+end
+
+--- A service's endpoint, from its config's `metrics` setting (lb.lua,
+-- ddos_filter.lua): ep = metrics.endpoint(reg, NAME); ep:set(cfg.metrics)
+-- serves reg there (registered as NAME for `luabpf top NAME`), a later
+-- ep:set(other) moves it (a SIGHUP reload), ep:set(false or nil) stops it.
+-- set returns true, or nil, message, hint, and then the previous endpoint
+-- (if any) still serves.
+function M.endpoint(reg, name)
+  local ep = { reg = reg, name = name }
+  function ep:set(spec)
+    if spec == false then spec = nil end
+    if spec == self.spec then return true end
+    local host, port
+    if spec ~= nil then
+      host, port = M.listen(spec)
+      if not host then return nil, port end
+    end
+    -- The old one goes first: the new one may want its port.
+    if self.srv then self.srv.close() self.srv = nil end
+    if spec ~= nil then
+      local srv, err, code = M.serve(reg, { address = host, port = port, name = name })
+      if not srv then
+        local msg = "metrics: " .. tostring(err)
+        local hint = code == "EADDRINUSE" and ("another process listens there: give this service another port "
+          .. "(metrics = \"%s:%d\"), or metrics = false"):format(host, port + 1)
+          or code == "EADDRNOTAVAIL" and "the address is not one of this host's (127.0.0.1 serves this host only)"
+          or nil
+        if self.spec ~= nil then
+          local h, pt = M.listen(self.spec)
+          self.srv = M.serve(reg, { address = h, port = pt, name = name }) -- the previous one, back
+        end
+        return nil, msg, hint
+      end
+      self.srv = srv
+      bpf.log("info", ("metrics on %s (luabpf top %s)"):format(srv.url, name))
+    end
+    self.spec = spec
+    return true
+  end
+  function ep:close()
+    if self.srv then self.srv.close() self.srv = nil end
+    self.spec = nil
+  end
+  return ep
 end
 
 --- Where `luabpf top NAME` finds a service's endpoint: the URL it registered, or nil.

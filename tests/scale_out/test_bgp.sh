@@ -30,6 +30,12 @@ so_lb 1
 t_wait 5 sh -c '[ "$(birdc -s "$1" show protocols vip_web | awk "\$1 == \"vip_web\" { print \$4 }")" = up ]' sh "$SO_DIR/n1.ctl" &&
   t_pass "announced: BIRD's protocol is up" || t_fail "not announced: $(state)"
 t_contains "$("$LUABPF" lb show "${P}n1")" "BGP: BIRD protocol vip_web (VIPs web) ANNOUNCED" "lb show: announced"
+scrape() {
+  echo 'local m = require("luabpf.metrics") local r = m.registry() r:lb(lb_service) io.write(r:render())' |
+    "$LUABPF" attach "${P}n1" 2>&1
+}
+t_contains "$(scrape)" "luabpf_lb_bgp_announced{service=\"${P}n1\",protocol=\"vip_web\"} 1" "exporter: announced"
+t_contains "$(scrape)" "luabpf_lb_vip_table_info{service=\"${P}n1\",vip=\"web\",digest=\"" "exporter: the table digest"
 
 # Quorum lost (two backends' servers stop): withdrawn; back: announced again.
 kill "${T_PIDS[0]}" "${T_PIDS[1]}"
@@ -64,6 +70,7 @@ t_wait 5 sh -c '[ "$(birdc -s "$1" show protocols vip_web | awk "\$1 == \"vip_we
 "$LUABPF" lb drain-node "${P}n1" >/dev/null
 t_wait 5 sh -c '[ "$(birdc -s "$1" show protocols vip_web | awk "\$1 == \"vip_web\" { print \$4 }")" = down ]' sh "$SO_DIR/n1.ctl" &&
   t_pass "drain-node: withdrawn" || t_fail "drain-node: $(state)"
+t_contains "$(scrape)" "luabpf_lb_bgp_announced{service=\"${P}n1\",protocol=\"vip_web\"} 0" "exporter: withdrawn"
 "$LUABPF" lb enable-node "${P}n1" >/dev/null
 t_wait 5 sh -c '[ "$(birdc -s "$1" show protocols vip_web | awk "\$1 == \"vip_web\" { print \$4 }")" = up ]' sh "$SO_DIR/n1.ctl" &&
   t_pass "enable-node: announced" || t_fail "enable-node: $(state)"

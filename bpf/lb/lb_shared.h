@@ -79,7 +79,12 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } events SEC(".maps");
 
-/* murmur3's mixing over the flow key's ten words; lua/luabpf/lb.lua has the same. */
+/*
+ * The flow hash: murmur3's mixing over the flow key's ten words, seed "LUAB",
+ * no per-node seed. Every node of a scale-out fleet must hash alike, so this
+ * is fixed and documented (docs/scale-out.md, "The flow hash"); the Lua copy
+ * is flow_hash in lua/luabpf/lb/_stats.lua (lb.flow_hash).
+ */
 static __always_inline __u32 rotl(__u32 x, int r)
 {
 	return (x << r) | (x >> (32 - r));

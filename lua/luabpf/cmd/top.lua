@@ -280,7 +280,7 @@ return function(...)
       local first = true
       for _, r in ipairs(rules) do
         if r.filter == n then
-          if first then lines[#lines + 1] = ("  %-26s" .. F:sub(6)):format("RULE", "ACTION", "", "", "") first = false end
+          if first then lines[#lines + 1] = ("  %-26s %s"):format("RULE", "ACTION") first = false end
           lines[#lines + 1] = ("  %-26s" .. F:sub(6)):format(r.name, r.what, human(r.pps, "pps"),
             human(r.bps and r.bps * 8, "bit/s"), human(r.packets))
         end

@@ -10,117 +10,9 @@
 #   the LRU flow table (XDP, state in one node's maps): the same.
 # Which node carried a connection: the backend answers with the source
 # address it saw, the node's SNAT address.
-#
-#   cts-cl client 10.1.0.2 --- 10.1.0.1 cts-rt router (VIP 10.9.0.1 via n1, n2)
-#                               10.2.0.1 |
-#   one L2 segment (bridge in cts-br): n1 10.2.0.11, n2 10.2.0.12 (luabpf,
-#   conntrackd), b1 10.2.0.21, b2 10.2.0.22 (ct_echo.py serve on :8080)
-source "$LUABPF_SOURCE_DIR/tests/lib.sh"
-P="cts$T_ID"
-HERE="$LUABPF_SOURCE_DIR/tests/scale_out"
-DIR=$(mktemp -d)
+# The lab: tests/scale_out/ct_lab.sh.
+source "$LUABPF_SOURCE_DIR/tests/scale_out/ct_lab.sh"
 K=${CT_SYNC_CONNS:-60}
-NS=()
-declare -A NODE_PID CTD_PID
-
-ct_cleanup() {
-  set +e # a cleanup step that fails must not skip the ones after it
-  stop_nodes
-  t_cleanup
-  for n in "${NS[@]:-}"; do [ -n "$n" ] && ip netns del "$n" 2>/dev/null; done
-  rm -rf "/sys/fs/bpf/luabpf/lb/${P}n1" "/sys/fs/bpf/luabpf/lb/${P}n2"
-  rmdir /sys/fs/bpf/luabpf/lb /sys/fs/bpf/luabpf 2>/dev/null
-  [ "${CT_SYNC_KEEP:-0}" = 1 ] && echo "kept $DIR" || rm -rf "$DIR"
-}
-trap ct_cleanup EXIT
-
-command -v conntrackd >/dev/null || { t_fail "conntrackd is not installed (scripts/setup.sh)"; t_done; }
-
-mkns() { ip netns add "$P-$1"; NS+=("$P-$1"); ip -n "$P-$1" link set lo up; }
-# lan ROLE ADDR: eth0 in $P-ROLE on the bridge; checksums filled in (XDP sees bytes).
-lan() {
-  ip -n "$P-$1" link add name eth0 type veth peer name "$1" netns "$P-br"
-  ip -n "$P-br" link set "$1" master br0 up
-  ip -n "$P-$1" addr add "$2/24" dev eth0
-  ip -n "$P-$1" link set eth0 up
-  ip netns exec "$P-$1" ethtool -K eth0 tx off >/dev/null
-}
-
-for r in br cl rt n1 n2 b1 b2; do mkns "$r"; done
-ip -n "$P-br" link add br0 type bridge
-ip -n "$P-br" link set br0 up
-ip netns exec "$P-br" sysctl -qw net.ipv6.conf.all.disable_ipv6=1
-ip -n "$P-cl" link add eth0 type veth peer name c0 netns "$P-rt"
-ip -n "$P-cl" addr add 10.1.0.2/24 dev eth0
-ip -n "$P-cl" link set eth0 up
-ip -n "$P-cl" route add default via 10.1.0.1
-# The router hashes a forwarded packet on the client socket's hash: keep it (lab only).
-ip netns exec "$P-cl" sysctl -qw net.core.txrehash=0
-ip -n "$P-rt" addr add 10.1.0.1/24 dev c0
-ip -n "$P-rt" link set c0 up
-lan rt 10.2.0.1
-ip netns exec "$P-rt" sysctl -qw net.ipv4.conf.all.forwarding=1 net.ipv4.fib_multipath_hash_policy=1
-for i in 1 2; do
-  lan "n$i" "10.2.0.1$i"
-  ip -n "$P-n$i" route add default via 10.2.0.1
-  ip netns exec "$P-n$i" sysctl -qw net.ipv4.conf.all.forwarding=1
-  # XDP_TX toward a veth needs an XDP program on its peer (the LRU phase).
-  ip -n "$P-br" link set dev "n$i" xdp obj "$LUABPF_BUILD_DIR/bpf/xdp_pass.bpf.o" sec xdp
-  lan "b$i" "10.2.0.2$i"
-  ip -n "$P-b$i" route add default via 10.2.0.1
-  ip netns exec "$P-b$i" "$PY" "$HERE/ct_echo.py" serve "b$i" 8080 >/dev/null 2>&1 &
-  T_PIDS+=($!)
-done
-for i in 1 2; do
-  t_wait 10 sh -c "ip netns exec $P-b$i ss -Hltn 'sport = :8080' | grep -q LISTEN" ||
-    { t_fail "b$i's server did not start"; t_done; }
-done
-
-route_both() { ip -n "$P-rt" route replace 10.9.0.1/32 nexthop via 10.2.0.11 nexthop via 10.2.0.12; }
-route_n2() { ip -n "$P-rt" route replace 10.9.0.1/32 via 10.2.0.12; }
-
-# conntrackd on node I, FTFW over UDP to the other node; entries it
-# receives go straight into the kernel (active-active: no commit step).
-ctd_conf() {
-  local i=$1 me="10.2.0.1$1" peer="10.2.0.1$((3 - $1))"
-  cat <<EOF
-General {
-  HashSize 8192
-  HashLimit 65536
-  LogFile $DIR/ctd-n$i.log
-  Syslog off
-  LockFile $DIR/ctd-n$i.lock
-  UNIX { Path $DIR/ctd-n$i.ctl }
-  NetlinkBufferSize 2097152
-  NetlinkBufferSizeMaxGrowth 8388608
-  Filter From Userspace {
-    Protocol Accept { TCP UDP }
-    Address Ignore { IPv4_address 127.0.0.1 IPv4_address $me IPv4_address $peer }
-  }
-}
-Sync {
-  Mode FTFW { DisableExternalCache On }
-  UDP {
-    IPv4_address $me
-    IPv4_Destination_Address $peer
-    Port 3780
-    Interface eth0
-    Checksum on
-  }
-}
-EOF
-}
-
-stop_nodes() {
-  local n
-  for n in "${!NODE_PID[@]}"; do
-    kill -INT "${NODE_PID[$n]}" 2>/dev/null && wait "${NODE_PID[$n]}" 2>/dev/null
-  done
-  for n in "${!CTD_PID[@]}"; do
-    kill "${CTD_PID[$n]}" 2>/dev/null && wait "${CTD_PID[$n]}" 2>/dev/null
-  done
-  NODE_PID=() CTD_PID=()
-}
 
 # ours_on NODE SNAT: how many of the service's entries on NODE go out with SNAT
 # (the node that made them: its own address; the other's: synced to it).
@@ -132,31 +24,13 @@ ours_on() {
 # phase MODE: run the scenario with the nodes in MODE (sync, alloc, lru);
 # leaves the client's JSON in $OUT, node 1's count in $ON1, the sync time in $SYNC_MS.
 phase() {
-  local mode=$1 i line t0
+  local mode=$1 t0
   route_both
-  for i in 1 2; do
-    ip netns exec "$P-n$i" conntrack -F >/dev/null 2>&1 || true
-    "$LUABPF" --netns "$P-n$i" run "$HERE/ct_node.lua" "${P}n$i" "$mode" "10.2.0.1$i" \
-      >"$DIR/n$i-$mode.log" 2>&1 &
-    NODE_PID[n$i]=$!
-  done
-  for i in 1 2; do
-    t_wait 20 grep -qx ready "$DIR/n$i-$mode.log" ||
-      { cat "$DIR/n$i-$mode.log" >&2; t_fail "$mode: node $i did not start"; return 1; }
-  done
+  start_nodes "$mode" || return 1
   if [ "$mode" != lru ]; then
     ip netns exec "$P-n1" sysctl -qw net.netfilter.nf_conntrack_tcp_be_liberal=1
     ip netns exec "$P-n2" sysctl -qw net.netfilter.nf_conntrack_tcp_be_liberal=1
-    for i in 1 2; do
-      rm -f "$DIR/ctd-n$i.lock" "$DIR/ctd-n$i.ctl"
-      ctd_conf "$i" >"$DIR/ctd-n$i.conf"
-      ip netns exec "$P-n$i" conntrackd -C "$DIR/ctd-n$i.conf" >"$DIR/ctd-n$i.out" 2>&1 &
-      CTD_PID[n$i]=$!
-    done
-    for i in 1 2; do
-      t_wait 10 test -S "$DIR/ctd-n$i.ctl" ||
-        { cat "$DIR/ctd-n$i.out" "$DIR/ctd-n$i.log" >&2; t_fail "$mode: conntrackd on node $i did not start"; return 1; }
-    done
+    start_ctd || return 1
   fi
   rm -f "$DIR/mark" "$DIR/mark.up"
   ip netns exec "$P-cl" "$PY" "$HERE/ct_echo.py" hold 10.9.0.1 80 "$K" "$DIR/mark" 15 >"$DIR/out-$mode.json" &

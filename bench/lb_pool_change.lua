@@ -5,18 +5,39 @@
 -- weight (2, then back to 1). The clock runs from the call until the maps
 -- read back show the change: the VIP record points at the other half of its
 -- Maglev table (written before the flip) and a slot that had to change holds
--- the new owner there. Median and max over ROUNDS of each change.
+-- the new owner there. Median and max over ROUNDS of each change. Then
+-- where the time of a 1,000-backend change goes: the Maglev fill (C), the
+-- rest of the build (hashes, canonical order), the rest of the publish (slot
+-- diff, one update_batch, the VIP record) and the rest (state, the refresh's
+-- pass over the backends, the bench's read-back), medians per change.
 -- usage: luabpf run bench/lb_pool_change.lua [ROUNDS]
 local uv = require("luv")
 local lb = require("luabpf.lb")
+local maglev = require("luabpf.lb.maglev")
+local Service = require("luabpf.lb._common").Service
 local median = require("_bench").median
+
+-- Phase clocks: each wrapped function adds its own wall time to phase[name].
+local phase = {}
+local function timed(t, key, name)
+  local f = t[key]
+  t[key] = function(...)
+    local t0 = uv.hrtime()
+    local a, b, c = f(...)
+    phase[name] = (phase[name] or 0) + (uv.hrtime() - t0) / 1e6
+    return a, b, c
+  end
+end
+timed(maglev.fills, maglev.fill, "fill")
+timed(maglev, "build", "build")
+timed(Service, "_publish", "publish")
 
 local ROUNDS = tonumber(arg[1]) or 15
 local VIP = { addr = "10.98.0.1", port = 80, proto = 6 }
 
 local function backend(i, w)
   return { name = ("b%04d"):format(i), addr = ("10.99.%d.%d"):format(math.floor(i / 250), i % 250 + 1),
-    port = 8080, weight = w or 1 }
+    weight = w or 1 } -- DSR: the VIP's port
 end
 
 local function now_ms() return uv.hrtime() / 1e6 end
@@ -48,6 +69,7 @@ local function slot_of(svc, id)
   error("backend id " .. id .. " holds no slot")
 end
 
+local last_parts
 print(("lb_pool_change: call to data plane, ms (median / max of %d)"):format(ROUNDS))
 print(("  %-9s %16s %16s %16s"):format("backends", "remove one", "add one", "weight change"))
 for _, n in ipairs({ 10, 100, 1000 }) do
@@ -58,29 +80,45 @@ for _, n in ipairs({ 10, 100, 1000 }) do
   svc:add_vip({ name = "web", addr = VIP.addr, port = VIP.port, mode = "dsr", backends = list })
   svc.vips.web.addr_key = require("luabpf._addr").mapped(VIP.addr)
   local rm, add, wt = {}, {}, {}
+  local parts = { fill = {}, build = {}, publish = {}, rest = {} }
+  -- The phases of the change just timed (total ms): build and publish
+  -- without what they contain.
+  local function split(total)
+    local f, b, pb = phase.fill or 0, phase.build or 0, phase.publish or 0
+    table.insert(parts.fill, f)
+    table.insert(parts.build, b - f)
+    table.insert(parts.publish, pb - b)
+    table.insert(parts.rest, total - pb)
+  end
   for r = 1, ROUNDS do
     local victim = list[(r * 7) % n + 1]
     -- remove: a slot the victim held must now hold another backend
     local id = svc.vips.web.backends[victim.name].id
     local s, half = slot_of(svc, id)
+    phase = {}
     local t0 = now_ms()
     svc:remove_backend("web", victim.name)
     rm[r] = until_published(svc, t0, half, s, function(x) return x ~= id end)
+    split(rm[r])
     -- add it back: its first slot of the table before the removal is its again
     -- (Maglev gives a backend back the slots it had, the others keep theirs)
     local _, h2 = read_slot(svc, 0)
+    phase = {}
     t0 = now_ms()
     svc:add_backend("web", victim)
     add[r] = until_published(svc, t0, h2, s, function(x) return x == svc.vips.web.backends[victim.name].id end)
+    split(add[r])
     -- weight 2: the flip is the change (the slots it gains are checked after
     -- the clock stops, in the counts the control plane reads back), then 1
     local other = list[(r * 13) % n + 1]
     if other.name == victim.name then other = list[(r * 13 + 1) % n + 1] end
     local before = svc:stats().vips.web.backends[other.name].slots
     local _, h3 = read_slot(svc, 0)
+    phase = {}
     t0 = now_ms()
     svc:set_weight("web", other.name, 2)
     wt[r] = until_published(svc, t0, h3, s, function(x) return x ~= nil end)
+    split(wt[r])
     local gained = svc:stats().vips.web.backends[other.name].slots
     assert(gained > 1.8 * before, ("weight 2: %d slots, had %d"):format(gained, before))
     svc:set_weight("web", other.name, 1)
@@ -91,5 +129,11 @@ for _, n in ipairs({ 10, 100, 1000 }) do
     return ("%7.2f / %6.2f"):format(median(t), hi)
   end
   print(("  %-9d %16s %16s %16s"):format(n, f(rm), f(add), f(wt)))
+  if n == 1000 then
+    last_parts = parts
+  end
   svc:close()
 end
+print(("  1,000 backends, every change (%d), median ms: fill %.2f, rest of the build %.2f, "
+  .. "rest of the publish %.2f, the rest %.2f"):format(#last_parts.fill, median(last_parts.fill),
+  median(last_parts.build), median(last_parts.publish), median(last_parts.rest)))

@@ -9,7 +9,7 @@ fixed seed. Every output frame is parsed by scapy and checked against its
 input (tests/fuzz/README.md lists the checks); the reason counters must sum
 to the frames run, class by class with the verdicts.
 
-Programs: lb (bpf/lb/lb.bpf.c, NAT and DSR VIPs), ct (lb_ct.bpf.c, tc),
+Programs: lb (bpf/lb/lb.bpf.c, NAT, DSR, ipip and gue VIPs), ct (lb_ct.bpf.c, tc),
 ctxdp (lb_ct_xdp.bpf.c, the fast path), filter (bpf/filter/filter.bpf.c).
 Exit status 0 when every check passed.
 """
@@ -32,8 +32,12 @@ from scapy.utils import checksum  # noqa: E402
 
 # The packet test's plain NAT and DSR VIPs (its first eight: TCP and UDP, v4 and v6).
 VIPS = LB_VIPS[:8]
+# Tunnel VIPs, the lb program's only (docs/lb.md, ipip and gue): addresses of their own.
+ENCAP_VIPS = [("ipip4t", False, "10.10.100.7", 80, "tcp", "ipip", [("b1", 80), ("b2", 80)]),
+              ("gue6u", True, "fd10:100::7", 53, "udp", "gue", [("b1", 53), ("b2", 53)])]
+GUE_PORT = 6080
 PROTO = {"tcp": 6, "udp": 17}
-LB_TX = {"forwarded", "reply", "ct_fast", "ct_fast_reply"}
+LB_TX = {"forwarded", "reply", "ct_fast", "ct_fast_reply", "icmp_too_big"}
 FILTER_DROPS = {"deny_src", "deny_port", "deny_proto", "banned", "rate_pps", "rate_bps",
                 "default_drop", "malformed", "syn_cookie_bad"}
 VERDICTS = {"lb": {"XDP_TX", "XDP_PASS", "XDP_DROP"}, "ct": {"TC_ACT_OK", "TC_ACT_SHOT"},
@@ -180,7 +184,7 @@ class Fuzz:
     def templates(self, prog, rng):
         lm, cm4, cm6 = self.lbmac, self.mac[CL4], self.mac[CL6]
         out = []
-        vips = VIPS if prog != "filter" else [("f", False, LB4, 80, "tcp", "", []),
+        vips = VIPS + (ENCAP_VIPS if prog == "lb" else []) if prog != "filter" else [("f", False, LB4, 80, "tcp", "", []),
                                               ("f", True, LB6, 80, "tcp", "", []),
                                               ("f", False, LB4, 53, "udp", "", [])]
         for _, v6, addr, port, proto, _, _ in vips:
@@ -264,6 +268,9 @@ class Fuzz:
     # ---- checks -------------------------------------------------------------
     def check_rewrite(self, prog, inb, outb, st, passed=False):
         """An XDP_TX from the balancer: a forward to a backend or a NAT reply."""
+        enc = self.encap_vip(prog, inb)
+        if enc:
+            return self.check_encap(inb, outb, st, enc)
         s, so = segment(inb), segment(outb)
         if len(outb) != len(inb):
             return "length", f"frame length {len(outb)}, sent {len(inb)}"
@@ -333,6 +340,72 @@ class Fuzz:
         st["checks"] += 3
         return None
 
+    @staticmethod
+    def encap_vip(prog, inb):
+        """The tunnel VIP a frame is addressed to (by address), or None."""
+        if prog != "lb":
+            return None
+        i = Ether(inb)
+        dst = i[IPv6].dst if IPv6 in i else i[IP].dst if IP in i else None
+        return next((v for v in ENCAP_VIPS if v[2] == dst), None)
+
+    def check_encap(self, inb, outb, st, vip):
+        """A frame to a tunnel VIP sent on: the input after its L2 header, byte for
+        byte, behind an outer header from the balancer to one of the VIP's backends."""
+        s = segment(inb)
+        if s is None or s[3] not in (6, 17):
+            return "not-l4", "tunnelled a frame that is not a whole, unfragmented TCP/UDP packet"
+        v6, l3, l4, proto, seg = s
+        if not v6 and l4 - l3 != 20:
+            return "ip-options", "IPv4 options tunnelled (docs: drop_ip_options)"
+        if not v6 and inb[l3 + 6] & 0x3f or not v6 and inb[l3 + 7]:
+            return "fragment", "an IPv4 fragment tunnelled (docs: drop_fragment)"
+        why = structural(s)
+        if why:
+            return "fault8", f"fault 8 (issue 17, lb.bpf.c must drop it): tunnelled with {why}"
+        if not v6 and not ip_csum_ok(inb, s):
+            return "ip-csum", "tunnelled with a bad IPv4 header checksum (docs: drop_ip_checksum)"
+        name, _, _, port, vproto, mode, bks = vip
+        if proto != PROTO[vproto] or struct.unpack_from("!H", inb, l4 + 2)[0] != port:
+            return "dest", f"tunnelled to a port or protocol {name} has no service on"
+        gue = mode == "gue"
+        ovh = (40 if v6 else 20) + (8 if gue else 0)
+        inner = (l4 - l3) + len(seg)
+        if len(outb) != len(inb) + ovh:
+            return "length", f"frame length {len(outb)}, sent {len(inb)} + {ovh} of tunnel"
+        if outb[l3 + ovh:] != inb[l3:]:
+            return "changed", "the client's packet (and what followed it) is not carried unchanged"
+        if outb[12:l3] != inb[12:l3]:
+            return "changed", "the VLAN tag or EtherType changed"
+        o = (IPv6 if v6 else IP)(bytes(outb[l3:l3 + ovh]))
+        backends = {B[b][v6] for b, _ in bks}
+        if o.src != (LB6 if v6 else LB4) or o.dst not in backends:
+            return "dest", f"tunnel {o.src} > {o.dst}, not the balancer to one of {name}'s backends"
+        if self.mac.get(o.dst) != Ether(outb).dst or Ether(outb).src != self.lbmac:
+            return "dest", f"MACs {Ether(outb).src} > {Ether(outb).dst} for a tunnel to {o.dst}"
+        nxt = 17 if gue else (41 if v6 else 4)
+        if v6 and (o.plen != ovh - 40 + inner or o.nh != nxt or o.hlim != 64):
+            return "outer", f"outer IPv6 plen {o.plen} nh {o.nh} hlim {o.hlim}"
+        if not v6 and (o.len != ovh + inner or o.proto != nxt or o.ttl != 64 or o.flags != 2
+                       or checksum(bytes(outb[l3:l3 + 20])) != 0):
+            return "outer", f"outer IPv4 len {o.len} proto {o.proto} ttl {o.ttl} flags {o.flags} or its checksum"
+        if gue:
+            u = outb[l3 + ovh - 8:]
+            sport, dport, ulen, csum = struct.unpack_from("!HHHH", u)
+            if dport != GUE_PORT or sport < 32768 or ulen != 8 + inner:
+                return "outer", f"GUE UDP {sport} > {dport} length {ulen}"
+            body = bytes(u[:ulen])
+            ok = (in6_chksum(17, IPv6(bytes(outb[l3:l3 + 40])), body) == 0 if v6 else
+                  checksum(bytes(outb[l3 + 12:l3 + 20]) + struct.pack("!BBH", 0, 17, ulen) + body) == 0)
+            inner_ok = l4_csum_ok(inb, s)
+            if inner_ok and not ok:
+                return "csum", "outer UDP checksum wrong (the inner packet's was right)"
+            if inner_ok is None and csum != 0:
+                return "csum", "outer UDP checksum set for an inner IPv4 UDP datagram without one"
+        st["checks"] += 8
+        st["tunnelled"] += 1
+        return None
+
     def check_synack(self, inb, outb, st):
         s = segment(inb)
         if s is None or s[3] != 6:
@@ -367,7 +440,7 @@ class Fuzz:
     def run(self, prog, n, seed, plane, setup_seeds):
         rng = random.Random(seed)
         tmpl = self.templates(prog, rng)
-        st = {"checks": 0, "bad_ip_csum_tx": 0, "refused": 0}
+        st = {"checks": 0, "bad_ip_csum_tx": 0, "refused": 0, "tunnelled": 0}
         verdicts, t0 = {}, time.monotonic()
         before = plane.reasons()
         which = "xprog" if prog == "ctxdp" else "prog"
@@ -416,7 +489,8 @@ class Fuzz:
               + ", ".join(f"{k} {c}" for k, c in sorted(verdicts.items())))
         print(f"[{prog}] reasons: " + ", ".join(f"{k} {c}" for k, c in sorted(moved.items())))
         print(f"[{prog}] {st['checks']} checks; forwarded with a bad IPv4 header checksum: "
-              f"{st['bad_ip_csum_tx']} (lb: a failure, drop_ip_checksum)")
+              f"{st['bad_ip_csum_tx']} (lb: a failure, drop_ip_checksum)"
+              + (f"; tunnelled (ipip/gue, checked): {st['tunnelled']}" if prog == "lb" else ""))
         return done
 
     def counters(self, prog, ran, verdicts, moved, st):
@@ -441,6 +515,8 @@ class Fuzz:
 
     def learn_reply(self, inb, outb, tmpl):
         """A backend's answer to a NAT forward: a template for replies."""
+        if self.encap_vip("lb", inb):
+            return  # a tunnel: the backend answers the client, not us
         s = segment(outb)
         if not s or outb[s[1] + (12 if not s[0] else 8):][:4] not in (bytes([10, 10, 0, 2]), b"\xfd\x10\0\0"):
             return
@@ -470,11 +546,14 @@ def main():
     try:
         for seed in (int(s) for s in a.seeds.split(",")):
             if "lb" in progs:
-                p = Plane(a, os.path.join(HERE, "..", "lb", "lb_packets.lua"))
+                p = Plane(a, os.path.join(HERE, "..", "lb", "lb_encap_packets.lua"))
                 try:
                     p.cmd("new", f"{a.service}l{seed}")
-                    for name, v6, addr, port, proto, mode, bks in VIPS:
-                        p.cmd("vip", name, addr, port, proto, mode, (LB6 if v6 else LB4) if mode == "nat" else "-")
+                    for name, v6, addr, port, proto, mode, bks in VIPS + ENCAP_VIPS:
+                        if mode in ("ipip", "gue"):
+                            p.cmd("vipx", name, addr, port, proto, mode, LB6 if v6 else LB4, "-")
+                        else:
+                            p.cmd("vip", name, addr, port, proto, mode, (LB6 if v6 else LB4) if mode == "nat" else "-")
                         for b, bp in bks:
                             p.cmd("backend", name, b, B[b][v6], bp)
                     total += f.run("lb", a.packets, seed, p, None)

@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: MIT
 # The packet fuzzer (tests/fuzz/fuzz.py) over every data plane test_run can
-# drive: the balancer (NAT and DSR), the conntrack table's tc program and XDP
+# drive: the balancer (NAT, DSR, and the tunnel modes ipip and gue), the conntrack table's tc program and XDP
 # fast path, the filter. Fixed seeds, FUZZ_PACKETS frames per program
 # (default 20000); every output parsed and checked by scapy, the reason
 # counters summed against the verdicts. The figures are in the log.

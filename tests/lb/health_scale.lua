@@ -45,7 +45,9 @@ local function lag_meter()
     table.sort(m.oncpu)
     local s = m.samples
     local function q(p) return s[math.max(1, math.ceil(#s * p))] or 0 end
-    return { n = #s, p50 = q(0.5), p99 = q(0.99), max = s[#s] or 0, max_oncpu = m.oncpu[#m.oncpu] or 0 }
+    local o = m.oncpu
+    return { n = #s, p50 = q(0.5), p99 = q(0.99), max = s[#s] or 0,
+      p99_oncpu = o[math.max(1, math.ceil(#o * 0.99))] or 0, max_oncpu = o[#o] or 0 }
   end
   return m
 end
@@ -140,16 +142,19 @@ at(9500, function()
   local rate = (checks_done() - c0) / secs
   local s = svc:stats().vips.web
   print(("steady state: %d backends, %d healthy, %.0f checks/s, luabpf at %.0f%% of a CPU; loop lag over "
-    .. "%d ticks of 10 ms: median %.2f ms, p99 %.2f ms, max %.2f ms (%.2f ms of it running)"):format(n, s.healthy,
-      rate, busy, lag.n, lag.p50, lag.p99, lag.max, lag.max_oncpu))
+    .. "%d ticks of 10 ms: median %.2f ms, p99 %.2f ms (%.2f ms running), max %.2f ms (%.2f ms running)"):format(n,
+      s.healthy, rate, busy, lag.n, lag.p50, lag.p99, lag.p99_oncpu, lag.max, lag.max_oncpu))
   t.eq(s.healthy, n, "healthy backends")
   t.ok(rate > 0.8 * n / INTERVAL, ("every backend checked about once a second (%.0f checks/s)"):format(rate))
   -- The checks' own lag is what is measured: an idle loop measured in the
   -- same window moves the bound by as much as the machine delayed it
   -- (CI on a quiet machine: 1-3 ms).
   print(("idle loop in the same window: p99 %.2f ms, max %.2f ms"):format(idle.p99, idle.max))
-  t.ok(lag.p99 < 10 + idle.p99, ("p99 loop lag %.2f ms is under 10 ms + the idle loop's p99 %.2f ms")
-    :format(lag.p99, idle.p99))
+  -- Both bounds judge the part of each tick's lateness the process spent
+  -- running (see lag_meter): a fresh root's suite beside other builds saw
+  -- p99 73 ms late of which at most 25 ms running (1,000 servers starved).
+  t.ok(lag.p99_oncpu < 10 + idle.p99, ("p99 loop lag %.2f ms (%.2f ms of it running) is under 10 ms + the idle "
+    .. "loop's p99 %.2f ms"):format(lag.p99, lag.p99_oncpu, idle.p99))
   -- The longest stall our own code could have caused: a tick's lateness,
   -- no more than the CPU the process used over it (a GC pause or a burst of
   -- checks run on the CPU; a deschedule by a busy machine does not).

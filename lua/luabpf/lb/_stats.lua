@@ -1,13 +1,15 @@
 -- SPDX-License-Identifier: MIT
 -- What a service tells about itself: stats() (counters and rates per VIP and
--- backend, packets per reason), flows(), which() with the data plane's flow
--- hash, and the events from its ring buffer. Part of luabpf.lb (init.lua).
+-- backend, packets per reason), report() (the same as text for people),
+-- flows(), which() with the data plane's flow hash, and the events from its
+-- ring buffer. Part of luabpf.lb (init.lua).
 local ffi = require("ffi")
 local bit = require("bit")
 local uv = require("luv")
 local maglev = require("luabpf.lb.maglev")
 local addr = require("luabpf._addr")
 local C = require("luabpf.lb._common")
+local fmt = require("luabpf.fmt")
 
 local Service = C.Service
 local PROTOS, PROTO_NAMES, MODE_NAMES, STATE_NAMES = C.PROTOS, C.PROTO_NAMES, C.MODE_NAMES, C.STATE_NAMES
@@ -204,6 +206,41 @@ function Service:stats()
   end
   out.bgp = self.bgp and self.bgp:status() -- lb/_bgp.lua: per BIRD protocol
   return out
+end
+
+local function sorted_keys(t)
+  local k = {}
+  for n in pairs(t) do k[#k + 1] = n end
+  table.sort(k)
+  return k
+end
+
+--- The stats as text for people (what lb.lua prints every --interval and at
+-- SIGUSR1): per VIP and backend, counts with separators and rates to 3
+-- significant digits (luabpf.fmt). s: a svc:stats() table (default: a new one).
+-- The table itself keeps the raw numbers.
+function Service:report(s)
+  s = s or self:stats()
+  local out = {}
+  for _, n in ipairs(sorted_keys(s.vips)) do
+    local v = s.vips[n]
+    local q = v.quorum
+    out[#out + 1] = ("%s %s:%d/%s (%s)  %s pkts  %s  %s  %s flows%s"):format(n,
+      v.addr:find(":", 1, true) and ("[" .. v.addr .. "]") or v.addr, v.port, v.proto, v.mode,
+      fmt.count(v.packets), fmt.pps(v.pps), fmt.rate(v.bps, "bit/s"), fmt.count(v.new_flows),
+      v.checked > 0 and ("  %d/%d healthy%s"):format(v.healthy, v.checked,
+        q.ok and "" or ", QUORUM LOST: " .. q.policy) or "")
+    for _, b in ipairs(sorted_keys(v.backends)) do
+      local x = v.backends[b]
+      local h = x.health == "down" and ("  DOWN (%s)"):format(x.check and x.check.reason or "?")
+        or (x.health == "unchecked" or x.health == nil) and "" or "  " .. x.health
+      local w = x.weight == math.floor(x.weight) and tostring(x.weight) or ("%.3g"):format(x.weight)
+      out[#out + 1] = ("  %-12s %-22s w=%-3s %-9s %10s pkts %11s %8s flows%s"):format(b,
+        (x.addr:find(":", 1, true) and ("[%s]:%d") or "%s:%d"):format(x.addr, x.port), w, x.state,
+        fmt.count(x.packets), fmt.pps(x.pps), fmt.count(x.new_flows), h)
+    end
+  end
+  return table.concat(out, "\n")
 end
 
 function Service:_event(ev)

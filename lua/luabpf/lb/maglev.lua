@@ -61,7 +61,7 @@ M.is_prime = is_prime
 -- Two backends asking for the same free slot in one round get it in this
 -- order, so the table depends on the pool, not on the order backends were
 -- added or listed in (every node builds the same table whatever its history).
-local function canonical(backends, n)
+local function canonical_sort(backends, n)
   local ord = {}
   -- Names are unique in a VIP's pool: sorting the names alone (table.sort's
   -- own string order, no Lua comparator called per pair) gives the same order.
@@ -74,7 +74,7 @@ local function canonical(backends, n)
   if names then
     table.sort(names)
     for i = 1, n do ord[i] = at[names[i]] end
-    return ord
+    return ord, true
   end
   for i = 1, n do ord[i] = i end
   table.sort(ord, function(a, b)
@@ -84,6 +84,28 @@ local function canonical(backends, n)
     if wx ~= wy then return wx < wy end
     return a < b
   end)
+  return ord
+end
+
+local last_names, last_ord = {}, {} -- the last order made, for the same names again
+
+local function canonical(backends, n)
+  -- A rebuild for a weight or health change lists the same (unique) names in
+  -- the same order: its order is the last one made (strings compare by
+  -- identity). Names that repeat are ordered by weight too: sorted each time.
+  if #last_names == n then
+    local same = true
+    for i = 1, n do
+      if backends[i].name ~= last_names[i] then same = false break end
+    end
+    if same then return last_ord end
+  end
+  local ord, by_name = canonical_sort(backends, n)
+  if by_name then
+    local names = {}
+    for i = 1, n do names[i] = backends[i].name end
+    last_names, last_ord = names, ord
+  end
   return ord
 end
 

@@ -10,14 +10,18 @@
 --   protect = { ports = { 80, 443 }, threshold = 1000 }   -- SYN cookies from XDP
 --   auto_ban = { pps = 20000, seconds = 60 }
 --   sample = 100                              -- report 1 in N packets to Lua
+--   metrics = "127.0.0.1:9435"                -- Prometheus metrics; `luabpf top NAME` watches them
 -- Bans and unbans print as they happen; --interval N prints the counters and
 -- the top talkers every N seconds, SIGUSR1 at once. SIGHUP re-reads CONFIG
--- and applies the difference to the lists (a CONFIG with an error is refused
--- and the running one stays). docs/filter.md has the details.
+-- and applies the difference to the lists and the metrics endpoint (a CONFIG
+-- with an error is refused and the running one stays). NAME is the control
+-- socket's (--name, default ddos_filter). docs/filter.md has the details.
 local uv = require("luv")
 local args = require("luabpf.args")
 local filter = require("luabpf.filter")
 local config = require("luabpf.config")
+local metrics = require("luabpf.metrics")
+local fmt = require("luabpf.fmt")
 
 local opt = args.parse(arg, {
   name = "ddos_filter.lua",
@@ -43,6 +47,13 @@ end
 
 local cfg, cerr = read_config(opt.config)
 if not cfg then args.fatal(cerr) end
+-- The metrics endpoint first: a port in use fails the start before anything
+-- is attached. Registered under the control socket's name (luabpf top NAME).
+local sock = require("luabpf._service").path()
+local reg = metrics.registry()
+local endpoint = metrics.endpoint(reg, sock and sock:match("([^/]+)%.sock$") or "ddos_filter")
+local mok, merr, mhint = endpoint:set(cfg.metrics)
+if not mok then args.fatal(("config %s: %s"):format(opt.config, merr), mhint) end
 
 local function on_event(ev)
   if ev.type == "ban" then
@@ -59,10 +70,13 @@ local ok, f, ferr = pcall(filter.new, {
   sample = cfg.sample, window = cfg.window, syn_threshold = cfg.syn_threshold,
   rate_limit = cfg.rate_limit, protect = cfg.protect, auto_ban = cfg.auto_ban, on_event = on_event,
 })
-if not ok then args.fatal(("config %s: %s"):format(opt.config or "-", f)) end
+if not ok then endpoint:close() args.fatal(("config %s: %s"):format(opt.config or "-", f)) end
 if not f then
+  endpoint:close()
   args.fatal(ferr, ferr:find("EOPNOTSUPP") and "try --mode=generic" or nil)
 end
+reg:filter(f)
+reg:programs(f.obj)
 
 -- The lists as "action text" -> spec, to apply the difference on reload.
 local function wanted(c)
@@ -97,6 +111,7 @@ end
 local aok, aerr = pcall(apply, cfg)
 if not aok then
   f:close()
+  endpoint:close()
   args.fatal(("config %s: %s"):format(opt.config, aerr))
 end
 ddos_filter = f -- for luabpf attach
@@ -108,13 +123,14 @@ local function report()
     local c = s.reasons[r]
     if c.packets > 0 then parts[#parts + 1] = ("%s=%d"):format(r, c.packets) end
   end
-  print(("passed %d, dropped %d: %s"):format(s.passed, s.dropped, table.concat(parts, " ")))
+  -- Counts for people (luabpf.fmt); reason=N stays a plain number to grep.
+  print(("passed %s, dropped %s: %s"):format(fmt.count(s.passed), fmt.count(s.dropped), table.concat(parts, " ")))
   for _, r in ipairs(f:rules()) do
-    print(("  %-5s %-24s %10d pkts %12d bytes"):format(r.action, r.name, r.packets, r.bytes))
+    print(("  %-5s %-24s %12s pkts %10s"):format(r.action, r.name, fmt.count(r.packets), fmt.bytes(r.bytes)))
   end
   for i, t in ipairs(f:top(opt.top)) do
-    print(("  top %d: %-20s %9.0f pkt/s %12.0f bytes/s %9.0f dropped/s"):format(i, t.src, t.pps,
-      t.bytes_per_sec, t.dropped_pps))
+    print(("  top %d: %-20s %10s %12s  %s dropped"):format(i, t.src, fmt.pps(t.pps), fmt.bits(t.bytes_per_sec),
+      fmt.pps(t.dropped_pps)))
   end
   io.stdout:flush()
 end
@@ -125,6 +141,9 @@ hup:start("sighup", function()
   if new then
     local ok2, e = pcall(function()
       wanted(new) -- every rule parses, or nothing changes
+      -- The endpoint next: if it can't move, the previous one stays.
+      local eok, eerr = endpoint:set(new.metrics)
+      if not eok then error(eerr, 0) end
       apply(new)
       if new.rate_limit ~= nil or cfg.rate_limit ~= nil then f:rate_limit(new.rate_limit or false) end
       f:auto_ban(new.auto_ban or false)
@@ -152,7 +171,7 @@ bpf.on_shutdown(function() report() end)
 local n = 0
 for _ in pairs(current) do n = n + 1 end
 print(("filter on %s: %d list entries, default %s%s%s"):format(opt.iface, n, f.default,
-  f.rate and (", rate limit %s pkt/s %s bytes/s per /%d"):format(f.rate.pps or "-",
-    f.rate.bytes_per_sec or "-", f.rate.prefix4) or "",
+  f.rate and (", rate limit %s, %s per /%d"):format(f.rate.pps and fmt.pps(f.rate.pps) or "- pps",
+    f.rate.bytes_per_sec and fmt.bits(f.rate.bytes_per_sec) or "- bit/s", f.rate.prefix4) or "",
   next(f.protected) and ", SYN cookies on protected ports" or ""))
 io.stdout:flush()

@@ -4,11 +4,13 @@
  *
  * We map the ring ourselves (as libbpf does) and poll the map's fd with a
  * uv_poll_t. The loop that hands records to the handler is Lua, compiled by
- * the JIT, in lua/luabpf/_ringbuf.lua: it calls lbpf_ring__next() through
- * ffi.C for each record, so there is no lua_call per event, only one per
- * batch. A wake drains at most `batch` events; if more remain the fd stays
- * readable and, the poll being level-triggered, the loop comes back to us
- * after it has run its timers.
+ * the JIT, in lua/luabpf/_ringbuf.lua, the way lua-resty-core calls C: one
+ * ffi.C call, lbpf_ring__fill(), collects up to RING_CHUNK records into
+ * arrays the Lua loop reads, so per event there is neither a Lua C API call
+ * nor an FFI call. C calls that loop once per batch (at most `batch` events);
+ * a wake of the loop runs batches until the ring is empty or `slice_ms` has
+ * passed, then lets timers and other I/O run. The poll being
+ * level-triggered, the loop comes back to us if records remain.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -20,25 +22,36 @@
 
 #include "buf_common.h"
 #include "luabpf.h"
+#include "ring_decode.h"
 
 #define DEFAULT_BATCH 256
+#define DEFAULT_SLICE_MS 1.0
+#define RING_CHUNK 64
 
 /*
- * What the FFI sees: the head of this struct is declared again in
- * lua/luabpf/_ringbuf.lua (len, stop); keep the two in step.
+ * What the FFI sees: the head of this struct, up to len[], is declared again
+ * in lua/luabpf/_ringbuf.lua; keep the two in step. The Lua loop reads
+ * ptr[i] and len[i] for i < n, and writes i (records handed out, the one in
+ * the handler included) before each call of the handler.
  */
 struct lbpf_ring {
-	uint32_t len;  /* length of the record next() returned last */
-	uint32_t stop; /* paused or closed: next() hands out nothing */
+	uint32_t n;    /* records collected by the last fill */
+	uint32_t i;    /* of those, handed to the handler */
+	uint32_t stop; /* paused or closed: fill() collects nothing */
+	uint32_t pad;
+	const void *ptr[RING_CHUNK];
+	uint32_t len[RING_CHUNK];
+	/* C only from here */
+	uint32_t taken;                /* of the i handed out, counted and committed */
+	unsigned long end[RING_CHUNK]; /* consumer position past each record */
 	uint64_t events;
-	unsigned long pos;       /* consumer position past the last record handed out */
+	unsigned long pos;       /* consumer position past the last record collected */
 	unsigned long committed; /* what the kernel has been told */
 	unsigned long prod;      /* producer position last seen */
 	unsigned long mask;
 	unsigned long *consumer_pos;
 	const unsigned long *producer_pos;
 	const uint8_t *data;
-	const void *cur;
 };
 
 struct ringbuf {
@@ -53,6 +66,7 @@ struct ringbuf {
 	uint32_t lost_value_size;
 	int drain_ref, anchor_ref, ctype_ref;
 	int batch;
+	uint64_t slice_ns;
 	uint64_t batches, errors;
 };
 
@@ -68,51 +82,74 @@ static inline void store_release(unsigned long *p, unsigned long v)
 	__atomic_store_n(p, v, __ATOMIC_RELEASE);
 }
 
-/// Tell the kernel every record handed out so far is consumed (FFI).
-void lbpf_ring__commit(struct lbpf_ring *r)
+static void commit(struct lbpf_ring *r, unsigned long pos)
 {
-	if (r->committed != r->pos) {
+	if (r->committed != pos) {
 		/* The handler is done with the record before the producer may reuse it. */
-		store_release(r->consumer_pos, r->pos);
-		r->committed = r->pos;
+		store_release(r->consumer_pos, pos);
+		r->committed = pos;
 	}
 }
 
-/// The next record's payload, or NULL when the ring is empty, the next record
-/// is still being written, or the buffer is paused or closed. Commits the
-/// record returned before, so a record stays valid until the next call.
-/// Called through ffi.C by the JIT-compiled drain loop; r->len is its length.
-const void *lbpf_ring__next(struct lbpf_ring *r)
+/// Count the records handed out since the last call and give their space
+/// back to the kernel (FFI, and after every batch).
+void lbpf_ring__settle(struct lbpf_ring *r)
 {
-	lbpf_ring__commit(r);
+	if (r->i > r->taken) {
+		r->events += r->i - r->taken;
+		r->taken = r->i;
+		commit(r, r->end[r->i - 1]);
+	}
+}
+
+/// Settle, then collect up to min(want, RING_CHUNK) records into ptr[] and
+/// len[]: returns how many (n), 0 when the ring is empty, the next record is
+/// still being written, or the buffer is paused or closed. A record stays
+/// valid until the next fill or settle past it. Called through ffi.C.
+uint32_t lbpf_ring__fill(struct lbpf_ring *r, uint32_t want)
+{
+	unsigned long pos;
+	uint32_t n = 0;
+
+	lbpf_ring__settle(r);
+	r->n = r->i = r->taken = 0;
 	if (r->stop)
-		return NULL;
-	for (;;) {
-		unsigned long pos = r->pos;
+		return 0;
+	if (want > RING_CHUNK)
+		want = RING_CHUNK;
+	pos = r->pos;
+	while (n < want) {
 		const uint32_t *hdr;
 		uint32_t len;
 
 		if (pos >= r->prod) {
 			r->prod = load_acquire(r->producer_pos);
 			if (pos >= r->prod)
-				return NULL;
+				break;
 		}
 		hdr = (const uint32_t *)(r->data + (pos & r->mask));
 		len = __atomic_load_n(hdr, __ATOMIC_ACQUIRE);
 		if (len & BPF_RINGBUF_BUSY_BIT)
-			return NULL;
+			break;
 		/* The header's length, plus the header, rounded up to 8 bytes. */
-		r->pos = pos + ((((len & ~(BPF_RINGBUF_BUSY_BIT | BPF_RINGBUF_DISCARD_BIT)) +
-				  BPF_RINGBUF_HDR_SZ) + 7) & ~7ul);
+		pos += (((len & ~(BPF_RINGBUF_BUSY_BIT | BPF_RINGBUF_DISCARD_BIT)) +
+			 BPF_RINGBUF_HDR_SZ) + 7) & ~7ul;
 		if (len & BPF_RINGBUF_DISCARD_BIT) {
-			lbpf_ring__commit(r);
+			if (!n) { /* nothing held before it: give it back now */
+				r->pos = pos;
+				commit(r, pos);
+			}
 			continue;
 		}
-		r->len = len;
-		r->events++;
-		r->cur = (const uint8_t *)hdr + BPF_RINGBUF_HDR_SZ;
-		return r->cur;
+		r->ptr[n] = (const uint8_t *)hdr + BPF_RINGBUF_HDR_SZ;
+		r->len[n] = len;
+		r->end[n] = pos;
+		n++;
 	}
+	if (n)
+		r->pos = r->end[n - 1];
+	r->n = n;
+	return n;
 }
 
 static struct lbpf_evbuf_ud *check_ud(lua_State *L, int idx)
@@ -169,47 +206,57 @@ static void rb_close(struct ringbuf *rb)
 }
 
 /*
- * Hand up to budget events to the handler. An error in the handler is
- * logged, its event counts as consumed, and the rest of the budget goes on.
+ * One batch: hand up to budget events to the handler. An error in the
+ * handler is logged, its event counts as consumed, and the rest of the
+ * budget goes on.
  */
 static uint64_t drain(struct ringbuf *rb, lua_State *L, uint64_t budget)
 {
-	uint64_t start = rb->ring.events;
+	struct lbpf_ring *r = &rb->ring;
+	uint64_t start = r->events;
 
 	/* Pick up where any other consumer of this ring (another buffer on the
-	 * same map, libbpf, a previous process) left it. */
-	rb->ring.pos = rb->ring.committed = load_acquire(rb->ring.consumer_pos);
+	 * same map, libbpf, a previous process, our last batch) left it. */
+	r->pos = r->committed = load_acquire(r->consumer_pos);
+	r->n = r->i = r->taken = 0;
 	rb->b.draining = true;
-	while (!rb->ring.stop) {
-		uint64_t done = rb->ring.events - start;
+	while (!r->stop) {
+		uint64_t done = r->events - start;
+		int rc;
 
 		if (done >= budget)
 			break;
 		lua_rawgeti(L, LUA_REGISTRYINDEX, rb->drain_ref);
 		lua_pushnumber(L, (lua_Number)(budget - done));
-		if (lbpf_pcall(L, 1, 0, rb->b.what) == 0)
+		rc = lbpf_pcall(L, 1, 0, rb->b.what);
+		lbpf_ring__settle(r);
+		if (rc == 0)
 			break;
 		rb->errors++;
 	}
-	lbpf_ring__commit(&rb->ring);
+	lbpf_ring__settle(r);
 	rb->b.draining = false;
-	if (rb->ring.events != start)
+	if (r->events != start)
 		rb->batches++;
 	if (rb->b.closing)
 		release(rb);
-	return rb->ring.events - start;
+	return r->events - start;
 }
 
+/* A wake: batches until the ring is empty or the slice is used up. */
 static void on_readable(uv_poll_t *h, int status, int events)
 {
 	struct ringbuf *rb = h->data;
+	uint64_t t0 = rb->slice_ns ? uv_hrtime() : 0;
 
 	(void)events;
 	if (status < 0) {
 		lbpf_log(LBPF_WARN, "ringbuf '%s': poll failed: %s", rb->b.name, uv_strerror(status));
 		return;
 	}
-	drain(rb, lbpf_vm(), (uint64_t)rb->batch);
+	while (drain(rb, lbpf_vm(), (uint64_t)rb->batch) == (uint64_t)rb->batch &&
+	       !rb->ring.stop && rb->slice_ns && uv_hrtime() - t0 < rb->slice_ns)
+		;
 }
 
 /* The lost_map: a (per-CPU) array whose key 0 the producer bumps. Raises on misuse. */
@@ -296,25 +343,26 @@ static int map_ring(struct ringbuf *rb, const struct lbpf_map_view *v)
 static int l_decode_current(lua_State *L)
 {
 	struct ringbuf *rb = lua_touserdata(L, lua_upvalueindex(1));
+	uint32_t k = rb->ring.i ? rb->ring.i - 1 : 0;
 
-	lbpf_evbuf__check_len(L, &rb->b.decode, rb->ring.len, "ringbuf", rb->b.name);
-	lbpf_evbuf__decode_table(L, &rb->b.decode, rb->ring.cur, rb->b.what);
+	lbpf_evbuf__check_len(L, &rb->b.decode, rb->ring.len[k], "ringbuf", rb->b.name);
+	lbpf_evbuf__decode_table(L, &rb->b.decode, rb->ring.ptr[k], rb->b.what);
 	return 1;
 }
 
 static const char *const mode_names[] = { "raw", "table", "cdata" };
 
-/* luabpf.ringbuf(map, handler [, {decode=, batch=, lost_map=}]) */
+/* luabpf.ringbuf(map, handler [, {decode=, batch=, slice_us=, lost_map=}]) */
 static int l_ringbuf(lua_State *L)
 {
-	static const char *const known[] = { "decode", "batch", "lost_map", NULL };
+	static const char *const known[] = { "decode", "batch", "slice_us", "lost_map", NULL };
 	struct lbpf_map_view v, lost;
 	struct lbpf_decode dec;
 	struct lbpf_evbuf_ud *u;
 	struct ringbuf *rb;
 	const char *spec;
 	char what[sizeof(rb->b.what)];
-	lua_Integer batch;
+	lua_Integer batch, slice;
 	int err;
 
 	lbpf_evbuf__check_args(L, "ringbuf", BPF_MAP_TYPE_RINGBUF, known, &v, what, sizeof(what));
@@ -323,6 +371,11 @@ static int l_ringbuf(lua_State *L)
 	if (batch < 1 || batch > (1 << 24))
 		return luaL_error(L, "ringbuf '%s': option 'batch' must be 1..16777216, got %d",
 				  v.name, (int)batch);
+	slice = lbpf_opt_integer(L, 3, "slice_us", (lua_Integer)(DEFAULT_SLICE_MS * 1000));
+	if (slice < 0 || slice > 1000000)
+		return luaL_error(L, "ringbuf '%s': option 'slice_us' must be 0..1000000 "
+				  "(microseconds a wake may drain; 0: one batch), got %d",
+				  v.name, (int)slice);
 	lua_settop(L, 3);
 	check_lost_map(L, 3, v.name, &lost);
 	/* The last thing that may raise: it allocates, and we free on later failures. */
@@ -337,6 +390,7 @@ static int l_ringbuf(lua_State *L)
 	rb->fd = rb->lost_fd = -1;
 	rb->drain_ref = rb->anchor_ref = rb->ctype_ref = LUA_NOREF;
 	rb->batch = (int)batch;
+	rb->slice_ns = (uint64_t)slice * 1000;
 	if (lost.fd >= 0) {
 		rb->lost_percpu = lost.type == BPF_MAP_TYPE_PERCPU_ARRAY;
 		rb->lost_value_size = lost.value_size;
@@ -368,7 +422,8 @@ static int l_ringbuf(lua_State *L)
 	/* From here release() frees rb. */
 	lbpf_evbuf__add(&rb->b, &all, u);
 
-	/* The drain loop: luabpf._ringbuf.ring(ring, mode, decl, size, handler, decode, name) */
+	/* The drain loop: luabpf._ringbuf.ring(ring, mode, decl, size, handler, decode, name,
+	 * type_name, tree) */
 	lbpf_evbuf__push_module_fn(L, "ring");
 	lua_pushlightuserdata(L, &rb->ring);
 	lua_pushstring(L, mode_names[rb->b.decode.mode]);
@@ -378,7 +433,12 @@ static int l_ringbuf(lua_State *L)
 	lua_pushlightuserdata(L, rb);
 	lua_pushcclosure(L, l_decode_current, 1);
 	lua_pushstring(L, rb->b.name);
-	if (lua_pcall(L, 7, 2, 0)) {
+	lua_pushstring(L, rb->b.decode.type_name);
+	if (rb->b.decode.mode == LBPF_DECODE_TABLE)
+		lbpf_ring__push_tree(L, &rb->b.decode);
+	else
+		lua_pushnil(L);
+	if (lua_pcall(L, 9, 2, 0)) {
 		lua_pushfstring(L, "ringbuf '%s': %s", rb->b.name, lua_tostring(L, -1));
 		rb_close(rb);
 		return lua_error(L);
@@ -484,7 +544,7 @@ static int l_stats(lua_State *L)
 
 	lbpf_evbuf__push_stats(L, rb->ring.events, rb->batches, rb->errors, rb->b.paused);
 	/* Bytes the producer has written that we have not consumed yet. */
-	lua_pushnumber(L, (lua_Number)(load_acquire(rb->ring.producer_pos) - rb->ring.pos));
+	lua_pushnumber(L, (lua_Number)(load_acquire(rb->ring.producer_pos) - rb->ring.committed));
 	lua_setfield(L, -2, "pending_bytes");
 	if (rb->lost_fd >= 0 && read_lost(rb, &lost) == 0) {
 		lua_pushnumber(L, (lua_Number)lost);
@@ -503,6 +563,27 @@ static int l_name(lua_State *L)
 static int l_ctype(lua_State *L)
 {
 	lua_rawgeti(L, LUA_REGISTRYINDEX, check_rb(L, 1)->ctype_ref);
+	return 1;
+}
+
+/* rb:_tree(), rb:_decode(bytes): the table decoders' inputs and the general
+ * decoder on any bytes, for test_ringbuf_decode.lua to compare the two. */
+static int l_tree(lua_State *L)
+{
+	lbpf_ring__push_tree(L, &check_rb(L, 1)->b.decode);
+	return 1;
+}
+
+static int l_decode_bytes(lua_State *L)
+{
+	struct ringbuf *rb = check_rb(L, 1);
+	size_t len;
+	const char *s = luaL_checklstring(L, 2, &len);
+
+	if (rb->b.decode.mode != LBPF_DECODE_TABLE)
+		return luaL_error(L, "ringbuf '%s': not in table mode", rb->b.name);
+	lbpf_evbuf__check_len(L, &rb->b.decode, (uint32_t)len, "ringbuf", rb->b.name);
+	lbpf_evbuf__decode_table(L, &rb->b.decode, s, rb->b.what);
 	return 1;
 }
 
@@ -537,6 +618,8 @@ static const luaL_Reg methods[] = {
 	{ "stats", l_stats },
 	{ "name", l_name },
 	{ "ctype", l_ctype },
+	{ "_tree", l_tree },
+	{ "_decode", l_decode_bytes },
 	{ "close", l_close },
 	{ "__gc", l_close },
 	{ "__tostring", l_tostring },

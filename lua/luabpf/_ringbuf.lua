@@ -1,29 +1,215 @@
 -- SPDX-License-Identifier: MIT
 -- The ring buffer drain loop, in Lua so the JIT compiles it together with
--- the handler: per record one ffi.C call (lbpf_ring__next, host/l_ringbuf.c)
--- and, in cdata mode, a pointer cast the compiler sinks away. host/l_ringbuf.c
--- calls the returned function once per batch and catches handler errors.
+-- the handler. host/l_ringbuf.c calls the function ring() returns once per
+-- batch (and catches handler errors); it fetches records with one ffi.C call
+-- per chunk (lbpf_ring__fill collects up to 64 into arrays) and hands each
+-- to the handler: in cdata mode a pointer cast the compiler sinks away, in
+-- table mode a table built by a decoder generated once from the event's BTF
+-- type (decoder() below), in raw mode a string. Perf buffers use the same
+-- decoders (host/l_perfbuf.c).
 local ffi = require("ffi")
 
 ffi.cdef [[
-struct lbpf_ring { uint32_t len; uint32_t stop; };
-const void *lbpf_ring__next(struct lbpf_ring *r);
+struct lbpf_ring {
+  uint32_t n, i, stop, pad;
+  const void *ptr[64];
+  uint32_t len[64];
+};
+uint32_t lbpf_ring__fill(struct lbpf_ring *r, uint32_t want);
+int lbpf_ring__ntop(int v6, const void *src, char *dst);
+size_t strnlen(const char *s, size_t maxlen);
 ]]
 
+local cast, typeof, fstring, tonumber = ffi.cast, ffi.typeof, ffi.string, tonumber
 local M = {}
+local TWO53 = 2 ^ 53
+
+-- ---- table decoders -------------------------------------------------------
+-- decoder(tree, what) -> function(p) -> the table (or value) the general
+-- decoder (host/btf_decode.c) makes of the bytes at p, or nil when the tree
+-- has a shape this generator leaves to C. tree: host/ring_decode.c.
+
+local INLINE_ARRAY = 8 -- longer arrays are a loop in a helper function
+
+local function new_gen()
+  return { types = {}, tindex = {}, helpers = {}, nhelp = 0 }
+end
+
+-- The name of an upvalue holding ctype decl (a pointer type), declared once.
+local function ptype(g, decl)
+  local name = g.tindex[decl]
+  if not name then
+    g.types[#g.types + 1] = typeof(decl)
+    name = "T" .. #g.types
+    g.tindex[decl] = name
+  end
+  return name
+end
+
+local gen
+
+local scalar = {
+  int = function(g, n, at)
+    local bits = n.size * 8
+    if bits ~= 8 and bits ~= 16 and bits ~= 32 and bits ~= 64 then return nil end
+    local v = ("cast(%s, %s)[0]"):format(ptype(g, ("%sint%d_t *"):format(n.sign and "" or "u", bits)), at)
+    if bits < 64 then return v end
+    return (n.sign and "i64(%s)" or "u64(%s)"):format(v)
+  end,
+  bool = function(g, n, at)
+    local bits = n.size * 8
+    if bits ~= 8 and bits ~= 16 and bits ~= 32 and bits ~= 64 then return nil end
+    return ("(cast(%s, %s)[0] ~= 0)"):format(ptype(g, ("uint%d_t *"):format(bits)), at)
+  end,
+  float = function(g, n, at)
+    if n.size ~= 4 and n.size ~= 8 then return nil end
+    return ("cast(%s, %s)[0]"):format(ptype(g, n.size == 4 and "float *" or "double *"), at)
+  end,
+  be = function(g, n, at)
+    local b = ptype(g, "const uint8_t *")
+    if n.size == 2 then
+      return ("(cast(%s, %s)[0] * 256 + cast(%s, %s)[1])"):format(b, at, b, at)
+    elseif n.size == 4 then
+      return ("be32(cast(%s, %s))"):format(b, at)
+    elseif n.size == 8 then
+      return ("u64(bswap(cast(%s, %s)[0]))"):format(ptype(g, "uint64_t *"), at)
+    end
+    return nil
+  end,
+  ipv4 = function(_, _, at) return ("ntop(0, %s)"):format(at) end,
+  ipv6 = function(_, _, at) return ("ntop(1, %s)"):format(at) end,
+  chars = function(g, n, at)
+    return ("fstring(%s, tonumber(strnlen(%s, %d)))"):format(at,
+      ("cast(%s, %s)"):format(ptype(g, "const char *"), at), n.size)
+  end,
+  raw = function(_, n, at) return ("fstring(%s, %d)"):format(at, n.size) end,
+  -- a bitfield: its bytes as one exact number (up to 40 bits), shifted and masked
+  bits = function(g, n, at)
+    local nbytes = math.floor((n.shift + n.bits + 7) / 8)
+    if n.bits > 32 then return nil end
+    local b = ptype(g, "const uint8_t *")
+    local parts = {}
+    for i = nbytes - 1, 0, -1 do parts[#parts + 1] = ("cast(%s, %s)[%d] * %d"):format(b, at, i, 2 ^ (8 * i)) end
+    local v = ("(floor((%s) / %d) %% %d)"):format(table.concat(parts, " + "), 2 ^ n.shift, 2 ^ n.bits)
+    if n.bool then return ("(%s ~= 0)"):format(v) end
+    if n.sign then return ("sx(%s, %d)"):format(v, 2 ^ n.bits) end
+    return v
+  end,
+}
+
+-- Lua source for the value of node n at byte address expression at.
+function gen(g, n, at)
+  if scalar[n.k] then return scalar[n.k](g, n, at) end
+  if n.k == "struct" then
+    local seen, order = {}, {}
+    for _, f in ipairs(n.f) do
+      -- a later field of the same name wins, as lua_setfield's order does
+      if not seen[f.name] then order[#order + 1] = f.name end
+      seen[f.name] = f
+    end
+    local parts = {}
+    for _, name in ipairs(order) do
+      local f = seen[name]
+      local v = gen(g, f.node, ("%s + %d"):format(at, f.off))
+      if not v then return nil end
+      parts[#parts + 1] = ("[%q] = %s"):format(name, v)
+    end
+    return "{ " .. table.concat(parts, ", ") .. " }"
+  elseif n.k == "array" then
+    local e = n.e
+    if n.n <= INLINE_ARRAY then
+      local parts = {}
+      for i = 0, n.n - 1 do
+        local v = gen(g, e, ("%s + %d"):format(at, i * e.size))
+        if not v then return nil end
+        parts[#parts + 1] = v
+      end
+      return "{ " .. table.concat(parts, ", ") .. " }"
+    end
+    -- a helper per array node: A<k>(q) fills a table of n.n elements from q
+    g.nhelp = g.nhelp + 1
+    local name = "A" .. g.nhelp
+    local q = "q" .. g.nhelp
+    local v = gen(g, e, ("%s + i * %d"):format(q, e.size))
+    if not v then return nil end
+    g.helpers[#g.helpers + 1] = ("local function %s(%s)\n  local t = new_tab(%d, 0)\n"
+      .. "  for i = 0, %d do t[i + 1] = %s end\n  return t\nend\n"):format(name, q, n.n, n.n - 1, v)
+    return ("%s(%s)"):format(name, at)
+  end
+  return nil
+end
+
+local function u64(v)
+  if v <= TWO53 then return tonumber(v) end
+  return v
+end
+
+local function i64(v)
+  if v <= TWO53 and v >= -TWO53 then return tonumber(v) end
+  return v
+end
+
+local function sx(v, m)
+  if v >= m / 2 then return v - m end
+  return v
+end
+
+local function be32(b)
+  return ((b[0] * 256 + b[1]) * 256 + b[2]) * 256 + b[3]
+end
+
+local ntop_buf = ffi.new("char[64]")
+local function ntop(v6, p)
+  return fstring(ntop_buf, ffi.C.lbpf_ring__ntop(v6, p, ntop_buf))
+end
+
+local new_tab = (function()
+  local ok, nt = pcall(require, "table.new")
+  return ok and nt or function() return {} end
+end)()
+
+function M.decoder(tree, what)
+  if not tree then return nil end
+  local g = new_gen()
+  local expr = gen(g, tree, "p")
+  if not expr then return nil end
+  local args = { "cast", "fstring", "tonumber", "strnlen", "u64", "i64", "be32", "bswap", "ntop",
+    "new_tab", "floor", "sx", "u8p" }
+  for i = 1, #g.types do args[#args + 1] = "T" .. i end
+  local src = ("local %s = ...\n%sreturn function(q)\n  local p = cast(u8p, q)\n  return %s\nend\n")
+    :format(table.concat(args, ", "), table.concat(g.helpers), expr)
+  local chunk = loadstring(src, "=" .. what .. " decoder")
+  if not chunk then return nil end -- too big for one function: the general decoder does it
+  return chunk(cast, fstring, tonumber, ffi.C.strnlen, u64, i64, be32, require("bit").bswap, ntop,
+    new_tab, math.floor, sx, typeof("const uint8_t *"), unpack(g.types))
+end
+
+-- ---- the drain loop -------------------------------------------------------
 
 -- One chunk per buffer, loaded anew each time: each gets its own traces, so
 -- two buffers with different handlers don't keep knocking each other's out.
 local drain_src = [[
-local next_, r, handler, decode, size, ctype, cast, tostr, err, name = ...
+local fill, r, handler, decode, size, ctype, cast, tostr, err, name, tname = ...
+local ptrs, lens = r.ptr, r.len
 return function(budget)
   local n = 0
   while n < budget do
-    local p = next_(r)
-    if p == nil then break end
-    n = n + 1
-    local len = r.len
-    %s
+    local i, k = r.i, r.n
+    if i >= k then
+      k = budget - n
+      k = fill(r, k < 64 and k or 64)
+      if k == 0 then break end
+      i = 0
+    end
+    if k - i > budget - n then k = i + budget - n end
+    repeat
+      if r.stop ~= 0 then return n end
+      local p, len = ptrs[i], lens[i]
+      i = i + 1
+      r.i = i
+      n = n + 1
+      %s
+    until i >= k
   end
   return n
 end
@@ -31,37 +217,50 @@ end
 
 local bodies = {
   cdata = [[
-    if len < size then
-      err(("ringbuf '%s': a %d-byte event is smaller than its type (%d bytes)")
-        :format(name, len, size), 0)
-    end
-    handler(cast(ctype, p), len)]],
+      if len < size then
+        err(("ringbuf '%s': a %d-byte event is smaller than its type (%d bytes)")
+          :format(name, len, size), 0)
+      end
+      handler(cast(ctype, p), len)]],
   raw = "handler(tostr(p, len), len)",
+  -- the general decoder, in C: it reads the record being handed out
   table = "handler(decode(), len)",
+  -- a generated decoder, same checks and message as the C one
+  fast_table = [[
+      if len < size then
+        err(("ringbuf '%s': a %d-byte event is smaller than %s (%d bytes)")
+          :format(name, len, tname, size), 0)
+      end
+      handler(decode(p), len)]],
 }
 
 -- A ctype for a declaration from host/btf_ffi.c, checked against BTF's size.
 function M.ctype(decl, size, what)
-  local ok, ct = pcall(ffi.typeof, decl)
+  local ok, ct = pcall(typeof, decl)
   if not ok then error(what .. ": LuaJIT's ffi rejects the type made from BTF: " .. ct, 0) end
   if ffi.sizeof(ct) ~= size then
     error(("%s: the FFI type is %d bytes, BTF says %d"):format(what, ffi.sizeof(ct), size), 0)
   end
-  return ffi.typeof("const $ *", ct)
+  return typeof("const $ *", ct)
 end
 
--- ring(ring, mode, decl, size, handler, decode, name) -> drain(budget) -> n, ctype
-function M.ring(ring, mode, decl, size, handler, decode, name)
+-- ring(ring, mode, decl, size, handler, decode, name, type_name, tree)
+--   -> drain(budget) -> n, ctype
+function M.ring(ring, mode, decl, size, handler, decode, name, tname, tree)
   local ctype
   if mode == "cdata" then ctype = M.ctype(decl, size, "ringbuf '" .. name .. "'") end
+  if mode == "table" and not M.general then
+    local fast = M.decoder(tree, "ringbuf '" .. name .. "'")
+    if fast then mode, decode = "fast_table", fast end
+  end
   local chunk = assert(loadstring(drain_src:format(bodies[mode]), "=ringbuf '" .. name .. "'"))
-  return chunk(ffi.C.lbpf_ring__next, ffi.cast("struct lbpf_ring *", ring), handler, decode,
-    size, ctype, ffi.cast, ffi.string, error, name), ctype
+  return chunk(ffi.C.lbpf_ring__fill, cast("struct lbpf_ring *", ring), handler, decode,
+    size, ctype, cast, fstring, error, name, tname), ctype
 end
 
 -- caster(decl, size, what) -> function(lightuserdata) -> cdata pointer (perf buffers).
 function M.caster(decl, size, what)
-  local ctype, cast = M.ctype(decl, size, what), ffi.cast
+  local ctype = M.ctype(decl, size, what)
   return function(p) return cast(ctype, p) end
 end
 

@@ -47,7 +47,7 @@ t.raises(function() svc:add_vip({ name = "web2", addr = "10.20.0.100", port = 80
 t.raises(function() svc:add_vip({ name = "web", addr = "10.20.0.101", port = 80, snat = "10.20.0.2" }) end,
   "already has a VIP named 'web'", "duplicate VIP name")
 t.raises(function() svc:add_vip({ addr = "10.20.0.101", port = 80, mode = "tunnel" }) end,
-  "mode must be nat or dsr", "unknown mode")
+  "mode must be nat, dsr, ipip or gue", "unknown mode")
 t.raises(function() svc:add_vip({ addr = "10.20.0.101", port = 70000 }) end, "port must be 1-65535", "bad port")
 t.raises(function() svc:add_vip({ addr = "fd00::1", port = 80 }) end,
   "is in NAT mode and 'dum0' has no IPv6 address: give snat = ADDRESS", "NAT without a source address")

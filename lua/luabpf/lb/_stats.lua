@@ -51,8 +51,21 @@ function S.flow_hash(src, sport, dst, dport, proto)
   return h < 0 and h + 4294967296 or h
 end
 
+-- How the data plane sends to backend b: { mode = "nat"|"dsr"|"ipip"|"gue" },
+-- and for the tunnels, tunnel = "OUTER_SRC > BACKEND" (+ " udp/PORT" for GUE).
+local function how(b)
+  local v = b.vip
+  local out = { mode = v and MODE_NAMES[v.mode] }
+  if v and v.mode >= C.MODES.ipip then
+    out.tunnel = ("%s > %s"):format(v.snat, b.addr)
+    if v.mode == C.MODES.gue then out.tunnel = ("%s udp/%d"):format(out.tunnel, v.gue_port or C.GUE_PORT) end
+  end
+  return out
+end
+
 --- Which backend gets this flow: { src=, sport=, dst=, dport=, proto= }.
--- Returns the backend's name and whether the flow table already holds it.
+-- Returns the backend's name, whether the flow table already holds it, and
+-- how the packet goes there ({ mode =, tunnel = } as how() above).
 function Service:which(f)
   self:_check_open()
   local proto = PROTOS[f.proto or "tcp"] or f.proto
@@ -66,7 +79,8 @@ function Service:which(f)
     hit = self.m.flows:lookup(key)
   end
   if hit and self.backend_by_id[hit.backend] then
-    return self.backend_by_id[hit.backend].name, true
+    local b = self.backend_by_id[hit.backend]
+    return b.name, true, how(b)
   end
   local vk = self.m.vips:lookup({ addr = key.dst, port = f.dport, proto = proto })
   if not vk then return nil, "no VIP for " .. tostring(f.dst) .. ":" .. tostring(f.dport) end
@@ -75,7 +89,7 @@ function Service:which(f)
   local id = self.m.maglev:lookup(slot)
   local b = id and self.backend_by_id[id]
   if not b then return nil, "no backend" end
-  return b.name, false
+  return b.name, false, how(b)
 end
 
 -- FNV-1a of a string, from h (32 bits).
@@ -140,7 +154,7 @@ function Service:flows(vip)
     if not vip or (vv and vv.name == vip) then
       out[#out + 1] = { src = addr.text(k.src), sport = k.sport, dst = addr.text(k.dst),
         dport = k.dport, proto = PROTO_NAMES[k.proto] or k.proto,
-        vip = vv and vv.name, backend = b and b.name }
+        vip = vv and vv.name, backend = b and b.name, mode = vv and MODE_NAMES[vv.mode] }
     end
   end
   return out

@@ -169,6 +169,10 @@ class Suite:
         # Every encapsulation, a new flow and its next packet (the flow table's).
         for v in VIPS:
             sport, sp, fl = self.encapsulated(v[0])
+            name, v6, addr, port, proto, mode, src, gport, backend, _ = v
+            want = f"{mode}|{src} > {backend}" + (f" udp/{gport or GUE_DEFAULT}" if mode == "gue" else "")
+            got = p.cmd("how", CL6 if v6 else CL4, sport, addr, port, proto)
+            self.ok(got == want, f"which() says how {name}'s flow goes: {got}", f"want {want}")
             sport2, sp2, fl2 = self.encapsulated(v[0], sport=sport, label="same flow")
             if sp is not None:
                 self.ok(sp == sp2, f"{v[0]}: a flow keeps its GUE source port ({sp}, {sp2})")

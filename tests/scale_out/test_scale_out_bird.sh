@@ -13,6 +13,14 @@ N=${SO_CONNS:-300}
 so_up 3
 so_wait_paths 3 20 >/dev/null || { t_fail "the router never had 3 paths: $(ip -n "$P-rt" route show "$VIP/32")"; t_done; }
 t_pass "router: one route to $VIP with 3 next hops (BIRD, merge paths)"
+# Different histories, one pool: node 2 gets b1 removed and added back (a new
+# id), node 3 reloads (SIGHUP) a config that lists the backends in another order.
+"$LUABPF" lb remove "${P}n2" web b1 >/dev/null
+"$LUABPF" lb add "${P}n2" web b1 10.42.0.11 >/dev/null
+sed -i 's/{ name = "b1", addr = "10.42.0.11", weight = 1 },//; s/{ name = "b3", addr = "10.42.0.13", weight = 1 } } } }/{ name = "b3", addr = "10.42.0.13", weight = 1 }, { name = "b1", addr = "10.42.0.11", weight = 1 } } } }/' "$SO_DIR/n3.lua"
+grep -q '"b3", addr = "10.42.0.13", weight = 1 }, { name = "b1"' "$SO_DIR/n3.lua" || t_fail "the reordered config"
+kill -HUP "${SO_LB_PID[n3]}"
+t_wait 10 grep -q "reloaded $SO_DIR/n3.lua" "$SO_DIR/n3.out" || t_fail "node 3 did not reload"
 so_start_conns "$N"
 t_pass "$N connections through the VIP answered"
 
@@ -71,4 +79,17 @@ grep -q "took over the pinned XDP link" "$SO_DIR/n1.out" && t_pass "restart: too
 so_progress 10 20 || t_fail "restart: connections stopped answering"
 [ "$(so_paths)" = 4 ] || t_fail "restart: the router has $(so_paths) paths"
 so_broken "restart a node's luabpf"
+
+# Four nodes with four histories (added and removed, reloaded, restarted, added
+# last): one digest, and the same full table read back from each node's maps.
+digest() { "$LUABPF" lb show "${P}n$1" --json | "$SO_PY" -c 'import json,sys; print(json.load(sys.stdin)["vips"][0]["table"]["digest"])'; }
+for i in 1 2 3 4; do
+  echo 'local _ = io.write(table.concat(lb_service:table("web"), "\n"), "\n")' | "$LUABPF" attach "${P}n$i" >"$SO_DIR/table.n$i" 2>&1
+done
+[ "$(grep -c ':7000$' "$SO_DIR/table.n1")" = 65537 ] && t_pass "node 1's table: 65,537 slots" || t_fail "node 1's table: $(head -3 "$SO_DIR/table.n1")"
+for i in 2 3 4; do
+  t_eq "$(digest "$i")" "$(digest 1)" "node $i's table digest (node 1's)"
+  cmp -s "$SO_DIR/table.n1" "$SO_DIR/table.n$i" && t_pass "node $i's full table is node 1's" ||
+    t_fail "node $i's full table differs from node 1's in $(diff "$SO_DIR/table.n1" "$SO_DIR/table.n$i" | grep -c '^<') slots"
+done
 t_done

@@ -114,7 +114,8 @@ start_nodes() {
   local mode=$1 port=${2:-8080} i
   for i in 1 2; do
     ip netns exec "$P-n$i" conntrack -F >/dev/null 2>&1 || true
-    "$LUABPF" --netns "$P-n$i" run "$HERE/ct_node.lua" "${P}n$i" "$mode" "10.2.0.1$i" "$port" \
+    # Each its own control socket name: two starts at once must not race for one.
+    "$LUABPF" --netns "$P-n$i" --name "${P}n$i" run "$HERE/ct_node.lua" "${P}n$i" "$mode" "10.2.0.1$i" "$port" \
       >"$DIR/n$i-$mode.log" 2>&1 &
     NODE_PID[n$i]=$!
   done

@@ -22,6 +22,8 @@ mkdir -p "$CACHE/archives"
 mounted() { findmnt -rn -o TARGET | grep -q "^$ROOT"; }
 deb_cleanup() {
   local m
+  tmux -L "lbtdeb$T_ID" kill-server 2>/dev/null || true
+  tmux -L "lbtdeb${T_ID}e" kill-server 2>/dev/null || true
   # Innermost first; never remove the tree while anything is mounted in it.
   for m in $(findmnt -rn -o TARGET | grep "^$ROOT" | sort -r); do umount -l "$m" 2>/dev/null || true; done
   if mounted; then echo "WARN: mounts left under $ROOT, not removing it" >&2; else rm -rf "$ROOT"; fi
@@ -40,6 +42,7 @@ info=$(dpkg-deb -f "$deb" Depends)
 for dep in libluajit-5.1-2 libuv1 libbpf1 lua-luv iproute2; do
   t_contains "$info" "$dep" "Depends names $dep"
 done
+t_contains "$(dpkg-deb -f "$deb" Recommends)" "libedit2" "Recommends libedit2 (the REPL's line editing, loaded by the FFI)"
 
 # 2. A fresh Debian 12 root: scripts/fresh_root.sh's pristine debootstrap
 # tarball serves as well, when there is one (it is the same minbase root).
@@ -74,7 +77,10 @@ done
 # 4. The installed files, where a Debian admin looks for them.
 for f in /usr/bin/luabpf /usr/share/man/man1/luabpf.1 /usr/lib/systemd/system/luabpf@.service \
   /usr/lib/tmpfiles.d/luabpf.conf /etc/luabpf/README /etc/luabpf/lb.env.example \
-  /usr/share/luabpf/examples/lb.lua /usr/lib/luabpf/bpf/xdp_count.bpf.o /usr/share/doc/luabpf/service.md; do
+  /usr/share/luabpf/examples/lb.lua /usr/lib/luabpf/bpf/xdp_count.bpf.o /usr/share/doc/luabpf/service.md \
+  /usr/include/luabpf/luabpf.h /usr/include/luabpf/parse.h /usr/lib/pkgconfig/luabpf.pc \
+  /usr/lib/cmake/luabpf/luabpfConfig.cmake /usr/share/bash-completion/completions/luabpf \
+  /usr/share/doc/luabpf/your-own-bpf.md; do
   [ -e "$ROOT$f" ] && t_pass "installed $f" || t_fail "missing $f"
 done
 t_contains "$(in_root dpkg-query -W -f='${Conffiles}' luabpf)" "/etc/luabpf/lb.env.example" "/etc files are conffiles"
@@ -102,4 +108,62 @@ echo "$out" | tail -4
 icmp=$(echo "$out" | awk '/totals/ {t=1} t && $2 == "icmp" {print $3; exit}')
 [ "${icmp:-0}" -gt 0 ] 2>/dev/null && t_pass "installed xdp_count.lua counted $icmp ICMP packets" ||
   t_fail "no ICMP counted by the installed script: $out"
+
+# 6. The REPL's line editing: off without libedit2 (apt skipped Recommends
+# above), on once it is installed, as apt installs it by default.
+out=$(echo 'return 1' | in_root luabpf repl 2>&1)
+t_contains "$out" "1" "installed repl answers on a pipe"
+# term SOCKET: the installed REPL in a terminal of a tmux server of its own
+# (a server just killed may still hold its socket: a new one, not the same).
+term() {
+  TMUX_SOCK=$1
+  tmux -L "$TMUX_SOCK" new-session -d -s t -x 120 -y 30 \
+    "chroot '$ROOT' /usr/bin/env -i TERM=screen HOME=/root PATH=/usr/bin:/bin luabpf repl; echo EXIT=\$?; sleep 60"
+}
+screen() { tmux -L "$TMUX_SOCK" capture-pane -p -t t -S -100; }
+on_screen() { screen | grep -qF -- "$1"; }
+if in_root dpkg-query -W -f='${Status}' libedit2 2>/dev/null | grep -q "install ok installed"; then
+  t_pass "(libedit2 came with the root: the REPL without it is not tried)"
+else
+  term "lbtdeb${T_ID}e"
+  t_wait 20 on_screen "EXIT=" || t_fail "the REPL without libedit2 did not end: $(screen)"
+  t_contains "$(screen)" "libedit not found (apt-get install libedit2)" "without libedit2 the REPL says what to install"
+fi
+out=$(in_root apt-get install -y --no-install-recommends libedit2 2>&1) || { echo "$out" >&2; t_fail "apt-get install libedit2"; }
+term "lbtdeb$T_ID"
+t_wait 20 on_screen "luabpf>" || t_fail "no prompt: $(screen)"
+on_screen "libedit not found" && t_fail "libedit2 installed, yet: $(screen)" || t_pass "libedit2 found"
+tmux -L "$TMUX_SOCK" send-keys -t t -l "bpf.vers"; tmux -L "$TMUX_SOCK" send-keys -t t Tab
+t_wait 10 on_screen "luabpf> bpf.version" && t_pass "Tab completes in the installed REPL" || t_fail "no Tab completion: $(screen)"
+tmux -L "$TMUX_SOCK" send-keys -t t -l "()"; tmux -L "$TMUX_SOCK" send-keys -t t Enter
+t_wait 10 on_screen '"0.1.0"' || t_fail "bpf.version() not printed: $(screen)"
+tmux -L "$TMUX_SOCK" send-keys -t t Up Enter
+twice() { [ "$(screen | grep -c '"0.1.0"')" -ge 2 ]; }
+t_wait 10 twice && t_pass "Up recalls the last line (libedit's history)" || t_fail "Up did not recall: $(screen)"
+tmux -L "$TMUX_SOCK" send-keys -t t C-d
+t_wait 10 on_screen "EXIT=0" && t_pass "Ctrl-D leaves the installed REPL" || t_fail "no exit: $(screen)"
+
+# 7. Bash completion from the installed file.
+out=$(in_root bash -c 'source /usr/share/bash-completion/completions/luabpf
+  COMP_WORDS=(luabpf c); COMP_CWORD=1; _luabpf; echo "${COMPREPLY[*]}"
+  COMP_WORDS=(luabpf ls ""); COMP_CWORD=2; _luabpf; echo "${COMPREPLY[*]}"')
+t_contains "$out" "check cc" "installed completion: commands"
+t_contains "$out" "progs maps links pins" "installed completion: ls kinds"
+
+# 8. docs/your-own-bpf.md from the installed .deb: what it says to install,
+# then the walk-through block by block in the root (headers, vmlinux.h cache,
+# pkg-config and the CMake package all the installed ones).
+out=$(in_root apt-get install -y --no-install-recommends clang libbpf-dev bpftool cmake make iputils-ping pkg-config 2>&1) ||
+  { echo "$out" | tail -20 >&2; t_fail "apt-get install clang libbpf-dev bpftool cmake"; }
+t_eq "$(in_root pkg-config --cflags luabpf | xargs)" "-I/usr/include/luabpf" "pkg-config --cflags luabpf"
+source "$LUABPF_SOURCE_DIR/tests/cli/own_bpf_walk.sh"
+mkdir -p "$ROOT/root/reader"
+# `ip netns exec` makes / a slave mount: in a chroot, / must be a mount point
+# as it is on a real machine (recursive, so proc, sys and bpffs stay in it).
+mount --rbind "$ROOT" "$ROOT"
+run_in_root() { in_root bash -e -c 'cd "$1" && bash -e "$2"' _ "${1#"$ROOT"}" "${2#"$ROOT"}"; }
+own_bpf_walk "$ROOT/root/reader" run_in_root "owna$T_ID" "ownb$T_ID"
+for ns in "owna$T_ID" "ownb$T_ID"; do in_root ip netns del "$ns" 2>/dev/null || true; done
+ls "$ROOT"/var/cache/luabpf/vmlinux/*/vmlinux.h >/dev/null 2>&1 && t_pass "vmlinux.h cached under /var/cache/luabpf" ||
+  t_fail "no vmlinux.h in the root's /var/cache/luabpf"
 t_done

@@ -30,6 +30,8 @@ so_lb 1
 t_wait 5 sh -c '[ "$(birdc -s "$1" show protocols vip_web | awk "\$1 == \"vip_web\" { print \$4 }")" = up ]' sh "$SO_DIR/n1.ctl" &&
   t_pass "announced: BIRD's protocol is up" || t_fail "not announced: $(state)"
 t_contains "$("$LUABPF" lb show "${P}n1")" "BGP: BIRD protocol vip_web (VIPs web) ANNOUNCED" "lb show: announced"
+t_eq "$("$LUABPF" lb show "${P}n1" --json | "$SO_PY" -c 'import json,sys; b = json.load(sys.stdin)["bgp"][0]; print(b["protocol"], b["state"], b["vips"], b["drained"], b["error"])')" \
+  "vip_web announced ['web'] False None" "lb show --json: the bgp record"
 scrape() {
   echo 'local m = require("luabpf.metrics") local r = m.registry() r:lb(lb_service) io.write(r:render())' |
     "$LUABPF" attach "${P}n1" 2>&1

@@ -1,13 +1,17 @@
 // SPDX-License-Identifier: MIT
 /*
- * luabpf.perfbuf: a BPF_MAP_TYPE_PERF_EVENT_ARRAY read with libbpf's
- * perf_buffer on the host's loop (uv_poll_t on perf_buffer__epoll_fd).
- * The older, per-CPU transport: one lua_call per event, lost events
- * counted by the kernel and reported through libbpf's lost callback. A wake
- * reads what the per-CPU buffers hold, which bounds it to pages * page size
- * per CPU.
+ * luabpf.perfbuf: a BPF_MAP_TYPE_PERF_EVENT_ARRAY on the host's loop.
+ * libbpf's perf_buffer opens and maps one perf buffer per CPU; we poll its
+ * epoll fd with a uv_poll_t and read the buffers ourselves, the way
+ * l_ringbuf.c reads a ring: lbpf_perf__fill() (called through ffi.C by the
+ * JIT-compiled drain loop of lua/luabpf/_ringbuf.lua) collects up to 64
+ * samples of one CPU into arrays, so there is no Lua C API call per event.
+ * A wake runs batches (at most `batch` events each) until every buffer is
+ * empty or `slice_us` has passed. Lost records stop a chunk; C then calls the
+ * lost callback, as libbpf's did, and goes on.
  */
 #include <errno.h>
+#include <linux/perf_event.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,19 +19,180 @@
 
 #include "buf_common.h"
 #include "luabpf.h"
+#include "ring_decode.h"
 
 #define DEFAULT_PAGES 64
+#define DEFAULT_BATCH 256
+#define DEFAULT_SLICE_US 1000
+#define CHUNK 64
+#define MAX_CPUS 1024
+
+/*
+ * The head, up to len[], is the drain loop's view, the same as l_ringbuf.c's
+ * struct lbpf_ring (declared in lua/luabpf/_ringbuf.lua): keep all three in
+ * step. cpu is the CPU whose buffer the chunk came from.
+ */
+struct lbpf_perf_chunk {
+	uint32_t n, i, stop, cpu;
+	const void *ptr[CHUNK];
+	uint32_t len[CHUNK];
+	/* C only from here */
+	uint32_t taken;
+	uint64_t end[CHUNK]; /* data_tail past each record */
+	uint64_t events, lost_pending;
+	int lost_cpu;
+	int buf;   /* the buffer the chunk came from */
+	int nbufs; /* per-CPU buffers */
+	int next;  /* the buffer fill() looks at first */
+	size_t page_size, data_size;
+	struct perf_event_mmap_page *hdr[MAX_CPUS];
+	int cpus[MAX_CPUS];
+	uint8_t *scratch; /* a record that wraps, copied straight */
+};
 
 struct perfbuf {
 	struct lbpf_evbuf b; /* first: what ring buffers keep the same way */
+	struct lbpf_perf_chunk *c;
 	struct perf_buffer *pb;
 	uv_poll_t poll;
-	uv_idle_t kick; /* one drain after start/resume: see kick() */
+	uv_idle_t kick; /* a drain on the loop's next turn: see kick() */
 	int handles;    /* libuv handles not closed yet */
-	int handler_ref, lost_ref, caster_ref, anchor_ref;
-	uint64_t events, lost, batches, errors;
+	int drain_ref, lost_ref, ctype_ref, anchor_ref;
+	int batch;
+	uint64_t slice_ns;
+	uint64_t lost, batches, errors;
 	char lost_what[BPF_OBJ_NAME_LEN + 40];
 };
+
+static inline __u64 load_acquire(const __u64 *p)
+{
+	return __atomic_load_n(p, __ATOMIC_ACQUIRE);
+}
+
+static inline void store_release(__u64 *p, __u64 v)
+{
+	__atomic_store_n(p, v, __ATOMIC_RELEASE);
+}
+
+/// Count the samples handed out since the last call and give their space
+/// back to the kernel (FFI, and after every batch).
+void lbpf_perf__settle(struct lbpf_perf_chunk *c)
+{
+	if (c->i > c->taken) {
+		c->events += c->i - c->taken;
+		c->taken = c->i;
+		store_release(&c->hdr[c->buf]->data_tail, c->end[c->i - 1]);
+	}
+}
+
+/* Collect from buffer b; false if it holds nothing (or only skipped records). */
+static bool fill_from(struct lbpf_perf_chunk *c, int b, uint32_t want)
+{
+	struct perf_event_mmap_page *h = c->hdr[b];
+	uint8_t *base = (uint8_t *)h + c->page_size;
+	uint64_t head = load_acquire(&h->data_head), tail = h->data_tail;
+	uint32_t n = 0;
+
+	c->buf = b;
+	c->cpu = (uint32_t)c->cpus[b];
+	while (tail != head && n < want) {
+		struct perf_event_header *e = (void *)(base + (tail & (c->data_size - 1)));
+		size_t off = tail & (c->data_size - 1);
+
+		if (off + e->size > c->data_size) {
+			/* Wraps: only alone in its chunk, from the scratch copy. */
+			size_t first = c->data_size - off;
+
+			if (n)
+				break;
+			memcpy(c->scratch, e, first);
+			memcpy(c->scratch + first, base, e->size - first);
+			e = (void *)c->scratch;
+		}
+		if (e->type == PERF_RECORD_LOST) {
+			if (n)
+				break; /* hand out what came before it first */
+			c->lost_pending = ((const uint64_t *)(e + 1))[1];
+			c->lost_cpu = c->cpus[b];
+			tail += e->size;
+			store_release(&h->data_tail, tail);
+			break;
+		}
+		tail += e->size;
+		if (e->type == PERF_RECORD_SAMPLE) {
+			const uint32_t *size = (const uint32_t *)(e + 1);
+
+			c->ptr[n] = size + 1;
+			c->len[n] = *size;
+			c->end[n] = tail;
+			n++;
+			if (e == (void *)c->scratch)
+				break;
+		} else if (!n) {
+			store_release(&h->data_tail, tail); /* a record we don't read */
+		}
+	}
+	c->n = n;
+	return n || c->lost_pending;
+}
+
+/// Settle, then collect up to min(want, 64) samples of one CPU's buffer:
+/// returns how many, 0 when every buffer is empty, a lost record is next
+/// (C reports it), or the buffer is paused or closed. Called through ffi.C.
+uint32_t lbpf_perf__fill(struct lbpf_perf_chunk *c, uint32_t want)
+{
+	lbpf_perf__settle(c);
+	c->n = c->i = c->taken = 0;
+	if (c->stop || c->lost_pending)
+		return 0;
+	if (want > CHUNK)
+		want = CHUNK;
+	for (int k = 0; k < c->nbufs; k++) {
+		int b = (c->next + k) % c->nbufs;
+
+		if (fill_from(c, b, want)) {
+			/* Empty buffers are passed over next time; this one is read on. */
+			c->next = b;
+			return c->n;
+		}
+	}
+	return 0;
+}
+
+/* The CPU of each buffer: libbpf opens one per online CPU, in order. */
+static int map_cpus(struct lbpf_perf_chunk *c, struct perf_buffer *pb)
+{
+	FILE *f = fopen("/sys/devices/system/cpu/online", "re");
+	int possible = libbpf_num_possible_cpus(), n = 0, a, b;
+	char sep;
+
+	if (!f)
+		return errno;
+	while (n < MAX_CPUS && fscanf(f, "%d", &a) == 1) {
+		b = a;
+		if (fscanf(f, "%c", &sep) == 1 && sep == '-' && fscanf(f, "%d", &b) == 1)
+			(void)(fscanf(f, "%c", &sep) == 1);
+		for (int cpu = a; cpu <= b && cpu < possible && n < MAX_CPUS; cpu++)
+			c->cpus[n++] = cpu;
+	}
+	fclose(f);
+	if ((size_t)n != perf_buffer__buffer_cnt(pb))
+		return EINVAL;
+	c->nbufs = n;
+	for (int i = 0; i < n; i++) {
+		void *buf;
+		size_t size;
+		int err = perf_buffer__buffer(pb, i, &buf, &size);
+
+		if (err)
+			return -err;
+		c->hdr[i] = buf;
+		c->data_size = size;
+	}
+	c->page_size = (size_t)sysconf(_SC_PAGESIZE);
+	c->scratch = malloc(1 << 16);
+	return c->scratch ? 0 : ENOMEM;
+}
 
 static struct lbpf_evbuf *all;
 
@@ -47,6 +212,9 @@ static void on_closed(uv_handle_t *h)
 
 	if (--p->handles > 0)
 		return;
+	if (p->c)
+		free(p->c->scratch);
+	free(p->c);
 	free(p);
 }
 
@@ -57,11 +225,12 @@ static void release(struct perfbuf *p)
 	if (!lbpf_evbuf__release(&p->b))
 		return;
 	if (L) {
-		luaL_unref(L, LUA_REGISTRYINDEX, p->handler_ref);
+		luaL_unref(L, LUA_REGISTRYINDEX, p->drain_ref);
 		luaL_unref(L, LUA_REGISTRYINDEX, p->lost_ref);
-		luaL_unref(L, LUA_REGISTRYINDEX, p->caster_ref);
+		luaL_unref(L, LUA_REGISTRYINDEX, p->ctype_ref);
 		luaL_unref(L, LUA_REGISTRYINDEX, p->anchor_ref);
 	}
+	p->c->stop = 1;
 	lbpf_decode__free(&p->b.decode);
 	uv_poll_stop(&p->poll);
 	uv_idle_stop(&p->kick);
@@ -78,106 +247,101 @@ static void release(struct perfbuf *p)
 
 static void pb_close(struct perfbuf *p)
 {
+	p->c->stop = 1;
 	if (lbpf_evbuf__close(&p->b))
 		release(p);
 }
 
-/* [data, size, cpu] -> handler(event, size, cpu), decoding inside the pcall. */
-static int dispatch(lua_State *L)
-{
-	struct perfbuf *p = lua_touserdata(L, lua_upvalueindex(1));
-	void *data = lua_touserdata(L, 1);
-	uint32_t size = (uint32_t)lua_tointeger(L, 2);
-
-	lua_rawgeti(L, LUA_REGISTRYINDEX, p->handler_ref);
-	switch (p->b.decode.mode) {
-	case LBPF_DECODE_RAW:
-		lua_pushlstring(L, data, size);
-		break;
-	case LBPF_DECODE_TABLE:
-	case LBPF_DECODE_CDATA:
-		lbpf_evbuf__check_len(L, &p->b.decode, size, "perfbuf", p->b.name);
-		if (p->b.decode.mode == LBPF_DECODE_TABLE) {
-			lbpf_evbuf__decode_table(L, &p->b.decode, data, p->b.what);
-		} else {
-			lua_rawgeti(L, LUA_REGISTRYINDEX, p->caster_ref);
-			lua_pushlightuserdata(L, data);
-			lua_call(L, 1, 1);
-		}
-		break;
-	}
-	lua_pushvalue(L, 2);
-	lua_pushvalue(L, 3);
-	lua_call(L, 3, 0);
-	return 0;
-}
-
+/* Never called: we read the buffers ourselves (lbpf_perf__fill). */
 static void on_sample(void *ctx, int cpu, void *data, __u32 size)
 {
-	struct perfbuf *p = ctx;
-	lua_State *L = lbpf_vm();
-
-	if (p->b.closing || p->b.paused)
-		return; /* closed or paused by an earlier event of this wake */
-	p->events++;
-	lua_pushlightuserdata(L, p);
-	lua_pushcclosure(L, dispatch, 1);
-	lua_pushlightuserdata(L, data);
-	lua_pushinteger(L, size);
-	lua_pushinteger(L, cpu);
-	if (lbpf_pcall(L, 3, 0, p->b.what) < 0)
-		p->errors++;
+	(void)ctx, (void)cpu, (void)data, (void)size;
 }
 
-static void on_lost(void *ctx, int cpu, __u64 cnt)
+/* A lost record fill() stopped at: count it, then the lost callback. */
+static void report_lost(struct perfbuf *p, lua_State *L)
 {
-	struct perfbuf *p = ctx;
-	lua_State *L = lbpf_vm();
+	uint64_t cnt = p->c->lost_pending;
 
+	p->c->lost_pending = 0;
 	p->lost += cnt;
 	if (p->lost_ref == LUA_NOREF || p->b.closing)
 		return;
 	lua_rawgeti(L, LUA_REGISTRYINDEX, p->lost_ref);
-	lua_pushinteger(L, cpu);
+	lua_pushinteger(L, p->c->lost_cpu);
 	lua_pushnumber(L, (lua_Number)cnt);
 	lbpf_pcall(L, 2, 0, p->lost_what);
 }
 
 /*
- * Read every per-CPU buffer, not only those perf_buffer__poll() would find:
- * a perf event's poll reports data once per wakeup, and the outer epoll
- * (libuv's) has already used that report up when it polled libbpf's epoll fd,
- * so libbpf's own epoll_wait would then see nothing. Reading a buffer with
- * nothing in it is one load of its head.
+ * One batch: up to budget samples to the handler. An error in the handler is
+ * logged, its sample counts as consumed, and the rest of the budget goes on.
  */
-static int drain(struct perfbuf *p)
+static uint64_t drain(struct perfbuf *p, lua_State *L, uint64_t budget)
 {
-	uint64_t start = p->events;
-	int n;
+	struct lbpf_perf_chunk *c = p->c;
+	uint64_t start = c->events, n;
 
+	c->n = c->i = c->taken = 0;
 	p->b.draining = true;
-	n = perf_buffer__consume(p->pb);
+	while (!c->stop) {
+		uint64_t done = c->events - start;
+		int rc;
+
+		if (done >= budget)
+			break;
+		lua_rawgeti(L, LUA_REGISTRYINDEX, p->drain_ref);
+		lua_pushnumber(L, (lua_Number)(budget - done));
+		rc = lbpf_pcall(L, 1, 0, p->b.what);
+		lbpf_perf__settle(c);
+		if (rc)
+			p->errors++;
+		if (c->lost_pending)
+			report_lost(p, L);
+		else if (rc == 0)
+			break;
+	}
+	lbpf_perf__settle(c);
 	p->b.draining = false;
-	if (p->events != start)
+	n = c->events - start;
+	if (n)
 		p->batches++;
 	if (p->b.closing)
 		release(p);
-	return n < 0 ? n : 0;
+	return n;
+}
+
+static void kick(struct perfbuf *p);
+
+/*
+ * A wake: batches until every buffer is empty or the slice is used up. What
+ * is left waits for the loop's next turn (kick), not for the next sample: a
+ * perf buffer's readiness is used up by the first poll that sees it.
+ */
+static void wake(struct perfbuf *p)
+{
+	uint64_t t0 = uv_hrtime();
+
+	while (drain(p, lbpf_vm(), (uint64_t)p->batch) == (uint64_t)p->batch) {
+		if (p->c->stop)
+			return;
+		if (uv_hrtime() - t0 >= p->slice_ns) {
+			kick(p);
+			return;
+		}
+	}
 }
 
 static void on_readable(uv_poll_t *h, int status, int events)
 {
 	struct perfbuf *p = h->data;
-	int err;
 
 	(void)events;
 	if (status < 0) {
 		lbpf_log(LBPF_WARN, "perfbuf '%s': poll failed: %s", p->b.name, uv_strerror(status));
 		return;
 	}
-	err = drain(p);
-	if (err && err != -EINTR)
-		lbpf_log(LBPF_WARN, "perfbuf '%s': %s", p->b.name, strerror(-err));
+	wake(p);
 }
 
 static void on_kick(uv_idle_t *h)
@@ -186,29 +350,42 @@ static void on_kick(uv_idle_t *h)
 
 	uv_idle_stop(h);
 	if (!p->b.paused && !p->b.closing)
-		drain(p);
+		wake(p);
 }
 
 /*
  * Samples that came while we were not polled (before start, while paused)
  * sent their wakeup to nobody and would wait for the next sample: drain once
- * by hand after every (re)start.
+ * by hand after every (re)start, and after a wake that left some.
  */
 static void kick(struct perfbuf *p)
 {
 	uv_idle_start(&p->kick, on_kick);
 }
 
-/* luabpf.perfbuf(map, handler [, {decode=, pages=64, lost=function(cpu, n)}]) */
+/* decode(): table mode's general decoder for the sample the drain loop holds. */
+static int l_decode_current(lua_State *L)
+{
+	struct perfbuf *p = lua_touserdata(L, lua_upvalueindex(1));
+	uint32_t k = p->c->i ? p->c->i - 1 : 0;
+
+	lbpf_evbuf__check_len(L, &p->b.decode, p->c->len[k], "perfbuf", p->b.name);
+	lbpf_evbuf__decode_table(L, &p->b.decode, p->c->ptr[k], p->b.what);
+	return 1;
+}
+
+static const char *const mode_names[] = { "raw", "table", "cdata" };
+
+/* luabpf.perfbuf(map, handler [, {decode=, pages=64, lost=function(cpu, n), batch=, slice_us=}]) */
 static int l_perfbuf(lua_State *L)
 {
-	static const char *const known[] = { "decode", "pages", "lost", NULL };
+	static const char *const known[] = { "decode", "pages", "lost", "batch", "slice_us", NULL };
 	struct lbpf_map_view v;
 	struct lbpf_decode dec;
 	struct lbpf_evbuf_ud *u;
 	struct perfbuf *p;
 	const char *spec;
-	lua_Integer pages;
+	lua_Integer pages, batch, slice;
 	char what[sizeof(p->b.what)];
 	int err;
 
@@ -219,6 +396,15 @@ static int l_perfbuf(lua_State *L)
 	if (pages < 1 || pages > (1 << 20) || (pages & (pages - 1)))
 		return luaL_error(L, "perfbuf '%s': option 'pages' must be a power of 2, got %d",
 				  v.name, (int)pages);
+	batch = lbpf_opt_integer(L, 3, "batch", DEFAULT_BATCH);
+	if (batch < 1 || batch > (1 << 24))
+		return luaL_error(L, "perfbuf '%s': option 'batch' must be 1..16777216, got %d",
+				  v.name, (int)batch);
+	slice = lbpf_opt_integer(L, 3, "slice_us", DEFAULT_SLICE_US);
+	if (slice < 0 || slice > 1000000)
+		return luaL_error(L, "perfbuf '%s': option 'slice_us' must be 0..1000000 "
+				  "(microseconds a wake may drain; 0: one batch), got %d",
+				  v.name, (int)slice);
 	if (!lua_isnoneornil(L, 3)) {
 		lua_getfield(L, 3, "lost");
 		if (!lua_isnil(L, -1) && !lua_isfunction(L, -1))
@@ -231,18 +417,26 @@ static int l_perfbuf(lua_State *L)
 	lbpf_decode__parse(L, &dec, spec, &v, what);
 
 	p = calloc(1, sizeof(*p));
-	if (!p) {
+	if (p)
+		p->c = calloc(1, sizeof(*p->c));
+	if (!p || !p->c) {
+		free(p);
 		lbpf_decode__free(&dec);
 		return lbpf_fail(L, ENOMEM);
 	}
 	lbpf_evbuf__init(&p->b, &dec, v.name, what);
-	p->handler_ref = p->lost_ref = p->caster_ref = p->anchor_ref = LUA_NOREF;
+	p->drain_ref = p->lost_ref = p->ctype_ref = p->anchor_ref = LUA_NOREF;
+	p->batch = (int)batch;
+	p->slice_ns = (uint64_t)slice * 1000;
 	snprintf(p->lost_what, sizeof(p->lost_what), "perfbuf '%s' lost callback", v.name);
 
-	p->pb = perf_buffer__new(v.fd, (size_t)pages, on_sample, on_lost, p, NULL);
-	if (!p->pb) {
-		err = errno;
+	p->pb = perf_buffer__new(v.fd, (size_t)pages, on_sample, NULL, p, NULL);
+	err = p->pb ? map_cpus(p->c, p->pb) : errno;
+	if (err) {
+		perf_buffer__free(p->pb);
 		lbpf_decode__free(&p->b.decode);
+		free(p->c->scratch);
+		free(p->c);
 		free(p);
 		return lbpf_failf(L, err, "perfbuf '%s': can't open the per-CPU buffers", v.name);
 	}
@@ -250,6 +444,8 @@ static int l_perfbuf(lua_State *L)
 	if (err) {
 		perf_buffer__free(p->pb);
 		lbpf_decode__free(&p->b.decode);
+		free(p->c->scratch);
+		free(p->c);
 		free(p);
 		return lbpf_failf(L, -err, "perfbuf '%s': can't poll", v.name);
 	}
@@ -262,24 +458,33 @@ static int l_perfbuf(lua_State *L)
 	lbpf_evbuf__add(&p->b, &all, u);
 	luaL_getmetatable(L, MT_PERFBUF);
 	lua_setmetatable(L, -2);
-	lua_pushvalue(L, 2);
-	p->handler_ref = luaL_ref(L, LUA_REGISTRYINDEX);
 	if (!lua_isnil(L, 3)) {
 		lua_getfield(L, 3, "lost");
 		p->lost_ref = lua_isnil(L, -1) ? (lua_pop(L, 1), LUA_NOREF)
 					       : luaL_ref(L, LUA_REGISTRYINDEX);
 	}
-	if (p->b.decode.mode == LBPF_DECODE_CDATA) {
-		lbpf_evbuf__push_module_fn(L, "caster");
-		lua_pushstring(L, p->b.decode.decl);
-		lua_pushinteger(L, p->b.decode.size);
-		lua_pushfstring(L, "perfbuf '%s'", p->b.name);
-		if (lua_pcall(L, 3, 1, 0)) {
-			pb_close(p);
-			return lua_error(L);
-		}
-		p->caster_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	/* The drain loop: luabpf._ringbuf.perf(chunk, mode, decl, size, handler, decode,
+	 * name, type_name, tree) */
+	lbpf_evbuf__push_module_fn(L, "perf");
+	lua_pushlightuserdata(L, p->c);
+	lua_pushstring(L, mode_names[p->b.decode.mode]);
+	lua_pushstring(L, p->b.decode.decl ? p->b.decode.decl : "");
+	lua_pushinteger(L, p->b.decode.size);
+	lua_pushvalue(L, 2);
+	lua_pushlightuserdata(L, p);
+	lua_pushcclosure(L, l_decode_current, 1);
+	lua_pushstring(L, p->b.name);
+	lua_pushstring(L, p->b.decode.type_name);
+	if (p->b.decode.mode == LBPF_DECODE_TABLE)
+		lbpf_ring__push_tree(L, &p->b.decode);
+	else
+		lua_pushnil(L);
+	if (lua_pcall(L, 9, 2, 0)) {
+		pb_close(p);
+		return lua_error(L);
 	}
+	p->ctype_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	p->drain_ref = luaL_ref(L, LUA_REGISTRYINDEX); // [map, handler, opts, ud]
 	/* Like a luv handle, an open buffer lives until close() or shutdown. */
 	lua_pushvalue(L, 4);
 	p->anchor_ref = luaL_ref(L, LUA_REGISTRYINDEX);
@@ -297,7 +502,9 @@ static int l_pause(lua_State *L)
 	struct perfbuf *p = check_pb(L, 1);
 
 	p->b.paused = true;
+	p->c->stop = 1;
 	uv_poll_stop(&p->poll);
+	uv_idle_stop(&p->kick);
 	return 0;
 }
 
@@ -312,6 +519,7 @@ static int l_resume(lua_State *L)
 	if (err)
 		return lbpf_failf(L, -err, "perfbuf '%s': can't poll", p->b.name);
 	p->b.paused = false;
+	p->c->stop = 0;
 	kick(p);
 	lua_pushboolean(L, 1);
 	return 1;
@@ -321,26 +529,18 @@ static int l_resume(lua_State *L)
 static int l_consume(lua_State *L)
 {
 	struct perfbuf *p = check_pb(L, 1);
-	uint64_t start = p->events;
 	bool paused = p->b.paused;
-	int err;
+	uint64_t n;
 
 	if (p->b.draining)
 		return luaL_error(L, "perfbuf '%s': consume() called from its own handler",
 				  p->b.name);
-	p->b.paused = false;
-	p->b.draining = true;
-	err = perf_buffer__consume(p->pb);
-	p->b.draining = false;
-	if (!p->b.closing)
-		p->b.paused = paused;
-	if (p->events != start)
-		p->batches++;
-	lua_pushnumber(L, (lua_Number)(p->events - start));
-	if (p->b.closing)
-		release(p);
-	if (err < 0)
-		return lbpf_fail(L, -err);
+	/* Explicit consume works on a paused buffer too. */
+	p->c->stop = 0;
+	n = drain(p, L, UINT64_MAX);
+	if (!p->b.closing && paused && p->b.paused)
+		p->c->stop = 1;
+	lua_pushnumber(L, (lua_Number)n);
 	return 1;
 }
 
@@ -354,7 +554,7 @@ static int l_stats(lua_State *L)
 {
 	struct perfbuf *p = check_pb(L, 1);
 
-	lbpf_evbuf__push_stats(L, p->events, p->batches, p->errors, p->b.paused);
+	lbpf_evbuf__push_stats(L, p->c->events, p->batches, p->errors, p->b.paused);
 	lua_pushnumber(L, (lua_Number)p->lost);
 	lua_setfield(L, -2, "lost");
 	return 1;
@@ -385,7 +585,7 @@ static int l_tostring(lua_State *L)
 	else
 		lua_pushfstring(L, "luabpf.perfbuf '%s' (%s, %f events, %f lost%s)", p->b.name,
 				lbpf_evbuf__decode_spec(&p->b.decode, spec, sizeof(spec)),
-				(lua_Number)p->events, (lua_Number)p->lost,
+				(lua_Number)p->c->events, (lua_Number)p->lost,
 				p->b.paused ? ", paused" : "");
 	return 1;
 }

@@ -1,21 +1,22 @@
 -- SPDX-License-Identifier: MIT
--- The ring buffer drain loop, in Lua so the JIT compiles it together with
--- the handler. host/l_ringbuf.c calls the function ring() returns once per
--- batch (and catches handler errors); it fetches records with one ffi.C call
--- per chunk (lbpf_ring__fill collects up to 64 into arrays) and hands each
--- to the handler: in cdata mode a pointer cast the compiler sinks away, in
--- table mode a table built by a decoder generated once from the event's BTF
--- type (decoder() below), in raw mode a string. Perf buffers use the same
--- decoders (host/l_perfbuf.c).
+-- The ring and perf buffers' drain loop, in Lua so the JIT compiles it
+-- together with the handler. host/l_ringbuf.c and host/l_perfbuf.c call the
+-- function ring() or perf() returns once per batch (and catch handler
+-- errors); it fetches records with one ffi.C call per chunk (lbpf_ring__fill
+-- or lbpf_perf__fill collect up to 64 into arrays) and hands each to the
+-- handler: in cdata mode a pointer cast the compiler sinks away, in table
+-- mode a table built by a decoder generated once from the event's BTF type
+-- (decoder() below), in raw mode a string.
 local ffi = require("ffi")
 
 ffi.cdef [[
 struct lbpf_ring {
-  uint32_t n, i, stop, pad;
+  uint32_t n, i, stop, cpu;
   const void *ptr[64];
   uint32_t len[64];
 };
 uint32_t lbpf_ring__fill(struct lbpf_ring *r, uint32_t want);
+uint32_t lbpf_perf__fill(struct lbpf_ring *r, uint32_t want);
 int lbpf_ring__ntop(int v6, const void *src, char *dst);
 size_t strnlen(const char *s, size_t maxlen);
 ]]
@@ -189,7 +190,7 @@ end
 -- One chunk per buffer, loaded anew each time: each gets its own traces, so
 -- two buffers with different handlers don't keep knocking each other's out.
 local drain_src = [[
-local fill, r, handler, decode, size, ctype, cast, tostr, err, name, tname = ...
+local fill, r, handler, decode, size, ctype, cast, tostr, err, name, tname, kind = ...
 local ptrs, lens = r.ptr, r.len
 return function(budget)
   local n = 0
@@ -215,23 +216,26 @@ return function(budget)
 end
 ]]
 
-local bodies = {
-  cdata = [[
+-- The handler's call in each mode; CPU is ", r.cpu" for perf buffers.
+local short_ring = [[
       if len < size then
         err(("ringbuf '%s': a %d-byte event is smaller than its type (%d bytes)")
           :format(name, len, size), 0)
       end
-      handler(cast(ctype, p), len)]],
-  raw = "handler(tostr(p, len), len)",
-  -- the general decoder, in C: it reads the record being handed out
-  table = "handler(decode(), len)",
-  -- a generated decoder, same checks and message as the C one
-  fast_table = [[
+]]
+local short_named = [[
       if len < size then
-        err(("ringbuf '%s': a %d-byte event is smaller than %s (%d bytes)")
+        err((kind .. " '%s': a %d-byte event is smaller than %s (%d bytes)")
           :format(name, len, tname, size), 0)
       end
-      handler(decode(p), len)]],
+]]
+local bodies = {
+  cdata = "handler(cast(ctype, p), len CPU)",
+  raw = "handler(tostr(p, len), len CPU)",
+  -- the general decoder, in C: it reads the record being handed out
+  table = "handler(decode(), len CPU)",
+  -- a generated decoder, same checks and message as the C one
+  fast_table = "handler(decode(p), len CPU)",
 }
 
 -- A ctype for a declaration from host/btf_ffi.c, checked against BTF's size.
@@ -244,24 +248,36 @@ function M.ctype(decl, size, what)
   return typeof("const $ *", ct)
 end
 
--- ring(ring, mode, decl, size, handler, decode, name, type_name, tree)
+-- drain(kind, fill, chunk, mode, decl, size, handler, decode, name, type_name, tree)
 --   -> drain(budget) -> n, ctype
-function M.ring(ring, mode, decl, size, handler, decode, name, tname, tree)
+local function drain(kind, fill, ring, mode, decl, size, handler, decode, name, tname, tree)
   local ctype
-  if mode == "cdata" then ctype = M.ctype(decl, size, "ringbuf '" .. name .. "'") end
+  local what = kind .. " '" .. name .. "'"
+  if mode == "cdata" then ctype = M.ctype(decl, size, what) end
   if mode == "table" and not M.general then
-    local fast = M.decoder(tree, "ringbuf '" .. name .. "'")
+    local fast = M.decoder(tree, what)
     if fast then mode, decode = "fast_table", fast end
   end
-  local chunk = assert(loadstring(drain_src:format(bodies[mode]), "=ringbuf '" .. name .. "'"))
-  return chunk(ffi.C.lbpf_ring__fill, cast("struct lbpf_ring *", ring), handler, decode,
-    size, ctype, cast, fstring, error, name, tname), ctype
+  local body = bodies[mode]:gsub(" CPU%)", kind == "perfbuf" and ", r.cpu)" or ")")
+  if mode == "cdata" then
+    -- ring buffers always said "its type"; perf buffers named it
+    body = (kind == "ringbuf" and short_ring or short_named) .. body
+  elseif mode == "fast_table" then
+    body = short_named .. body
+  end
+  local chunk = assert(loadstring(drain_src:format(body), "=" .. what))
+  return chunk(fill, cast("struct lbpf_ring *", ring), handler, decode, size, ctype, cast, fstring,
+    error, name, tname, kind), ctype
 end
 
--- caster(decl, size, what) -> function(lightuserdata) -> cdata pointer (perf buffers).
-function M.caster(decl, size, what)
-  local ctype = M.ctype(decl, size, what)
-  return function(p) return cast(ctype, p) end
+-- ring(ring, mode, decl, size, handler, decode, name, type_name, tree) (host/l_ringbuf.c)
+function M.ring(...)
+  return drain("ringbuf", ffi.C.lbpf_ring__fill, ...)
+end
+
+-- perf(chunk, mode, ...) (host/l_perfbuf.c): the same, with the CPU as the handler's third argument
+function M.perf(...)
+  return drain("perfbuf", ffi.C.lbpf_perf__fill, ...)
 end
 
 return M

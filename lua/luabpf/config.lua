@@ -476,6 +476,16 @@ local function check_lb(c, rep)
       names[n.name], services[key] = true, n.name
     end
   end
+  local maxb, all = c.max_backends or 1024, 0
+  for _, o in ipairs(c.vips) do
+    if type(o) == "table" then
+      all = all + (type(o.backends) == "table" and #o.backends or 0) + (o.sorry and 1 or 0)
+    end
+  end
+  if type(maxb) == "number" and all > maxb then
+    err({ "max_backends" }, ("%d backends, but max_backends is %d (each declared backend and sorry server "
+      .. "takes a slot)"):format(all, maxb))
+  end
   local max = c.max_vips or 16
   if type(max) == "number" and #c.vips > max then
     err({ "vips" }, ("%d VIPs, but max_vips is %d"):format(#c.vips, max))

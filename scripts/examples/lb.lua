@@ -36,20 +36,21 @@ end
 
 local cfg, cerr = read_config(opt.config)
 if not cfg then args.fatal(cerr) end
-local svc, err = lb.new({
+local svc, err, hint = lb.new({
   name = cfg.service or "lb", interface = cfg.interface, netns = cfg.netns,
   xdp_mode = cfg.xdp_mode, pin = cfg.pin, ring_size = cfg.ring_size, max_vips = cfg.max_vips,
   max_backends = cfg.max_backends, flows = cfg.flows, flow_sample = cfg.flow_sample,
   drop_sample = cfg.drop_sample, flow_table = cfg.flow_table, ct_mark = cfg.ct_mark,
   ct_fastpath = cfg.ct_fastpath, bgp = cfg.bgp,
 })
-if not svc then args.fatal(err) end
+if not svc then args.fatal(err, hint) end
 -- `luabpf attach SERVICE` reaches this process (unless --name chose a name).
 local renamed, rerr = require("luabpf._service").rename(svc.name)
 if not renamed then bpf.log("warn", "control socket: " .. rerr) end
 local ok, e = pcall(svc.apply, svc, cfg.vips)
 if not ok then
-  svc:close({ destroy = not svc.pinned })
+  -- A start that fails undoes what it made: a service it made goes again.
+  svc:close({ destroy = not svc.pinned or svc.fresh })
   args.fatal(("config %s: %s"):format(opt.config, e))
 end
 local pruned = svc:prune()
@@ -59,6 +60,13 @@ lb_service = svc -- for luabpf attach and on_shutdown hooks
 local hup = uv.new_signal()
 hup:start("sighup", function()
   local new, err = read_config(opt.config)
+  -- Settings that size the maps or place the program need a restart: the
+  -- whole reload is refused, the running service stays as it was.
+  local fixed = new and require("luabpf.lb._life").fixed_changes(cfg, new)
+  if fixed then
+    bpf.log("error", ("service '%s': reload refused: %s (the running configuration stays)"):format(svc.name, fixed))
+    return
+  end
   if new then
     local applied, aerr = pcall(svc.apply, svc, new.vips)
     if not applied then err = ("config %s: %s"):format(opt.config, aerr) end
@@ -66,6 +74,9 @@ hup:start("sighup", function()
   if err then
     bpf.log("error", err .. " (reload refused: the running configuration stays)")
   else
+    svc.obj:set("flow_sample", new.flow_sample or 0)
+    svc.obj:set("drop_sample", new.drop_sample or 1)
+    cfg = new
     bpf.log("info", ("reloaded %s"):format(opt.config))
   end
 end)
@@ -110,5 +121,9 @@ bpf.on_shutdown(function()
   hup:close()
   usr1:close()
   report()
-  if opt.destroy then svc:close({ destroy = true }) end
+  if opt.destroy then
+    svc:close({ destroy = true })
+  elseif svc.obj and svc.pinned and svc.link then
+    bpf.log("info", require("luabpf.lb._life").stop_line(svc))
+  end
 end)

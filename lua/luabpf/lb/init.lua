@@ -19,6 +19,7 @@ local addr = require("luabpf._addr")
 local util = require("luabpf._util")
 local C = require("luabpf.lb._common")
 local stats = require("luabpf.lb._stats")
+local life = require("luabpf.lb._life")
 require("luabpf.lb._validate")
 require("luabpf.lb._publish")
 require("luabpf.lb._health")
@@ -107,8 +108,17 @@ function M.new(o)
   local root = o.pin_root or M.PIN_ROOT
   self.dir = self.pinned and (root .. "/" .. o.name) or
     ("%s/tmp-%d-%s"):format(root, uv.os_getpid(), o.name)
+  -- A temporary directory a dead process left (SIGKILL, watchdog) goes;
+  -- then one process per service: the second start changes nothing.
+  life.clean_stale(root)
   local fresh = not uv.fs_stat(self.dir .. "/vips")
   util.mkdir_p(self.dir)
+  local lock, lerr = life.lock(self.dir, o.name)
+  if not lock then
+    return nil, lerr, ("stop it first ('luabpf lb stop %s', systemctl stop luabpf@%s), or give this config another service name")
+      :format(o.name, o.name)
+  end
+  self.lock, self.fresh = lock, fresh
 
   local obj, err = bpf.load(ct and "lb_ct" or "lb", {
     pin_root_path = self.dir,
@@ -127,10 +137,11 @@ function M.new(o)
           o.name, self.dir, self.dir, err)
     end
     if not self.pinned then rmdir_pins(self.dir) end
+    life.unlock(lock)
     return nil, err
   end
   self.obj = obj
-  local ok, res, res2 = pcall(self._start, self, o)
+  local ok, res, res2, res3 = pcall(self._start, self, o)
   if not ok or not res then
     -- Nothing half-made stays behind: state we just created goes again.
     if self.link and (fresh or not self.pinned) then self.link:detach() end
@@ -138,8 +149,9 @@ function M.new(o)
     if self.xobj then self.xobj:close() end
     if fresh or not self.pinned then self:_unpin_all() end
     obj:close()
+    life.unlock(lock)
     if not ok then error(res, 2) end
-    return nil, res2
+    return nil, res2, res3
   end
   return self
 end
@@ -173,7 +185,13 @@ function Service:_start(o)
   local prog = obj:program(self.ct and "tc_lb" or "xdp_lb")
   self.prog = prog
   local link_path = self.dir .. "/link"
-  local link = self.pinned and uv.fs_stat(link_path) and bpf.link_from_pin(link_path)
+  -- Taken over only if on this interface and this program (_life.lua); a
+  -- link severed by its interface going away is replaced.
+  local link, lkerr, lkhint = false, nil, nil
+  if self.pinned and o.attach ~= false then
+    link, lkerr, lkhint = life.adopt(self, link_path, self.ct and "tc_lb" or "xdp_lb", self.ct and "tc" or "XDP")
+    if link == nil then return nil, lkerr, lkhint end
+  end
   if o.attach == false then
     -- Not attached: for tests and benchmarks that drive it with prog:test_run.
   elseif link then
@@ -201,6 +219,7 @@ function Service:_start(o)
 
   -- Neighbour and route changes reach the next-hop cache at once (lb/_neigh.lua).
   if not self.ct and o.attach ~= false then self.neigh = require("luabpf.lb._neigh").watch(self) end
+  if o.attach ~= false then self.linkwatch = life.watch_link(self) end
   self.events = bpf.ringbuf(obj:map("events"), function(ev) self:_event(ev) end,
     { decode = "struct lb_event" })
   self.on_event = o.on_event
@@ -214,7 +233,11 @@ end
 -- DIR/link_xdp. Without ct_fastpath, a fast path an earlier instance left goes.
 function Service:_fastpath(o)
   local link_path = self.dir .. "/link_xdp"
-  local pinned = self.pinned and uv.fs_stat(link_path) and bpf.link_from_pin(link_path)
+  local pinned, perr, phint = false, nil, nil
+  if self.pinned and o.attach ~= false then
+    pinned, perr, phint = life.adopt(self, link_path, "xdp_ct_fast", "XDP fast path")
+    if pinned == nil then return nil, perr, phint end
+  end
   if not self.ct.fastpath then
     if pinned and o.attach ~= false then
       pinned:detach()
@@ -303,6 +326,7 @@ function Service:close(o)
   o = o or {}
   if self.events then self.events:close() end
   if self.neigh then self.neigh:close() end
+  if self.linkwatch then self.linkwatch.close() end
   if self.hc then self.hc:close() end
   if self.flusher then self.flusher:close() end
   if self.ramp_timer then self.ramp_timer:close() end
@@ -321,6 +345,8 @@ function Service:close(o)
   end
   if self.xobj then self.xobj:close() end
   self.obj, self.xobj = nil, nil
+  life.unlock(self.lock)
+  self.lock = nil
 end
 
 M.Service = Service

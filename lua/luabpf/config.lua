@@ -384,6 +384,14 @@ local function norm_vip(o)
       o = shallow(o)
       o.snat = addr.is_v4(a) and "192.0.2.1" or "2001:db8::1"
     end
+  elseif type(o) == "table" and o.encap_src == nil and (o.mode == "ipip" or o.mode == "gue") then
+    -- The tunnels' source defaults to the interface's address in the backends' family.
+    local first = type(o.backends) == "table" and type(o.backends[1]) == "table" and o.backends[1].addr
+    local okv, a = pcall(addr.check, "addr", first or o.addr)
+    if okv then
+      o = shallow(o)
+      o.encap_src = addr.is_v4(a) and "192.0.2.1" or "2001:db8::1"
+    end
   end
   return pcall(lb.Service._norm_vip, { interface = "-" }, o, 1)
 end

@@ -107,7 +107,7 @@ local function pool(w1, w3)
            { name = "b3", addr = "10.22.0.13", port = 8080, weight = w3 } }
 end
 vips = {
-  { name = "ipip", addr = "10.10.100.1", port = 8080, mode = "ipip", encap_src = "10.10.0.2", check = check,
+  { name = "ipip", addr = "10.10.100.1", port = 8080, mode = "ipip", check = check, -- encap_src: eth0's address
     backends = pool($1, $2) },
   { name = "gue", addr = "10.10.100.2", port = 8080, mode = "gue", encap_src = "10.10.0.2", gue_port = 6080,
     check = check, backends = pool(1, 3) },

@@ -55,9 +55,11 @@ local function norm_backend(v, o, level)
     error(("backend %s: weight must be a number >= 0, got %s"):format(a, tostring(weight)), level + 1)
   end
   local name = o.name or ("%s:%d"):format(a, port)
-  if v.mode == MODES.dsr and port ~= v.port then
-    error(("vip '%s': backend '%s': port %d is not the VIP's port %d, and DSR can't change it (it rewrites "
-      .. "only MACs): leave the port out, or use mode = 'nat'"):format(v.name, name, port, v.port), level + 1)
+  if v.mode ~= MODES.nat and port ~= v.port then
+    error(("vip '%s': backend '%s': port %d is not the VIP's port %d, and %s can't change it (%s): leave the "
+      .. "port out, or use mode = 'nat'"):format(v.name, name, port, v.port, C.MODE_NAMES[v.mode]:upper(),
+      v.mode == MODES.dsr and "it rewrites only MACs" or "the client's packet goes in the tunnel unchanged"),
+      level + 1)
   end
   -- The VIP's check, with the backend's own settings over it; the target
   -- defaults to the backend's address and port. check = false: never checked.

@@ -283,6 +283,7 @@ function Service:_recover()
     local rec = {
       id = v.id, addr = addr.text(k.addr), port = k.port, proto = k.proto, mode = v.mode,
       table = v.table, snat = addr.text(v.snat), backends = {}, order = {}, recovered = true,
+      gue_port = v.encap_port ~= 0 and v.encap_port or nil,
       name = ("%s:%d/%s"):format(addr.text(k.addr), k.port, PROTO_NAMES[k.proto] or k.proto),
     }
     self.vip_by_id[v.id] = rec

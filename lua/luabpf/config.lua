@@ -355,12 +355,19 @@ end
 local LB_KEYS = {
   service = true, interface = true, netns = true, xdp_mode = true, pin = true, ring_size = true,
   max_vips = true, max_backends = true, flows = true, flow_sample = true, drop_sample = true, vips = true,
-  flow_table = true, ct_mark = true, ct_fastpath = true,
+  flow_table = true, ct_mark = true, ct_fastpath = true, metrics = true,
 }
 local FILTER_KEYS = {
   default = true, allow = true, deny = true, rate_limit = true, protect = true, auto_ban = true,
-  sample = true, window = true, syn_threshold = true,
+  sample = true, window = true, syn_threshold = true, metrics = true,
 }
+
+-- `metrics = "127.0.0.1:9435"` (both kinds): where the service serves them.
+local function check_metrics(c, rep)
+  if c.metrics == nil or c.metrics == false then return end
+  local ok, e = require("luabpf.metrics").listen(c.metrics)
+  if not ok then rep:error({ "metrics" }, e) end
+end
 
 -- Strip a "file:line: " position that points into our own library.
 local function clean(msg)
@@ -401,9 +408,10 @@ local function check_lb(c, rep)
   for k in pairs(c) do
     if not LB_KEYS[k] and type(c[k]) ~= "function" then
       rep:warn({ k }, ("unknown setting '%s' (lb.lua ignores it; settings: %s)"):format(tostring(k),
-        "service, interface, xdp_mode, vips, netns, pin, flows, max_vips, max_backends, ring_size, flow_sample, drop_sample, flow_table, ct_mark, ct_fastpath"))
+        "service, interface, xdp_mode, vips, netns, pin, flows, max_vips, max_backends, ring_size, flow_sample, drop_sample, flow_table, ct_mark, ct_fastpath, metrics"))
     end
   end
+  check_metrics(c, rep)
   if type(c.interface) ~= "string" then
     err({ "interface" }, "'interface' is required (the interface XDP attaches to)")
   end
@@ -506,10 +514,11 @@ local function check_filter(c, rep)
   local filter = require("luabpf.filter")
   for k in pairs(c) do
     if not FILTER_KEYS[k] and type(c[k]) ~= "function" then
-      rep:error({ k }, ("unknown setting '%s' (settings: allow, deny, default, rate_limit, protect, auto_ban, sample, window, syn_threshold)")
+      rep:error({ k }, ("unknown setting '%s' (settings: allow, deny, default, rate_limit, protect, auto_ban, sample, window, syn_threshold, metrics)")
         :format(tostring(k)))
     end
   end
+  check_metrics(c, rep)
   if c.default ~= nil and c.default ~= "pass" and c.default ~= "drop" then
     rep:error({ "default" }, ("default must be pass or drop, got %s"):format(tostring(c.default)))
   end

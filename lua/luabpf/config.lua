@@ -355,7 +355,7 @@ end
 local LB_KEYS = {
   service = true, interface = true, netns = true, xdp_mode = true, pin = true, ring_size = true,
   max_vips = true, max_backends = true, flows = true, flow_sample = true, drop_sample = true, vips = true,
-  flow_table = true, ct_mark = true, ct_fastpath = true, metrics = true,
+  flow_table = true, ct_mark = true, ct_fastpath = true, metrics = true, bgp = true,
 }
 local FILTER_KEYS = {
   default = true, allow = true, deny = true, rate_limit = true, protect = true, auto_ban = true,
@@ -408,7 +408,7 @@ local function check_lb(c, rep)
   for k in pairs(c) do
     if not LB_KEYS[k] and type(c[k]) ~= "function" then
       rep:warn({ k }, ("unknown setting '%s' (lb.lua ignores it; settings: %s)"):format(tostring(k),
-        "service, interface, xdp_mode, vips, netns, pin, flows, max_vips, max_backends, ring_size, flow_sample, drop_sample, flow_table, ct_mark, ct_fastpath, metrics"))
+        "service, interface, xdp_mode, vips, netns, pin, flows, max_vips, max_backends, ring_size, flow_sample, drop_sample, flow_table, ct_mark, ct_fastpath, metrics, bgp"))
     end
   end
   check_metrics(c, rep)
@@ -501,6 +501,20 @@ local function check_lb(c, rep)
   if type(maxb) == "number" and all > maxb then
     err({ "max_backends" }, ("%d backends, but max_backends is %d (each declared backend and sorry server "
       .. "takes a slot)"):format(all, maxb))
+  end
+  -- bgp: lb/_bgp.lua's own rules; a VIP it names must be declared.
+  if c.bgp ~= nil then
+    local b, berr = require("luabpf.lb._bgp").check(c.bgp)
+    if not b then
+      local f = berr:match("^bgp: (%w+) must") or berr:match("unknown setting '([^']+)'") or berr:match("^bgp: (protocol)%[")
+      err((f and type(c.bgp) == "table" and c.bgp[f] ~= nil) and { "bgp", f } or { "bgp" }, berr)
+    elseif type(b.protocol) == "table" then
+      for vip in pairs(b.protocol) do
+        if not names[vip] then
+          err({ "bgp", "protocol" }, ("bgp: protocol names VIP '%s', which the config does not declare"):format(vip))
+        end
+      end
+    end
   end
   local max = c.max_vips or 16
   if type(max) == "number" and #c.vips > max then

@@ -93,4 +93,15 @@ out=$("$LUABPF" --netns "$P-n1" run "$LUABPF_SOURCE_DIR/scripts/examples/lb.lua"
 [ "$rc" != 0 ] && t_pass "bad bgp.protocol: exit $rc" || t_fail "bad bgp.protocol: it started"
 t_contains "$out" "bgp: protocol must name the BIRD protocol" "bad bgp.protocol: the message"
 [ -e "/sys/fs/bpf/luabpf/lb/${P}n1" ] && t_fail "bad bgp.protocol: pinned state left" || t_pass "bad bgp.protocol: nothing left"
+grep -q "unknown setting 'bgp'" "$log" && t_fail "lb.lua warned of an unknown setting 'bgp'" ||
+  t_pass "no 'unknown setting' warning for bgp"
+
+# luabpf check: the bgp section's errors with their line.
+sed -i 's/protocol = "vip web"/protocol = "vip_web"/; s/interval = 0.5 }/interval = 0 }/' "$SO_DIR/n1.lua"
+out=$("$LUABPF" check "$SO_DIR/n1.lua" 2>&1) && rc=0 || rc=$?
+t_eq "$rc" 1 "check, bgp.interval 0: exit"
+t_contains "$out" "n1.lua:7: error: bgp: interval must be a number of seconds (0.1 to 3600), got 0" "check: the field, its line"
+sed -i 's/protocol = "vip_web", interval = 0 }/protocol = { web = "vip_web", dns = "vip_dns" } }/' "$SO_DIR/n1.lua"
+out=$("$LUABPF" check "$SO_DIR/n1.lua" 2>&1) && rc=0 || rc=$?
+t_contains "$out" "bgp: protocol names VIP 'dns', which the config does not declare" "check: an undeclared VIP in bgp.protocol"
 t_done

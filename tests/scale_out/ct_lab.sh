@@ -108,21 +108,31 @@ Sync {
 EOF
 }
 
-# start_nodes MODE [PORT]: ct_node.lua on both nodes (MODE: sync, alloc, lru;
-# backends on PORT, default 8080), each NATing to its own address.
+# start_nodes MODE [PORT] [pin]: ct_node.lua on both nodes (MODE: sync, alloc,
+# lru; backends on PORT, default 8080), each NATing to its own address.
 start_nodes() {
-  local mode=$1 port=${2:-8080} i
-  for i in 1 2; do
-    ip netns exec "$P-n$i" conntrack -F >/dev/null 2>&1 || true
-    # Each its own control socket name: two starts at once must not race for one.
-    "$LUABPF" --netns "$P-n$i" --name "${P}n$i" run "$HERE/ct_node.lua" "${P}n$i" "$mode" "10.2.0.1$i" "$port" \
-      >"$DIR/n$i-$mode.log" 2>&1 &
-    NODE_PID[n$i]=$!
-  done
-  for i in 1 2; do
-    t_wait 20 grep -qx ready "$DIR/n$i-$mode.log" ||
-      { cat "$DIR/n$i-$mode.log" >&2; t_fail "$mode: node $i did not start"; return 1; }
-  done
+  local i
+  for i in 1 2; do ip netns exec "$P-n$i" conntrack -F >/dev/null 2>&1 || true; done
+  for i in 1 2; do start_node "$i" "$@" || return 1; done
+}
+
+# start_node I MODE [PORT] [pin]: ct_node.lua on node I (its log: $DIR/nI-MODE.log, appended).
+start_node() {
+  local i=$1 mode=$2 port=${3:-8080} pin=${4:-} log="$DIR/n$1-$2.log" before
+  touch "$log"
+  before=$(wc -l <"$log")
+  # Each its own control socket name: two starts at once must not race for one.
+  "$LUABPF" --netns "$P-n$i" --name "${P}n$i" run "$HERE/ct_node.lua" "${P}n$i" "$mode" "10.2.0.1$i" "$port" \
+    $pin >>"$log" 2>&1 &
+  NODE_PID[n$i]=$!
+  t_wait 20 sh -c "tail -n +$((before + 1)) '$log' | grep -qx ready" ||
+    { cat "$log" >&2; t_fail "$mode: node $i did not start"; return 1; }
+}
+
+# stop_node I: SIGINT to node I's luabpf (a pinned one leaves its data plane serving).
+stop_node() {
+  kill -INT "${NODE_PID[n$1]}" 2>/dev/null && wait "${NODE_PID[n$1]}" 2>/dev/null || true
+  unset "NODE_PID[n$1]"
 }
 
 # start_ctd: conntrackd on both nodes, up when its control socket is.
@@ -143,10 +153,10 @@ start_ctd() {
 stop_nodes() {
   local n
   for n in "${!NODE_PID[@]}"; do
-    kill -INT "${NODE_PID[$n]}" 2>/dev/null && wait "${NODE_PID[$n]}" 2>/dev/null
+    kill -INT "${NODE_PID[$n]}" 2>/dev/null && wait "${NODE_PID[$n]}" 2>/dev/null || true
   done
   for n in "${!CTD_PID[@]}"; do
-    kill "${CTD_PID[$n]}" 2>/dev/null && wait "${CTD_PID[$n]}" 2>/dev/null
+    kill "${CTD_PID[$n]}" 2>/dev/null && wait "${CTD_PID[$n]}" 2>/dev/null || true
   done
   NODE_PID=() CTD_PID=()
 }

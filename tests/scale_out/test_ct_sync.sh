@@ -8,6 +8,9 @@
 #   bpf_ct_alloc entries (ct_sync off): conntrackd never sees them, and every
 #     flow that moved breaks, the others don't.
 #   the LRU flow table (XDP, state in one node's maps): the same.
+# Then ct_sync with each node's luabpf restarted in turn (pinned: the data
+# plane serves meanwhile; the next instance takes it over and rewrites its
+# nftables rules and maps): held connections and new ones break none.
 # Which node carried a connection: the backend answers with the source
 # address it saw, the node's SNAT address.
 # The lab: tests/scale_out/ct_lab.sh.
@@ -105,4 +108,32 @@ n1=$(grep "^10.2.0.11 " <<<"$S"); n2=$(grep "^10.2.0.12 " <<<"$S")
 [ "$(field conns "$n1")" -gt 0 ] || t_fail "lru: no connection on node 1: nothing moved"
 t_eq "$(field broken "$n1")" "$(field conns "$n1")" "lru: node 1's connections broken (all moved)"
 t_eq "$(field broken "$n2")" 0 "lru: node 2's connections broken"
+
+# 4. ct_sync, each node's luabpf restarted in turn while connections run.
+route_both
+start_nodes sync 8080 pin || t_done
+start_ctd || t_done
+rm -f "$DIR/mark" "$DIR/mark.up"
+ip netns exec "$P-cl" "$PY" "$HERE/ct_echo.py" hold 10.9.0.1 80 30 "$DIR/mark" 15 >"$DIR/out-restart.json" &
+cl=$!
+t_wait 20 test -f "$DIR/mark.up" || { t_fail "restart: the client's connections did not come up"; t_done; }
+for i in 1 2; do
+  stop_node "$i"
+  start_node "$i" sync 8080 pin || t_done
+  rules=$(ip netns exec "$P-n$i" nft list chain inet "luabpf_lb_${P}n$i" prerouting | grep -c "dnat\|counter" || true)
+  t_eq "$rules" 3 "node $i after its restart: prerouting rules (IPv4 and IPv6 NAT, the counter; not doubled)"
+done
+# New connections after the restarts: NATed by the maps the new instances wrote.
+touch "$DIR/mark2"
+new=$(ip netns exec "$P-cl" "$PY" "$HERE/ct_echo.py" hold 10.9.0.1 80 20 "$DIR/mark2" 15)
+touch "$DIR/mark"
+wait "$cl" || true
+S=$(summary "$(cat "$DIR/out-restart.json")")
+echo "held across the restarts:"; echo "$S"
+t_eq "$(grep -o "broken=[0-9]*" <<<"$S" | cut -d= -f2 | paste -sd+ | bc)" 0 "restart: held connections broken"
+S=$(summary "$new")
+echo "opened after the restarts:"; echo "$S"
+t_eq "$(grep -o "broken=[0-9]*" <<<"$S" | cut -d= -f2 | paste -sd+ | bc)" 0 "restart: new connections broken"
+t_eq "$(grep -o "conns=[0-9]*" <<<"$S" | cut -d= -f2 | paste -sd+ | bc)" 20 "restart: new connections answered"
+stop_nodes
 t_done

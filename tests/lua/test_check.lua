@@ -79,7 +79,7 @@ t.eq(out, table.concat({
   bad .. ":14: error: vip 'dns': vip addr: '10.10.100.300' is not an IPv4 or IPv6 address",
   bad .. ":15: error: vip 'x': vip 10.10.100.2: proto must be tcp or udp, got sctp",
   bad .. ":16: error: VIP 'web' is declared twice",
-  bad .. ":3: warning: unknown setting 'intervall' (lb.lua ignores it; settings: service, interface, xdp_mode, vips, netns, pin, flows, max_vips, max_backends, ring_size, flow_sample, drop_sample, flow_table, ct_mark, ct_fastpath)",
+  bad .. ":3: warning: unknown setting 'intervall' (lb.lua ignores it; settings: service, interface, xdp_mode, vips, netns, pin, flows, max_vips, max_backends, ring_size, flow_sample, drop_sample, flow_table, ct_mark, ct_fastpath, metrics, bgp)",
   bad .. ": invalid: 5 errors", "" }, "\n"), "bad config: every error at its line")
 
 -- Lua errors keep Lua's own line; settings the service needs are required.

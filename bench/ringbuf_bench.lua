@@ -1,114 +1,238 @@
 -- SPDX-License-Identifier: MIT
--- Events per second delivered to a Lua handler that reads one field, against
--- a C consumer (libbpf's ring_buffer__consume, bench/ringbuf_consumer.c,
--- loaded into this process) draining the same ring in the same run. The same
--- producer fills the ring before each measurement (tests/bpf/ringbuf.bpf.c
--- through BPF_PROG_TEST_RUN + bpf_loop), so only consumption is timed.
--- Medians of ROUNDS rounds; the ratio is Lua's rate over C's.
+-- Events per second delivered to a Lua handler that reads one field (pid),
+-- against C consumers loaded into this process (bench/ringbuf_consumer.c:
+-- libbpf's ring_buffer__consume and perf_buffer__consume with a C callback)
+-- draining the same ring or perf buffer in the same round. The same producer
+-- (tests/bpf/ringbuf.bpf.c through BPF_PROG_TEST_RUN + bpf_loop) fills the
+-- buffer before each measurement, so only consumption is timed.
+--
+-- Each round runs C and then every Lua way, in order; a Lua figure's ratio is
+-- its rate over that round's C rate, and the table gives the median over the
+-- rounds with the lowest and highest. Rates per wall second and per CPU
+-- second of the process (steadier on a shared machine: time spent preempted
+-- counts in neither). Each measurement starts after a full garbage collection.
+--   consume()  rb:consume() / pb:consume() from Lua: all at once
+--   loop       the buffer resumed and drained by the host's loop, at its
+--              defaults (batch 256, slice_us 1000: a wake runs batches for up
+--              to 1 ms); "1 batch/wake" is slice_us = 0 (what a wake did before)
+--   general    table mode through the general C decoder (host/btf_decode.c,
+--              what table mode used before the generated decoders)
 -- usage: luabpf run bench/ringbuf_bench.lua BUILD_DIR [N] [ROUNDS]
 local ffi = require("ffi")
 local uv = require("luv")
+local R = require("luabpf._ringbuf")
 local build = assert(arg[1], "usage: ringbuf_bench.lua BUILD_DIR [N] [ROUNDS]")
 local N = tonumber(arg[2]) or 200000
-local ROUNDS = tonumber(arg[3]) or 5
+local ROUNDS = tonumber(arg[3]) or 9
+local NPERF = math.floor(N * 0.4)
+local PAGES = 2048 -- per CPU: 8 MiB holds NPERF 72-byte samples
 
 ffi.cdef [[
 struct bench_rb { void *rb; uint64_t sum; };
 int bench_rb_open(struct bench_rb *b, int map_fd);
 int bench_rb_consume(struct bench_rb *b);
 void bench_rb_close(struct bench_rb *b);
+struct bench_pb { void *pb; uint64_t sum, n; };
+int bench_pb_open(struct bench_pb *b, int map_fd, int pages);
+int bench_pb_consume(struct bench_pb *b);
+void bench_pb_close(struct bench_pb *b);
+struct rb_timespec { long tv_sec; long tv_nsec; };
+int clock_gettime(int clk, struct rb_timespec *ts);
 ]]
 local clib = ffi.load(build .. "/bench/libringbuf_consumer.so")
+local ts = ffi.new("struct rb_timespec")
+local function cpu_s()
+  ffi.C.clock_gettime(2, ts) -- CLOCK_PROCESS_CPUTIME_ID
+  return tonumber(ts.tv_sec) + tonumber(ts.tv_nsec) / 1e9
+end
 
 -- 64 bytes a record: 2^24 holds 262,144 events
 local obj = assert(bpf.load(build .. "/tests/bpf/ringbuf.bpf.o", { max_entries = { events = 2 ^ 24 } }))
-local events, emit = obj:map("events"), obj:program("emit")
-local pkt = string.char(N % 256, math.floor(N / 256) % 256, math.floor(N / 65536) % 256, 0, 0)
-  .. string.rep("\0", 59)
-local function produce() assert(emit:test_run(pkt)) end
+local events, perf, emit = obj:map("events"), obj:map("perf_events"), obj:program("emit")
+local function produce(n, to_perf)
+  assert(emit:test_run(string.char(n % 256, math.floor(n / 256) % 256, math.floor(n / 65536) % 256, 0,
+    to_perf and 1 or 0) .. string.rep("\0", 59)))
+end
 
+local co
+local sum, got, target, done_wall, done_cpu = 0, 0, 0, nil, nil
+local function count()
+  got = got + 1
+  if got == target then done_wall, done_cpu = uv.hrtime(), cpu_s() end
+end
+-- consume() returns the count; the loop's handlers count, to stop the clock
+local handlers = {
+  cdata = function(e) sum = sum + e.pid end,
+  table = function(e) sum = sum + e.pid end,
+  raw = function(s) sum = sum + #s end,
+}
+local loop_handlers = {
+  cdata = function(e) sum = sum + e.pid; count() end,
+  table = function(e) sum = sum + e.pid; count() end,
+  raw = function(s) sum = sum + #s; count() end,
+}
+local decode = { cdata = "cdata:struct event", table = "struct event", raw = "raw" }
+
+-- Wait on the loop until got == target (checked every ms; the time is taken
+-- by the handler that delivers the last event).
+local function wait_loop()
+  local timer = uv.new_timer()
+  timer:start(1, 1, function()
+    if done_wall then timer:close(); assert(coroutine.resume(co)) end
+  end)
+  coroutine.yield()
+end
+
+-- One measurement: {wall rate, CPU rate}.
+local function measure(n, to_perf, start, loop)
+  got, target, done_wall, done_cpu = 0, n, nil, nil
+  produce(n, to_perf)
+  collectgarbage() -- each way starts with no garbage from the one before
+  local t0, c0 = uv.hrtime(), cpu_s()
+  local k = start()
+  if loop then
+    wait_loop()
+  else
+    assert(k == n, "drained " .. tostring(k) .. " of " .. n)
+    done_wall, done_cpu = uv.hrtime(), cpu_s()
+  end
+  return { n / ((done_wall - t0) / 1e9), n / (done_cpu - c0) }
+end
+
+-- ring buffers: one buffer per way, paused between measurements
+local ring = {}
+local function ringbuf(mode, opts, loop)
+  opts = opts or {}
+  opts.decode = decode[mode]
+  R.general = opts.general
+  opts.general = nil
+  local rb = bpf.ringbuf(events, (loop and loop_handlers or handlers)[mode], opts)
+  R.general = nil
+  rb:pause()
+  return rb
+end
 local crb = ffi.new("struct bench_rb")
 assert(clib.bench_rb_open(crb, events:fd()) == 0, "ring_buffer__new")
 
-local sum = 0
-local loop_done, loop_n
-local buffers = {
-  cdata = bpf.ringbuf(events, function(e) sum = sum + e.pid end, { decode = "cdata:struct event" }),
-  table = bpf.ringbuf(events, function(e) sum = sum + e.pid end, { decode = "struct event" }),
-  raw = bpf.ringbuf(events, function(s) sum = sum + #s end, { decode = "raw" }),
-  loop = bpf.ringbuf(events, function(e)
-    sum = sum + e.pid
-    loop_n = loop_n + 1
-    if loop_n == N then loop_done = uv.hrtime() end
-  end, { decode = "cdata:struct event" }),
-}
-for _, rb in pairs(buffers) do rb:pause() end
-
 local rows = {
-  { key = "c", label = "C: libbpf ring_buffer__consume" },
-  { key = "cdata", label = "Lua cdata, rb:consume()" },
-  { key = "loop", label = "Lua cdata, on the loop (batch 256)" },
-  { key = "table", label = "Lua table, rb:consume()" },
-  { key = "raw", label = "Lua raw string, rb:consume()" },
+  { "ring", "c", "C: libbpf ring_buffer__consume", function() return clib.bench_rb_consume(crb) end },
+  { "ring", "cdata", "cdata, consume()" },
+  { "ring", "cdata_loop", "cdata, loop" },
+  { "ring", "cdata_loop1", "cdata, loop, 1 batch/wake", { slice_us = 0 } },
+  { "ring", "table", "table, consume()" },
+  { "ring", "table_loop", "table, loop" },
+  { "ring", "table_general", "table, general, consume()", { general = true } },
+  { "ring", "raw", "raw, consume()" },
+  { "ring", "raw_loop", "raw, loop" },
+  { "perf", "c", "C: libbpf perf_buffer__consume" },
+  { "perf", "cdata", "cdata, consume()" },
+  { "perf", "cdata_loop", "cdata, loop" },
+  { "perf", "table", "table, consume()" },
+  { "perf", "raw", "raw, consume()" },
 }
-local rates = {}
-for _, r in ipairs(rows) do rates[r.key] = {} end
-
-local function timed(fn)
-  produce()
-  local t0 = uv.hrtime()
-  local n = fn()
-  local dt = (uv.hrtime() - t0) / 1e9
-  assert(n == N, "drained " .. tostring(n) .. " of " .. N)
-  return N / dt
+for _, row in ipairs(rows) do
+  row.kind, row.key, row.label, row.fn = row[1], row[2], row[3], row[4]
+  row.mode = row.key:match("^(%a+)")
+  row.loop = row.key:find("loop") ~= nil
+  row.rates = { {}, {} }
+  if row.kind == "ring" and row.key ~= "c" then
+    local opts = type(row.fn) == "table" and row.fn or nil
+    local rb = ringbuf(row.mode, opts, row.loop)
+    ring[row.key] = rb
+    row.fn = function()
+      if row.loop then rb:resume(); return end
+      return rb:consume()
+    end
+    row.after = function() rb:pause() end
+  elseif row.kind == "perf" then
+    -- Perf buffers claim the map's CPU slots: each is opened for its
+    -- measurement (and warmed up on a few samples), then closed.
+    local pb, cpb
+    row.before = function()
+      if row.key == "c" then
+        cpb = ffi.new("struct bench_pb")
+        assert(clib.bench_pb_open(cpb, perf:fd(), PAGES) == 0, "perf_buffer__new")
+        produce(2000, true)
+        assert(clib.bench_pb_consume(cpb) == 2000)
+      else
+        pb = assert(bpf.perfbuf(perf, (row.loop and loop_handlers or handlers)[row.mode],
+          { decode = decode[row.mode], pages = PAGES }))
+        pb:pause()
+        got, target = 0, -1
+        produce(2000, true)
+        assert(pb:consume() == 2000)
+      end
+    end
+    row.fn = function()
+      if row.key == "c" then return clib.bench_pb_consume(cpb) end
+      if row.loop then pb:resume(); return end
+      return pb:consume()
+    end
+    row.after = function()
+      if cpb then clib.bench_pb_close(cpb); cpb = nil end
+      if pb then pb:close(); pb = nil end
+    end
+  end
 end
 
-local function sync_round()
-  local r = {}
-  r.c = timed(function() return clib.bench_rb_consume(crb) end)
-  r.cdata = timed(function() return buffers.cdata:consume() end)
-  r.table = timed(function() return buffers.table:consume() end)
-  r.raw = timed(function() return buffers.raw:consume() end)
+-- Warm up (traces, page faults), then the rounds.
+local function run_row(row)
+  if row.before then row.before() end
+  local r = measure(row.kind == "perf" and NPERF or N, row.kind == "perf", row.fn, row.loop)
+  if row.after then row.after() end
   return r
 end
 
 local function median(t)
-  table.sort(t)
-  return t[math.floor((#t + 1) / 2)]
+  local s = {}
+  for i, x in ipairs(t) do s[i] = x end
+  table.sort(s)
+  local n = #s
+  return n % 2 == 1 and s[(n + 1) / 2] or (s[n / 2] + s[n / 2 + 1]) / 2
 end
 
 local function report()
-  local c = median(rates.c)
-  print(string.format("ringbuf: %d events of 56 bytes per run, medians of %d runs (%s)",
-    N, ROUNDS, jit.version))
-  print(string.format("  %-38s %9s %9s %8s", "consumer", "Mev/s", "ns/event", "vs C"))
+  print(string.format("ringbuf: %d events (perf: %d) of 56 bytes per run, %d rounds (%s); "
+    .. "ratio: Lua/C of the same round, median [lowest-highest]", N, NPERF, ROUNDS, jit.version))
+  print(string.format("  %-36s %8s %9s  %-17s %-17s", "consumer", "Mev/s", "ns/event", "vs C (wall)",
+    "vs C (CPU)"))
+  local c = {}
   for _, row in ipairs(rows) do
-    local m = median(rates[row.key])
-    print(string.format("  %-38s %9.2f %9.1f %8.2f", row.label, m / 1e6, 1e9 / m, m / c))
+    if row.key == "c" then c[row.kind] = row end
+    local cr = c[row.kind]
+    local m = median(row.rates[1])
+    local cols = {}
+    for k = 1, 2 do
+      local ratios = {}
+      for i = 1, #row.rates[k] do ratios[i] = row.rates[k][i] / cr.rates[k][i] end
+      table.sort(ratios)
+      cols[k] = string.format("%4.2f [%4.2f-%4.2f]", median(ratios), ratios[1], ratios[#ratios])
+    end
+    print(string.format("  %-36s %8.2f %9.1f  %-17s %-17s", row.kind .. " " .. row.label, m / 1e6, 1e9 / m,
+      row.key == "c" and "1" or cols[1], row.key == "c" and "1" or cols[2]))
   end
+  local function by(kind, key)
+    for _, row in ipairs(rows) do if row.kind == kind and row.key == key then return row end end
+  end
+  local tf, tg = by("ring", "table"), by("ring", "table_general")
+  print(string.format("  table mode, generated / general decoder: %.1fx (wall), %.1fx (CPU)",
+    median(tf.rates[1]) / median(tg.rates[1]), median(tf.rates[2]) / median(tg.rates[2])))
   clib.bench_rb_close(crb)
-  for _, rb in pairs(buffers) do rb:close() end
+  for _, rb in pairs(ring) do rb:close() end
   obj:close()
   assert(sum > 0)
 end
 
--- Rounds alternate the synchronous drains with one drain by the loop.
-local round = 0
-local timer = uv.new_timer()
-local function next_round()
-  round = round + 1
-  if round > ROUNDS then timer:close(); return report() end
-  for k, v in pairs(sync_round()) do table.insert(rates[k], v) end
-  produce()
-  loop_n, loop_done = 0, nil
-  local t0 = uv.hrtime()
-  buffers.loop:resume()
-  timer:start(1, 1, function()
-    if not loop_done then return end
-    timer:stop()
-    buffers.loop:pause()
-    table.insert(rates.loop, N / ((loop_done - t0) / 1e9))
-    next_round()
-  end)
-end
-next_round()
+co = coroutine.create(function()
+  for _, row in ipairs(rows) do run_row(row) end
+  for _ = 1, ROUNDS do
+    for _, row in ipairs(rows) do
+      local r = run_row(row)
+      table.insert(row.rates[1], r[1])
+      table.insert(row.rates[2], r[2])
+    end
+  end
+  report()
+end)
+local kick = uv.new_timer()
+kick:start(0, 0, function() kick:close(); assert(coroutine.resume(co)) end)

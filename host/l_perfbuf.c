@@ -274,10 +274,13 @@ static void report_lost(struct perfbuf *p, lua_State *L)
 }
 
 /*
- * One batch: up to budget samples to the handler. An error in the handler is
- * logged, its sample counts as consumed, and the rest of the budget goes on.
+ * Up to budget samples to the handler, in batches of batch: no batch starts
+ * after deadline (uv_hrtime), or after the first when deadline is 0. An
+ * error in the handler is logged, its sample counts as consumed, and the
+ * rest goes on.
  */
-static uint64_t drain(struct perfbuf *p, lua_State *L, uint64_t budget)
+static uint64_t drain(struct perfbuf *p, lua_State *L, uint64_t budget, uint64_t batch,
+		      uint64_t deadline)
 {
 	struct lbpf_perf_chunk *c = p->c;
 	uint64_t start = c->events, n;
@@ -292,7 +295,9 @@ static uint64_t drain(struct perfbuf *p, lua_State *L, uint64_t budget)
 			break;
 		lua_rawgeti(L, LUA_REGISTRYINDEX, p->drain_ref);
 		lua_pushnumber(L, (lua_Number)(budget - done));
-		rc = lbpf_pcall(L, 1, 0, p->b.what);
+		lua_pushnumber(L, (lua_Number)batch);
+		lua_pushnumber(L, (lua_Number)deadline);
+		rc = lbpf_pcall(L, 3, 0, p->b.what);
 		lbpf_perf__settle(c);
 		if (rc)
 			p->errors++;
@@ -305,7 +310,7 @@ static uint64_t drain(struct perfbuf *p, lua_State *L, uint64_t budget)
 	p->b.draining = false;
 	n = c->events - start;
 	if (n)
-		p->batches++;
+		p->batches += 1 + (n - 1) / batch;
 	if (p->b.closing)
 		release(p);
 	return n;
@@ -320,12 +325,17 @@ static void kick(struct perfbuf *p);
  */
 static void wake(struct perfbuf *p)
 {
-	uint64_t t0 = uv_hrtime();
+	uint64_t batch = (uint64_t)p->batch;
+	struct lbpf_perf_chunk *c = p->c;
 
-	while (drain(p, lbpf_vm(), (uint64_t)p->batch) == (uint64_t)p->batch) {
-		if (p->c->stop)
-			return;
-		if (uv_hrtime() - t0 >= p->slice_ns) {
+	if (p->slice_ns)
+		drain(p, lbpf_vm(), UINT64_MAX, batch, uv_hrtime() + p->slice_ns);
+	else
+		drain(p, lbpf_vm(), batch, batch, 0);
+	if (c->stop)
+		return;
+	for (int b = 0; b < c->nbufs; b++) {
+		if (load_acquire(&c->hdr[b]->data_head) != c->hdr[b]->data_tail) {
 			kick(p);
 			return;
 		}
@@ -537,7 +547,7 @@ static int l_consume(lua_State *L)
 				  p->b.name);
 	/* Explicit consume works on a paused buffer too. */
 	p->c->stop = 0;
-	n = drain(p, L, UINT64_MAX);
+	n = drain(p, L, UINT64_MAX, UINT64_MAX, 0);
 	if (!p->b.closing && paused && p->b.paused)
 		p->c->stop = 1;
 	lua_pushnumber(L, (lua_Number)n);

@@ -7,9 +7,10 @@
  * the JIT, in lua/luabpf/_ringbuf.lua, the way lua-resty-core calls C: one
  * ffi.C call, lbpf_ring__fill(), collects up to RING_CHUNK records into
  * arrays the Lua loop reads, so per event there is neither a Lua C API call
- * nor an FFI call. C calls that loop once per batch (at most `batch` events);
- * a wake of the loop runs batches until the ring is empty or `slice_ms` has
- * passed, then lets timers and other I/O run. The poll being
+ * nor an FFI call. C calls that loop once per wake (again after a handler
+ * error); it delivers batches of at most `batch` events and starts no new
+ * batch once `slice_us` has passed since the wake (none after the first
+ * when it is 0), then the loop runs its timers and other I/O. The poll being
  * level-triggered, the loop comes back to us if records remain.
  */
 #include <errno.h>
@@ -206,17 +207,19 @@ static void rb_close(struct ringbuf *rb)
 }
 
 /*
- * One batch: hand up to budget events to the handler. An error in the
- * handler is logged, its event counts as consumed, and the rest of the
- * budget goes on.
+ * Hand up to budget events to the handler, in batches of batch: no batch
+ * starts after deadline (uv_hrtime), or after the first when deadline is 0.
+ * An error in the handler is logged, its event counts as consumed, and the
+ * rest goes on.
  */
-static uint64_t drain(struct ringbuf *rb, lua_State *L, uint64_t budget)
+static uint64_t drain(struct ringbuf *rb, lua_State *L, uint64_t budget, uint64_t batch,
+		      uint64_t deadline)
 {
 	struct lbpf_ring *r = &rb->ring;
-	uint64_t start = r->events;
+	uint64_t start = r->events, n;
 
 	/* Pick up where any other consumer of this ring (another buffer on the
-	 * same map, libbpf, a previous process, our last batch) left it. */
+	 * same map, libbpf, a previous process) left it. */
 	r->pos = r->committed = load_acquire(r->consumer_pos);
 	r->n = r->i = r->taken = 0;
 	rb->b.draining = true;
@@ -228,7 +231,9 @@ static uint64_t drain(struct ringbuf *rb, lua_State *L, uint64_t budget)
 			break;
 		lua_rawgeti(L, LUA_REGISTRYINDEX, rb->drain_ref);
 		lua_pushnumber(L, (lua_Number)(budget - done));
-		rc = lbpf_pcall(L, 1, 0, rb->b.what);
+		lua_pushnumber(L, (lua_Number)batch);
+		lua_pushnumber(L, (lua_Number)deadline);
+		rc = lbpf_pcall(L, 3, 0, rb->b.what);
 		lbpf_ring__settle(r);
 		if (rc == 0)
 			break;
@@ -236,27 +241,29 @@ static uint64_t drain(struct ringbuf *rb, lua_State *L, uint64_t budget)
 	}
 	lbpf_ring__settle(r);
 	rb->b.draining = false;
-	if (r->events != start)
-		rb->batches++;
+	n = r->events - start;
+	if (n)
+		rb->batches += 1 + (n - 1) / batch;
 	if (rb->b.closing)
 		release(rb);
-	return r->events - start;
+	return n;
 }
 
 /* A wake: batches until the ring is empty or the slice is used up. */
 static void on_readable(uv_poll_t *h, int status, int events)
 {
 	struct ringbuf *rb = h->data;
-	uint64_t t0 = rb->slice_ns ? uv_hrtime() : 0;
+	uint64_t batch = (uint64_t)rb->batch;
 
 	(void)events;
 	if (status < 0) {
 		lbpf_log(LBPF_WARN, "ringbuf '%s': poll failed: %s", rb->b.name, uv_strerror(status));
 		return;
 	}
-	while (drain(rb, lbpf_vm(), (uint64_t)rb->batch) == (uint64_t)rb->batch &&
-	       !rb->ring.stop && rb->slice_ns && uv_hrtime() - t0 < rb->slice_ns)
-		;
+	if (rb->slice_ns)
+		drain(rb, lbpf_vm(), UINT64_MAX, batch, uv_hrtime() + rb->slice_ns);
+	else
+		drain(rb, lbpf_vm(), batch, batch, 0);
 }
 
 /* The lost_map: a (per-CPU) array whose key 0 the producer bumps. Raises on misuse. */
@@ -513,7 +520,7 @@ static int l_consume(lua_State *L)
 	}
 	/* Explicit consume works on a paused buffer too. */
 	rb->ring.stop = 0;
-	n = drain(rb, L, (uint64_t)max);
+	n = drain(rb, L, (uint64_t)max, (uint64_t)max, 0);
 	if (!rb->b.closing && paused && rb->b.paused)
 		rb->ring.stop = 1;
 	lua_pushnumber(L, (lua_Number)n);

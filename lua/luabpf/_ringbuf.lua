@@ -17,6 +17,7 @@ struct lbpf_ring {
 };
 uint32_t lbpf_ring__fill(struct lbpf_ring *r, uint32_t want);
 uint32_t lbpf_perf__fill(struct lbpf_ring *r, uint32_t want);
+uint64_t uv_hrtime(void);
 int lbpf_ring__ntop(int v6, const void *src, char *dst);
 size_t strnlen(const char *s, size_t maxlen);
 ]]
@@ -190,11 +191,18 @@ end
 -- One chunk per buffer, loaded anew each time: each gets its own traces, so
 -- two buffers with different handlers don't keep knocking each other's out.
 local drain_src = [[
-local fill, r, handler, decode, size, ctype, cast, tostr, err, name, tname, kind = ...
+local fill, r, handler, decode, size, ctype, cast, tostr, err, name, tname, kind, now = ...
 local ptrs, lens = r.ptr, r.len
-return function(budget)
-  local n = 0
-  while n < budget do
+-- budget: events at most; batch: events between looks at the clock; no new
+-- batch after deadline (hrtime, ns), nor at all when it is 0.
+return function(budget, batch, deadline)
+  local n, lim = 0, batch < budget and batch or budget
+  while true do
+    if n >= lim then
+      if lim >= budget or deadline == 0 or tonumber(now()) >= deadline then break end
+      lim = lim + batch
+      if lim > budget then lim = budget end
+    end
     local i, k = r.i, r.n
     if i >= k then
       k = budget - n
@@ -202,15 +210,15 @@ return function(budget)
       if k == 0 then break end
       i = 0
     end
-    if k - i > budget - n then k = i + budget - n end
-    repeat
-      if r.stop ~= 0 then return n end
-      local p, len = ptrs[i], lens[i]
-      i = i + 1
-      r.i = i
-      n = n + 1
+    if k - i > lim - n then k = i + lim - n end
+    -- a numeric for: the JIT keeps j an integer
+    for j = i, k - 1 do
+      if r.stop ~= 0 then return n + j - i end
+      local p, len = ptrs[j], lens[j]
+      r.i = j + 1
       %s
-    until i >= k
+    end
+    n = n + k - i
   end
   return n
 end
@@ -267,7 +275,7 @@ local function drain(kind, fill, ring, mode, decl, size, handler, decode, name, 
   end
   local chunk = assert(loadstring(drain_src:format(body), "=" .. what))
   return chunk(fill, cast("struct lbpf_ring *", ring), handler, decode, size, ctype, cast, fstring,
-    error, name, tname, kind), ctype
+    error, name, tname, kind, ffi.C.uv_hrtime), ctype
 end
 
 -- ring(ring, mode, decl, size, handler, decode, name, type_name, tree) (host/l_ringbuf.c)

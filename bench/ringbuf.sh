@@ -1,6 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
-# Ring buffer consumption: Lua handlers against libbpf's C consumer, same run.
+# Ring and perf buffer consumption: Lua handlers against libbpf's C consumers, same run.
 # usage: bench/ringbuf.sh BUILD_DIR [N] [ROUNDS]
 set -euo pipefail
 BUILD=${1:-build}

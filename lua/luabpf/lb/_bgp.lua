@@ -116,6 +116,11 @@ Bgp.__index = Bgp
 function M.new(svc, o)
   local self = setmetatable({ svc = svc, o = o, drained = o.drained, want = {}, sent = {}, said = {},
     busy = false, queue = {} }, Bgp)
+  if not svc.pinned then
+    -- A crash detaches an unpinned program, and nothing withdraws the VIP.
+    bpf.log("warn", ("service '%s': BGP with pin = false: if this process dies, its program goes and BIRD "
+      .. "keeps announcing the VIP to a node that drops it. HINT: keep pin (the default)"):format(svc.name))
+  end
   self.timer = uv.new_timer()
   uv.unref(self.timer)
   self.next_assert = 0

@@ -11,6 +11,13 @@ lb_ct_lab
 EV=$(mktemp)
 trap 'lb_env_cleanup; rm -f "$EV"' EXIT
 
+# Misuse: said at once, before anything is loaded.
+err=$("$LUABPF" -e 'local lb = require("luabpf.lb")
+print(select(2, pcall(lb.new, { name = "x", interface = "lo", ct_sync = true })))
+print(select(2, pcall(lb.new, { name = "x", interface = "lo", flow_table = "conntrack", ct_sync = "yes" })))' 2>&1)
+t_contains "$err" "lb.new: ct_sync needs flow_table = 'conntrack'" "ct_sync without the conntrack table is refused"
+t_contains "$err" "lb.new: ct_sync expects a boolean, got string" "ct_sync must be a boolean"
+
 # Every NEW event of the service's entries, from before the first one.
 ip netns exec "$P-lb" conntrack -E -e NEW -p tcp -m "$MARK/0xffff0000" >"$EV" 2>/dev/null &
 T_PIDS+=($!)

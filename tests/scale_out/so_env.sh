@@ -33,7 +33,9 @@ so_cleanup() {
   done
   t_cleanup
   for n in "${SO_NS[@]:-}"; do [ -n "$n" ] && ip netns del "$n" 2>/dev/null; done
-  for n in 1 2 3 4; do rm -rf "/sys/fs/bpf/luabpf/lb/${P}n$n"; done
+  for n in 1 2 3 4; do
+    rm -rf "/sys/fs/bpf/luabpf/lb/${P}n$n" "${LUABPF_RUN_DIR:-/run/luabpf}/${P}n$n.drained"
+  done
   rmdir /sys/fs/bpf/luabpf/lb /sys/fs/bpf/luabpf 2>/dev/null
   [ "${SO_KEEP:-0}" = 1 ] && echo "kept $SO_DIR" || rm -rf "$SO_DIR"
 }

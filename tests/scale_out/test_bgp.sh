@@ -73,6 +73,13 @@ t_wait 5 sh -c '[ "$(birdc -s "$1" show protocols vip_web | awk "\$1 == \"vip_we
 t_wait 5 sh -c '[ "$(birdc -s "$1" show protocols vip_web | awk "\$1 == \"vip_web\" { print \$4 }")" = down ]' sh "$SO_DIR/n1.ctl" &&
   t_pass "drain-node: withdrawn" || t_fail "drain-node: $(state)"
 t_contains "$(scrape)" "luabpf_lb_bgp_announced{service=\"${P}n1\",protocol=\"vip_web\"} 0" "exporter: withdrawn"
+# A drain outlives a restart (an upgrade must not re-announce the node).
+so_lb_stop 1
+so_lb 1
+grep -q "BGP: starts drained" "$log" && t_pass "restart while drained: starts drained" ||
+  t_fail "restart while drained: no 'starts drained' line"
+t_contains "$("$LUABPF" lb show "${P}n1")" "WITHDRAWN: the node is drained" "restart while drained: still withdrawn"
+t_eq "$(state)" down "restart while drained: BIRD's protocol"
 "$LUABPF" lb enable-node "${P}n1" >/dev/null
 t_wait 5 sh -c '[ "$(birdc -s "$1" show protocols vip_web | awk "\$1 == \"vip_web\" { print \$4 }")" = up ]' sh "$SO_DIR/n1.ctl" &&
   t_pass "enable-node: announced" || t_fail "enable-node: $(state)"

@@ -116,6 +116,15 @@ Bgp.__index = Bgp
 function M.new(svc, o)
   local self = setmetatable({ svc = svc, o = o, drained = o.drained, want = {}, sent = {}, said = {},
     busy = false, queue = {} }, Bgp)
+  -- An operator's drain outlives a restart (an upgrade must not re-announce
+  -- a node taken out for maintenance): a file in the run directory, which a
+  -- reboot empties.
+  self.mark = require("luabpf._repl_proto").run_dir() .. "/" .. svc.name .. ".drained"
+  if uv.fs_stat(self.mark) then
+    self.drained = true
+    bpf.log("warn", ("service '%s': BGP: starts drained (%s exists: luabpf lb enable-node %s announces it)")
+      :format(svc.name, self.mark, svc.name))
+  end
   if not svc.pinned then
     -- A crash detaches an unpinned program, and nothing withdraws the VIP.
     bpf.log("warn", ("service '%s': BGP with pin = false: if this process dies, its program goes and BIRD "
@@ -336,10 +345,21 @@ function Bgp:withdraw_now(why)
 end
 
 --- The operator's drain: withdraw (the program keeps serving what still
--- arrives) until enable-node. Returns whether it changed.
+-- arrives) until enable-node, across restarts. Returns whether it changed.
 function Bgp:drain(on)
   if self.drained == on then return false end
   self.drained = on
+  if on then
+    local f, err = io.open(self.mark, "w")
+    if f then
+      f:write(("drained by luabpf lb drain-node at %s\n"):format(os.date("!%Y-%m-%dT%H:%M:%SZ")))
+      f:close()
+    else
+      bpf.log("warn", ("service '%s': BGP: can't keep the drain across a restart: %s"):format(self.svc.name, err))
+    end
+  else
+    os.remove(self.mark)
+  end
   self:tick()
   return true
 end
@@ -359,10 +379,14 @@ function Bgp:status()
   return out
 end
 
---- Stop driving BIRD. withdraw: withdraw first (--destroy, an unpinned close).
+--- Stop driving BIRD. withdraw: withdraw first, and forget a drain (--destroy,
+-- an unpinned close).
 function Bgp:close(withdraw, why)
   if self.closed then return end
-  if withdraw then self:withdraw_now(why or "the service stops and detaches") end
+  if withdraw then
+    self:withdraw_now(why or "the service stops and detaches")
+    os.remove(self.mark) -- its state goes: a fresh start is not drained
+  end
   self.closed = true
   if not self.timer:is_closing() then self.timer:close() end
 end

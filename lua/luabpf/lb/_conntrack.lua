@@ -194,7 +194,7 @@ local function nat_target(mark, b)
   local v = b.vip
   local fam = addr.is_v4(b.addr) and "4" or "6"
   local port = (b.port and b.port ~= 0) and b.port or v.port
-  local snat = v.mode == 0 and v.snat and not addr.is_zero(addr.mapped(v.snat))
+  local snat = (v.mode == 0 or v.mode == "nat") and v.snat and not addr.is_zero(addr.mapped(v.snat))
     and addr.mapped(v.snat) ~= addr.mapped("0.0.0.0") and v.snat or nil
   local key = ("0x%08x"):format(mark + b.id)
   return fam, ("%s : %s . %d"):format(key, b.addr, port), snat and ("%s : %s"):format(key, snat), key
@@ -246,22 +246,39 @@ function CT:nat_targets(list, replace)
 end
 
 --- ct_sync: keep the maps in step with the service's backend records. Every
--- record goes through svc:_write_backend (lb/_publish.lua) before a Maglev
--- table can name it; this instance's copy writes the NAT target first.
+-- record goes through svc:_write_backend (lb/_publish.lua), and a Maglev
+-- table names a backend only after svc:_publish; this instance's copies of
+-- both write the NAT targets first: a new backend's at the next publish (a
+-- pool of 1,000 is one nft transaction, not 1,000), a backend a published
+-- table names at once.
 function CT:bind(svc)
-  local write = svc._write_backend
+  local write, publish = svc._write_backend, svc._publish
   local ct = self
-  local function all(extra)
+  local pending = {}
+  local function all()
     local list, seen = {}, {}
     for _, b in pairs(svc.backend_by_id) do list[#list + 1], seen[b] = b, true end
-    if extra and not seen[extra] then list[#list + 1] = extra end
+    for _, b in ipairs(pending) do
+      if not seen[b] then list[#list + 1], seen[b] = b, true end
+    end
     table.sort(list, function(a, b) return a.id < b.id end)
     return list
   end
+  local function flush(level)
+    if #pending == 0 and not ct.nat_stale then return end
+    local stale = ct.nat_stale
+    local ok, err = ct:nat_targets(stale and all() or pending, stale)
+    pending = {}
+    if not ok then error(err, level + 1) end
+  end
   svc._write_backend = function(s, b)
-    local ok, err = ct:nat_targets(ct.nat_stale and all(b) or { b }, ct.nat_stale)
-    if not ok then error(err, 2) end
+    pending[#pending + 1] = b
+    if b.vip and b.vip.slots and b.vip.slots[b.id] then flush(2) end
     return write(s, b)
+  end
+  svc._publish = function(s, v, entries)
+    flush(2)
+    return publish(s, v, entries)
   end
   return self:nat_targets(all(), true)
 end

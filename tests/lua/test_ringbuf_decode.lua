@@ -91,10 +91,6 @@ local obj = assert(bpf.load(t.object("ringbuf"), { max_entries = { events = 2 ^ 
 for _, decl in ipairs({ "struct event", "struct odd" }) do
   check_type(obj:map("events"), decl)
 end
--- the events the shipped systems decode as tables (the balancer's)
-local lb = assert(bpf.load(os.getenv("LUABPF_BUILD_DIR") .. "/bpf/lb.bpf.o"))
-check_type(lb:map("events"), "struct lb_event")
-lb:close()
 print(("ok: %d fuzzed inputs per type, both decoders agree"):format(ROUNDS))
 
 -- Through a ring: 2,000 events, once with each decoder; each event is what

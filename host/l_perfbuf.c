@@ -90,7 +90,7 @@ static bool fill_from(struct lbpf_perf_chunk *c, int b, uint32_t want)
 {
 	struct perf_event_mmap_page *h = c->hdr[b];
 	uint8_t *base = (uint8_t *)h + c->page_size;
-	uint64_t head = load_acquire(&h->data_head), tail = h->data_tail;
+	uint64_t head = load_acquire(&h->data_head), tail = h->data_tail, start = tail;
 	uint32_t n = 0;
 
 	c->buf = b;
@@ -126,7 +126,9 @@ static bool fill_from(struct lbpf_perf_chunk *c, int b, uint32_t want)
 			c->len[n] = *size;
 			c->end[n] = tail;
 			n++;
-			if (e == (void *)c->scratch)
+			/* A wrapped copy goes alone; and hold back at most a quarter
+			 * of the buffer from the producer. */
+			if (e == (void *)c->scratch || tail - start > c->data_size / 4)
 				break;
 		} else if (!n) {
 			store_release(&h->data_tail, tail); /* a record we don't read */

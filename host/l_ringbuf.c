@@ -146,6 +146,9 @@ uint32_t lbpf_ring__fill(struct lbpf_ring *r, uint32_t want)
 		r->len[n] = len;
 		r->end[n] = pos;
 		n++;
+		/* Hold back at most a quarter of a small ring from the producer. */
+		if (pos - r->pos > (r->mask + 1) / 4)
+			break;
 	}
 	if (n)
 		r->pos = r->end[n - 1];

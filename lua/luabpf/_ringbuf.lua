@@ -11,9 +11,9 @@ local ffi = require("ffi")
 
 ffi.cdef [[
 struct lbpf_ring {
-  uint32_t n, i, stop, cpu;
+  int32_t n, i, stop, cpu; /* uint32_t in C: int32_t loads without a conversion to double */
   const void *ptr[64];
-  uint32_t len[64];
+  int32_t len[64];
 };
 uint32_t lbpf_ring__fill(struct lbpf_ring *r, uint32_t want);
 uint32_t lbpf_perf__fill(struct lbpf_ring *r, uint32_t want);

@@ -5,7 +5,9 @@
 # conntrackd syncs; bpf_ct_alloc's raise none); TCP over IPv4 and IPv6 and
 # UDP are NATed as the data plane chose; the maps follow pool changes (a
 # backend added, one drained, one removed with flush); closing the service
-# removes its table and entries.
+# removes its table and entries. CT_LAB_MODE=fast (test_ct_sync_lab_fast.sh):
+# the same with ct_fastpath, whose XDP program must carry established packets.
+MODE=${CT_LAB_MODE:-conntrack}
 source "$LUABPF_SOURCE_DIR/tests/lb/lb_ct_env.sh"
 lb_ct_lab
 EV=$(mktemp)
@@ -22,12 +24,12 @@ t_contains "$err" "lb.new: ct_sync expects a boolean, got string" "ct_sync must 
 ip netns exec "$P-lb" conntrack -E -e NEW -p tcp -m "$MARK/0xffff0000" >"$EV" 2>/dev/null &
 T_PIDS+=($!)
 
-coproc LB { exec "$LUABPF" --netns "$P-lb" run "$LUABPF_SOURCE_DIR/tests/scale_out/ct_driver.lua" "$SVC" conntrack 2>&1; }
+coproc LB { exec "$LUABPF" --netns "$P-lb" run "$LUABPF_SOURCE_DIR/tests/scale_out/ct_driver.lua" "$SVC" "$MODE" 2>&1; }
 LBPID=$LB_PID
 ready=
 while read -r -t 20 line <&"${LB[0]}"; do
   echo "driver: $line"
-  case "$line" in "ready conntrack") ready=1; break ;; ERROR*) break ;; esac
+  case "$line" in "ready conntrack"*) ready=1; break ;; ERROR*) break ;; esac
 done
 [ -n "$ready" ] || { t_fail "the ct_sync service did not start"; t_done; }
 maps=$(ip netns exec "$P-lb" nft list table inet "luabpf_lb_$SVC")
@@ -78,6 +80,12 @@ t_eq "$(json 'd["errors"]' "$out")" 0 "new connections after the pool changes fa
 t_eq "$(json 'd.get("b4", 0) > 0 and d.get("b1", 0) == 0 and d.get("b2", 0) == 0' "$out")" True \
   "new connections reach b4 (by its map element), none the drained b1 or removed b2"
 t_eq "$(ct -L -f ipv4 -m $((MARK + 1)) | grep -c ESTABLISHED || true)" 0 "b2's established entries after the flush"
+
+if [ "$MODE" = fast ]; then
+  drv stats; echo "reasons: $ANS"
+  t_contains "$ANS" "ct_fast:" "established packets to backends sent from XDP (ct_fast)"
+  t_contains "$ANS" "ct_fast_reply:" "backends' answers sent back from XDP (ct_fast_reply)"
+fi
 
 exec {LB[1]}>&-
 kill -INT "$LBPID"; wait "$LBPID" || true; LBPID=

@@ -5,7 +5,7 @@
  * We map the ring ourselves (as libbpf does) and poll the map's fd with a
  * uv_poll_t. The loop that hands records to the handler is Lua, compiled by
  * the JIT, in lua/luabpf/_ringbuf.lua, the way lua-resty-core calls C: one
- * ffi.C call, lbpf_ring__fill(), collects up to RING_CHUNK records into
+ * ffi.C call, lbpf_ring__fill(), collects up to LBPF_CHUNK records into
  * arrays the Lua loop reads, so per event there is neither a Lua C API call
  * nor an FFI call. C calls that loop once per wake (again after a handler
  * error); it delivers batches of at most `batch` events and starts no new
@@ -23,37 +23,11 @@
 
 #include "buf_common.h"
 #include "luabpf.h"
+#include "ring_chunk.h"
 #include "ring_decode.h"
 
 #define DEFAULT_BATCH 256
-#define DEFAULT_SLICE_MS 1.0
-#define RING_CHUNK 64
-
-/*
- * What the FFI sees: the head of this struct, up to len[], is declared again
- * in lua/luabpf/_ringbuf.lua; keep the two in step. The Lua loop reads
- * ptr[i] and len[i] for i < n, and writes i (records handed out, the one in
- * the handler included) before each call of the handler.
- */
-struct lbpf_ring {
-	uint32_t n;    /* records collected by the last fill */
-	uint32_t i;    /* of those, handed to the handler */
-	uint32_t stop; /* paused or closed: fill() collects nothing */
-	uint32_t pad;
-	const void *ptr[RING_CHUNK];
-	uint32_t len[RING_CHUNK];
-	/* C only from here */
-	uint32_t taken;                /* of the i handed out, counted and committed */
-	unsigned long end[RING_CHUNK]; /* consumer position past each record */
-	uint64_t events;
-	unsigned long pos;       /* consumer position past the last record collected */
-	unsigned long committed; /* what the kernel has been told */
-	unsigned long prod;      /* producer position last seen */
-	unsigned long mask;
-	unsigned long *consumer_pos;
-	const unsigned long *producer_pos;
-	const uint8_t *data;
-};
+#define DEFAULT_SLICE_US 1000
 
 struct ringbuf {
 	struct lbpf_evbuf b; /* first: what perf buffers keep the same way */
@@ -76,84 +50,6 @@ static struct lbpf_evbuf *all;
 static inline unsigned long load_acquire(const unsigned long *p)
 {
 	return __atomic_load_n(p, __ATOMIC_ACQUIRE);
-}
-
-static inline void store_release(unsigned long *p, unsigned long v)
-{
-	__atomic_store_n(p, v, __ATOMIC_RELEASE);
-}
-
-static void commit(struct lbpf_ring *r, unsigned long pos)
-{
-	if (r->committed != pos) {
-		/* The handler is done with the record before the producer may reuse it. */
-		store_release(r->consumer_pos, pos);
-		r->committed = pos;
-	}
-}
-
-/// Count the records handed out since the last call and give their space
-/// back to the kernel (FFI, and after every batch).
-void lbpf_ring__settle(struct lbpf_ring *r)
-{
-	if (r->i > r->taken) {
-		r->events += r->i - r->taken;
-		r->taken = r->i;
-		commit(r, r->end[r->i - 1]);
-	}
-}
-
-/// Settle, then collect up to min(want, RING_CHUNK) records into ptr[] and
-/// len[]: returns how many (n), 0 when the ring is empty, the next record is
-/// still being written, or the buffer is paused or closed. A record stays
-/// valid until the next fill or settle past it. Called through ffi.C.
-uint32_t lbpf_ring__fill(struct lbpf_ring *r, uint32_t want)
-{
-	unsigned long pos;
-	uint32_t n = 0;
-
-	lbpf_ring__settle(r);
-	r->n = r->i = r->taken = 0;
-	if (r->stop)
-		return 0;
-	if (want > RING_CHUNK)
-		want = RING_CHUNK;
-	pos = r->pos;
-	while (n < want) {
-		const uint32_t *hdr;
-		uint32_t len;
-
-		if (pos >= r->prod) {
-			r->prod = load_acquire(r->producer_pos);
-			if (pos >= r->prod)
-				break;
-		}
-		hdr = (const uint32_t *)(r->data + (pos & r->mask));
-		len = __atomic_load_n(hdr, __ATOMIC_ACQUIRE);
-		if (len & BPF_RINGBUF_BUSY_BIT)
-			break;
-		/* The header's length, plus the header, rounded up to 8 bytes. */
-		pos += (((len & ~(BPF_RINGBUF_BUSY_BIT | BPF_RINGBUF_DISCARD_BIT)) +
-			 BPF_RINGBUF_HDR_SZ) + 7) & ~7ul;
-		if (len & BPF_RINGBUF_DISCARD_BIT) {
-			if (!n) { /* nothing held before it: give it back now */
-				r->pos = pos;
-				commit(r, pos);
-			}
-			continue;
-		}
-		r->ptr[n] = (const uint8_t *)hdr + BPF_RINGBUF_HDR_SZ;
-		r->len[n] = len;
-		r->end[n] = pos;
-		n++;
-		/* Hold back at most a quarter of a small ring from the producer. */
-		if (pos - r->pos > (r->mask + 1) / 4)
-			break;
-	}
-	if (n)
-		r->pos = r->end[n - 1];
-	r->n = n;
-	return n;
 }
 
 static struct lbpf_evbuf_ud *check_ud(lua_State *L, int idx)
@@ -381,7 +277,7 @@ static int l_ringbuf(lua_State *L)
 	if (batch < 1 || batch > (1 << 24))
 		return luaL_error(L, "ringbuf '%s': option 'batch' must be 1..16777216, got %d",
 				  v.name, (int)batch);
-	slice = lbpf_opt_integer(L, 3, "slice_us", (lua_Integer)(DEFAULT_SLICE_MS * 1000));
+	slice = lbpf_opt_integer(L, 3, "slice_us", DEFAULT_SLICE_US);
 	if (slice < 0 || slice > 1000000)
 		return luaL_error(L, "ringbuf '%s': option 'slice_us' must be 0..1000000 "
 				  "(microseconds a wake may drain; 0: one batch), got %d",

@@ -4,7 +4,8 @@
 #       answers each line with "NAME PEER": PEER is the source address the
 #       backend saw, i.e. the balancer node whose SNAT address the flow uses.
 #   ct_echo.py hold HOST PORT K MARK AFTER
-#       K connections, a line on each every 100 ms. MARK.up is created once
+#       K connections, a line on each every 100 ms (a round: all sent, then
+#       all answers within 3 s, or broken). MARK.up is created once
 #       all are up; from when the file MARK exists (the test drained a node),
 #       each live connection must answer AFTER more times, then one JSON list:
 #       per connection its local port, nodes seen, requests, answers after
@@ -32,11 +33,11 @@ def serve(name, port):
     S(("0.0.0.0", port), H).serve_forever()
 
 
-def ask(c):
+def answer(c, until):
     s = c["sock"]
-    s.sendall(b"ping\n")
     buf = b""
     while not buf.endswith(b"\n"):
+        s.settimeout(max(0.01, until - time.time()))
         chunk = s.recv(256)
         if not chunk:
             raise ConnectionError("closed by peer")
@@ -44,11 +45,17 @@ def ask(c):
     return buf.decode().split()
 
 
+def broken(c, e):
+    c["errors"] += 1
+    c["error"] = type(e).__name__
+    c["sock"].close()
+    c["sock"] = None
+
+
 def hold(host, port, k, mark, after):
     conns = []
     for _ in range(k):
         s = socket.create_connection((host, port), timeout=10)
-        s.settimeout(3)  # an answer later than this on a busy machine counts as broken
         conns.append({"sock": s, "port": s.getsockname()[1], "nodes": [], "backend": None,
                       "requests": 0, "after": 0, "errors": 0})
     open(mark + ".up", "w").close()
@@ -61,9 +68,21 @@ def hold(host, port, k, mark, after):
         live = [c for c in conns if c["sock"] is not None]
         if marked is not None and (all(c["after"] >= after for c in live) or time.time() > deadline):
             break
+        # A round: a line on every connection, then their answers, all within
+        # 3 s (a later one on a busy machine counts as broken); the dead
+        # don't cost 3 s each.
         for c in live:
             try:
-                name, node = ask(c)
+                c["sock"].settimeout(3)
+                c["sock"].sendall(b"ping\n")
+            except OSError as e:
+                broken(c, e)
+        until = time.time() + 3
+        for c in live:
+            if c["sock"] is None:
+                continue
+            try:
+                name, node = answer(c, until)
                 c["requests"] += 1
                 c["backend"] = name
                 if marked is not None:
@@ -71,10 +90,7 @@ def hold(host, port, k, mark, after):
                 if not c["nodes"] or c["nodes"][-1] != node:
                     c["nodes"].append(node)
             except (OSError, ValueError) as e:
-                c["errors"] += 1
-                c["error"] = type(e).__name__
-                c["sock"].close()
-                c["sock"] = None
+                broken(c, e)
         time.sleep(0.1)
     for c in conns:
         if c["sock"] is not None:

@@ -11,6 +11,9 @@
 # Then ct_sync with each node's luabpf restarted in turn (pinned: the data
 # plane serves meanwhile; the next instance takes it over and rewrites its
 # nftables rules and maps): held connections and new ones break none.
+# Last, the limit: ct_sync with node 1 failed (its link down, the router's
+# route to node 2 only): its moved flows break, their answers go to node 1's
+# SNAT address; node 2's don't.
 # Which node carried a connection: the backend answers with the source
 # address it saw, the node's SNAT address.
 # The lab: tests/scale_out/ct_lab.sh.
@@ -135,5 +138,28 @@ S=$(summary "$new")
 echo "opened after the restarts:"; echo "$S"
 t_eq "$(grep -o "broken=[0-9]*" <<<"$S" | cut -d= -f2 | paste -sd+ | bc)" 0 "restart: new connections broken"
 t_eq "$(grep -o "conns=[0-9]*" <<<"$S" | cut -d= -f2 | paste -sd+ | bc)" 20 "restart: new connections answered"
+stop_nodes
+
+# 5. ct_sync, node 1 fails: the synced entry NATs to node 1's address, where
+# the backends' answers go and nobody takes them.
+route_both
+start_nodes sync || t_done
+start_ctd || t_done
+rm -f "$DIR/mark" "$DIR/mark.up"
+ip netns exec "$P-cl" "$PY" "$HERE/ct_echo.py" hold 10.9.0.1 80 30 "$DIR/mark" 10 >"$DIR/out-fail.json" &
+cl=$!
+t_wait 20 test -f "$DIR/mark.up" || { t_fail "fail: the client's connections did not come up"; t_done; }
+on1=$(ours_on n1 10.2.0.11)
+t_wait 10 sh -c "[ \$(ip netns exec $P-n2 conntrack -L -p tcp -m $((0x4c420000))/$((0xffff0000)) --orig-dst 10.9.0.1 --reply-dst 10.2.0.11 2>/dev/null | grep -c 'dport=80 ') -ge $on1 ]" ||
+  t_fail "fail: node 1's entries did not reach node 2"
+ip -n "$P-n1" link set eth0 down
+route_n2
+touch "$DIR/mark"
+wait "$cl" || true
+S=$(summary "$(cat "$DIR/out-fail.json")")
+echo "node 1 failed:"; echo "$S"
+n1=$(grep "^10.2.0.11 " <<<"$S"); n2=$(grep "^10.2.0.12 " <<<"$S")
+t_eq "$(field broken "$n1")" "$(field conns "$n1")" "fail: node 1's connections broken (answers to its SNAT address are lost)"
+t_eq "$(field broken "$n2")" 0 "fail: node 2's connections broken"
 stop_nodes
 t_done

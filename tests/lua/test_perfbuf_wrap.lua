@@ -16,6 +16,12 @@ local function produce(n)
   assert(emit:test_run(string.char(n % 256, math.floor(n / 256), 0, 0, 1) .. string.rep("\0", 59)))
 end
 
+t.raises(function() bpf.perfbuf(perf, print, { batch = 0 }) end,
+  "perfbuf 'perf_events': option 'batch' must be 1..16777216, got 0")
+t.raises(function() bpf.perfbuf(perf, print, { slice_us = 2e6 }) end,
+  "perfbuf 'perf_events': option 'slice_us' must be 0..1000000")
+t.raises(function() bpf.perfbuf(perf, print, { slice = 1 }) end, "unknown option 'slice'")
+
 local ROUNDS, PER = 200, 50
 for _, mode in ipairs({ "cdata:struct event", "struct event", "raw" }) do
   local last, bad, got = nil, nil, 0

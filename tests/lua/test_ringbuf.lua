@@ -27,6 +27,8 @@ t.raises(function() bpf.ringbuf(events, print, { decod = "raw" }) end,
 t.raises(function() bpf.ringbuf(events, print, { decode = "struct nope" }) end,
   "ringbuf 'events' handler: decode 'struct nope': no struct nope in the BTF of map 'events'")
 t.raises(function() bpf.ringbuf(events, print, { batch = 0 }) end, "option 'batch' must be")
+t.raises(function() bpf.ringbuf(events, print, { slice_us = -1 }) end,
+  "ringbuf 'events': option 'slice_us' must be 0..1000000 (microseconds a wake may drain; 0: one batch), got -1")
 t.raises(function() bpf.ringbuf(events, print, { lost_map = obj:map("not_a_ring") }) end,
   "lost_map 'not_a_ring' must be a percpu_array")
 t.raises(function() bpf.ringbuf(events, "print") end, "function expected")

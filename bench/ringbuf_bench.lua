@@ -49,7 +49,9 @@ end
 -- 64 bytes a record: 2^24 holds 262,144 events
 local obj = assert(bpf.load(build .. "/tests/bpf/ringbuf.bpf.o", { max_entries = { events = 2 ^ 24 } }))
 local events, perf, emit = obj:map("events"), obj:map("perf_events"), obj:program("emit")
+local produced = 0 -- the producer's sequence numbers: the last event of a run is produced - 1
 local function produce(n, to_perf)
+  produced = produced + n
   assert(emit:test_run(string.char(n % 256, math.floor(n / 256) % 256, math.floor(n / 65536) % 256, 0,
     to_perf and 1 or 0) .. string.rep("\0", 59)))
 end
@@ -60,15 +62,23 @@ local function count()
   got = got + 1
   if got == target then done_wall, done_cpu = uv.hrtime(), cpu_s() end
 end
--- consume() returns the count; the loop's handlers count, to stop the clock
+-- consume() returns the count
 local handlers = {
   cdata = function(e) sum = sum + e.pid end,
   table = function(e) sum = sum + e.pid end,
   raw = function(s) sum = sum + #s end,
 }
+-- the loop's handlers stop the clock at the run's last sequence number
+local last = -1
 local loop_handlers = {
-  cdata = function(e) sum = sum + e.pid; count() end,
-  table = function(e) sum = sum + e.pid; count() end,
+  cdata = function(e)
+    sum = sum + e.pid
+    if e.seq == last then done_wall, done_cpu = uv.hrtime(), cpu_s() end
+  end,
+  table = function(e)
+    sum = sum + e.pid
+    if e.seq == last then done_wall, done_cpu = uv.hrtime(), cpu_s() end
+  end,
   raw = function(s) sum = sum + #s; count() end,
 }
 local decode = { cdata = "cdata:struct event", table = "struct event", raw = "raw" }
@@ -87,6 +97,7 @@ end
 local function measure(n, to_perf, start, loop)
   got, target, done_wall, done_cpu = 0, n, nil, nil
   produce(n, to_perf)
+  last = produced - 1
   collectgarbage() -- each way starts with no garbage from the one before
   local t0, c0 = uv.hrtime(), cpu_s()
   local k = start()

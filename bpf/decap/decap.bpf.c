@@ -22,7 +22,7 @@
 #define IPPROTO_IPV6_ 41
 #define IPPROTO_UDP_  17
 /* Enough of the packet in the linear area for every header we read. */
-#define HDR_ROOM      (14 + 40 + 8 + 4 + 128 + 40)
+#define HDR_ROOM (14 + 40 + 8 + 4 + 128 + 40)
 
 /* The outer UDP destination port of GUE (the balancer's gue_port). */
 const volatile __u16 gue_port = 6080;
@@ -60,10 +60,10 @@ static __always_inline int count(struct __sk_buff *skb, __u32 reason, int action
 
 /* What follows the outer header: how many bytes to strip and the inner family. */
 struct tun {
-	__u32 strip;  /* bytes after the Ethernet header: outer IP (+ UDP + GUE header) */
-	__u32 avail;  /* bytes the outer header says follow the strip */
-	__u8 inner;   /* 4 or 6 */
-	__u8 reason;  /* DECAP_IPIP or DECAP_GUE */
+	__u32 strip; /* bytes after the Ethernet header: outer IP (+ UDP + GUE header) */
+	__u32 avail; /* bytes the outer header says follow the strip */
+	__u8 inner;  /* 4 or 6 */
+	__u8 reason; /* DECAP_IPIP or DECAP_GUE */
 };
 
 /*

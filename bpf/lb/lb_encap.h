@@ -26,11 +26,11 @@
 #ifndef LB_ENCAP_H
 #define LB_ENCAP_H
 
-#define ENCAP_TTL   64
-#define ICMP_QUOTE  64 /* bytes of the client's packet an ICMP error carries */
-#define IPPROTO_ICMP_ 1
+#define ENCAP_TTL	   64
+#define ICMP_QUOTE	   64 /* bytes of the client's packet an ICMP error carries */
+#define IPPROTO_ICMP_	   1
 #define ICMP_DEST_UNREACH_ 3
-#define ICMP_FRAG_NEEDED_ 4
+#define ICMP_FRAG_NEEDED_  4
 #define ICMPV6_PKT_TOOBIG_ 2
 
 static __always_inline bool encap_is_v4(const ipv6_t *a)
@@ -43,8 +43,9 @@ static __always_inline bool encap_is_v4(const ipv6_t *a)
 /* The L2 header's length: Ethernet, and one VLAN tag if there is one (parse.h). */
 static __always_inline __u32 encap_l2len(const struct ethhdr *eth)
 {
-	return eth->h_proto == bpf_htons(ETH_P_8021Q) || eth->h_proto == bpf_htons(ETH_P_8021AD) ?
-		       18 : 14;
+	return eth->h_proto == bpf_htons(ETH_P_8021Q) || eth->h_proto == bpf_htons(ETH_P_8021AD)
+		   ? 18
+		   : 14;
 }
 
 /* The one's complement sum (unfolded) of 16 bytes read as words. */

@@ -196,7 +196,13 @@ local function cmd_stop(args)
   if #args ~= 1 then fail(2, "usage: luabpf lb stop NAME") end
   local name = args[1]
   local c, code, msg, hint = open(name)
-  if not c then fail(code, msg, hint) end
+  if not c then
+    -- No process runs it: its pinned state (a stopped service) goes here.
+    local done, derr, dhint = require("luabpf.lb._life").destroy(name)
+    if done then return print(done) end
+    if derr then fail(1, derr, dhint) end
+    fail(code, msg, hint)
+  end
   local text, err = ask(c, "stop")
   if not text then c:close() fail(1, ("lb stop %s: %s"):format(name, err)) end
   -- The service says bye (or closes) once its shutdown hooks ran: detached.

@@ -177,6 +177,22 @@ function M.adopt(svc, path, prog_name, what)
   return link
 end
 
+--- Ask the kernel to resolve each recovered backend's next hop now (one
+-- ping each, as a new backend gets): after the interface was recreated its
+-- neighbour table is empty, and the data plane drops (drop_no_neigh) what it
+-- can't address.
+function M.prime(svc)
+  local seen = {}
+  for _, b in pairs(svc.backend_by_id) do
+    if not seen[b.addr] then
+      seen[b.addr] = true
+      local h = uv.spawn("ping", { args = { b.addr:find(":", 1, true) and "-6" or "-4", "-c", "1", "-W", "1", b.addr },
+        stdio = { nil, nil, nil } }, function() end)
+      if h then h:close() end
+    end
+  end
+end
+
 --- Watch the service's interface (`ip -o monitor link`): log when it goes
 -- away (XDP goes with it) and when it comes back without the program.
 -- Returns the watch (:close()); without `ip`, nothing is watched.
@@ -258,9 +274,48 @@ function M.fixed_changes(old, new)
   return ("%s: restart the service to change %s"):format(table.concat(diffs, ", "), #diffs == 1 and "it" or "them")
 end
 
+--- Remove a stopped service's pinned state (`luabpf lb stop NAME` when no
+-- process runs it): detach its pinned links, remove DIR. A summary, or nil,
+-- message, hint (a process still runs it: the lock says which).
+function M.destroy(name, root)
+  local dir = (root or "/sys/fs/bpf/luabpf/lb") .. "/" .. name
+  if not uv.fs_stat(dir) then return nil end
+  local fd, err = M.lock(dir, name)
+  if not fd then
+    return nil, err .. " without a control socket", "stop that process (SIGTERM), then run this again"
+  end
+  local detached = {}
+  for _, f in ipairs({ "link", "link_xdp" }) do
+    local path = dir .. "/" .. f
+    local link = uv.fs_stat(path) and bpf.link_from_pin(path)
+    if link then
+      local info = link:info() or {}
+      local on = info.ifindex == 0 and "severed" or (info.ifname or ("ifindex " .. tostring(info.ifindex)))
+      link:detach()
+      detached[#detached + 1] = ("%s (%s)"):format(info.prog_name or f, on)
+      if info.prog_name == "tc_lb" then
+        detached[#detached] = detached[#detached] .. ("; the conntrack table's nftables table stays: "
+          .. "nft delete table inet luabpf_lb_%s"):format((name:gsub("-", "_")))
+      end
+    end
+    os.remove(path)
+  end
+  local ok, rerr = rm_dir(dir)
+  M.unlock(fd)
+  if not ok then return nil, ("can't remove %s: %s"):format(dir, tostring(rerr)), "rm -r " .. dir end
+  os.remove(dir:match("^(.*)/[^/]+$")) -- the parent too when nothing else lives there
+  return ("service '%s' was not running: detached %s, %s removed"):format(name,
+    #detached > 0 and table.concat(detached, ", ") or "nothing", dir)
+end
+
 --- What a stop without --destroy leaves, in one line for the log.
 function M.stop_line(svc)
   local what = svc.flow_table == "conntrack" and "tc program" or "XDP"
+  local info = svc.link and svc.link:info()
+  if info and info.ifindex == 0 then
+    return ("service '%s': its %s link is severed (%s went away), state in %s; the next start attaches "
+      .. "anew, 'luabpf lb stop %s' removes it"):format(svc.name, what, tostring(svc.interface), svc.dir, svc.name)
+  end
   return ("service '%s': %s left attached on %s, state in %s; 'luabpf lb stop %s' removes it")
     :format(svc.name, what, tostring(svc.interface), svc.dir, svc.name)
 end

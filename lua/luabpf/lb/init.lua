@@ -210,6 +210,9 @@ function Service:_start(o)
       return nil, ("service '%s': couldn't attach to '%s': %s"):format(o.name, o.interface, aerr)
     end
     if self.pinned then assert(link:pin(link_path)) end
+    -- Recovered state on a new attachment (its interface was recreated):
+    -- the kernel has forgotten the backends' neighbours.
+    if not self.fresh and self.prime then life.prime(self) end
   end
   self.link = link
   if self.ct then

@@ -17,7 +17,7 @@ Exit status 0 when every case passed.
 import argparse
 import sys
 
-from scapy.all import (ICMP, IP, TCP, UDP, Ether, ICMPv6PacketTooBig, IPv6, Raw)
+from scapy.all import (ICMP, IP, TCP, UDP, Dot1Q, Ether, ICMPv6PacketTooBig, IPv6, Raw)
 
 from lb_packets import Fatal, Plane, checksum_problems, field_diff, ip_json
 
@@ -67,10 +67,12 @@ class Suite:
             print(f"FAIL: {what}" + (f"\n    {detail}" if detail else ""))
         return cond
 
-    def client_frame(self, v, sport, size=None, data=None):
-        """Ethernet / IP / TCP or UDP from the client to VIP v; size: the IP packet's length."""
+    def client_frame(self, v, sport, size=None, data=None, vlan=None):
+        """Ethernet [/ 802.1Q] / IP / TCP or UDP from the client to VIP v; size: the IP packet's length."""
         _, v6, addr, port, proto = VIP[v][:5]
         eth = Ether(src=self.mac[CL6 if v6 else CL4], dst=self.lbmac)
+        if vlan:
+            eth = eth / Dot1Q(vlan=vlan, prio=3)
         l3 = (IPv6(src=CL6, dst=addr, hlim=64, fl=0x12345, tc=0x28) if v6 else
               IP(src=CL4, dst=addr, ttl=64, id=0x4242, flags="DF", tos=0x28))
         l4 = (TCP(sport=sport, dport=port, flags="S", seq=0x01020304, window=64240) if proto == "tcp" else
@@ -188,6 +190,25 @@ class Suite:
             self.encapsulated(v, size=1400 - ovh, label="just fits")
             self.too_big(v, 1400 - ovh + 1)
             self.too_big(v, 1500)
+        # A tagged frame: tunnelled inside its VLAN; too big: the ICMP goes back tagged.
+        f = self.client_frame("gue4t", self.next_port(), vlan=7)
+        verdict, moved, out = self.run(f)
+        got = Ether(out)
+        self.ok(verdict == "XDP_TX" and moved == {"forwarded": 1} and Dot1Q in got and got[Dot1Q].vlan == 7
+                and got[Dot1Q].type == 0x0800 and out[18:18 + 20 + 8][9] == 17 and out.endswith(bytes(f)[18:])
+                and not checksum_problems(out),
+                "a VLAN 7 frame to gue4t: tunnelled inside VLAN 7, the client's packet unchanged",
+                f"{verdict} {moved} {out.hex()}")
+        f = self.client_frame("big4", self.next_port(), size=1500, vlan=7)
+        verdict, moved, out = self.run(f)
+        got = Ether(out)
+        self.ok(verdict == "XDP_TX" and moved == {"icmp_too_big": 1} and Dot1Q in got and got[Dot1Q].vlan == 7
+                and ICMP in got and got[ICMP].type == 3 and got[ICMP].nexthopmtu == 1380
+                and got.dst == self.mac[CL4] and bytes(got[ICMP].payload)[:64] == bytes(f)[18:18 + 64]
+                and not checksum_problems(out[:18 + 20]),
+                "a 1500-byte VLAN 7 frame to big4: ICMP frag needed (MTU 1380) back to the client in VLAN 7",
+                f"{verdict} {moved} {out.hex()}")
+
         # A UDP datagram over IPv4 without a checksum: the outer UDP checksum is 0 too.
         f = self.client_frame("gue4u", self.next_port())
         f[UDP].chksum = 0

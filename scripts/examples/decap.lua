@@ -3,13 +3,16 @@
 -- strips the tunnels sent to this backend's addresses on tc ingress (no
 -- ipip/fou module needed), so the client's packet reaches the service bound
 -- to the VIP on lo, which answers the client directly. Counts what it strips
--- and prints the counters every interval that something changed, and at exit.
+-- and prints the counters every interval that something changed, and at exit;
+-- --listen serves them as Prometheus metrics (luabpf_decap_packets_total and
+-- _bytes_total by interface and reason).
 --
 --   luabpf run scripts/examples/decap.lua --iface eth0 --addr 10.1.0.11[,fd01::11]
---       [--netns NS] [--gue-port 6080] [--interval 10] [--count N]
+--       [--netns NS] [--gue-port 6080] [--interval 10] [--count N] [--listen ADDR:PORT]
 local uv = require("luv")
 local args = require("luabpf.args")
 local decap = require("luabpf.decap")
+local metrics = require("luabpf.metrics")
 
 local opt = args.parse(arg, {
   name = "decap.lua",
@@ -22,6 +25,8 @@ local opt = args.parse(arg, {
     { "gue-port", type = "number", default = decap.GUE_PORT, help = "GUE's UDP port (the balancer's gue_port)" },
     { "interval", type = "number", default = 10, help = "seconds between reports (0: only at exit)" },
     { "count", type = "number", help = "stop after this many intervals" },
+    { "listen", default = "off", metavar = "ADDR:PORT",
+      help = "serve the counters as Prometheus metrics (port 0: any free port; 'off': none)" },
   },
 })
 
@@ -32,6 +37,19 @@ local ok, d, err = pcall(decap.new, { interface = opt.iface, netns = opt.netns, 
 if not ok then args.fatal((tostring(d):gsub("^[^:]*:%d+: ", "")), "give --addr the backend's own addresses, comma-separated") end
 if not d then
   args.fatal(err, "is the interface's name right (ip link), and is luabpf running as root?")
+end
+if opt.listen ~= "off" then
+  local a, port = opt.listen:match("^%[?([^%]]*)%]?:(%d+)$")
+  if not a then d:close(); args.fatal(("--listen expects ADDR:PORT, got '%s'"):format(opt.listen)) end
+  local reg = metrics.registry()
+  local function key(k) return { opt.iface, decap.REASONS[k + 1] or tostring(k) } end
+  reg:counter { name = "luabpf_decap_packets_total", help = "Packets seen by the tunnel decapsulator, by reason",
+    map = d.stats_map, value = "packets", labels = { "interface", "reason" }, key = key }
+  reg:counter { name = "luabpf_decap_bytes_total", help = "Bytes (as received) seen by the tunnel decapsulator, by reason",
+    map = d.stats_map, value = "bytes", labels = { "interface", "reason" }, key = key }
+  local srv, serr = metrics.serve(reg, { address = a, port = tonumber(port) })
+  if not srv then d:close(); args.fatal(serr, "pick another port with --listen, or 0 for any free one") end
+  print(("metrics on %s"):format(srv.url))
 end
 print(("decap: stripping IPIP and GUE (udp %d) to %s on %s%s"):format(opt["gue-port"], table.concat(addrs, ", "),
   opt.iface, opt.netns and (" in netns " .. opt.netns) or ""))

@@ -59,7 +59,8 @@ backend() { # N NET
   ip -n "$P-rt" link set "b$1" up
   ip netns exec "$ns" "$LAB_PY" "$LAB_SRC/scripts/lab_http.py" "b$1" 8080 >/dev/null 2>&1 &
   LAB_PIDS+=($!)
-  "$LUABPF" --netns "$ns" run "$DECAP" --iface eth0 --addr "$a4,$a6" --interval 1 >"$TMPD/decap-b$1" 2>&1 &
+  "$LUABPF" --netns "$ns" run "$DECAP" --iface eth0 --addr "$a4,$a6" --interval 1 \
+    --listen 127.0.0.1:0 >"$TMPD/decap-b$1" 2>&1 &
   LAB_PIDS+=($!)
 }
 TMPD=$(mktemp -d); T_DIRS+=("$TMPD")
@@ -148,6 +149,11 @@ t_eq "$(from_vip 4)" 1 "a packet from the VIP sent to the balancer on purpose is
 t_wait 5 sh -c "grep -q 'ipip [1-9]' '$TMPD/decap-b1' && grep -q 'gue [1-9]' '$TMPD/decap-b1'" \
   && t_pass "b1's decap.lua counts what it stripped: $(tail -1 "$TMPD/decap-b1")" \
   || t_fail "b1's decap.lua counted no ipip/gue: $(cat "$TMPD/decap-b1")"
+
+url=$(grep -o 'http://[^ ]*/metrics' "$TMPD/decap-b1" | head -1)
+m=$(ip netns exec "$P-b1" curl -s "$url" || true)
+t_eq "$(awk '/^luabpf_decap_packets_total\{interface="eth0",reason="gue"\}/ { print ($2 > 0) }' <<<"$m")" 1 \
+  "b1's decap.lua exports its gue counter (luabpf_decap_packets_total) above 0"
 
 # GRO on at the backend: the kernel merges IPIP packets before tc sees them; the
 # decapsulator strips the merged packet as one and TCP takes it (no checksum errors).

@@ -55,22 +55,23 @@ function M.holder(dir)
 end
 
 --- Take dir's lock for the life of this process: the fd (kept open, closed
--- by M.unlock or at exit), or nil, message, pid of the holder.
+-- by M.unlock or at exit), or nil, message, held (true: another process
+-- holds it; false: dir can't be opened, e.g. no bpffs there).
 function M.lock(dir, name)
   local fd = C.open(dir, bit.bor(O_RDONLY, O_DIRECTORY, O_CLOEXEC))
   if fd < 0 then
     local e = ffi.errno()
-    return nil, ("service '%s': can't open %s to lock it: %s"):format(name, dir, ffi.string(C.strerror(e)))
+    return nil, ("service '%s': can't open %s to lock it: %s"):format(name, dir, ffi.string(C.strerror(e))), false
   end
   if C.flock(fd, bit.bor(LOCK_EX, LOCK_NB)) == 0 then return fd end
   local e = ffi.errno()
   C.close(fd)
   if e ~= EWOULDBLOCK then
-    return nil, ("service '%s': can't lock %s: %s"):format(name, dir, ffi.string(C.strerror(e)))
+    return nil, ("service '%s': can't lock %s: %s"):format(name, dir, ffi.string(C.strerror(e))), false
   end
   local pid, cmd = M.holder(dir)
   return nil, ("service '%s' is run by pid %s (%s): one process per service, this one changes nothing")
-    :format(name, pid and tostring(pid) or "?", cmd or "another process holds " .. dir), pid
+    :format(name, pid and tostring(pid) or "?", cmd or "another process holds " .. dir), true
 end
 
 function M.unlock(fd)

@@ -113,8 +113,10 @@ function M.new(o)
   life.clean_stale(root)
   local fresh = not uv.fs_stat(self.dir .. "/vips")
   util.mkdir_p(self.dir)
-  local lock, lerr = life.lock(self.dir, o.name)
-  if not lock then
+  -- A directory that can't be opened (no bpffs: ip netns exec) is left
+  -- to bpf.load, whose error says why and what to do.
+  local lock, lerr, held = life.lock(self.dir, o.name)
+  if held then
     return nil, lerr, ("stop it first ('luabpf lb stop %s', systemctl stop luabpf@%s), or give this config another service name")
       :format(o.name, o.name)
   end

@@ -199,8 +199,8 @@ so_settle() {
 
 # so_sports I: the client source ports in node I's flow table.
 so_sports() {
-  echo 'local t = {} for _, f in ipairs(lb_service:flows()) do t[#t + 1] = f.sport end return table.concat(t, " ")' |
-    "$LUABPF" attach "${P}n$1" 2>/dev/null | tr -d '"'
+  echo 'local t = {} for _, f in ipairs(lb_service:flows()) do t[#t + 1] = f.sport end local _ = io.write(table.concat(t, " "), "\n")' |
+    "$LUABPF" attach "${P}n$1" 2>&1
 }
 
 # so_broken WHAT: assert no connection broke (and all still answer).
@@ -215,7 +215,9 @@ so_broken() {
 so_mark() {
   local i
   for i in 1 2 3 4; do
-    if [ -n "${SO_LB_PID[n$i]:-}" ]; then so_sports "$i" >"$SO_DIR/mark.n$i"; else : >"$SO_DIR/mark.n$i"; fi
+    if [ -n "${SO_LB_PID[n$i]:-}" ]; then
+      so_sports "$i" >"$SO_DIR/mark.n$i" || t_fail "node $i's flow table: $(cat "$SO_DIR/mark.n$i")"
+    else : >"$SO_DIR/mark.n$i"; fi
   done
   cp "$SO_STATUS" "$SO_DIR/mark.json"
 }

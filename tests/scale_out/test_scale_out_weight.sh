@@ -34,44 +34,45 @@ so_wait_paths 2 10 >/dev/null || t_fail "drain: the router still has $(so_paths)
 so_progress 10 20 || true # the broken ones never answer again
 # The flows that changed node: new in node 2's or 3's flow table (a moved
 # packet makes an entry there, broken or not).
-moved=""
-for i in 2 3; do
-  moved+=" $(comm -13 <(tr ' ' '\n' <"$SO_DIR/mark.n$i" | sort -u) <(so_sports "$i" | tr ' ' '\n' | sort -u) | tr '\n' ' ')"
-done
-# What the table says for each: its slot in the new table (read from node 2's maps).
+for i in 1 2 3; do so_sports "$i" >"$SO_DIR/now.n$i" || t_fail "node $i's flow table: $(cat "$SO_DIR/now.n$i")"; done
+# What the table says for every connection: its slot in the new table (read from node 2's maps).
+all=$(so_q '" ".join(str(c["sport"]) for c in d["conns"])')
 pred=$(cat <<EOL | "$LUABPF" attach "${P}n2" 2>&1 | tr -d '"'
 local lb = require("luabpf.lb")
 local t = lb_service:table("web")
 local out = {}
-for sp in ("$moved"):gmatch("%d+") do
+for sp in ("$all"):gmatch("%d+") do
   local h = lb.flow_hash("10.41.0.1", tonumber(sp), "$VIP", $VPORT, 6)
   out[#out + 1] = sp .. "=" .. t[h % 65537 + 1]
 end
 return table.concat(out, " ")
 EOL
 )
-# Predicted to break: moved flows whose slot names another backend than the
-# one that answered them before the drain.
-read -r nmoved predicted < <("$SO_PY" -c '
+# Predicted to break: flows that changed node and whose slot names another
+# backend than the one that answered them before the drain. Where the count
+# differs, each connection it disagrees on, with where it was and is.
+read -r nmoved predicted < <("$SO_PY" - "$SO_DIR" "$pred" <<'EOP'
 import json, sys
-was = {c["sport"]: c["backend"] for c in json.load(open(sys.argv[1]))["conns"] if c["state"] == "ok"}
+d, pred = sys.argv[1], dict(p.split("=") for p in sys.argv[2].split())
+was = {c["sport"]: c["backend"] for c in json.load(open(d + "/mark.json"))["conns"] if c["state"] == "ok"}
+now = {c["sport"]: c for c in json.load(open(d + "/conns.json"))["conns"]}
 names = {"10.42.0.1%d:7000" % i: "b%d" % i for i in (1, 2, 3)}
-pairs = dict(p.split("=") for p in sys.argv[2].split())  # a flow may be new on both nodes
-print(len(pairs), sum(1 for sp, a in pairs.items() if int(sp) in was and names.get(a) != was[int(sp)]))
-' "$SO_DIR/mark.json" "$pred")
+def ports(f):
+    return {int(x) for x in open(f).read().split()}
+mark = {i: ports("%s/mark.n%d" % (d, i)) for i in (1, 2, 3)}
+cur = {i: ports("%s/now.n%d" % (d, i)) for i in (1, 2, 3)}
+moved = set().union(*(cur[i] - mark[i] for i in (2, 3)))
+brk = {sp for sp in moved if sp in was and names.get(pred.get(str(sp))) != was[sp]}
+bad = {sp for sp, c in now.items() if c["state"] != "ok"}
+for sp in sorted(brk ^ bad):
+    print("  port %d: predicted %s, %s; was on %s, now in %s; new table %s" % (sp,
+        "broken" if sp in brk else "ok", now[sp]["state"], [i for i in mark if sp in mark[i]],
+        [i for i in cur if sp in cur[i]], pred.get(str(sp))), file=sys.stderr)
+print(len(moved), len(brk))
+EOP
+)
 echo "$nmoved flows changed node; the new table gives $predicted of them another backend"
 [ "$nmoved" -gt 0 ] && [ "$predicted" -gt 0 ] || t_fail "nothing moved or nothing predicted: the step tells nothing"
 broken=$(so_q 'd["broken"]')
-# Where they differ, which connections and what became of them.
-[ "$broken" = "$predicted" ] || "$SO_PY" -c '
-import json, sys
-was = {c["sport"]: c["backend"] for c in json.load(open(sys.argv[1]))["conns"] if c["state"] == "ok"}
-now = {c["sport"]: c for c in json.load(open(sys.argv[3]))["conns"]}
-names = {"10.42.0.1%d:7000" % i: "b%d" % i for i in (1, 2, 3)}
-pred = {int(sp) for sp, a in (p.split("=") for p in sys.argv[2].split()) if int(sp) in was and names.get(a) != was[int(sp)]}
-for sp in sorted(pred | {s for s, c in now.items() if c["state"] != "ok"}):
-    if (sp in pred) != (now[sp]["state"] != "ok"):
-        print("  port %d: predicted %s, %s" % (sp, "broken" if sp in pred else "ok", now[sp]), file=sys.stderr)
-' "$SO_DIR/mark.json" "$pred" "$SO_STATUS"
 t_eq "$broken" "$predicted" "connections broken by the drain after the weight change (predicted from the table)"
 t_done

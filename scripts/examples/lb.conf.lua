@@ -3,6 +3,7 @@
 service = "demo"          -- names the pin directory /sys/fs/bpf/luabpf/lb/demo
 interface = "eth0"        -- XDP attaches here
 xdp_mode = "auto"         -- native, falling back to generic
+metrics = "127.0.0.1:9435" -- Prometheus metrics here; `luabpf top demo` watches them
 
 vips = {
   {

@@ -7,12 +7,15 @@
 -- stopped. SIGHUP re-reads CONFIG and applies the difference (backends added,
 -- removed, reweighted; VIPs added or removed) without touching flows that
 -- stay; a CONFIG with an error is refused and the running one stays.
+-- `metrics = "127.0.0.1:9435"` in CONFIG serves its Prometheus metrics
+-- there, which `luabpf top SERVICE` watches (docs/metrics.md).
 -- Backends with a `check` (per VIP or per backend, docs/health.md) leave
 -- the pool when their check fails and rejoin when it passes again.
 local uv = require("luv")
 local args = require("luabpf.args")
 local lb = require("luabpf.lb")
 local config = require("luabpf.config")
+local metrics = require("luabpf.metrics")
 local report -- prints the stats; defined once the service runs
 
 local opt = args.parse(arg, {
@@ -36,6 +39,13 @@ end
 
 local cfg, cerr = read_config(opt.config)
 if not cfg then args.fatal(cerr) end
+-- CONFIG metrics = "127.0.0.1:9435": the service's Prometheus metrics, what
+-- `luabpf top NAME` watches (docs/metrics.md). Bound before anything is
+-- attached: a port in use fails the start and leaves nothing behind.
+local reg = metrics.registry()
+local endpoint = metrics.endpoint(reg, cfg.service or "lb")
+local mok, merr, mhint = endpoint:set(cfg.metrics)
+if not mok then args.fatal(("config %s: %s"):format(opt.config, merr), mhint) end
 local svc, err, hint = lb.new({
   name = cfg.service or "lb", interface = cfg.interface, netns = cfg.netns,
   xdp_mode = cfg.xdp_mode, pin = cfg.pin, ring_size = cfg.ring_size, max_vips = cfg.max_vips,
@@ -44,6 +54,8 @@ local svc, err, hint = lb.new({
   ct_fastpath = cfg.ct_fastpath, bgp = cfg.bgp,
 })
 if not svc then args.fatal(err, hint) end
+reg:lb(svc)
+reg:programs(svc.obj)
 -- `luabpf attach SERVICE` reaches this process (unless --name chose a name).
 local renamed, rerr = require("luabpf._service").rename(svc.name)
 if not renamed then bpf.log("warn", "control socket: " .. rerr) end
@@ -68,8 +80,17 @@ hup:start("sighup", function()
     return
   end
   if new then
-    local applied, aerr = pcall(svc.apply, svc, new.vips)
-    if not applied then err = ("config %s: %s"):format(opt.config, aerr) end
+    -- The metrics endpoint moves first: if it can't, nothing changes.
+    local mok2, merr2 = endpoint:set(new.metrics)
+    if not mok2 then
+      err = ("config %s: %s"):format(opt.config, merr2)
+    else
+      local applied, aerr = pcall(svc.apply, svc, new.vips)
+      if not applied then
+        err = ("config %s: %s"):format(opt.config, aerr)
+        endpoint:set(cfg.metrics)
+      end
+    end
   end
   if err then
     bpf.log("error", err .. " (reload refused: the running configuration stays)")
@@ -86,28 +107,9 @@ local usr1 = uv.new_signal()
 usr1:start("sigusr1", function() report() end)
 usr1:unref()
 
+-- Counts with separators, rates in units (svc:report(), luabpf.fmt).
 report = function()
-  local s = svc:stats()
-  local names = {}
-  for n in pairs(s.vips) do names[#names + 1] = n end
-  table.sort(names)
-  for _, n in ipairs(names) do
-    local v = s.vips[n]
-    local q = v.quorum
-    print(("%s %s:%d/%s (%s)  %d pkts  %.0f pkt/s  %d flows%s"):format(n, v.addr, v.port, v.proto,
-      v.mode, v.packets, v.pps or 0, v.new_flows, v.checked > 0 and ("  %d/%d healthy%s"):format(v.healthy,
-        v.checked, q.ok and "" or ", QUORUM LOST: " .. q.policy) or ""))
-    local bn = {}
-    for b in pairs(v.backends) do bn[#bn + 1] = b end
-    table.sort(bn)
-    for _, b in ipairs(bn) do
-      local x = v.backends[b]
-      local h = x.health == "down" and ("  DOWN (%s)"):format(x.check.reason)
-        or x.health == "unchecked" and "" or "  " .. x.health
-      print(("  %-12s %-22s w=%-3s %-9s %8d pkts %8d flows%s"):format(b, x.addr .. ":" .. x.port,
-        tostring(x.weight), x.state, x.packets, x.new_flows, h))
-    end
-  end
+  print(svc:report())
   io.stdout:flush()
 end
 

@@ -8,7 +8,8 @@
 #   - the sandbox really applies: capabilities, no_new_privs, seccomp, a
 #     read-only /usr, no /root, a private /tmp and /dev (asked inside the
 #     service through its control socket)
-#   - traffic from the client through the balancer reaches the backends
+#   - traffic from the client through the balancer reaches the backends;
+#     `luabpf top NAME` finds its metrics endpoint (CONFIG metrics =)
 #   - reload: ExecReload (check, then SIGHUP) changes the pool; a broken
 #     config fails `systemctl reload` with its file:line and the service keeps
 #     serving
@@ -85,6 +86,7 @@ conf() { # BACKENDS...: "name addr weight"
   { echo "service = '$NAME'"
     echo "interface = 'eth0'"
     echo "xdp_mode = 'generic'"
+    echo "metrics = '127.0.0.1:9435'"
     echo "vips = {"
     echo "  { name = 'web', addr = '10.10.100.1', port = 80, backends = {"
     for b in "$@"; do set -- $b; echo "    { name = '$1', addr = '$2', port = 8080, weight = $3 },"; done
@@ -132,6 +134,13 @@ out=$(client spread 10.10.100.1 80 60)
 echo "spread: $out"
 t_eq "$(json 'd["errors"]' "$out")" 0 "60 connections through the systemd-run balancer: errors"
 t_eq "$(json 'd.get("b1", 0) > 0 and d.get("b2", 0) > 0' "$out")" True "both backends answered"
+
+# luabpf top NAME in the container: the endpoint the service announced.
+out=$(in_ct luabpf top "$NAME" --count 1 --interval 0.5 --plain 2>&1)
+t_contains "$out" "luabpf top  http://127.0.0.1:9435/metrics" "luabpf top $NAME finds the unit's metrics endpoint"
+t_contains "$out" "$NAME/web" "and shows its VIP"
+in_ct test -f "/run/luabpf/metrics/$NAME" && t_pass "registered in /run/luabpf/metrics (writable under the sandbox)" ||
+  t_fail "no /run/luabpf/metrics/$NAME"
 
 # 6. The sandbox, as the running service sees it.
 MAIN=$(in_ct systemctl show -p MainPID --value "luabpf@$NAME")

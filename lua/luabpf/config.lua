@@ -355,7 +355,7 @@ end
 local LB_KEYS = {
   service = true, interface = true, netns = true, xdp_mode = true, pin = true, ring_size = true,
   max_vips = true, max_backends = true, flows = true, flow_sample = true, drop_sample = true, vips = true,
-  flow_table = true, ct_mark = true, ct_fastpath = true, metrics = true, bgp = true,
+  flow_table = true, ct_mark = true, ct_fastpath = true, ct_sync = true, metrics = true, bgp = true,
 }
 local FILTER_KEYS = {
   default = true, allow = true, deny = true, rate_limit = true, protect = true, auto_ban = true,
@@ -408,7 +408,7 @@ local function check_lb(c, rep)
   for k in pairs(c) do
     if not LB_KEYS[k] and type(c[k]) ~= "function" then
       rep:warn({ k }, ("unknown setting '%s' (lb.lua ignores it; settings: %s)"):format(tostring(k),
-        "service, interface, xdp_mode, vips, netns, pin, flows, max_vips, max_backends, ring_size, flow_sample, drop_sample, flow_table, ct_mark, ct_fastpath, metrics, bgp"))
+        "service, interface, xdp_mode, vips, netns, pin, flows, max_vips, max_backends, ring_size, flow_sample, drop_sample, flow_table, ct_mark, ct_fastpath, ct_sync, metrics, bgp"))
     end
   end
   check_metrics(c, rep)

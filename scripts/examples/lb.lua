@@ -51,7 +51,7 @@ local svc, err, hint = lb.new({
   xdp_mode = cfg.xdp_mode, pin = cfg.pin, ring_size = cfg.ring_size, max_vips = cfg.max_vips,
   max_backends = cfg.max_backends, flows = cfg.flows, flow_sample = cfg.flow_sample,
   drop_sample = cfg.drop_sample, flow_table = cfg.flow_table, ct_mark = cfg.ct_mark,
-  ct_fastpath = cfg.ct_fastpath, bgp = cfg.bgp,
+  ct_fastpath = cfg.ct_fastpath, ct_sync = cfg.ct_sync, bgp = cfg.bgp,
 })
 if not svc then args.fatal(err, hint) end
 reg:lb(svc)

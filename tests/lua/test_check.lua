@@ -33,6 +33,14 @@ t.eq(out, SRC .. "/scripts/examples/lb.conf.lua: OK: load balancer 'demo' on eth
   .. SRC .. "/scripts/examples/lb.lua: OK: script (syntax checked; it runs with the kernel only under luabpf run)\n",
   "shipped files")
 
+-- The conntrack flow table's settings are lb.lua's, not unknown ones.
+out, ok = check(write("ct.lua", [[
+service = "ct"; interface = "eth1"; flow_table = "conntrack"; ct_sync = true; ct_fastpath = true
+vips = { { name = "web", addr = "10.0.0.1", port = 80, backends = { { name = "b1", addr = "10.0.1.1", port = 80 } } } }
+]]))
+t.ok(ok, "conntrack config with ct_sync: exit 0")
+t.eq(out, dir .. "/ct.lua: OK: load balancer 'ct' on eth1: 1 VIP(s), 1 backend(s)\n", "ct_sync is a setting lb.lua passes")
+
 -- A config returning a table, with a dual-stack pool and health checks.
 local good = write("good.lua", [[
 return {
@@ -79,7 +87,7 @@ t.eq(out, table.concat({
   bad .. ":14: error: vip 'dns': vip addr: '10.10.100.300' is not an IPv4 or IPv6 address",
   bad .. ":15: error: vip 'x': vip 10.10.100.2: proto must be tcp or udp, got sctp",
   bad .. ":16: error: VIP 'web' is declared twice",
-  bad .. ":3: warning: unknown setting 'intervall' (lb.lua ignores it; settings: service, interface, xdp_mode, vips, netns, pin, flows, max_vips, max_backends, ring_size, flow_sample, drop_sample, flow_table, ct_mark, ct_fastpath, metrics, bgp)",
+  bad .. ":3: warning: unknown setting 'intervall' (lb.lua ignores it; settings: service, interface, xdp_mode, vips, netns, pin, flows, max_vips, max_backends, ring_size, flow_sample, drop_sample, flow_table, ct_mark, ct_fastpath, ct_sync, metrics, bgp)",
   bad .. ": invalid: 5 errors", "" }, "\n"), "bad config: every error at its line")
 
 -- Lua errors keep Lua's own line; settings the service needs are required.

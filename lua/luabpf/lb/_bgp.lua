@@ -12,7 +12,7 @@
 -- A protocol is announced while the node can serve every VIP it covers: the
 -- program attached (XDP, or tc for conntrack), the VIP in the pool with
 -- quorum and some weight, and the node not drained by the operator
--- (`luabpf lb drain-node`). It is withdrawn when one of those goes, and
+-- (`luabpf lb drain-node`, kept across restarts). It is withdrawn when one of those goes, and
 -- before --destroy (synchronously, then `withdraw_wait` seconds pass before
 -- the program is detached, for the routers to move the flows). A stop that
 -- leaves the program pinned keeps announcing: it still serves. The desired
@@ -161,7 +161,9 @@ function Bgp:serving(vips)
   if not svc.obj then return false, "the service is closed" end
   if self.destroying then return false, "the service is being destroyed" end
   if not svc.link then return false, "the program is not attached" end
-  if self.drained then return false, "the node is drained (luabpf lb enable-node NAME announces it again)" end
+  if self.drained then
+    return false, ("the node is drained (luabpf lb enable-node %s announces it again)"):format(svc.name)
+  end
   if #vips == 0 then return false, "no VIP of the config is covered" end
   for _, name in ipairs(vips) do
     local v = svc.vips[name]

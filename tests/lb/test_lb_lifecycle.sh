@@ -5,7 +5,8 @@
 # (the running pool stays), a stop says what stays attached, a start on
 # another interface than the pinned link's is refused naming both, and a
 # start that fails after loading leaves nothing behind; `luabpf check`
-# reports too many backends and a DSR backend port unlike the VIP's.
+# reports too many backends and a DSR backend port unlike the VIP's; a
+# reload of a config that loops ends at its line (the service runs on).
 source "$LUABPF_SOURCE_DIR/tests/lb/lb_env.sh"
 lab_up "$P" 2
 PIN="/sys/fs/bpf/luabpf/lb/$SVC"
@@ -42,6 +43,14 @@ t_contains "$(tail -n +$((m + 1)) "$LBOUT")" \
 lb_report "b2 "
 t_contains "$REPORT" "b2 " "refused reload: b2 (removed in the refused config) is still in the pool"
 t_eq "$(served)" True "refused reload: still serving with both backends"
+# A config that loops: the reload ends with its line, the service runs on.
+lb_conf "" "b1 10.10.0.11 1"
+echo "while true do end" >>"$CONF"
+m=$(wc -l <"$LBOUT")
+kill -HUP "$LBPID"
+lb_wait_log "$m" 30 "reload refused" || t_fail "no refusal of a looping config"
+t_contains "$(tail -n +$((m + 1)) "$LBOUT")" "$CONF:6: the config did not finish within" "a looping config's reload: refused at its line"
+t_eq "$(served)" True "a looping config's reload: still serving with both backends"
 # The same config with only what a reload can change: applied.
 lb_conf "" "b1 10.10.0.11 1"
 m=$(wc -l <"$LBOUT")

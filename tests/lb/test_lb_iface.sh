@@ -56,8 +56,17 @@ t_eq "$LBRC" 0 "--destroy stop: exit code"
 [ -e "$PIN" ] && t_fail "--destroy left $PIN" || t_pass "--destroy removed $PIN"
 t_eq "$(xdp_id)" "" "--destroy detached XDP"
 
-# 4. luabpf lb stop with no process running: the pinned state goes.
-lb_start
+# 4. luabpf lb stop with no control socket: refused while a process (--no-control)
+# runs the service, then, with no process running, the pinned state goes.
+m=$(wc -l <"$LBOUT")
+"$LUABPF" --netns "$P-lb" --no-control run "$LUABPF_SOURCE_DIR/scripts/examples/lb.lua" "$CONF" >>"$LBOUT" 2>&1 &
+LBPID=$!
+lb_wait_log "$m" 10 "service '$SVC' on" || t_fail "the --no-control service did not start"
+rc=0
+out=$("$LUABPF" lb stop "$SVC" 2>&1) || rc=$?
+t_eq "$rc" 1 "lb stop while a process without control socket runs it: exit code"
+t_contains "$out" "ERROR: service '$SVC' is run by pid $LBPID (" "lb stop: names the process that runs it"
+[ -e "$PIN/link" ] && t_pass "lb stop refused: the pinned state stays" || t_fail "lb stop removed a running service's state"
 lb_stop
 out=$("$LUABPF" lb stop "$SVC" 2>&1) && t_pass "lb stop of a stopped service: exit 0" || t_fail "lb stop failed: $out"
 t_contains "$out" "service '$SVC' was not running: detached xdp_lb (eth0), $PIN removed" "lb stop of a stopped service: says what it did"

@@ -105,13 +105,17 @@ end
 function Service:_digest(v)
   local tab = v.halves and v.halves[v.table]
   if not tab then return nil end
+  -- Each publish makes a new array (and a backend's address changes only
+  -- through one): a digest per array, not one pass over 65,537 slots per scrape.
+  if v.digest_of == tab then return v.digest end
   local per = { [C.NO_BACKEND] = fnv(0x811c9dc5, "-") }
   for id, b in pairs(self.backend_by_id) do per[id] = fnv(0x811c9dc5, addr.mapped(b.addr) .. "|" .. b.port) end
   local h = 0x811c9dc5
   for s = 0, self.ring - 1 do
     h = mul32(bxor(h, per[tab[s]] or 0), 0x01000193)
   end
-  return bit.tohex(h)
+  v.digest_of, v.digest = tab, bit.tohex(h)
+  return v.digest
 end
 
 --- VIP vip's live table as the data plane reads it (its maglev map, not our

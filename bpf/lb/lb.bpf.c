@@ -47,6 +47,19 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } nat SEC(".maps");
 
+/*
+ * Per address: its flags and its VIPs' records (lb.h, struct lb_addr_vips):
+ * one hash lookup per packet where vip_addrs and then vips took two. The
+ * control plane writes both (lb_ct.bpf.c reads vip_addrs and vips).
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 256);
+	__type(key, ipv6_t);
+	__type(value, struct lb_addr_vips);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} vip_ports SEC(".maps");
+
 /* Next hops (lb.h, struct lb_nexthop): one direct-mapped cache per CPU. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -315,14 +328,19 @@ static __always_inline int nat_claim(struct pkt *p, const struct lb_vip *vip,
 	nv.vip_id = vip->id;
 	nv.backend = be_id;
 	nk.lport = p->key.sport;
+	/*
+	 * Look before inserting: an LRU insert takes a free entry (evicting one
+	 * when the table is full) before it finds the key taken, so a port in
+	 * use cost as much as a claim. The insert stays NOEXIST: a port taken
+	 * between the two is a taken port.
+	 */
 	for (int i = 0; i < NAT_PORT_TRIES; i++) {
-		struct lb_nat *old;
+		struct lb_nat *old = bpf_map_lookup_elem(&nat, &nk);
 
-		if (bpf_map_update_elem(&nat, &nk, &nv, BPF_NOEXIST) == 0) {
+		if (!old && bpf_map_update_elem(&nat, &nk, &nv, BPF_NOEXIST) == 0) {
 			*lport = nk.lport;
 			return 0;
 		}
-		old = bpf_map_lookup_elem(&nat, &nk);
 		if (old && old->cport == nv.cport && old->vport == nv.vport &&
 		    addr_eq(&old->client, &nv.client) && addr_eq(&old->vip, &nv.vip)) {
 			*lport = nk.lport; /* ours already: a retransmitted first packet */
@@ -429,15 +447,34 @@ static __always_inline int to_client(struct xdp_md *ctx, struct pkt *p)
 }
 
 /*
+ * Which of av's VIPs is (port, proto): its index, or -1. A global function,
+ * verified once: inline, each index the loop can stop at is a pointer of its
+ * own into the map value, and the verifier walks the rest of the program once
+ * for each (past its million instructions).
+ */
+__noinline int lb_find_vip(const struct lb_addr_vips *av, __be16 port, __u8 proto)
+{
+	if (!av)
+		return -1;
+	for (int i = 0; i < LB_ADDR_VIPS; i++) {
+		if (i >= av->n)
+			break;
+		if (av->v[i].port == port && av->v[i].proto == proto)
+			return i;
+	}
+	return -1;
+}
+
+/*
  * After the IP header: the L4 ports, then the service or a NAT reply. l4len is
  * what the IP header says follows it: a short segment in a frame padded to
  * Ethernet's 60 bytes must not have the padding read as its header.
  */
 static __always_inline int l4(struct xdp_md *ctx, struct pkt *p, void *l4h, __u8 proto, __u32 l4len,
-			      __u32 flags)
+			      struct lb_addr_vips *av)
 {
-	struct lb_vip_key vk = {};
-	struct lb_vip *vip;
+	__u32 flags = av->flags;
+	struct lb_vip *vip = NULL;
 	int rc;
 
 	if (proto == IPPROTO_TCP) {
@@ -466,10 +503,18 @@ static __always_inline int l4(struct xdp_md *ctx, struct pkt *p, void *l4h, __u8
 	p->key.sport = p->ports[0];
 	p->key.dport = p->ports[1];
 	if (flags & VIP_ADDR) {
-		vk.addr = p->key.dst;
-		vk.port = p->key.dport;
-		vk.proto = proto;
-		vip = bpf_map_lookup_elem(&vips, &vk);
+		__u32 i = (__u32)lb_find_vip(av, p->key.dport, proto); /* -1: past the end */
+
+		if (i < LB_ADDR_VIPS)
+			vip = &av->v[i].vip;
+		else if (av->n > LB_ADDR_VIPS) {
+			struct lb_vip_key vk = {};
+
+			vk.addr = p->key.dst;
+			vk.port = p->key.dport;
+			vk.proto = proto;
+			vip = bpf_map_lookup_elem(&vips, &vk);
+		}
 		if (vip)
 			return to_vip(ctx, p, vip);
 	}
@@ -504,7 +549,7 @@ static __always_inline bool ip_csum_ok(const struct iphdr *ip)
 
 static __always_inline int ipv4(struct xdp_md *ctx, struct pkt *p, struct iphdr *ip)
 {
-	__u32 *flags;
+	struct lb_addr_vips *av;
 	__u16 tot;
 
 	if ((void *)(ip + 1) > p->end)
@@ -513,26 +558,26 @@ static __always_inline int ipv4(struct xdp_md *ctx, struct pkt *p, struct iphdr 
 	if (ip->ihl < 5 || ip->version != 4 || tot < ip->ihl * 4 || (void *)ip + tot > p->end)
 		return verdict(p, LB_DROP_BAD_IP, XDP_DROP);
 	v4_mapped(&p->key.dst, ip->daddr);
-	flags = bpf_map_lookup_elem(&vip_addrs, &p->key.dst);
-	if (!flags)
+	av = bpf_map_lookup_elem(&vip_ports, &p->key.dst);
+	if (!av)
 		return verdict(p, LB_PASS_NOT_VIP, XDP_PASS);
 	v4_mapped(&p->key.src, ip->saddr);
 	p->ip4 = ip;
 	if (ip->frag_off & bpf_htons(IP_MF | IP_OFFSET))
-		return not_for_vip(p, *flags, LB_DROP_FRAGMENT);
+		return not_for_vip(p, av->flags, LB_DROP_FRAGMENT);
 	if (ip->protocol != IPPROTO_TCP && ip->protocol != IPPROTO_UDP)
 		return verdict(p, LB_PASS_NON_L4, XDP_PASS);
 	if (ip->ihl != 5)
-		return not_for_vip(p, *flags, LB_DROP_IP_OPTIONS);
+		return not_for_vip(p, av->flags, LB_DROP_IP_OPTIONS);
 	/* The rewrite updates the checksum incrementally: a bad one would stay bad. */
 	if (!ip_csum_ok(ip))
 		return drop(p, LB_DROP_IP_CHECKSUM, LB_NO_BACKEND);
-	return l4(ctx, p, ip + 1, ip->protocol, tot - sizeof(*ip), *flags);
+	return l4(ctx, p, ip + 1, ip->protocol, tot - sizeof(*ip), av);
 }
 
 static __always_inline int ipv6(struct xdp_md *ctx, struct pkt *p, struct ipv6hdr *ip6)
 {
-	__u32 *flags;
+	struct lb_addr_vips *av;
 
 	if ((void *)(ip6 + 1) > p->end)
 		return verdict(p, LB_DROP_BAD_IP, XDP_DROP);
@@ -540,20 +585,20 @@ static __always_inline int ipv6(struct xdp_md *ctx, struct pkt *p, struct ipv6hd
 	    (void *)(ip6 + 1) + bpf_ntohs(ip6->payload_len) > p->end)
 		return verdict(p, LB_DROP_BAD_IP, XDP_DROP);
 	__builtin_memcpy(&p->key.dst, &ip6->daddr, 16);
-	flags = bpf_map_lookup_elem(&vip_addrs, &p->key.dst);
-	if (!flags)
+	av = bpf_map_lookup_elem(&vip_ports, &p->key.dst);
+	if (!av)
 		return verdict(p, LB_PASS_NOT_VIP, XDP_PASS);
 	__builtin_memcpy(&p->key.src, &ip6->saddr, 16);
 	p->ip6 = ip6;
 	if (ip6->nexthdr == IPPROTO_TCP || ip6->nexthdr == IPPROTO_UDP)
-		return l4(ctx, p, ip6 + 1, ip6->nexthdr, bpf_ntohs(ip6->payload_len), *flags);
+		return l4(ctx, p, ip6 + 1, ip6->nexthdr, bpf_ntohs(ip6->payload_len), av);
 	if (ip6->nexthdr == NEXTHDR_FRAGMENT)
-		return not_for_vip(p, *flags, LB_DROP_FRAGMENT);
+		return not_for_vip(p, av->flags, LB_DROP_FRAGMENT);
 	if (ip6->nexthdr == IPPROTO_ICMPV6_ || ip6->nexthdr == 59 /* no next header */)
 		return verdict(p, LB_PASS_NON_L4, XDP_PASS); /* ND must reach the host */
 	/* Hop-by-hop, routing, destination options: we don't walk them. */
 	if (ip6->nexthdr == 0 || ip6->nexthdr == 43 || ip6->nexthdr == 60)
-		return not_for_vip(p, *flags, LB_DROP_IP_OPTIONS);
+		return not_for_vip(p, av->flags, LB_DROP_IP_OPTIONS);
 	return verdict(p, LB_PASS_NON_L4, XDP_PASS);
 }
 

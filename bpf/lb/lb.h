@@ -81,6 +81,27 @@ struct lb_vip {
 		      * source address, in the backends' family */
 };
 
+/*
+ * vip_ports (bpf/lb/lb.bpf.c): per address, its flags (VIP_ADDR, SNAT_ADDR)
+ * and the records of up to LB_ADDR_VIPS of its VIPs, so a packet to a VIP
+ * costs one hash lookup, not vip_addrs' and then vips'. An address with more
+ * VIPs (n > LB_ADDR_VIPS) finds the others in vips.
+ */
+#define LB_ADDR_VIPS 8
+
+struct lb_addr_vip {
+	__be16 port;
+	__u8 proto;
+	__u8 pad;
+	struct lb_vip vip;
+};
+
+struct lb_addr_vips {
+	__u32 flags;
+	__u32 n; /* its VIPs, all of them: the first LB_ADDR_VIPS are in v */
+	struct lb_addr_vip v[LB_ADDR_VIPS];
+};
+
 struct lb_backend {
 	ipv6_t addr;
 	__be16 port; /* NAT: port on the backend; 0 keeps the VIP's port */

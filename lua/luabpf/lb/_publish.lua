@@ -13,21 +13,65 @@ local Service = C.Service
 local MODES, NO_BACKEND, VIP_ADDR, SNAT_ADDR = C.MODES, C.NO_BACKEND, C.VIP_ADDR, C.SNAT_ADDR
 local vip_key = C.vip_key
 
+local ADDR_VIPS = 8 -- bpf/lb/lb.h, LB_ADDR_VIPS
+
+-- What a VIP's record in the data plane holds (vips, and vip_ports).
+local function vip_value(v)
+  return { id = v.id, mode = v.mode, table = v.table, encap_port = v.gue_port or 0,
+    snat = addr.mapped(v.snat or "::") }
+end
+
 -- Refcounted flags per address: a VIP address, a NAT source address, or both.
-function Service:_addr_flags()
+function Service:_flags_by_addr()
   local want = {}
   for _, v in pairs(self.vips) do
-    local a = addr.mapped(v.addr)
+    local a = self:_mapped(v.addr)
     want[a] = bit.bor(want[a] or 0, VIP_ADDR)
     if v.mode == MODES.nat then
-      local s = addr.mapped(v.snat)
+      local s = self:_mapped(v.snat)
       want[s] = bit.bor(want[s] or 0, SNAT_ADDR)
     end
   end
+  return want
+end
+
+-- Address a's vip_ports record (bpf/lb/lb.h, struct lb_addr_vips): its flags,
+-- and the records of its VIPs whose table is published, by id. The lb.bpf.c
+-- data plane finds a packet's VIP there in one lookup; other objects (the
+-- conntrack data plane, an older lb.bpf.o) have no vip_ports.
+function Service:_write_addr_vips(a, flags)
+  local m = self.m.vip_ports
+  if not m then return end
+  flags = flags or self:_flags_by_addr()[a]
+  if not flags then
+    m:delete(a)
+    return
+  end
+  local list = {}
+  for _, v in pairs(self.vips) do
+    if v.published and self:_mapped(v.addr) == a then list[#list + 1] = v end
+  end
+  table.sort(list, function(x, y) return x.id < y.id end)
+  local recs = {}
+  for i = 1, math.min(#list, ADDR_VIPS) do
+    local v = list[i]
+    recs[i] = { port = v.port, proto = v.proto, pad = 0, vip = vip_value(v) }
+  end
+  assert(m:update(a, { flags = flags, n = #list, v = recs }))
+end
+
+function Service:_addr_flags()
+  local want = self:_flags_by_addr()
   for k in self.m.vip_addrs:pairs() do
     if not want[addr.mapped(k)] then self.m.vip_addrs:delete(k) end
   end
   for a, f in pairs(want) do assert(self.m.vip_addrs:update(a, f)) end
+  if self.m.vip_ports then
+    for k in self.m.vip_ports:pairs() do
+      if not want[addr.mapped(k)] then self.m.vip_ports:delete(k) end
+    end
+    for a, f in pairs(want) do self:_write_addr_vips(a, f) end
+  end
 end
 
 local u32a, i32a = ffi.typeof("uint32_t[?]"), ffi.typeof("int32_t[?]")
@@ -85,8 +129,11 @@ function Service:_publish(v, entries)
   end
   v.halves[half] = have
   v.table = half
-  assert(self.m.vips:update(vip_key(v), { id = v.id, mode = v.mode, table = half, encap_port = v.gue_port or 0,
-    snat = addr.mapped(v.snat or "::") }))
+  v.published = true
+  -- The flip: the data plane's own record first (lb.bpf.c reads vip_ports),
+  -- then the one conntrack's data plane and the tools read.
+  self:_write_addr_vips(self:_mapped(v.addr))
+  assert(self.m.vips:update(vip_key(v), vip_value(v)))
   v.slots = {}
   for i = 1, n_e do
     if counts[i] > 0 then v.slots[entries[i].id] = counts[i] end

@@ -6,7 +6,8 @@
 # another interface than the pinned link's is refused naming both, and a
 # start that fails after loading leaves nothing behind; `luabpf check`
 # reports too many backends and a DSR backend port unlike the VIP's; a
-# reload of a config that loops ends at its line (the service runs on).
+# reload of a config that loops ends at its line (the service runs on); a
+# pinned link running another program is not taken over.
 source "$LUABPF_SOURCE_DIR/tests/lb/lb_env.sh"
 lab_up "$P" 2
 PIN="/sys/fs/bpf/luabpf/lb/$SVC"
@@ -128,4 +129,18 @@ t_eq "$rc" 1 "start failing at apply: exit code"
 t_contains "$out" "has no IPv4 address" "start failing at apply: the reason"
 [ -e "$PIN" ] && t_fail "a start failing at apply left $PIN ($(pins))" || t_pass "a start failing at apply left no pins"
 t_eq "$(xdp_id eth1)" "" "a start failing at apply left nothing attached"
+
+# 6. A pinned link that runs another program: refused naming both, left as it is.
+mkdir -p "$PIN"
+"$LUABPF" --netns "$P-lb" -e "local o = assert(bpf.load('$LUABPF_BUILD_DIR/bpf/xdp_pass.bpf.o'))
+  assert(assert(o:program('xdp_pass'):attach_xdp('eth0')):pin('$PIN/link'))"
+id=$(xdp_id)
+lb_conf "" "b1 10.10.0.11 1"
+rc=0
+out=$(run_lb 2>&1) || rc=$?
+t_eq "$rc" 1 "takeover of another program: exit code"
+t_contains "$out" "runs program 'xdp_pass', this data plane's is 'xdp_lb'" "takeover of another program: names both"
+t_eq "$(xdp_id)" "$id" "takeover of another program: it stays attached"
+out=$("$LUABPF" lb stop "$SVC" 2>&1) || t_fail "lb stop: $out"
+t_contains "$out" "detached xdp_pass (ifindex " "lb stop removes what another program left"
 t_done

@@ -160,7 +160,9 @@ function M.adopt(svc, path, prog_name, what)
     return false
   end
   local want = M.ifindex(svc.netns, svc.interface)
-  local on = info.ifname or ("ifindex " .. tostring(info.ifindex))
+  -- info.ifname is this process's namespace's name for the index: right
+  -- under luabpf --netns, not for a service given netns = ...
+  local on = not svc.netns and info.ifname or ("ifindex " .. tostring(info.ifindex))
   if info.ifindex and want ~= info.ifindex then
     link:close()
     return nil, ("service '%s': the pinned %s link %s is on %s (ifindex %s), this configuration says %s (%s): "
@@ -291,7 +293,8 @@ function M.destroy(name, root)
     local link = uv.fs_stat(path) and bpf.link_from_pin(path)
     if link then
       local info = link:info() or {}
-      local on = info.ifindex == 0 and "severed" or (info.ifname or ("ifindex " .. tostring(info.ifindex)))
+      -- The index only: its name is the service's namespace's, not ours.
+      local on = info.ifindex == 0 and "severed" or ("ifindex " .. tostring(info.ifindex))
       link:detach()
       detached[#detached + 1] = ("%s (%s)"):format(info.prog_name or f, on)
       if info.prog_name == "tc_lb" then

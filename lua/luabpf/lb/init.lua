@@ -149,7 +149,12 @@ function M.new(o)
     if self.link and (fresh or not self.pinned) then self.link:detach() end
     if self.xdp_link and (fresh or not self.pinned) then self.xdp_link:detach() end
     if self.xobj then self.xobj:close() end
-    if fresh or not self.pinned then self:_unpin_all() end
+    if (fresh or not self.pinned) and self.refused then
+      -- A pinned link we refused to take over is not ours: only our maps go.
+      for _, m in pairs(self.m or {}) do pcall(m.unpin, m) end
+    elseif fresh or not self.pinned then
+      self:_unpin_all()
+    end
     obj:close()
     life.unlock(lock)
     if not ok then error(res, 2) end
@@ -192,7 +197,7 @@ function Service:_start(o)
   local link, lkerr, lkhint = false, nil, nil
   if self.pinned and o.attach ~= false then
     link, lkerr, lkhint = life.adopt(self, link_path, self.ct and "tc_lb" or "xdp_lb", self.ct and "tc" or "XDP")
-    if link == nil then return nil, lkerr, lkhint end
+    if link == nil then self.refused = true return nil, lkerr, lkhint end
   end
   if o.attach == false then
     -- Not attached: for tests and benchmarks that drive it with prog:test_run.
@@ -241,7 +246,7 @@ function Service:_fastpath(o)
   local pinned, perr, phint = false, nil, nil
   if self.pinned and o.attach ~= false then
     pinned, perr, phint = life.adopt(self, link_path, "xdp_ct_fast", "XDP fast path")
-    if pinned == nil then return nil, perr, phint end
+    if pinned == nil then self.refused = true return nil, perr, phint end
   end
   if not self.ct.fastpath then
     if pinned and o.attach ~= false then

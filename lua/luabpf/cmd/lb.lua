@@ -27,7 +27,8 @@ through its control socket ]==] .. P.run_dir() .. [==[/NAME.sock.
   drain    weight 0, remembering the weight; enable gives it back
   add      add a backend (IPv6: [ADDR]:PORT; PORT defaults to the VIP's)
   remove   remove a backend: it leaves the table and its flows move
-  stop     detach and remove the pinned state (as --destroy); the service exits
+  stop     detach and remove the pinned state (as --destroy); the service exits;
+           with no process running it, the pinned state is removed here
   drain-node   withdraw this node's VIPs from BGP (config `bgp`): routers move
            its flows away, the program serves what still arrives; enable-node
            announces them again (docs/scale-out.md)

@@ -17,6 +17,11 @@
 # table has medians of the figures and of each run's ratio to its direct run.
 # usage: bench/lb_e2e.sh BUILD_DIR [SECONDS] [RUNS] [BACKENDS] [CONNECTIONS]
 #   LB_E2E_SETUPS="haproxy luabpf-nat" measures only those (and direct).
+#   LB_E2E_BEFORE=DIR adds before-nat and before-dsr: the same service from
+#   another tree, DIR (its luabpf in DIR/build, its scripts/examples/lb.lua),
+#   e.g. commit e1ec3e1's (issue 15's baseline):
+#     mkdir /tmp/old && git archive e1ec3e1 | tar -x -C /tmp/old
+#     cmake -S /tmp/old -B /tmp/old/build && cmake --build /tmp/old/build
 set -euo pipefail
 BUILD=$(cd "${1:-build}" && pwd)
 BENCH=$(cd "$(dirname "$0")" && pwd)
@@ -110,6 +115,12 @@ start_balancer() { # SETUP -> prints the HTTP and iperf3 target addresses
         >"$TMP/lb.log" 2>&1 &
       BAL_PID=$!
       ;;
+    before-nat | before-dsr)
+      lb_config "${1#before-}"
+      "$BEFORE/build/luabpf" --netns "$P-lb" run "$BEFORE/scripts/examples/lb.lua" "$TMP/lb.conf.lua" \
+        >"$TMP/lb.log" 2>&1 &
+      BAL_PID=$!
+      ;;
     nft-dnat)
       local map="" i
       for i in $(seq "$NB"); do map+="$((i - 1)) : 10.10.0.1$i, "; done
@@ -160,7 +171,13 @@ iperf_bps() { # HOST
     "$TMP/iperf.json"
 }
 
-read -r -a SETUPS <<<"${LB_E2E_SETUPS:-luabpf-nat luabpf-dsr nft-dnat haproxy}"
+BEFORE=${LB_E2E_BEFORE:-}
+if [ -n "$BEFORE" ] && [ ! -x "$BEFORE/build/luabpf" ]; then
+  echo "lb_e2e: LB_E2E_BEFORE=$BEFORE has no build/luabpf (build that tree first)" >&2
+  exit 2
+fi
+DEFAULT_SETUPS="luabpf-nat luabpf-dsr nft-dnat haproxy${BEFORE:+ before-nat before-dsr}"
+read -r -a SETUPS <<<"${LB_E2E_SETUPS:-$DEFAULT_SETUPS}"
 measure() { # SETUP: one line of results.tsv
   local t ka close bps
   start_balancer "$1"

@@ -130,6 +130,7 @@ function Service:_publish(v, entries)
   v.halves[half] = have
   v.table = half
   v.published = true
+  v.digest_of = nil -- the half's array is rewritten in place: _stats.lua's digest is stale
   -- The flip: the data plane's own record first (lb.bpf.c reads vip_ports),
   -- then the one conntrack's data plane and the tools read.
   self:_write_addr_vips(self:_mapped(v.addr))

@@ -23,7 +23,10 @@ long write(int fd, const void *buf, size_t n);
 int close(int fd);
 unsigned int umask(unsigned int mask);
 char *strerror(int err);
+struct lbpf_timeval { long sec; long usec; };
 ]]
+-- Declared by lb/_bgp.lua too: on its own, once.
+pcall(ffi.cdef, "int setsockopt(int fd, int level, int name, const void *val, unsigned int len);")
 
 local P = {}
 
@@ -137,6 +140,15 @@ end
 
 P.conn = {}
 
+--- Give up a read (recv) or a write (send) after SECONDS without progress:
+--- recv then returns nil, "no answer in N s". Without it they wait forever.
+function P.conn:timeout(seconds)
+  local tv = ffi.new("struct lbpf_timeval", math.floor(seconds), math.floor((seconds % 1) * 1e6))
+  ffi.C.setsockopt(self.fd, 1, 20, tv, ffi.sizeof(tv)) -- SOL_SOCKET, SO_RCVTIMEO
+  ffi.C.setsockopt(self.fd, 1, 21, tv, ffi.sizeof(tv)) -- SO_SNDTIMEO
+  self.limit = seconds
+end
+
 function P.conn:send(kind, payload)
   local data = P.frame(kind, payload)
   local off = 0
@@ -165,6 +177,8 @@ function P.conn:recv(on_eintr)
           local stop = on_eintr()
           if stop then return nil, stop end
         end
+      elseif e == P.EAGAIN and self.limit then
+        return nil, ("no answer in %g s"):format(self.limit)
       else
         return nil, strerror(e)
       end

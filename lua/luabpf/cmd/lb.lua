@@ -51,7 +51,12 @@ local function fail(code, msg, hint)
 end
 
 -- A greeted connection to NAME, or nil, exit code, message, hint.
-local function open(name)
+-- How long a service may take to answer before the command gives up on it:
+-- one that is stuck (a handler in a loop, a debugger) must not hang `lb`.
+local ANSWER_S = 10 -- a command to one service
+local LIST_S = 3 -- each service `lb list` asks
+
+local function open(name, limit)
   local path = P.socket_path(name)
   local c, err, code = P.connect(path)
   if not c then
@@ -65,13 +70,15 @@ local function open(name)
     end
     return nil, 1, ("can't connect to %s: %s"):format(path, err)
   end
+  c:timeout(limit or ANSWER_S)
   local kind, payload = c:recv()
   if kind == "refused" then
     c:close()
     return nil, 3, ("service '%s' refused the connection: %s"):format(name, payload)
   elseif kind ~= "hello" then
     c:close()
-    return nil, 1, ("service '%s' did not greet: %s"):format(name, tostring(payload or kind))
+    return nil, 1, ("service '%s' did not greet: %s"):format(name, tostring(payload or kind)),
+      "a service that answers nothing is busy or stuck: luabpf attach " .. name .. " shows it; SIGUSR1 prints its state"
   end
   c:send("hello", ("pid=%d tty=false client=lb"):format((sys.ids())))
   c.pid = tonumber(payload:match("pid=(%d+)"))
@@ -144,10 +151,13 @@ local function cmd_list(args)
   if args[1] and not json then fail(2, ("lb list: unexpected argument '%s'"):format(args[1]), "luabpf lb --help") end
   local rows, recs = {}, {}
   for _, name in ipairs(P.services()) do
-    local c = open(name)
+    local c, _, msg = open(name, LIST_S)
     if c then
-      local text = ask(c, "summary")
+      local text, err = ask(c, "summary")
       c:close()
+      if not text and err and err:find("^no answer") then
+        io.stderr:write(("luabpf lb list: service '%s' left out: %s (busy or stuck)\n"):format(name, err))
+      end
       if text then
         recs[#recs + 1] = text
         local F = require("luabpf.lb._ops_fmt")
@@ -155,6 +165,8 @@ local function cmd_list(args)
           F.count(field(text, "vips")), F.count(field(text, "backends")), F.count(field(text, "packets")),
           F.count(field(text, "runtime_changes")) }
       end
+    elseif msg and msg:find("no answer", 1, true) then
+      io.stderr:write(("luabpf lb list: service '%s' left out: %s\n"):format(name, msg))
     end
   end
   if json then

@@ -108,7 +108,15 @@ booted() {
   LEADER=$(pgrep -P "$NSPID" | head -1)
   [ -n "$LEADER" ] && nsenter -t "$LEADER" -a systemctl is-system-running 2>/dev/null | grep -qE '^(running|degraded)$'
 }
-t_wait 60 booted || { cat "$STAGE/nspawn.log" >&2; t_fail "the container's systemd did not boot in 60 s"; t_done; }
+boot_report() { # what the container's systemd says, when it did not boot
+  cat "$STAGE/nspawn.log" >&2
+  [ -n "$LEADER" ] || { echo "no container process under nspawn (pid $NSPID)" >&2; return 0; }
+  nsenter -t "$LEADER" -a systemctl is-system-running >&2 2>&1 || true
+  nsenter -t "$LEADER" -a systemctl --failed --no-pager >&2 2>&1 || true
+  nsenter -t "$LEADER" -a systemctl list-jobs --no-pager >&2 2>&1 || true
+  nsenter -t "$LEADER" -a journalctl -b -p warning --no-pager -n 30 >&2 2>&1 || true
+}
+t_wait 60 booted || { boot_report; t_fail "the container's systemd did not boot in 60 s"; t_done; }
 in_ct() { nsenter -t "$LEADER" -a "$@"; }
 t_pass "systemd $(in_ct systemctl --version | head -1 | cut -d' ' -f2) booted in the container ($(in_ct systemctl is-system-running))"
 t_eq "$(in_ct findmnt -n -o FSTYPE /sys/fs/bpf)" "" "no bpffs in the container before the start"

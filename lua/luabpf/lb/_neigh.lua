@@ -32,6 +32,30 @@ local function argv(netns)
   return "nsenter", a
 end
 
+-- uv.spawn(cmd, args) tied to this process: the child gets SIGKILL when
+-- luabpf dies, however it dies (SIGKILL, the watchdog's exit, a crash), instead
+-- of running on until it next writes to the closed pipe, in a quiet namespace
+-- for good. setpriv sets the parent-death signal and execs sh, which checks
+-- that its parent is still this process (closing the window in which luabpf
+-- died before the signal was set) and execs cmd; execs keep the signal (ip and
+-- nsenter are not set-uid). It is sent when the thread that spawned the child
+-- ends: spawn from the loop's thread, the main one. Without setpriv (it is in
+-- util-linux), cmd is spawned as before. Returns uv.spawn's results and
+-- whether the child is tied (a tied cmd that can't be run exits 127).
+function M.spawn(cmd, args, opts, on_exit)
+  local a = { "--pdeathsig", "KILL", "--", "sh", "-c", '[ "$PPID" = "$1" ] || exit 125; shift; exec "$@"', "sh",
+    tostring(uv.os_getpid()), cmd }
+  for _, x in ipairs(args) do a[#a + 1] = x end
+  local o = {}
+  for k, v in pairs(opts) do o[k] = v end
+  o.args = a
+  local proc, pid = uv.spawn("setpriv", o, on_exit)
+  if proc then return proc, pid, true end
+  o.args = args
+  proc, pid = uv.spawn(cmd, o, on_exit)
+  return proc, pid, false
+end
+
 -- Whether one line of `ip -o monitor neigh route` can move a next hop;
 -- macs remembers each neighbour's last MAC ("dev|addr" -> lladdr). A
 -- neighbour line is "[Deleted ]ADDR dev IF [lladdr MAC] [router] STATE";
@@ -96,11 +120,12 @@ function Watch:_spawn()
   local cmd, args = argv(self.svc.netns)
   local out = uv.new_pipe(false)
   local buf = ""
-  local proc, pid
-  proc, pid = uv.spawn(cmd, { args = args, stdio = { nil, out, nil } }, function(code, sig)
+  local proc, pid, tied
+  proc, pid, tied = M.spawn(cmd, args, { stdio = { nil, out, nil } }, function(code, sig)
     if self.proc then self.proc:close() end
     self.proc = nil
     if self.closed then return end
+    if tied and code == 127 then return self:_cant_run("not found") end
     if not self.warned_exit then
       self.warned_exit = true
       bpf.log("warn", ("service '%s': '%s monitor' stopped (exit %d, signal %d): started again in %d s; "
@@ -111,13 +136,7 @@ function Watch:_spawn()
   end)
   if not proc then
     out:close()
-    if not self.warned_spawn then
-      self.warned_spawn = true
-      bpf.log("warn", ("service '%s': can't run '%s' to watch neighbours and routes (%s): next hops "
-        .. "follow their changes within 1 s (the cache's expiry), not at once. HINT: install iproute2")
-        :format(self.svc.name, cmd, tostring(pid)))
-    end
-    return
+    return self:_cant_run(tostring(pid))
   end
   uv.unref(proc)
   uv.unref(out)
@@ -138,6 +157,14 @@ function Watch:_spawn()
     buf = buf:match("([^\n]*)$")
     if changed then self:_bump() end
   end)
+end
+
+function Watch:_cant_run(why)
+  if self.warned_spawn then return end
+  self.warned_spawn = true
+  bpf.log("warn", ("service '%s': can't run '%s' to watch neighbours and routes (%s): next hops "
+    .. "follow their changes within 1 s (the cache's expiry), not at once. HINT: install iproute2")
+    :format(self.svc.name, (argv(self.svc.netns)), why))
 end
 
 --- Stop watching (idempotent): the `ip` process is killed, handles closed.

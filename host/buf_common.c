@@ -3,6 +3,10 @@
 #include <stdio.h>
 
 #include "buf_common.h"
+#include "ring_decode.h"
+
+#define DEFAULT_BATCH 256
+#define DEFAULT_SLICE_US 1000
 
 #define MODULE "luabpf._ringbuf"
 
@@ -86,12 +90,239 @@ void lbpf_evbuf__push_module_fn(lua_State *L, const char *fn)
 	lua_remove(L, -2);
 }
 
-void lbpf_evbuf__init(struct lbpf_evbuf *b, const struct lbpf_decode *d, const char *name,
-		      const char *what)
+void lbpf_evbuf__init(struct lbpf_evbuf *b, const struct lbpf_evbuf_ops *ops,
+		      const struct lbpf_decode *d, const char *name, const char *what, int batch,
+		      uint64_t slice_ns)
 {
+	b->ops = ops;
 	b->decode = *d;
+	b->batch = batch;
+	b->slice_ns = slice_ns;
+	b->drain_ref = b->ctype_ref = b->anchor_ref = LUA_NOREF;
 	snprintf(b->name, sizeof(b->name), "%s", name);
 	snprintf(b->what, sizeof(b->what), "%s", what);
+}
+
+void lbpf_evbuf__check_pace(lua_State *L, const char *kind, const char *name, int *batch,
+			    uint64_t *slice_ns)
+{
+	lua_Integer n = lbpf_opt_integer(L, 3, "batch", DEFAULT_BATCH), slice;
+
+	if (n < 1 || n > (1 << 24))
+		luaL_error(L, "%s '%s': option 'batch' must be 1..16777216, got %d", kind, name,
+			   (int)n);
+	slice = lbpf_opt_integer(L, 3, "slice_us", DEFAULT_SLICE_US);
+	if (slice < 0 || slice > 1000000)
+		luaL_error(L, "%s '%s': option 'slice_us' must be 0..1000000 "
+			      "(microseconds a wake may drain; 0: one batch), got %d",
+			   kind, name, (int)slice);
+	*batch = (int)n;
+	*slice_ns = (uint64_t)slice * 1000;
+}
+
+/* decode(): table mode's general decoder for the event the drain loop holds. */
+static int l_decode_current(lua_State *L)
+{
+	struct lbpf_evbuf *b = lua_touserdata(L, lua_upvalueindex(1));
+	uint32_t k = *b->cur ? *b->cur - 1 : 0;
+
+	lbpf_evbuf__check_len(L, &b->decode, b->len[k], b->ops->kind, b->name);
+	lbpf_evbuf__decode_table(L, &b->decode, b->ptr[k], b->what);
+	return 1;
+}
+
+static const char *const mode_names[] = { "raw", "table", "cdata" };
+
+int lbpf_evbuf__start_loop(lua_State *L, struct lbpf_evbuf *b, const char *fn, void *chunk)
+{
+	int rc;
+
+	lbpf_evbuf__push_module_fn(L, fn);
+	lua_pushlightuserdata(L, chunk);
+	lua_pushstring(L, mode_names[b->decode.mode]);
+	lua_pushstring(L, b->decode.decl ? b->decode.decl : "");
+	lua_pushinteger(L, b->decode.size);
+	lua_pushvalue(L, 2);
+	lua_pushlightuserdata(L, b);
+	lua_pushcclosure(L, l_decode_current, 1);
+	lua_pushstring(L, b->name);
+	lua_pushstring(L, b->decode.type_name);
+	if (b->decode.mode == LBPF_DECODE_TABLE)
+		lbpf_ring__push_tree(L, &b->decode);
+	else
+		lua_pushnil(L);
+	rc = lua_pcall(L, 9, 2, 0);
+	if (rc)
+		return rc;
+	b->ctype_ref = luaL_ref(L, LUA_REGISTRYINDEX); /* LUA_REFNIL unless cdata */
+	b->drain_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	/* Like a luv handle, an open buffer lives until close() or shutdown. */
+	lua_pushvalue(L, 4);
+	b->anchor_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	return 0;
+}
+
+void lbpf_evbuf__unref(struct lbpf_evbuf *b)
+{
+	lua_State *L = lbpf_vm();
+
+	if (!L)
+		return;
+	luaL_unref(L, LUA_REGISTRYINDEX, b->drain_ref);
+	luaL_unref(L, LUA_REGISTRYINDEX, b->ctype_ref);
+	luaL_unref(L, LUA_REGISTRYINDEX, b->anchor_ref);
+}
+
+uint64_t lbpf_evbuf__drain(struct lbpf_evbuf *b, lua_State *L, uint64_t budget, uint64_t batch,
+			   uint64_t deadline)
+{
+	uint64_t start = *b->events, n;
+
+	b->ops->begin(b);
+	b->draining = true;
+	while (!*b->stop) {
+		uint64_t done = *b->events - start;
+		int rc;
+
+		if (done >= budget)
+			break;
+		lua_rawgeti(L, LUA_REGISTRYINDEX, b->drain_ref);
+		lua_pushnumber(L, (lua_Number)(budget - done));
+		lua_pushnumber(L, (lua_Number)batch);
+		lua_pushnumber(L, (lua_Number)deadline);
+		rc = lbpf_pcall(L, 3, 0, b->what);
+		b->ops->settle(b);
+		if (rc)
+			b->errors++;
+		if (b->ops->again && b->ops->again(b, L))
+			continue;
+		if (rc == 0)
+			break;
+	}
+	b->ops->settle(b);
+	b->draining = false;
+	n = *b->events - start;
+	if (n)
+		b->batches += 1 + (n - 1) / batch;
+	if (b->closing)
+		b->ops->release(b);
+	return n;
+}
+
+void lbpf_evbuf__wake(struct lbpf_evbuf *b)
+{
+	uint64_t batch = (uint64_t)b->batch;
+
+	if (b->slice_ns)
+		lbpf_evbuf__drain(b, lbpf_vm(), UINT64_MAX, batch, uv_hrtime() + b->slice_ns);
+	else
+		lbpf_evbuf__drain(b, lbpf_vm(), batch, batch, 0);
+	if (b->ops->woke)
+		b->ops->woke(b);
+}
+
+void lbpf_evbuf__on_readable(uv_poll_t *h, int status, int events)
+{
+	struct lbpf_evbuf *b = h->data;
+
+	(void)events;
+	if (status < 0) {
+		lbpf_log(LBPF_WARN, "%s '%s': poll failed: %s", b->ops->kind, b->name,
+			 uv_strerror(status));
+		return;
+	}
+	lbpf_evbuf__wake(b);
+}
+
+void lbpf_evbuf__close_now(struct lbpf_evbuf *b)
+{
+	*b->stop = 1;
+	/* Closed from its own handler: the drain loop still holds the chunk. */
+	if (lbpf_evbuf__close(b))
+		b->ops->release(b);
+}
+
+void lbpf_evbuf__close_all(struct lbpf_evbuf **list)
+{
+	while (*list)
+		lbpf_evbuf__close_now(*list);
+}
+
+int lbpf_evbuf__l_pause(lua_State *L, const struct lbpf_evbuf_ops *ops)
+{
+	struct lbpf_evbuf *b = lbpf_evbuf__check(L, 1, ops->mt, ops->kind);
+
+	b->paused = true;
+	*b->stop = 1;
+	uv_poll_stop(&b->poll);
+	if (ops->paused)
+		ops->paused(b);
+	return 0;
+}
+
+int lbpf_evbuf__l_resume(lua_State *L, const struct lbpf_evbuf_ops *ops)
+{
+	struct lbpf_evbuf *b = lbpf_evbuf__check(L, 1, ops->mt, ops->kind);
+	int err;
+
+	if (!b->paused)
+		return 0;
+	err = uv_poll_start(&b->poll, UV_READABLE, lbpf_evbuf__on_readable);
+	if (err)
+		return lbpf_failf(L, -err, "%s '%s': can't poll", ops->kind, b->name);
+	b->paused = false;
+	*b->stop = 0;
+	if (ops->resumed)
+		ops->resumed(b);
+	lua_pushboolean(L, 1);
+	return 1;
+}
+
+int lbpf_evbuf__l_consume(lua_State *L, const struct lbpf_evbuf_ops *ops, bool takes_max)
+{
+	struct lbpf_evbuf *b = lbpf_evbuf__check(L, 1, ops->mt, ops->kind);
+	lua_Number max = takes_max ? luaL_optnumber(L, 2, 9007199254740992.0) : 0;
+	uint64_t budget = UINT64_MAX;
+	bool paused = b->paused;
+	uint64_t n;
+
+	if (b->draining)
+		return luaL_error(L, "%s '%s': consume() called from its own handler", ops->kind,
+				  b->name);
+	if (takes_max) {
+		if (max < 1) {
+			lua_pushinteger(L, 0);
+			return 1;
+		}
+		budget = (uint64_t)max;
+	}
+	/* Explicit consume works on a paused buffer too. */
+	*b->stop = 0;
+	n = lbpf_evbuf__drain(b, L, budget, budget, 0);
+	if (!b->closing && paused && b->paused)
+		*b->stop = 1;
+	lua_pushnumber(L, (lua_Number)n);
+	return 1;
+}
+
+int lbpf_evbuf__l_name(lua_State *L, const struct lbpf_evbuf_ops *ops)
+{
+	lua_pushstring(L, lbpf_evbuf__check(L, 1, ops->mt, ops->kind)->name);
+	return 1;
+}
+
+int lbpf_evbuf__l_close(lua_State *L, const struct lbpf_evbuf_ops *ops)
+{
+	struct lbpf_evbuf *b = lbpf_evbuf__peek(L, ops);
+
+	if (b)
+		lbpf_evbuf__close_now(b);
+	return 0;
+}
+
+struct lbpf_evbuf *lbpf_evbuf__peek(lua_State *L, const struct lbpf_evbuf_ops *ops)
+{
+	return ((struct lbpf_evbuf_ud *)luaL_checkudata(L, 1, ops->mt))->b;
 }
 
 void lbpf_evbuf__add(struct lbpf_evbuf *b, struct lbpf_evbuf **list, struct lbpf_evbuf_ud *u)

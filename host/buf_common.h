@@ -12,11 +12,40 @@
 
 #include "luabpf.h"
 
+struct lbpf_evbuf;
+
+/* What one kind of buffer does its own way. */
+struct lbpf_evbuf_ops {
+	const char *kind; /* "ringbuf": in messages and luabpf.KIND */
+	const char *mt;	  /* its metatable */
+	void (*begin)(struct lbpf_evbuf *b);  /* a drain starts */
+	void (*settle)(struct lbpf_evbuf *b); /* commit what the handler took */
+	/* After each call of the drain loop: true to call it again even when it
+	 * returned (perf buffers' lost records). NULL: never. */
+	bool (*again)(struct lbpf_evbuf *b, lua_State *L);
+	void (*woke)(struct lbpf_evbuf *b);     /* after a wake's drain; may be NULL */
+	void (*paused)(struct lbpf_evbuf *b);   /* after pause(); may be NULL */
+	void (*resumed)(struct lbpf_evbuf *b);  /* after resume(); may be NULL */
+	void (*release)(struct lbpf_evbuf *b);  /* free the kernel side */
+};
+
 /* What both buffers keep the same way; the first member of each. */
 struct lbpf_evbuf {
 	struct lbpf_evbuf *next, **pprev; /* its kind's list, for close_all */
 	struct lbpf_evbuf_ud *ud;	  /* NULL once closed */
+	const struct lbpf_evbuf_ops *ops;
 	bool paused, closing, draining, released;
+	uv_poll_t poll; /* data: this struct */
+	/* The head of the chunk the drain loop reads (struct lbpf_ring's or
+	 * struct lbpf_perf_chunk's): set by the owner before it is drained. */
+	uint32_t *stop, *cur;
+	const void *const *ptr;
+	const uint32_t *len;
+	const uint64_t *events;
+	int drain_ref, ctype_ref, anchor_ref;
+	int batch;
+	uint64_t slice_ns;
+	uint64_t batches, errors;
 	struct lbpf_decode decode;
 	char name[BPF_OBJ_NAME_LEN + 1];
 	char what[BPF_OBJ_NAME_LEN + 32]; /* "ringbuf 'events' handler" */
@@ -27,9 +56,56 @@ struct lbpf_evbuf_ud {
 	struct lbpf_evbuf *b; /* NULL once closed */
 };
 
-/// Take over d (freed by the owner's release) and set the names.
-void lbpf_evbuf__init(struct lbpf_evbuf *b, const struct lbpf_decode *d, const char *name,
-		      const char *what);
+/// Take over d (freed by the owner's release), set the names, the pace
+/// (batch, slice_us) and ops; the Lua references start as LUA_NOREF.
+void lbpf_evbuf__init(struct lbpf_evbuf *b, const struct lbpf_evbuf_ops *ops,
+		      const struct lbpf_decode *d, const char *name, const char *what, int batch,
+		      uint64_t slice_ns);
+
+/// Check the options both take, batch and slice_us, in the table at 3.
+/// Raises "KIND 'name': option 'batch' must be ..." on a bad value.
+void lbpf_evbuf__check_pace(lua_State *L, const char *kind, const char *name, int *batch,
+			    uint64_t *slice_ns);
+
+/// Build the drain loop: luabpf._ringbuf.FN(chunk, mode, decl, size, handler,
+/// decode, name, type_name, tree), with the handler at 2 and the userdata at 4.
+/// 0 and b's drain, ctype and anchor references taken; else lua_pcall's code
+/// with the error on the stack.
+int lbpf_evbuf__start_loop(lua_State *L, struct lbpf_evbuf *b, const char *fn, void *chunk);
+
+/// Drop b's Lua references (a release step).
+void lbpf_evbuf__unref(struct lbpf_evbuf *b);
+
+/// Hand up to budget events to the handler, in batches of batch: no batch
+/// starts after deadline (uv_hrtime), or after the first when deadline is 0.
+/// An error in the handler is logged and counted, its event counts as
+/// consumed, and the rest goes on. Releases b if it was closed meanwhile.
+uint64_t lbpf_evbuf__drain(struct lbpf_evbuf *b, lua_State *L, uint64_t budget, uint64_t batch,
+			   uint64_t deadline);
+
+/// A wake: batches until empty or the slice is used up, then ops->woke.
+void lbpf_evbuf__wake(struct lbpf_evbuf *b);
+
+/// uv_poll callback of both (h->data is the buffer).
+void lbpf_evbuf__on_readable(uv_poll_t *h, int status, int events);
+
+/// Close b (pause its chunk, untie its userdata) and release it unless its
+/// own handler runs (the drain releases it then).
+void lbpf_evbuf__close_now(struct lbpf_evbuf *b);
+
+/// Close every buffer on list (a shutdown step).
+void lbpf_evbuf__close_all(struct lbpf_evbuf **list);
+
+/// The Lua methods both have the same way: pause(), resume(), name(),
+/// close()/__gc, and consume([max]) (max only where takes_max).
+int lbpf_evbuf__l_pause(lua_State *L, const struct lbpf_evbuf_ops *ops);
+int lbpf_evbuf__l_resume(lua_State *L, const struct lbpf_evbuf_ops *ops);
+int lbpf_evbuf__l_consume(lua_State *L, const struct lbpf_evbuf_ops *ops, bool takes_max);
+int lbpf_evbuf__l_name(lua_State *L, const struct lbpf_evbuf_ops *ops);
+int lbpf_evbuf__l_close(lua_State *L, const struct lbpf_evbuf_ops *ops);
+
+/// The buffer of the userdata at 1 for __tostring; NULL once closed.
+struct lbpf_evbuf *lbpf_evbuf__peek(lua_State *L, const struct lbpf_evbuf_ops *ops);
 
 /// Put b on list and tie it to its new userdata u.
 void lbpf_evbuf__add(struct lbpf_evbuf *b, struct lbpf_evbuf **list, struct lbpf_evbuf_ud *u);

@@ -22,20 +22,15 @@
 #include "ring_decode.h"
 
 #define DEFAULT_PAGES 64
-#define DEFAULT_BATCH 256
-#define DEFAULT_SLICE_US 1000
 
 struct perfbuf {
 	struct lbpf_evbuf b; /* first: what ring buffers keep the same way */
 	struct lbpf_perf_chunk *c;
 	struct perf_buffer *pb;
-	uv_poll_t poll;
 	uv_idle_t kick; /* a drain on the loop's next turn: see kick() */
 	int handles;    /* libuv handles not closed yet */
-	int drain_ref, lost_ref, ctype_ref, anchor_ref;
-	int batch;
-	uint64_t slice_ns;
-	uint64_t lost, batches, errors;
+	int lost_ref;
+	uint64_t lost;
 	char lost_what[BPF_OBJ_NAME_LEN + 40];
 };
 
@@ -45,11 +40,6 @@ static inline __u64 load_acquire(const __u64 *p)
 }
 
 static struct lbpf_evbuf *all;
-
-static struct lbpf_evbuf_ud *check_ud(lua_State *L, int idx)
-{
-	return luaL_checkudata(L, idx, MT_PERFBUF);
-}
 
 static struct perfbuf *check_pb(lua_State *L, int idx)
 {
@@ -68,23 +58,21 @@ static void on_closed(uv_handle_t *h)
 	free(p);
 }
 
-static void release(struct perfbuf *p)
+static void release(struct lbpf_evbuf *b)
 {
+	struct perfbuf *p = (struct perfbuf *)b;
 	lua_State *L = lbpf_vm();
 
-	if (!lbpf_evbuf__release(&p->b))
+	if (!lbpf_evbuf__release(b))
 		return;
-	if (L) {
-		luaL_unref(L, LUA_REGISTRYINDEX, p->drain_ref);
+	lbpf_evbuf__unref(b);
+	if (L)
 		luaL_unref(L, LUA_REGISTRYINDEX, p->lost_ref);
-		luaL_unref(L, LUA_REGISTRYINDEX, p->ctype_ref);
-		luaL_unref(L, LUA_REGISTRYINDEX, p->anchor_ref);
-	}
 	p->c->stop = 1;
-	lbpf_decode__free(&p->b.decode);
-	uv_poll_stop(&p->poll);
+	lbpf_decode__free(&b->decode);
+	uv_poll_stop(&b->poll);
 	uv_idle_stop(&p->kick);
-	uv_close((uv_handle_t *)&p->poll, on_closed);
+	uv_close((uv_handle_t *)&b->poll, on_closed);
 	uv_close((uv_handle_t *)&p->kick, on_closed);
 	/*
 	 * Now, not in on_closed: libuv has dropped the epoll fd already, and the
@@ -93,13 +81,6 @@ static void release(struct perfbuf *p)
 	 */
 	perf_buffer__free(p->pb);
 	p->pb = NULL;
-}
-
-static void pb_close(struct perfbuf *p)
-{
-	p->c->stop = 1;
-	if (lbpf_evbuf__close(&p->b))
-		release(p);
 }
 
 /* Never called: we read the buffers ourselves (lbpf_perf__fill). */
@@ -123,85 +104,53 @@ static void report_lost(struct perfbuf *p, lua_State *L)
 	lbpf_pcall(L, 2, 0, p->lost_what);
 }
 
-/*
- * Up to budget samples to the handler, in batches of batch: no batch starts
- * after deadline (uv_hrtime), or after the first when deadline is 0. An
- * error in the handler is logged, its sample counts as consumed, and the
- * rest goes on.
- */
-static uint64_t drain(struct perfbuf *p, lua_State *L, uint64_t budget, uint64_t batch,
-		      uint64_t deadline)
+static void begin(struct lbpf_evbuf *b)
 {
-	struct lbpf_perf_chunk *c = p->c;
-	uint64_t start = c->events, n;
+	struct lbpf_perf_chunk *c = ((struct perfbuf *)b)->c;
 
 	c->n = c->i = c->taken = 0;
-	p->b.draining = true;
-	while (!c->stop) {
-		uint64_t done = c->events - start;
-		int rc;
-
-		if (done >= budget)
-			break;
-		lua_rawgeti(L, LUA_REGISTRYINDEX, p->drain_ref);
-		lua_pushnumber(L, (lua_Number)(budget - done));
-		lua_pushnumber(L, (lua_Number)batch);
-		lua_pushnumber(L, (lua_Number)deadline);
-		rc = lbpf_pcall(L, 3, 0, p->b.what);
-		lbpf_perf__settle(c);
-		if (rc)
-			p->errors++;
-		if (c->lost_pending)
-			report_lost(p, L);
-		else if (rc == 0)
-			break;
-	}
-	lbpf_perf__settle(c);
-	p->b.draining = false;
-	n = c->events - start;
-	if (n)
-		p->batches += 1 + (n - 1) / batch;
-	if (p->b.closing)
-		release(p);
-	return n;
 }
 
-static void kick(struct perfbuf *p);
+static void settle(struct lbpf_evbuf *b)
+{
+	lbpf_perf__settle(((struct perfbuf *)b)->c);
+}
+
+/* Lost records stopped the chunk: report them, and the drain goes on. */
+static bool again(struct lbpf_evbuf *b, lua_State *L)
+{
+	struct perfbuf *p = (struct perfbuf *)b;
+
+	if (!p->c->lost_pending)
+		return false;
+	report_lost(p, L);
+	return true;
+}
 
 /*
- * A wake: batches until every buffer is empty or the slice is used up. What
- * is left waits for the loop's next turn (kick), not for the next sample: a
- * perf buffer's readiness is used up by the first poll that sees it.
+ * Samples that came while we were not polled (before start, while paused)
+ * sent their wakeup to nobody and would wait for the next sample: drain once
+ * by hand after every (re)start, and after a wake that left some.
  */
-static void wake(struct perfbuf *p)
-{
-	uint64_t batch = (uint64_t)p->batch;
-	struct lbpf_perf_chunk *c = p->c;
+static void kick(struct lbpf_evbuf *b);
 
-	if (p->slice_ns)
-		drain(p, lbpf_vm(), UINT64_MAX, batch, uv_hrtime() + p->slice_ns);
-	else
-		drain(p, lbpf_vm(), batch, batch, 0);
+/*
+ * After a wake's batches: what is left waits for the loop's next turn (kick),
+ * not for the next sample: a perf buffer's readiness is used up by the first
+ * poll that sees it.
+ */
+static void woke(struct lbpf_evbuf *b)
+{
+	struct lbpf_perf_chunk *c = ((struct perfbuf *)b)->c;
+
 	if (c->stop)
 		return;
-	for (int b = 0; b < c->nbufs; b++) {
-		if (load_acquire(&c->hdr[b]->data_head) != c->hdr[b]->data_tail) {
-			kick(p);
+	for (int i = 0; i < c->nbufs; i++) {
+		if (load_acquire(&c->hdr[i]->data_head) != c->hdr[i]->data_tail) {
+			kick(b);
 			return;
 		}
 	}
-}
-
-static void on_readable(uv_poll_t *h, int status, int events)
-{
-	struct perfbuf *p = h->data;
-
-	(void)events;
-	if (status < 0) {
-		lbpf_log(LBPF_WARN, "perfbuf '%s': poll failed: %s", p->b.name, uv_strerror(status));
-		return;
-	}
-	wake(p);
 }
 
 static void on_kick(uv_idle_t *h)
@@ -210,31 +159,44 @@ static void on_kick(uv_idle_t *h)
 
 	uv_idle_stop(h);
 	if (!p->b.paused && !p->b.closing)
-		wake(p);
+		lbpf_evbuf__wake(&p->b);
 }
 
-/*
- * Samples that came while we were not polled (before start, while paused)
- * sent their wakeup to nobody and would wait for the next sample: drain once
- * by hand after every (re)start, and after a wake that left some.
- */
-static void kick(struct perfbuf *p)
+static void kick(struct lbpf_evbuf *b)
 {
-	uv_idle_start(&p->kick, on_kick);
+	uv_idle_start(&((struct perfbuf *)b)->kick, on_kick);
 }
 
-/* decode(): table mode's general decoder for the sample the drain loop holds. */
-static int l_decode_current(lua_State *L)
+static void paused(struct lbpf_evbuf *b)
 {
-	struct perfbuf *p = lua_touserdata(L, lua_upvalueindex(1));
-	uint32_t k = p->c->i ? p->c->i - 1 : 0;
-
-	lbpf_evbuf__check_len(L, &p->b.decode, p->c->len[k], "perfbuf", p->b.name);
-	lbpf_evbuf__decode_table(L, &p->b.decode, p->c->ptr[k], p->b.what);
-	return 1;
+	uv_idle_stop(&((struct perfbuf *)b)->kick);
 }
 
-static const char *const mode_names[] = { "raw", "table", "cdata" };
+static const struct lbpf_evbuf_ops ops = {
+	.kind = "perfbuf",
+	.mt = MT_PERFBUF,
+	.begin = begin,
+	.settle = settle,
+	.again = again,
+	.woke = woke,
+	.paused = paused,
+	.resumed = kick,
+	.release = release,
+};
+
+/* Undo a start that failed before the handles: nothing is left behind. */
+static int fail_open(lua_State *L, struct perfbuf *p, int err, const char *what)
+{
+	char name[sizeof(p->b.name)];
+
+	snprintf(name, sizeof(name), "%s", p->b.name);
+	perf_buffer__free(p->pb);
+	lbpf_decode__free(&p->b.decode);
+	free(p->c->scratch);
+	free(p->c);
+	free(p);
+	return lbpf_failf(L, err, "perfbuf '%s': %s", name, what);
+}
 
 /* luabpf.perfbuf(map, handler [, {decode=, pages=64, lost=function(cpu, n), batch=, slice_us=}]) */
 static int l_perfbuf(lua_State *L)
@@ -245,9 +207,10 @@ static int l_perfbuf(lua_State *L)
 	struct lbpf_evbuf_ud *u;
 	struct perfbuf *p;
 	const char *spec;
-	lua_Integer pages, batch, slice;
+	lua_Integer pages;
+	uint64_t slice_ns;
 	char what[sizeof(p->b.what)];
-	int err;
+	int batch, err;
 
 	lbpf_evbuf__check_args(L, "perfbuf", BPF_MAP_TYPE_PERF_EVENT_ARRAY, known, &v, what,
 			       sizeof(what));
@@ -256,15 +219,7 @@ static int l_perfbuf(lua_State *L)
 	if (pages < 1 || pages > (1 << 20) || (pages & (pages - 1)))
 		return luaL_error(L, "perfbuf '%s': option 'pages' must be a power of 2, got %d",
 				  v.name, (int)pages);
-	batch = lbpf_opt_integer(L, 3, "batch", DEFAULT_BATCH);
-	if (batch < 1 || batch > (1 << 24))
-		return luaL_error(L, "perfbuf '%s': option 'batch' must be 1..16777216, got %d",
-				  v.name, (int)batch);
-	slice = lbpf_opt_integer(L, 3, "slice_us", DEFAULT_SLICE_US);
-	if (slice < 0 || slice > 1000000)
-		return luaL_error(L, "perfbuf '%s': option 'slice_us' must be 0..1000000 "
-				  "(microseconds a wake may drain; 0: one batch), got %d",
-				  v.name, (int)slice);
+	lbpf_evbuf__check_pace(L, "perfbuf", v.name, &batch, &slice_ns);
 	if (!lua_isnoneornil(L, 3)) {
 		lua_getfield(L, 3, "lost");
 		if (!lua_isnil(L, -1) && !lua_isfunction(L, -1))
@@ -284,32 +239,23 @@ static int l_perfbuf(lua_State *L)
 		lbpf_decode__free(&dec);
 		return lbpf_fail(L, ENOMEM);
 	}
-	lbpf_evbuf__init(&p->b, &dec, v.name, what);
-	p->drain_ref = p->lost_ref = p->ctype_ref = p->anchor_ref = LUA_NOREF;
-	p->batch = (int)batch;
-	p->slice_ns = (uint64_t)slice * 1000;
+	lbpf_evbuf__init(&p->b, &ops, &dec, v.name, what, batch, slice_ns);
+	p->b.stop = &p->c->stop;
+	p->b.cur = &p->c->i;
+	p->b.ptr = p->c->ptr;
+	p->b.len = p->c->len;
+	p->b.events = &p->c->events;
+	p->lost_ref = LUA_NOREF;
 	snprintf(p->lost_what, sizeof(p->lost_what), "perfbuf '%s' lost callback", v.name);
 
 	p->pb = perf_buffer__new(v.fd, (size_t)pages, on_sample, NULL, p, NULL);
 	err = p->pb ? lbpf_perf__map(p->c, p->pb) : errno;
-	if (err) {
-		perf_buffer__free(p->pb);
-		lbpf_decode__free(&p->b.decode);
-		free(p->c->scratch);
-		free(p->c);
-		free(p);
-		return lbpf_failf(L, err, "perfbuf '%s': can't open the per-CPU buffers", v.name);
-	}
-	err = uv_poll_init(lbpf_loop(), &p->poll, perf_buffer__epoll_fd(p->pb));
-	if (err) {
-		perf_buffer__free(p->pb);
-		lbpf_decode__free(&p->b.decode);
-		free(p->c->scratch);
-		free(p->c);
-		free(p);
-		return lbpf_failf(L, -err, "perfbuf '%s': can't poll", v.name);
-	}
-	p->poll.data = p;
+	if (err)
+		return fail_open(L, p, err, "can't open the per-CPU buffers");
+	err = uv_poll_init(lbpf_loop(), &p->b.poll, perf_buffer__epoll_fd(p->pb));
+	if (err)
+		return fail_open(L, p, -err, "can't poll");
+	p->b.poll.data = p;
 	uv_idle_init(lbpf_loop(), &p->kick);
 	p->kick.data = p;
 	p->handles = 2;
@@ -323,85 +269,34 @@ static int l_perfbuf(lua_State *L)
 		p->lost_ref = lua_isnil(L, -1) ? (lua_pop(L, 1), LUA_NOREF)
 					       : luaL_ref(L, LUA_REGISTRYINDEX);
 	}
-	/* The drain loop: luabpf._ringbuf.perf(chunk, mode, decl, size, handler, decode,
-	 * name, type_name, tree) */
-	lbpf_evbuf__push_module_fn(L, "perf");
-	lua_pushlightuserdata(L, p->c);
-	lua_pushstring(L, mode_names[p->b.decode.mode]);
-	lua_pushstring(L, p->b.decode.decl ? p->b.decode.decl : "");
-	lua_pushinteger(L, p->b.decode.size);
-	lua_pushvalue(L, 2);
-	lua_pushlightuserdata(L, p);
-	lua_pushcclosure(L, l_decode_current, 1);
-	lua_pushstring(L, p->b.name);
-	lua_pushstring(L, p->b.decode.type_name);
-	if (p->b.decode.mode == LBPF_DECODE_TABLE)
-		lbpf_ring__push_tree(L, &p->b.decode);
-	else
-		lua_pushnil(L);
-	if (lua_pcall(L, 9, 2, 0)) {
-		pb_close(p);
+	/* The drain loop: luabpf._ringbuf.perf(chunk, ...) */
+	if (lbpf_evbuf__start_loop(L, &p->b, "perf", p->c)) {
+		lbpf_evbuf__close_now(&p->b);
 		return lua_error(L);
 	}
-	p->ctype_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-	p->drain_ref = luaL_ref(L, LUA_REGISTRYINDEX); // [map, handler, opts, ud]
-	/* Like a luv handle, an open buffer lives until close() or shutdown. */
-	lua_pushvalue(L, 4);
-	p->anchor_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-	err = uv_poll_start(&p->poll, UV_READABLE, on_readable);
+	err = uv_poll_start(&p->b.poll, UV_READABLE, lbpf_evbuf__on_readable);
 	if (err) {
-		pb_close(p);
+		lbpf_evbuf__close_now(&p->b);
 		return lbpf_failf(L, -err, "perfbuf '%s': can't poll", v.name);
 	}
-	kick(p);
+	kick(&p->b);
 	return 1;
 }
 
 static int l_pause(lua_State *L)
 {
-	struct perfbuf *p = check_pb(L, 1);
-
-	p->b.paused = true;
-	p->c->stop = 1;
-	uv_poll_stop(&p->poll);
-	uv_idle_stop(&p->kick);
-	return 0;
+	return lbpf_evbuf__l_pause(L, &ops);
 }
 
 static int l_resume(lua_State *L)
 {
-	struct perfbuf *p = check_pb(L, 1);
-	int err;
-
-	if (!p->b.paused)
-		return 0;
-	err = uv_poll_start(&p->poll, UV_READABLE, on_readable);
-	if (err)
-		return lbpf_failf(L, -err, "perfbuf '%s': can't poll", p->b.name);
-	p->b.paused = false;
-	p->c->stop = 0;
-	kick(p);
-	lua_pushboolean(L, 1);
-	return 1;
+	return lbpf_evbuf__l_resume(L, &ops);
 }
 
 /* pb:consume(): read every per-CPU buffer now; returns how many events. */
 static int l_consume(lua_State *L)
 {
-	struct perfbuf *p = check_pb(L, 1);
-	bool paused = p->b.paused;
-	uint64_t n;
-
-	if (p->b.draining)
-		return luaL_error(L, "perfbuf '%s': consume() called from its own handler",
-				  p->b.name);
-	/* Explicit consume works on a paused buffer too. */
-	p->c->stop = 0;
-	n = drain(p, L, UINT64_MAX, UINT64_MAX, 0);
-	if (!p->b.closing && paused && p->b.paused)
-		p->c->stop = 1;
-	lua_pushnumber(L, (lua_Number)n);
-	return 1;
+	return lbpf_evbuf__l_consume(L, &ops, false);
 }
 
 static int l_lost(lua_State *L)
@@ -414,7 +309,7 @@ static int l_stats(lua_State *L)
 {
 	struct perfbuf *p = check_pb(L, 1);
 
-	lbpf_evbuf__push_stats(L, p->c->events, p->batches, p->errors, p->b.paused);
+	lbpf_evbuf__push_stats(L, p->c->events, p->b.batches, p->b.errors, p->b.paused);
 	lua_pushnumber(L, (lua_Number)p->lost);
 	lua_setfield(L, -2, "lost");
 	return 1;
@@ -422,22 +317,17 @@ static int l_stats(lua_State *L)
 
 static int l_name(lua_State *L)
 {
-	lua_pushstring(L, check_pb(L, 1)->b.name);
-	return 1;
+	return lbpf_evbuf__l_name(L, &ops);
 }
 
 static int l_close(lua_State *L)
 {
-	struct lbpf_evbuf_ud *u = check_ud(L, 1);
-
-	if (u->b)
-		pb_close((struct perfbuf *)u->b);
-	return 0;
+	return lbpf_evbuf__l_close(L, &ops);
 }
 
 static int l_tostring(lua_State *L)
 {
-	struct perfbuf *p = (struct perfbuf *)check_ud(L, 1)->b;
+	struct perfbuf *p = (struct perfbuf *)lbpf_evbuf__peek(L, &ops);
 	char spec[160];
 
 	if (!p)
@@ -471,8 +361,7 @@ static const luaL_Reg module_fns[] = {
 /// Close every perf buffer (a shutdown step, added by module.c).
 void lbpf_perfbuf__close_all(void)
 {
-	while (all)
-		pb_close((struct perfbuf *)all);
+	lbpf_evbuf__close_all(&all);
 }
 
 /// Register luabpf.perfbuf and its metatable.

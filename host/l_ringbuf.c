@@ -26,23 +26,15 @@
 #include "ring_chunk.h"
 #include "ring_decode.h"
 
-#define DEFAULT_BATCH 256
-#define DEFAULT_SLICE_US 1000
-
 struct ringbuf {
 	struct lbpf_evbuf b; /* first: what perf buffers keep the same way */
 	struct lbpf_ring ring;
-	uv_poll_t poll;
 	int fd;                        /* our dup of the map's fd */
 	void *cons_page, *prod_pages;
 	size_t page_size, prod_size;
 	int lost_fd;
 	bool lost_percpu;
 	uint32_t lost_value_size;
-	int drain_ref, anchor_ref, ctype_ref;
-	int batch;
-	uint64_t slice_ns;
-	uint64_t batches, errors;
 };
 
 static struct lbpf_evbuf *all;
@@ -50,11 +42,6 @@ static struct lbpf_evbuf *all;
 static inline unsigned long load_acquire(const unsigned long *p)
 {
 	return __atomic_load_n(p, __ATOMIC_ACQUIRE);
-}
-
-static struct lbpf_evbuf_ud *check_ud(lua_State *L, int idx)
-{
-	return luaL_checkudata(L, idx, MT_RINGBUF);
 }
 
 static struct ringbuf *check_rb(lua_State *L, int idx)
@@ -70,100 +57,50 @@ static void on_closed(uv_handle_t *h)
 }
 
 /* Unmap and close: the handle itself goes when libuv is done with it. */
-static void release(struct ringbuf *rb)
+static void release(struct lbpf_evbuf *b)
 {
-	lua_State *L = lbpf_vm();
+	struct ringbuf *rb = (struct ringbuf *)b;
 
-	if (!lbpf_evbuf__release(&rb->b))
+	if (!lbpf_evbuf__release(b))
 		return;
-	if (L) {
-		luaL_unref(L, LUA_REGISTRYINDEX, rb->drain_ref);
-		luaL_unref(L, LUA_REGISTRYINDEX, rb->anchor_ref);
-		luaL_unref(L, LUA_REGISTRYINDEX, rb->ctype_ref);
-	}
-	uv_poll_stop(&rb->poll);
+	lbpf_evbuf__unref(b);
+	uv_poll_stop(&b->poll);
 	if (rb->prod_pages)
 		munmap(rb->prod_pages, rb->prod_size);
 	if (rb->cons_page)
 		munmap(rb->cons_page, rb->page_size);
 	if (rb->lost_fd >= 0)
 		close(rb->lost_fd);
-	lbpf_decode__free(&rb->b.decode);
+	lbpf_decode__free(&b->decode);
 	/* libuv still holds the fd in its epoll set until the handle is closed. */
-	if (!uv_is_closing((uv_handle_t *)&rb->poll))
-		uv_close((uv_handle_t *)&rb->poll, on_closed);
+	if (!uv_is_closing((uv_handle_t *)&b->poll))
+		uv_close((uv_handle_t *)&b->poll, on_closed);
 	close(rb->fd);
 }
 
-static void rb_close(struct ringbuf *rb)
+/* A drain starts: pick up where any other consumer of this ring (another
+ * buffer on the same map, libbpf, a previous process) left it. */
+static void begin(struct lbpf_evbuf *b)
 {
-	bool now = lbpf_evbuf__close(&rb->b);
+	struct lbpf_ring *r = &((struct ringbuf *)b)->ring;
 
-	rb->ring.stop = 1;
-	/* Closed from its own handler: the drain loop still holds the ring. */
-	if (now)
-		release(rb);
-}
-
-/*
- * Hand up to budget events to the handler, in batches of batch: no batch
- * starts after deadline (uv_hrtime), or after the first when deadline is 0.
- * An error in the handler is logged, its event counts as consumed, and the
- * rest goes on.
- */
-static uint64_t drain(struct ringbuf *rb, lua_State *L, uint64_t budget, uint64_t batch,
-		      uint64_t deadline)
-{
-	struct lbpf_ring *r = &rb->ring;
-	uint64_t start = r->events, n;
-
-	/* Pick up where any other consumer of this ring (another buffer on the
-	 * same map, libbpf, a previous process) left it. */
 	r->pos = r->committed = load_acquire(r->consumer_pos);
 	r->n = r->i = r->taken = 0;
-	rb->b.draining = true;
-	while (!r->stop) {
-		uint64_t done = r->events - start;
-		int rc;
-
-		if (done >= budget)
-			break;
-		lua_rawgeti(L, LUA_REGISTRYINDEX, rb->drain_ref);
-		lua_pushnumber(L, (lua_Number)(budget - done));
-		lua_pushnumber(L, (lua_Number)batch);
-		lua_pushnumber(L, (lua_Number)deadline);
-		rc = lbpf_pcall(L, 3, 0, rb->b.what);
-		lbpf_ring__settle(r);
-		if (rc == 0)
-			break;
-		rb->errors++;
-	}
-	lbpf_ring__settle(r);
-	rb->b.draining = false;
-	n = r->events - start;
-	if (n)
-		rb->batches += 1 + (n - 1) / batch;
-	if (rb->b.closing)
-		release(rb);
-	return n;
 }
 
-/* A wake: batches until the ring is empty or the slice is used up. */
-static void on_readable(uv_poll_t *h, int status, int events)
+static void settle(struct lbpf_evbuf *b)
 {
-	struct ringbuf *rb = h->data;
-	uint64_t batch = (uint64_t)rb->batch;
-
-	(void)events;
-	if (status < 0) {
-		lbpf_log(LBPF_WARN, "ringbuf '%s': poll failed: %s", rb->b.name, uv_strerror(status));
-		return;
-	}
-	if (rb->slice_ns)
-		drain(rb, lbpf_vm(), UINT64_MAX, batch, uv_hrtime() + rb->slice_ns);
-	else
-		drain(rb, lbpf_vm(), batch, batch, 0);
+	lbpf_ring__settle(&((struct ringbuf *)b)->ring);
 }
+
+/* The poll being level-triggered, what a wake leaves brings the loop back. */
+static const struct lbpf_evbuf_ops ops = {
+	.kind = "ringbuf",
+	.mt = MT_RINGBUF,
+	.begin = begin,
+	.settle = settle,
+	.release = release,
+};
 
 /* The lost_map: a (per-CPU) array whose key 0 the producer bumps. Raises on misuse. */
 static void check_lost_map(lua_State *L, int opts, const char *name, struct lbpf_map_view *v)
@@ -245,19 +182,6 @@ static int map_ring(struct ringbuf *rb, const struct lbpf_map_view *v)
 	return 0;
 }
 
-/* decode(): table mode's decoder for the record the drain loop holds. */
-static int l_decode_current(lua_State *L)
-{
-	struct ringbuf *rb = lua_touserdata(L, lua_upvalueindex(1));
-	uint32_t k = rb->ring.i ? rb->ring.i - 1 : 0;
-
-	lbpf_evbuf__check_len(L, &rb->b.decode, rb->ring.len[k], "ringbuf", rb->b.name);
-	lbpf_evbuf__decode_table(L, &rb->b.decode, rb->ring.ptr[k], rb->b.what);
-	return 1;
-}
-
-static const char *const mode_names[] = { "raw", "table", "cdata" };
-
 /* luabpf.ringbuf(map, handler [, {decode=, batch=, slice_us=, lost_map=}]) */
 static int l_ringbuf(lua_State *L)
 {
@@ -268,20 +192,12 @@ static int l_ringbuf(lua_State *L)
 	struct ringbuf *rb;
 	const char *spec;
 	char what[sizeof(rb->b.what)];
-	lua_Integer batch, slice;
-	int err;
+	uint64_t slice_ns;
+	int batch, err;
 
 	lbpf_evbuf__check_args(L, "ringbuf", BPF_MAP_TYPE_RINGBUF, known, &v, what, sizeof(what));
 	spec = lbpf_opt_string(L, 3, "decode", "raw");
-	batch = lbpf_opt_integer(L, 3, "batch", DEFAULT_BATCH);
-	if (batch < 1 || batch > (1 << 24))
-		return luaL_error(L, "ringbuf '%s': option 'batch' must be 1..16777216, got %d",
-				  v.name, (int)batch);
-	slice = lbpf_opt_integer(L, 3, "slice_us", DEFAULT_SLICE_US);
-	if (slice < 0 || slice > 1000000)
-		return luaL_error(L, "ringbuf '%s': option 'slice_us' must be 0..1000000 "
-				  "(microseconds a wake may drain; 0: one batch), got %d",
-				  v.name, (int)slice);
+	lbpf_evbuf__check_pace(L, "ringbuf", v.name, &batch, &slice_ns);
 	lua_settop(L, 3);
 	check_lost_map(L, 3, v.name, &lost);
 	/* The last thing that may raise: it allocates, and we free on later failures. */
@@ -292,11 +208,13 @@ static int l_ringbuf(lua_State *L)
 		lbpf_decode__free(&dec);
 		return lbpf_fail(L, ENOMEM);
 	}
-	lbpf_evbuf__init(&rb->b, &dec, v.name, what);
+	lbpf_evbuf__init(&rb->b, &ops, &dec, v.name, what, batch, slice_ns);
+	rb->b.stop = &rb->ring.stop;
+	rb->b.cur = &rb->ring.i;
+	rb->b.ptr = rb->ring.ptr;
+	rb->b.len = rb->ring.len;
+	rb->b.events = &rb->ring.events;
 	rb->fd = rb->lost_fd = -1;
-	rb->drain_ref = rb->anchor_ref = rb->ctype_ref = LUA_NOREF;
-	rb->batch = (int)batch;
-	rb->slice_ns = (uint64_t)slice * 1000;
 	if (lost.fd >= 0) {
 		rb->lost_percpu = lost.type == BPF_MAP_TYPE_PERCPU_ARRAY;
 		rb->lost_value_size = lost.value_size;
@@ -319,45 +237,24 @@ static int l_ringbuf(lua_State *L)
 	err = map_ring(rb, &v);
 	if (err)
 		goto fail;
-	err = uv_poll_init(lbpf_loop(), &rb->poll, rb->fd);
+	err = uv_poll_init(lbpf_loop(), &rb->b.poll, rb->fd);
 	if (err) {
 		err = -err;
 		goto fail;
 	}
-	rb->poll.data = rb;
+	rb->b.poll.data = rb;
 	/* From here release() frees rb. */
 	lbpf_evbuf__add(&rb->b, &all, u);
 
-	/* The drain loop: luabpf._ringbuf.ring(ring, mode, decl, size, handler, decode, name,
-	 * type_name, tree) */
-	lbpf_evbuf__push_module_fn(L, "ring");
-	lua_pushlightuserdata(L, &rb->ring);
-	lua_pushstring(L, mode_names[rb->b.decode.mode]);
-	lua_pushstring(L, rb->b.decode.decl ? rb->b.decode.decl : "");
-	lua_pushinteger(L, rb->b.decode.size);
-	lua_pushvalue(L, 2);
-	lua_pushlightuserdata(L, rb);
-	lua_pushcclosure(L, l_decode_current, 1);
-	lua_pushstring(L, rb->b.name);
-	lua_pushstring(L, rb->b.decode.type_name);
-	if (rb->b.decode.mode == LBPF_DECODE_TABLE)
-		lbpf_ring__push_tree(L, &rb->b.decode);
-	else
-		lua_pushnil(L);
-	if (lua_pcall(L, 9, 2, 0)) {
+	/* The drain loop: luabpf._ringbuf.ring(ring, ...) */
+	if (lbpf_evbuf__start_loop(L, &rb->b, "ring", &rb->ring)) {
 		lua_pushfstring(L, "ringbuf '%s': %s", rb->b.name, lua_tostring(L, -1));
-		rb_close(rb);
+		lbpf_evbuf__close_now(&rb->b);
 		return lua_error(L);
 	}
-	rb->ctype_ref = luaL_ref(L, LUA_REGISTRYINDEX); /* LUA_REFNIL unless cdata */
-	rb->drain_ref = luaL_ref(L, LUA_REGISTRYINDEX); // [map, handler, opts, ud]
-	/* An open buffer lives on, like a luv handle, until close() or shutdown. */
-	lua_pushvalue(L, 4);
-	rb->anchor_ref = luaL_ref(L, LUA_REGISTRYINDEX);
-
-	err = uv_poll_start(&rb->poll, UV_READABLE, on_readable);
+	err = uv_poll_start(&rb->b.poll, UV_READABLE, lbpf_evbuf__on_readable);
 	if (err) {
-		rb_close(rb);
+		lbpf_evbuf__close_now(&rb->b);
 		return lbpf_failf(L, -err, "ringbuf '%s': can't poll", v.name);
 	}
 	return 1;
@@ -378,52 +275,18 @@ fail:
 
 static int l_pause(lua_State *L)
 {
-	struct ringbuf *rb = check_rb(L, 1);
-
-	rb->b.paused = true;
-	rb->ring.stop = 1;
-	uv_poll_stop(&rb->poll);
-	return 0;
+	return lbpf_evbuf__l_pause(L, &ops);
 }
 
 static int l_resume(lua_State *L)
 {
-	struct ringbuf *rb = check_rb(L, 1);
-	int err;
-
-	if (!rb->b.paused)
-		return 0;
-	err = uv_poll_start(&rb->poll, UV_READABLE, on_readable);
-	if (err)
-		return lbpf_failf(L, -err, "ringbuf '%s': can't poll", rb->b.name);
-	rb->b.paused = false;
-	rb->ring.stop = 0;
-	lua_pushboolean(L, 1);
-	return 1;
+	return lbpf_evbuf__l_resume(L, &ops);
 }
 
 /* rb:consume([max]): drain now, on the caller's stack; returns how many. */
 static int l_consume(lua_State *L)
 {
-	struct ringbuf *rb = check_rb(L, 1);
-	lua_Number max = luaL_optnumber(L, 2, 9007199254740992.0);
-	bool paused = rb->b.paused;
-	uint64_t n;
-
-	if (rb->b.draining)
-		return luaL_error(L, "ringbuf '%s': consume() called from its own handler",
-				  rb->b.name);
-	if (max < 1) {
-		lua_pushinteger(L, 0);
-		return 1;
-	}
-	/* Explicit consume works on a paused buffer too. */
-	rb->ring.stop = 0;
-	n = drain(rb, L, (uint64_t)max, (uint64_t)max, 0);
-	if (!rb->b.closing && paused && rb->b.paused)
-		rb->ring.stop = 1;
-	lua_pushnumber(L, (lua_Number)n);
-	return 1;
+	return lbpf_evbuf__l_consume(L, &ops, true);
 }
 
 static int l_lost(lua_State *L)
@@ -448,7 +311,7 @@ static int l_stats(lua_State *L)
 	struct ringbuf *rb = check_rb(L, 1);
 	uint64_t lost;
 
-	lbpf_evbuf__push_stats(L, rb->ring.events, rb->batches, rb->errors, rb->b.paused);
+	lbpf_evbuf__push_stats(L, rb->ring.events, rb->b.batches, rb->b.errors, rb->b.paused);
 	/* Bytes the producer has written that we have not consumed yet. */
 	lua_pushnumber(L, (lua_Number)(load_acquire(rb->ring.producer_pos) - rb->ring.committed));
 	lua_setfield(L, -2, "pending_bytes");
@@ -461,14 +324,13 @@ static int l_stats(lua_State *L)
 
 static int l_name(lua_State *L)
 {
-	lua_pushstring(L, check_rb(L, 1)->b.name);
-	return 1;
+	return lbpf_evbuf__l_name(L, &ops);
 }
 
 /* rb:ctype(): the FFI pointer type events have in cdata mode (nil otherwise). */
 static int l_ctype(lua_State *L)
 {
-	lua_rawgeti(L, LUA_REGISTRYINDEX, check_rb(L, 1)->ctype_ref);
+	lua_rawgeti(L, LUA_REGISTRYINDEX, check_rb(L, 1)->b.ctype_ref);
 	return 1;
 }
 
@@ -495,16 +357,12 @@ static int l_decode_bytes(lua_State *L)
 
 static int l_close(lua_State *L)
 {
-	struct lbpf_evbuf_ud *u = check_ud(L, 1);
-
-	if (u->b)
-		rb_close((struct ringbuf *)u->b);
-	return 0;
+	return lbpf_evbuf__l_close(L, &ops);
 }
 
 static int l_tostring(lua_State *L)
 {
-	struct ringbuf *rb = (struct ringbuf *)check_ud(L, 1)->b;
+	struct ringbuf *rb = (struct ringbuf *)lbpf_evbuf__peek(L, &ops);
 	char spec[160];
 
 	if (!rb)
@@ -539,8 +397,7 @@ static const luaL_Reg module_fns[] = {
 
 void lbpf_ringbuf__close_all(void)
 {
-	while (all)
-		rb_close((struct ringbuf *)all);
+	lbpf_evbuf__close_all(&all);
 }
 
 void lbpf_ringbuf__register(lua_State *L)

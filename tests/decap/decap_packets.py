@@ -8,10 +8,14 @@ byte, or the input untouched) are compared with what is expected.
 Exit status 0 when every case passed.
 """
 import argparse
-import subprocess
+import os
 import sys
 
 from scapy.all import IP, TCP, UDP, Ether, ICMP, IPv6, Raw
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import lib_pkt  # noqa: E402
+from lib_pkt import Fatal  # noqa: E402
 
 OURS4, OURS6 = "10.1.0.11", "fd01::11"
 LB4, LB6 = "10.0.0.2", "fd00::2"
@@ -20,30 +24,9 @@ GUE = 6080
 MAC = dict(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
 
 
-class Fatal(Exception):
-    pass
-
-
-class Driver:
+class Driver(lib_pkt.Driver):
     def __init__(self, a):
-        self.p = subprocess.Popen([a.luabpf, "run", a.script], stdin=subprocess.PIPE,
-                                  stdout=subprocess.PIPE, text=True)
-
-    def cmd(self, *words):
-        line = " ".join(str(w) for w in words)
-        self.p.stdin.write(line + "\n")
-        self.p.stdin.flush()
-        while True:
-            out = self.p.stdout.readline()
-            if not out:
-                raise Fatal(f"luabpf exited (status {self.p.wait()}) on '{line[:60]}'")
-            if out.startswith("@@ "):
-                break
-            sys.stdout.write("luabpf: " + out)
-        status, _, rest = out[3:].rstrip("\n").partition(" ")
-        if status != "ok":
-            raise Fatal(f"'{line[:60]}': {rest}")
-        return rest
+        super().__init__(a.luabpf, a.script)
 
     def run(self, frame):
         verdict, moved, out = self.cmd("run", bytes(frame).hex()).split(" ")
@@ -162,11 +145,10 @@ def main():
     dropped("outer ipv4 checksum wrong", bad, "drop_bad_header")
     dropped("ipip says ipv4, carries ipv6", eth(False) / IP(src=LB4, dst=OURS4, proto=4) / i6, "drop_bad_header")
 
-    d.cmd("close")
-    d.p.stdin.close()
-    rc = d.p.wait(timeout=30)
-    if rc != 0:
-        fails.append(f"luabpf exited with status {rc}")
+    try:
+        d.close()
+    except Fatal as e:
+        fails.append(str(e))
     for f in fails:
         print("FAIL:", f)
     return 1 if fails else 0

@@ -17,13 +17,13 @@ import argparse
 import os
 import random
 import struct
-import subprocess
 import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lb"))
 from lb_packets import B, CL4, CL6, LB4, LB6, Fatal, ip_json  # noqa: E402
+from lib_pkt import Driver  # noqa: E402
 from lb_packets import VIPS as LB_VIPS  # noqa: E402
 from scapy.all import (ARP, ICMP, IP, TCP, UDP, Dot1Q, Ether, ICMPv6EchoRequest,  # noqa: E402
                        IPOption_Router_Alert, IPv6, IPv6ExtHdrFragment, IPv6ExtHdrHopByHop, Raw)
@@ -44,43 +44,24 @@ VERDICTS = {"lb": {"XDP_TX", "XDP_PASS", "XDP_DROP"}, "ct": {"TC_ACT_OK", "TC_AC
             "ctxdp": {"XDP_TX", "XDP_PASS"}, "filter": {"XDP_TX", "XDP_PASS", "XDP_DROP"}}
 
 
-class Plane:
+class Plane(Driver):
     """One luabpf process running a driver script, in the namespace."""
 
     def __init__(self, a, script):
-        self.p = subprocess.Popen([a.luabpf, "--netns", a.netns, "run", script],
-                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-
-    def _answer(self, line, frames=None):
-        while True:
-            out = self.p.stdout.readline()
-            if not out:
-                raise Fatal(f"luabpf exited (status {self.p.wait()}) on '{line[:60]}'")
-            if out.startswith("@@ "):
-                break
-            if frames is not None and out.split(" ", 1)[0] in ALL_VERDICTS:
-                frames.append(out.rstrip("\n"))
-            elif frames is not None and out.startswith("ERR:"):
-                frames.append(out.rstrip("\n"))
-            else:
-                sys.stdout.write("luabpf: " + out)
-        status, _, rest = out[3:].rstrip("\n").partition(" ")
-        if status != "ok":
-            raise Fatal(f"'{line[:60]}': {rest}")
-        return rest
-
-    def cmd(self, *words):
-        line = " ".join(str(w) for w in words)
-        self.p.stdin.write(line + "\n")
-        self.p.stdin.flush()
-        return self._answer(line)
+        super().__init__(a.luabpf, script, a.netns)
 
     def batch(self, prog, ifindex, frames):
         line = f"batch {prog} {ifindex} {len(frames)}"
         self.p.stdin.write(line + "\n" + "".join(f.hex() + "\n" for f in frames))
         self.p.stdin.flush()
         got = []
-        self._answer(line, got)
+
+        def keep(out):  # a frame's answer: its verdict (or ERR:) and the frame
+            if out.split(" ", 1)[0] in ALL_VERDICTS or out.startswith("ERR:"):
+                got.append(out)
+                return True
+            return False
+        self.answer(line, keep)
         if len(got) != len(frames):
             raise Fatal(f"batch: {len(got)} answers for {len(frames)} frames")
         out = []
@@ -91,15 +72,6 @@ class Plane:
 
     def reasons(self):
         return {k: int(v) for k, v in (w.split(":") for w in self.cmd("reasons").split())}
-
-    def close(self):
-        try:
-            self.cmd("close")
-        finally:
-            self.p.stdin.close()
-            rc = self.p.wait(timeout=60)
-        if rc != 0:
-            raise Fatal(f"luabpf exited with status {rc}")
 
 
 ALL_VERDICTS = set().union(*VERDICTS.values()) | {"?", "XDP_ABORTED", "XDP_REDIRECT",

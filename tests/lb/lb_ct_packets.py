@@ -92,21 +92,11 @@ class CtSuite(lb_packets.Suite):
             f = self.frame(v6, CL6 if v6 else CL4, addr, proto, self.next_port(), port, b"n" * 9)
             self.case(f"backend's neighbour unknown: {v} is forwarded", f, "XDP_TX", "forwarded")
             self.count(v, True)
-        for v6, v in ((False, "nat4t"), (True, "dsr6u")):
-            key = f"net.ipv{6 if v6 else 4}.conf.{self.a.iface}.forwarding"
-            self.sysctl(key, 0)
-            try:
-                _, _, addr, port, proto, _, _ = VIP[v]
-                f = self.frame(v6, CL6 if v6 else CL4, addr, proto, self.next_port(), port, b"y" * 9)
-                self.case(f"forwarding off on {self.a.iface}: {v}", f, "XDP_DROP",
-                          "drop_fwd_disabled")
-            finally:
-                self.sysctl(key, 1)
+        # Dropped before an entry is made: not counted.
+        self.forwarding_off(count=False)
 
     def main(self):
-        missing = [a for a in (CL4, CL6, *B["b1"], *B["b2"]) if a not in self.mac]
-        if missing:
-            raise Fatal(f"no permanent neighbour entries for {missing} in {self.a.netns}")
+        self.need_neighbours()
         self.plane = lb_packets.Plane(self.a)
         try:
             self.setup()
@@ -123,5 +113,4 @@ class CtSuite(lb_packets.Suite):
 
 
 if __name__ == "__main__":
-    lb_packets.Suite = CtSuite
-    sys.exit(lb_packets.main())
+    sys.exit(lb_packets.suite_main(CtSuite, __doc__))

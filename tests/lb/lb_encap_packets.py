@@ -14,12 +14,11 @@ to the client as ICMP "fragmentation needed" / ICMPv6 "packet too big" with
 MTU 1400 less the tunnel, quoting the client's packet.
 Exit status 0 when every case passed.
 """
-import argparse
 import sys
 
 from scapy.all import (ICMP, IP, TCP, UDP, Dot1Q, Ether, ICMPv6PacketTooBig, IPv6, Raw)
 
-from lb_packets import Fatal, Plane, checksum_problems, field_diff, ip_json
+from lb_packets import Fatal, Plane, checksum_problems, field_diff, ip_json, suite_main
 
 CL4, CL6 = "10.10.0.1", "fd10::1"
 LB4, LB6 = "10.10.0.2", "fd10::2"
@@ -239,18 +238,7 @@ class Suite:
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--luabpf", required=True)
-    ap.add_argument("--netns", required=True)
-    ap.add_argument("--iface", required=True)
-    ap.add_argument("--script", required=True)
-    ap.add_argument("--service", required=True)
-    a = ap.parse_args()
-    try:
-        return Suite(a).main()
-    except Fatal as e:
-        print(f"FAIL: {e}")
-        return 1
+    return suite_main(Suite, __doc__)
 
 
 if __name__ == "__main__":

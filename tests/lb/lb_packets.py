@@ -13,8 +13,7 @@ NAT replies are built from what the data plane actually sent the backend.
 Exit status 0 when every case passed; each failure prints the case and what
 differed.
 """
-import argparse
-import json
+import os
 import subprocess
 import sys
 
@@ -22,6 +21,9 @@ from scapy.all import (ARP, GRE, ICMP, IP, SCTP, TCP, UDP, Dot1AD, Dot1Q, Ether,
                        ICMPv6ND_NS, IPOption_Router_Alert, IPv6, IPv6ExtHdrDestOpt,
                        IPv6ExtHdrFragment, IPv6ExtHdrHopByHop, IPv6ExtHdrRouting, NoPayload,
                        Padding, Raw)
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from lib_pkt import Driver, Fatal, ip_json, suite_main  # noqa: E402,F401 (the other suites import these from here)
 
 CL4, CL6 = "10.10.0.1", "fd10::1"
 LB4, LB6 = "10.10.0.2", "fd10::2"
@@ -56,38 +58,11 @@ VIP = {v[0]: v for v in VIPS}
 PROTO_NUM = {"tcp": 6, "udp": 17}
 
 
-class Fatal(Exception):
-    pass
+class Plane(Driver):
+    """tests/lb/lb_packets.lua (or SCRIPT) in the namespace, one command per line."""
 
-
-def ip_json(netns, *args):
-    out = subprocess.run(["ip", "-n", netns, "-j", *args], check=True, capture_output=True,
-                         text=True).stdout
-    return json.loads(out)
-
-
-class Plane:
-    """tests/lb/lb_packets.lua in the namespace, one command per line."""
-
-    def __init__(self, a):
-        self.p = subprocess.Popen([a.luabpf, "--netns", a.netns, "run", a.script],
-                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-
-    def cmd(self, *words):
-        line = " ".join(str(w) for w in words)
-        self.p.stdin.write(line + "\n")
-        self.p.stdin.flush()
-        while True:
-            out = self.p.stdout.readline()
-            if not out:
-                raise Fatal(f"luabpf exited (status {self.p.wait()}) on '{line[:80]}'")
-            if out.startswith("@@ "):
-                break
-            sys.stdout.write("luabpf: " + out)
-        status, _, rest = out[3:].rstrip("\n").partition(" ")
-        if status != "ok":
-            raise Fatal(f"'{line[:80]}': {rest}")
-        return rest
+    def __init__(self, a, script=None):
+        super().__init__(a.luabpf, script or a.script, a.netns)
 
     def run(self, ifindex, frame):
         verdict, _, moved, out = self.cmd("run", ifindex, bytes(frame).hex()).split(" ")
@@ -97,15 +72,6 @@ class Plane:
                 k, v = m.split(":")
                 deltas[k] = int(v)
         return verdict, deltas, bytes.fromhex(out) if out != "-" else b""
-
-    def close(self):
-        try:
-            self.cmd("close")
-        finally:
-            self.p.stdin.close()
-            rc = self.p.wait(timeout=60)
-        if rc != 0:
-            raise Fatal(f"luabpf exited with status {rc}")
 
 
 def fmt(name, v):
@@ -420,7 +386,11 @@ class Suite:
             if backends:
                 self.count(v, True)
 
-        # Forwarding off on the ingress interface: the FIB says so.
+        self.forwarding_off(count=True)
+
+    def forwarding_off(self, count):
+        """Forwarding off on the ingress interface: the FIB says so. COUNT: the
+        dropped packet counts as its VIP's traffic."""
         for v6, v in ((False, "nat4t"), (True, "dsr6u")):
             key = f"net.ipv{6 if v6 else 4}.conf.{self.a.iface}.forwarding"
             self.sysctl(key, 0)
@@ -430,7 +400,8 @@ class Suite:
                                b"y" * 9)
                 self.case(f"forwarding off on {self.a.iface}: {v}", f, "XDP_DROP",
                           "drop_fwd_disabled")
-                self.count(v, True)
+                if count:
+                    self.count(v, True)
             finally:
                 self.sysctl(key, 1)
 
@@ -596,10 +567,13 @@ class Suite:
             self.expect(got.get(v) == want, f"VIP {v} counters (packets, new flows): "
                         f"{got.get(v)}, want {want}")
 
-    def main(self):
+    def need_neighbours(self):
         missing = [a for a in (CL4, CL6, *B["b1"], *B["b2"]) if a not in self.mac]
         if missing:
             raise Fatal(f"no permanent neighbour entries for {missing} in {self.a.netns}")
+
+    def main(self):
+        self.need_neighbours()
         self.plane = Plane(self.a)
         try:
             self.setup()
@@ -616,18 +590,7 @@ class Suite:
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--luabpf", required=True)
-    ap.add_argument("--netns", required=True)
-    ap.add_argument("--iface", required=True)
-    ap.add_argument("--script", required=True)
-    ap.add_argument("--service", required=True)
-    a = ap.parse_args()
-    try:
-        return Suite(a).main()
-    except Fatal as e:
-        print(f"FAIL: {e}")
-        return 1
+    return suite_main(Suite, __doc__)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "l_map.h"
+#include "l_map_batch.h"
 
 /* ---- iteration -------------------------------------------------------- */
 
@@ -100,14 +100,52 @@ int lmap_keys(lua_State *L)
 
 /* ---- batches ---------------------------------------------------------- */
 
-/*
- * The map type has no batch operation. The kernel then leaves count as it
- * was, so count can't tell; EINVAL is ambiguous and only counts when nothing
- * was done.
- */
-static bool batch_unsupported(int err, __u32 done)
+bool map_batch_unsupported(int err, __u32 done)
 {
 	return err == ENOTSUPP || err == EOPNOTSUPP || (err == EINVAL && !done);
+}
+
+int map_update_flat(struct lbpf_map *m, const void *keys, const void *vals, size_t n,
+		    size_t vstride, __u64 flags)
+{
+	const uint8_t *k = keys, *v = vals;
+	__u32 count = (__u32)n;
+	int rc, err;
+
+	LIBBPF_OPTS(bpf_map_batch_opts, opts, .elem_flags = flags);
+	if (flags == BPF_ANY || flags == BPF_F_LOCK) {
+		rc = bpf_map_update_batch(m->fd, keys, vals, &count, &opts);
+		err = rc ? errno : 0;
+	} else {
+		rc = -1;
+		err = EINVAL;
+		count = 0;
+	}
+	if (rc && map_batch_unsupported(err, count == n ? 0 : count)) {
+		err = 0;
+		for (size_t i = 0; i < n && !err; i++)
+			if (bpf_map_update_elem(m->fd, k + i * m->key_size, v + i * vstride, flags))
+				err = errno;
+	}
+	return err;
+}
+
+int map_delete_flat(struct lbpf_map *m, const void *keys, size_t n)
+{
+	const uint8_t *k = keys;
+	__u32 count = (__u32)n;
+	int rc, err;
+
+	LIBBPF_OPTS(bpf_map_batch_opts, opts);
+	rc = bpf_map_delete_batch(m->fd, keys, &count, &opts);
+	err = rc ? errno : 0;
+	if (rc && map_batch_unsupported(err, count == n ? 0 : count)) {
+		err = 0;
+		for (size_t i = 0; i < n && !err; i++)
+			if (bpf_map_delete_elem(m->fd, k + i * m->key_size))
+				err = errno;
+	}
+	return err;
 }
 
 /* Per-element fallback: keys and values appended to the tables at kt, vt. */
@@ -154,7 +192,7 @@ static int collect(lua_State *L, struct lbpf_map *m, int kt, int vt, uint32_t co
 		    bpf_map_lookup_batch(m->fd, first ? NULL : in, out, keys, vals, &got, &opts);
 
 		err = rc ? errno : 0;
-		if (rc && first && batch_unsupported(err, 0)) {
+		if (rc && first && map_batch_unsupported(err, 0)) {
 			n = collect_slow(L, m, kt, vt, 0);
 			err = 0;
 			break;
@@ -269,8 +307,7 @@ int lmap_update_batch(lua_State *L)
 	size_t nv = check_list(L, 3, m, "update_batch", "values");
 	__u64 flags = map_check_flags(L, 4, m);
 	uint8_t *keys, *vals;
-	__u32 count = (__u32)n;
-	int rc, err = 0;
+	int err;
 
 	if (n != nv)
 		return luaL_error(L, "map '%s': update_batch got %d keys and %d values", m->name,
@@ -289,23 +326,7 @@ int lmap_update_batch(lua_State *L)
 		map_encode_value(L, m, -1, vals + i * m->vlen);
 		lua_pop(L, 2);
 	}
-	/* The kernel's batch takes BPF_F_LOCK only: exist/noexist go one by one. */
-	LIBBPF_OPTS(bpf_map_batch_opts, opts, .elem_flags = flags);
-	if (flags == BPF_ANY || flags == BPF_F_LOCK) {
-		rc = bpf_map_update_batch(m->fd, keys, vals, &count, &opts);
-		err = rc ? errno : 0;
-	} else {
-		rc = -1;
-		err = EINVAL;
-		count = 0;
-	}
-	if (rc && batch_unsupported(err, count == n ? 0 : count)) {
-		err = 0;
-		for (size_t i = 0; i < n && !err; i++)
-			if (bpf_map_update_elem(m->fd, keys + i * m->key_size, vals + i * m->vlen,
-						flags))
-				err = errno;
-	}
+	err = map_update_flat(m, keys, vals, n, m->vlen, flags);
 	if (err)
 		return lbpf_failf(L, err, "map '%s': update_batch", m->name);
 	lua_pushboolean(L, 1);
@@ -317,9 +338,8 @@ int lmap_delete_batch(lua_State *L)
 {
 	struct lbpf_map *m = map_check_elems(L, 1);
 	size_t n = check_list(L, 2, m, "delete_batch", "keys");
-	__u32 count = (__u32)n;
 	uint8_t *keys;
-	int rc, err;
+	int err;
 
 	if (!n) {
 		lua_pushboolean(L, 1);
@@ -331,15 +351,7 @@ int lmap_delete_batch(lua_State *L)
 		map_encode_key(L, m, -1, keys + i * m->key_size);
 		lua_pop(L, 1);
 	}
-	LIBBPF_OPTS(bpf_map_batch_opts, opts);
-	rc = bpf_map_delete_batch(m->fd, keys, &count, &opts);
-	err = rc ? errno : 0;
-	if (rc && batch_unsupported(err, count == n ? 0 : count)) {
-		err = 0;
-		for (size_t i = 0; i < n && !err; i++)
-			if (bpf_map_delete_elem(m->fd, keys + i * m->key_size))
-				err = errno;
-	}
+	err = map_delete_flat(m, keys, n);
 	if (err)
 		return lbpf_failf(L, err, "map '%s': delete_batch", m->name);
 	lua_pushboolean(L, 1);

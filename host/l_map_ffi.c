@@ -14,7 +14,7 @@
 #include <string.h>
 
 #include "btf_codec.h"
-#include "l_map.h"
+#include "l_map_batch.h"
 
 #define FASTMAP_MODULE "luabpf._fastmap"
 #define FASTMAP_FLAG   "luabpf.fastmap installed"
@@ -72,11 +72,6 @@ const char *lbpf_map__ffi_errname(int err)
 	return lbpf_errno_name(err);
 }
 
-static bool batch_unsupported(int err, __u32 done)
-{
-	return err == ENOTSUPP || err == EOPNOTSUPP || (err == EINVAL && !done);
-}
-
 /* No batch operation for the type: key by key, as l_map_batch.c's collect_slow. */
 static int lookup_slow(struct lbpf_map *m, uint8_t *keys, uint8_t *vals, uint32_t cap, uint32_t *n)
 {
@@ -116,7 +111,7 @@ int lbpf_map__ffi_lookup_batch(const struct map_ud *u, void *keys, void *vals, u
 		    (uint8_t *)vals + (size_t)*n * m->value_size, &got, &opts);
 		int err = rc ? errno : 0;
 
-		if (rc && first && batch_unsupported(err, 0))
+		if (rc && first && map_batch_unsupported(err, 0))
 			return lookup_slow(m, keys, vals, cap, n);
 		if (rc && err == ENOSPC && !got) {
 			/* A hash bucket holds more than chunk entries: grow and retry. */
@@ -140,48 +135,13 @@ int lbpf_map__ffi_lookup_batch(const struct map_ud *u, void *keys, void *vals, u
 int lbpf_map__ffi_update_batch(const struct map_ud *u, const void *keys, const void *vals,
 			       uint32_t n, uint64_t flags)
 {
-	struct lbpf_map *m = u->m;
-	__u32 count = n;
-	int rc, err;
-
-	LIBBPF_OPTS(bpf_map_batch_opts, opts, .elem_flags = flags);
-	if (flags == BPF_ANY || flags == BPF_F_LOCK) {
-		rc = bpf_map_update_batch(m->fd, keys, vals, &count, &opts);
-		err = rc ? errno : 0;
-	} else {
-		rc = -1;
-		err = EINVAL;
-		count = 0;
-	}
-	if (rc && batch_unsupported(err, count == n ? 0 : count)) {
-		err = 0;
-		for (uint32_t i = 0; i < n && !err; i++)
-			if (bpf_map_update_elem(
-				m->fd, (const uint8_t *)keys + (size_t)i * m->key_size,
-				(const uint8_t *)vals + (size_t)i * m->value_size, flags))
-				err = errno;
-	}
-	return err;
+	return map_update_flat(u->m, keys, vals, n, u->m->value_size, flags);
 }
 
 /// n keys from a flat array, as m:delete_batch does. 0 or errno.
 int lbpf_map__ffi_delete_batch(const struct map_ud *u, const void *keys, uint32_t n)
 {
-	struct lbpf_map *m = u->m;
-	__u32 count = n;
-	int rc, err;
-
-	LIBBPF_OPTS(bpf_map_batch_opts, opts);
-	rc = bpf_map_delete_batch(m->fd, keys, &count, &opts);
-	err = rc ? errno : 0;
-	if (rc && batch_unsupported(err, count == n ? 0 : count)) {
-		err = 0;
-		for (uint32_t i = 0; i < n && !err; i++)
-			if (bpf_map_delete_elem(m->fd,
-						(const uint8_t *)keys + (size_t)i * m->key_size))
-				err = errno;
-	}
-	return err;
+	return map_delete_flat(u->m, keys, n);
 }
 
 /* ---- the plan, once per map -------------------------------------------- */

@@ -67,17 +67,16 @@ const char *lbpf_evbuf__decode_spec(const struct lbpf_decode *d, char *out, size
 	return out;
 }
 
-void lbpf_evbuf__push_stats(lua_State *L, uint64_t events, uint64_t batches, uint64_t errors,
-			    bool paused)
+void lbpf_evbuf__push_stats(lua_State *L, const struct lbpf_evbuf *b)
 {
 	lua_createtable(L, 0, 6);
-	lua_pushnumber(L, (lua_Number)events);
+	lua_pushnumber(L, (lua_Number)*b->events);
 	lua_setfield(L, -2, "events");
-	lua_pushnumber(L, (lua_Number)batches);
+	lua_pushnumber(L, (lua_Number)b->batches);
 	lua_setfield(L, -2, "batches");
-	lua_pushnumber(L, (lua_Number)errors);
+	lua_pushnumber(L, (lua_Number)b->errors);
 	lua_setfield(L, -2, "errors");
-	lua_pushboolean(L, paused);
+	lua_pushboolean(L, b->paused);
 	lua_setfield(L, -2, "paused");
 }
 

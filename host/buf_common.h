@@ -3,9 +3,12 @@
  * What luabpf.ringbuf (l_ringbuf.c) and luabpf.perfbuf (l_perfbuf.c) do the
  * same way: the state both keep (struct lbpf_evbuf, the first member of
  * each), their list, userdata and close protocol, checking the
- * constructor's arguments, decoding an event, the shared part of stats()
- * and __tostring, and reaching their Lua module. How each reads its
- * kernel buffer, and what releasing it takes, stay in its own file.
+ * constructor's arguments and options, building and running the Lua drain
+ * loop (drain, wake, the poll callback), decoding an event, the methods
+ * that work alike (pause, resume, consume, name, close), the shared part of
+ * stats() and __tostring, and reaching their Lua module. What each does its
+ * own way (reading its kernel buffer, lost records, releasing it) it gives
+ * as a struct lbpf_evbuf_ops; its methods table stays in its own file.
  */
 #ifndef LUABPF_BUF_COMMON_H
 #define LUABPF_BUF_COMMON_H
@@ -141,8 +144,7 @@ void lbpf_evbuf__decode_table(lua_State *L, const struct lbpf_decode *d, const v
 const char *lbpf_evbuf__decode_spec(const struct lbpf_decode *d, char *out, size_t n);
 
 /// Push a stats() table with the fields both buffers have; callers add theirs.
-void lbpf_evbuf__push_stats(lua_State *L, uint64_t events, uint64_t batches, uint64_t errors,
-			    bool paused);
+void lbpf_evbuf__push_stats(lua_State *L, const struct lbpf_evbuf *b);
 
 /// Push fn from the buffers' Lua module, luabpf._ringbuf (ring, caster...).
 void lbpf_evbuf__push_module_fn(lua_State *L, const char *fn);

@@ -309,7 +309,7 @@ static int l_stats(lua_State *L)
 {
 	struct perfbuf *p = check_pb(L, 1);
 
-	lbpf_evbuf__push_stats(L, p->c->events, p->b.batches, p->b.errors, p->b.paused);
+	lbpf_evbuf__push_stats(L, &p->b);
 	lua_pushnumber(L, (lua_Number)p->lost);
 	lua_setfield(L, -2, "lost");
 	return 1;

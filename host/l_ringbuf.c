@@ -311,7 +311,7 @@ static int l_stats(lua_State *L)
 	struct ringbuf *rb = check_rb(L, 1);
 	uint64_t lost;
 
-	lbpf_evbuf__push_stats(L, rb->ring.events, rb->b.batches, rb->b.errors, rb->b.paused);
+	lbpf_evbuf__push_stats(L, &rb->b);
 	/* Bytes the producer has written that we have not consumed yet. */
 	lua_pushnumber(L, (lua_Number)(load_acquire(rb->ring.producer_pos) - rb->ring.committed));
 	lua_setfield(L, -2, "pending_bytes");

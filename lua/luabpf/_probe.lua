@@ -4,6 +4,7 @@
 -- host's loop, and run_once, which runs one with its timeout. Private to
 -- lua/luabpf/health.lua (the specs it gets are already normalized there).
 local uv = require("luv")
+local spawn = require("luabpf._spawn")
 
 local P = {}
 
@@ -235,8 +236,19 @@ function runners.exec(s, done, target)
   local args = {}
   for i = 2, #s.argv do args[i - 1] = s.argv[i] end
   local proc, pid
+  -- Tied (luabpf/_spawn.lua): the command ends with luabpf, even on SIGKILL.
+  -- Not found is said before, as uv.spawn would (a tied one exits 127).
+  local path
+  for _, e in ipairs(env) do path = e:match("^PATH=(.*)") or path end
+  local found, nf = spawn.findable(s.argv[1], path)
+  if not found then
+    safe_close(out)
+    safe_close(errp)
+    done(false, reason_of(nf))
+    return function() end
+  end
   -- detached: its own process group, so a timeout kills the children it made too.
-  proc, pid = uv.spawn(s.argv[1], { args = args, env = env, stdio = { nil, out, errp }, detached = true },
+  proc, pid = spawn.tied(s.argv[1], { args = args, env = env, stdio = { nil, out, errp }, detached = true },
     function(code, signal)
       safe_close(out)
       safe_close(errp)

@@ -204,8 +204,8 @@ function M.watch_link(svc)
   local cmd, a = ip_argv(svc.netns, { "-o", "monitor", "link" })
   local out = uv.new_pipe(false)
   local buf = ""
-  -- Tied to luabpf: the monitor ends with it, even on SIGKILL (lb/_neigh.lua).
-  local proc = require("luabpf.lb._neigh").spawn(cmd, a, { stdio = { nil, out, nil } }, function()
+  -- Tied to luabpf: the monitor ends with it, even on SIGKILL (luabpf/_spawn.lua).
+  local proc = require("luabpf._spawn").tied(cmd, { args = a, stdio = { nil, out, nil } }, function()
     if w.proc then w.proc:close() end
     w.proc = nil
   end)

@@ -10,6 +10,7 @@
 -- one per GAP_MS (a change in between is bumped at the gap's end, never lost).
 -- Private to lua/luabpf/lb/: init.lua starts it for the LRU data plane.
 local uv = require("luv")
+local spawn = require("luabpf._spawn")
 
 local M = {}
 
@@ -30,30 +31,6 @@ local function argv(netns)
   local a = { "--net=" .. netns, "ip" }
   for _, x in ipairs(mon) do a[#a + 1] = x end
   return "nsenter", a
-end
-
--- uv.spawn(cmd, args) tied to this process: the child gets SIGKILL when
--- luabpf dies, however it dies (SIGKILL, the watchdog's exit, a crash), instead
--- of running on until it next writes to the closed pipe, in a quiet namespace
--- for good. setpriv sets the parent-death signal and execs sh, which checks
--- that its parent is still this process (closing the window in which luabpf
--- died before the signal was set) and execs cmd; execs keep the signal (ip and
--- nsenter are not set-uid). It is sent when the thread that spawned the child
--- ends: spawn from the loop's thread, the main one. Without setpriv (it is in
--- util-linux), cmd is spawned as before. Returns uv.spawn's results and
--- whether the child is tied (a tied cmd that can't be run exits 127).
-function M.spawn(cmd, args, opts, on_exit)
-  local a = { "--pdeathsig", "KILL", "--", "sh", "-c", '[ "$PPID" = "$1" ] || exit 125; shift; exec "$@"', "sh",
-    tostring(uv.os_getpid()), cmd }
-  for _, x in ipairs(args) do a[#a + 1] = x end
-  local o = {}
-  for k, v in pairs(opts) do o[k] = v end
-  o.args = a
-  local proc, pid = uv.spawn("setpriv", o, on_exit)
-  if proc then return proc, pid, true end
-  o.args = args
-  proc, pid = uv.spawn(cmd, o, on_exit)
-  return proc, pid, false
 end
 
 -- Whether one line of `ip -o monitor neigh route` can move a next hop;
@@ -121,7 +98,8 @@ function Watch:_spawn()
   local out = uv.new_pipe(false)
   local buf = ""
   local proc, pid, tied
-  proc, pid, tied = M.spawn(cmd, args, { stdio = { nil, out, nil } }, function(code, sig)
+  -- Tied: the monitor ends with luabpf, even on SIGKILL.
+  proc, pid, tied = spawn.tied(cmd, { args = args, stdio = { nil, out, nil } }, function(code, sig)
     if self.proc then self.proc:close() end
     self.proc = nil
     if self.closed then return end

@@ -14,15 +14,15 @@
 source "$LUABPF_SOURCE_DIR/tests/lib.sh"
 P="cts$T_ID"
 HERE="$LUABPF_SOURCE_DIR/tests/scale_out"
+source "$HERE/so_lan.sh" # so_ns, so_bridge, so_lan
 DIR=$(mktemp -d)
-NS=()
 declare -A NODE_PID CTD_PID
 
 ct_cleanup() {
   set +e # a cleanup step that fails must not skip the ones after it
   stop_nodes
   t_cleanup
-  for n in "${NS[@]:-}"; do [ -n "$n" ] && ip netns del "$n" 2>/dev/null; done
+  for n in "${SO_NS[@]:-}"; do [ -n "$n" ] && ip netns del "$n" 2>/dev/null; done
   rm -rf "/sys/fs/bpf/luabpf/lb/${P}n1" "/sys/fs/bpf/luabpf/lb/${P}n2"
   rmdir /sys/fs/bpf/luabpf/lb /sys/fs/bpf/luabpf 2>/dev/null
   [ "${CT_SYNC_KEEP:-0}" = 1 ] && echo "kept $DIR" || rm -rf "$DIR"
@@ -31,20 +31,8 @@ trap ct_cleanup EXIT
 
 command -v conntrackd >/dev/null || { t_fail "conntrackd is not installed (scripts/setup.sh)"; t_done; }
 
-mkns() { ip netns add "$P-$1"; NS+=("$P-$1"); ip -n "$P-$1" link set lo up; }
-# lan ROLE ADDR: eth0 in $P-ROLE on the bridge; checksums filled in (XDP sees bytes).
-lan() {
-  ip -n "$P-$1" link add name eth0 type veth peer name "$1" netns "$P-br"
-  ip -n "$P-br" link set "$1" master br0 up
-  ip -n "$P-$1" addr add "$2/24" dev eth0
-  ip -n "$P-$1" link set eth0 up
-  ip netns exec "$P-$1" ethtool -K eth0 tx off >/dev/null
-}
-
-for r in br cl rt n1 n2 b1 b2; do mkns "$r"; done
-ip -n "$P-br" link add br0 type bridge
-ip -n "$P-br" link set br0 up
-ip netns exec "$P-br" sysctl -qw net.ipv6.conf.all.disable_ipv6=1
+for r in br cl rt n1 n2 b1 b2; do so_ns "$r"; done
+so_bridge
 ip -n "$P-cl" link add eth0 type veth peer name c0 netns "$P-rt"
 ip -n "$P-cl" addr add 10.1.0.2/24 dev eth0
 ip -n "$P-cl" link set eth0 up
@@ -53,15 +41,15 @@ ip -n "$P-cl" route add default via 10.1.0.1
 ip netns exec "$P-cl" sysctl -qw net.core.txrehash=0
 ip -n "$P-rt" addr add 10.1.0.1/24 dev c0
 ip -n "$P-rt" link set c0 up
-lan rt 10.2.0.1
+so_lan rt 10.2.0.1
 ip netns exec "$P-rt" sysctl -qw net.ipv4.conf.all.forwarding=1 net.ipv4.fib_multipath_hash_policy=1
 for i in 1 2; do
-  lan "n$i" "10.2.0.1$i"
+  so_lan "n$i" "10.2.0.1$i"
   ip -n "$P-n$i" route add default via 10.2.0.1
   ip netns exec "$P-n$i" sysctl -qw net.ipv4.conf.all.forwarding=1
   # XDP_TX toward a veth needs an XDP program on its peer (the LRU phase).
   ip -n "$P-br" link set dev "n$i" xdp obj "$LUABPF_BUILD_DIR/bpf/xdp_pass.bpf.o" sec xdp
-  lan "b$i" "10.2.0.2$i"
+  so_lan "b$i" "10.2.0.2$i"
   ip -n "$P-b$i" route add default via 10.2.0.1
   ip netns exec "$P-b$i" "$PY" "$HERE/ct_echo.py" serve "b$i" 8080 >/dev/null 2>&1 &
   T_PIDS+=($!)

@@ -11,6 +11,7 @@
 # so_up NODES [ROUTER]: ROUTER "bird" (default) runs BIRD with merge paths;
 # "none" leaves the VIP's route to the test (a resilient nexthop group).
 source "$LUABPF_SOURCE_DIR/tests/lib.sh"
+source "$LUABPF_SOURCE_DIR/tests/scale_out/so_lan.sh" # so_ns, so_bridge, so_lan
 P="so$T_ID"
 SO_DIR=$(mktemp -d)
 chmod 755 "$SO_DIR"
@@ -18,7 +19,6 @@ SO_PY=/usr/bin/python3
 SO_HERE="$LUABPF_SOURCE_DIR/tests/scale_out"
 VIP=10.43.0.1
 VPORT=7000
-SO_NS=()
 declare -A SO_LB_PID SO_BIRD
 
 so_cleanup() {
@@ -40,17 +40,6 @@ so_cleanup() {
   [ "${SO_KEEP:-0}" = 1 ] && echo "kept $SO_DIR" || rm -rf "$SO_DIR"
 }
 trap so_cleanup EXIT
-
-so_ns() { ip netns add "$P-$1"; SO_NS+=("$P-$1"); ip -n "$P-$1" link set lo up; }
-
-# so_lan ROLE ADDR: eth0 in $P-ROLE on the bridge; checksums filled in (XDP sees bytes).
-so_lan() {
-  ip -n "$P-$1" link add name eth0 type veth peer name "$1" netns "$P-br"
-  ip -n "$P-br" link set "$1" master br0 up
-  ip -n "$P-$1" addr add "$2/24" dev eth0
-  ip -n "$P-$1" link set eth0 up
-  ip netns exec "$P-$1" ethtool -K eth0 tx off >/dev/null
-}
 
 so_bird_router() {
   local i
@@ -113,8 +102,8 @@ so_lb_stop() { # I: SIGINT (the program stays pinned and attached)
   SO_LB_PID[n$1]=
 }
 
-# so_node I: a node: namespace, link, BIRD, luabpf.
-so_node() {
+# so_node_bird I: node I without its luabpf: namespace, link, BIRD.
+so_node_bird() {
   so_ns "n$1"
   so_lan "n$1" "10.42.0.2$1"
   # The data plane's FIB lookup (the backend's MAC) needs forwarding on.
@@ -122,6 +111,11 @@ so_node() {
   # Native XDP_TX out of a veth needs a program on the receiving peer.
   ip -n "$P-br" link set dev "n$1" xdp obj "$LUABPF_BUILD_DIR/bpf/xdp_pass.bpf.o" sec xdp
   so_bird_node "$1"
+}
+
+# so_node I: a node: namespace, link, BIRD, luabpf.
+so_node() {
+  so_node_bird "$1"
   [ -f "$SO_DIR/n$1.lua" ] || so_conf "$1"
   so_lb "$1"
 }
@@ -129,9 +123,7 @@ so_node() {
 so_up() {
   local nodes=$1 router=${2:-bird} i
   for n in br cl rt; do so_ns "$n"; done
-  ip -n "$P-br" link add br0 type bridge
-  ip -n "$P-br" link set br0 up
-  ip netns exec "$P-br" sysctl -qw net.ipv6.conf.all.disable_ipv6=1
+  so_bridge
   ip -n "$P-cl" link add eth0 type veth peer name ecl netns "$P-rt"
   ip -n "$P-cl" addr add 10.41.0.1/24 dev eth0
   ip -n "$P-rt" addr add 10.41.0.2/24 dev ecl
@@ -242,6 +234,24 @@ so_moved() {
     n=$((n + $(comm -13 <(tr ' ' '\n' <"$SO_DIR/mark.n$i" | sort -u) <(tr ' ' '\n' <<<"$now" | sort -u) | grep -c . || true)))
   done
   echo "$n"
+}
+
+# so_moved_some STEP N SECONDS [WHERE]: after STEP, every open connection has
+# N more answers within SECONDS, and some went through another node (WHERE
+# ends the message, e.g. " to the new node"); their count in SO_MOVED.
+so_moved_some() {
+  so_progress "$2" "$3" || t_fail "$1: connections stopped answering"
+  SO_MOVED=$(so_moved)
+  [ "$SO_MOVED" -gt 0 ] && t_pass "$1: $SO_MOVED connections moved${4:-}" || t_fail "$1: no connection moved"
+}
+
+# so_bird_state PROTOCOL: its state in node 1's BIRD (up, down).
+so_bird_state() { birdc -s "$SO_DIR/n1.ctl" show protocols "$1" | awk -v p="$1" '$1 == p { print $4 }'; }
+
+# so_until_state PROTOCOL STATE SECONDS: until node 1's BIRD has PROTOCOL in STATE.
+so_until_state() {
+  t_wait "$3" sh -c '[ "$(birdc -s "$1" show protocols "$2" | awk -v p="$2" "\$1 == p { print \$4 }")" = "$3" ]' \
+    sh "$SO_DIR/n1.ctl" "$1" "$2"
 }
 
 # so_blackhole I on|off: node I's link drops everything both ways (a frozen

@@ -7,12 +7,8 @@
 source "$LUABPF_SOURCE_DIR/tests/scale_out/so_env.sh"
 
 so_up 0 none
-so_ns n1
-so_lan n1 10.42.0.21
-ip netns exec "$P-n1" sysctl -qw net.ipv4.conf.all.forwarding=1
-ip -n "$P-br" link set dev n1 xdp obj "$LUABPF_BUILD_DIR/bpf/xdp_pass.bpf.o" sec xdp
-so_bird_node 1
-state() { birdc -s "$SO_DIR/n1.ctl" show protocols vip_web | awk '$1 == "vip_web" { print $4 }'; }
+so_node_bird 1 # node 1 without luabpf (so_env.sh)
+state() { so_bird_state vip_web; }
 t_eq "$(state)" down "BIRD's protocol before luabpf runs (declared disabled)"
 
 # Quorum 2 of 3 by TCP checks every 0.2 s; the config as every node has it.
@@ -27,7 +23,7 @@ bgp = { socket = "$SO_DIR/n1.ctl", protocol = "vip_web", interval = 0.5 }
 EOC
 log="$SO_DIR/n1.out"
 so_lb 1
-t_wait 5 sh -c '[ "$(birdc -s "$1" show protocols vip_web | awk "\$1 == \"vip_web\" { print \$4 }")" = up ]' sh "$SO_DIR/n1.ctl" &&
+so_until_state vip_web up 5 &&
   t_pass "announced: BIRD's protocol is up" || t_fail "not announced: $(state)"
 t_contains "$("$LUABPF" lb show "${P}n1")" "BGP: BIRD protocol vip_web (VIPs web) ANNOUNCED" "lb show: announced"
 t_eq "$("$LUABPF" lb show "${P}n1" --json | "$SO_PY" -c 'import json,sys; b = json.load(sys.stdin)["bgp"][0]; print(b["protocol"], b["state"], b["vips"], b["drained"], b["error"])')" \
@@ -41,7 +37,7 @@ t_contains "$(scrape)" "luabpf_lb_vip_table_info{service=\"${P}n1\",vip=\"web\",
 
 # Quorum lost (two backends' servers stop): withdrawn; back: announced again.
 kill "${T_PIDS[0]}" "${T_PIDS[1]}"
-t_wait 10 sh -c '[ "$(birdc -s "$1" show protocols vip_web | awk "\$1 == \"vip_web\" { print \$4 }")" = down ]' sh "$SO_DIR/n1.ctl" &&
+so_until_state vip_web down 10 &&
   t_pass "quorum lost: withdrawn" || t_fail "quorum lost: still $(state)"
 grep -q "BGP: withdrawing BIRD protocol 'vip_web' (VIPs web): VIP 'web' lost quorum" "$log" &&
   t_pass "log: withdrawing, why" || t_fail "log: no withdraw line: $(grep BGP "$log")"
@@ -49,7 +45,7 @@ for i in 1 2; do
   ip netns exec "$P-b$i" "$SO_PY" "$SO_HERE/so_server.py" "b$i" "$VPORT" >/dev/null 2>&1 &
   T_PIDS+=($!)
 done
-t_wait 10 sh -c '[ "$(birdc -s "$1" show protocols vip_web | awk "\$1 == \"vip_web\" { print \$4 }")" = up ]' sh "$SO_DIR/n1.ctl" &&
+so_until_state vip_web up 10 &&
   t_pass "quorum back: announced again" || t_fail "quorum back: still $(state)"
 
 # BIRD goes away: logged with a hint, luabpf goes on; BIRD back (its protocol
@@ -63,14 +59,14 @@ t_contains "$("$LUABPF" lb show "${P}n1")" "UNKNOWN (BIRD not reached)" "lb show
 kill -0 "${SO_LB_PID[n1]}" && t_pass "BIRD gone: luabpf still runs" || t_fail "BIRD gone: luabpf exited"
 t_wait 5 sh -c '! [ -e "$1" ] || ! kill -0 "$(cat "$1")"' sh "$SO_DIR/n1.pid" || true
 so_bird_node 1
-t_wait 5 sh -c '[ "$(birdc -s "$1" show protocols vip_web | awk "\$1 == \"vip_web\" { print \$4 }")" = up ]' sh "$SO_DIR/n1.ctl" &&
+so_until_state vip_web up 5 &&
   t_pass "BIRD restarted: announced again" || t_fail "BIRD restarted: $(state)"
 [ "$(grep -c "HINT: is BIRD running" "$log")" = 1 ] && t_pass "BIRD gone: logged once, not at every re-send" ||
   t_fail "BIRD gone: logged $(grep -c "HINT: is BIRD running" "$log") times"
 
 # The operator's drain, then --destroy: withdrawn before the program goes.
 "$LUABPF" lb drain-node "${P}n1" >/dev/null
-t_wait 5 sh -c '[ "$(birdc -s "$1" show protocols vip_web | awk "\$1 == \"vip_web\" { print \$4 }")" = down ]' sh "$SO_DIR/n1.ctl" &&
+so_until_state vip_web down 5 &&
   t_pass "drain-node: withdrawn" || t_fail "drain-node: $(state)"
 t_contains "$(scrape)" "luabpf_lb_bgp_announced{service=\"${P}n1\",protocol=\"vip_web\"} 0" "exporter: withdrawn"
 # A drain outlives a restart (an upgrade must not re-announce the node).
@@ -81,7 +77,7 @@ grep -q "BGP: starts drained" "$log" && t_pass "restart while drained: starts dr
 t_contains "$("$LUABPF" lb show "${P}n1")" "WITHDRAWN: the node is drained" "restart while drained: still withdrawn"
 t_eq "$(state)" down "restart while drained: BIRD's protocol"
 "$LUABPF" lb enable-node "${P}n1" >/dev/null
-t_wait 5 sh -c '[ "$(birdc -s "$1" show protocols vip_web | awk "\$1 == \"vip_web\" { print \$4 }")" = up ]' sh "$SO_DIR/n1.ctl" &&
+so_until_state vip_web up 5 &&
   t_pass "enable-node: announced" || t_fail "enable-node: $(state)"
 so_lb_stop 1
 t_eq "$(state)" up "stopped, program pinned: still announced"

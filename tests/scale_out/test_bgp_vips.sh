@@ -5,23 +5,14 @@
 source "$LUABPF_SOURCE_DIR/tests/scale_out/so_env.sh"
 
 so_up 0 none
-so_ns n1
-so_lan n1 10.42.0.21
-ip netns exec "$P-n1" sysctl -qw net.ipv4.conf.all.forwarding=1
-ip -n "$P-br" link set dev n1 xdp obj "$LUABPF_BUILD_DIR/bpf/xdp_pass.bpf.o" sec xdp
-so_bird_node 1
+so_node_bird 1 # node 1 without luabpf (so_env.sh)
 # A second VIP's protocol, and one for both, added by a reconfigure.
 cat >>"$SO_DIR/n1.conf" <<EOC
 protocol static vip_dns { disabled; ipv4; route 10.43.0.2/32 blackhole; }
 protocol static vip_all { disabled; ipv4; route 10.43.0.3/32 blackhole; }
 EOC
 birdc -s "$SO_DIR/n1.ctl" configure >/dev/null
-state() { birdc -s "$SO_DIR/n1.ctl" show protocols "$1" | awk -v p="$1" '$1 == p { print $4 }'; }
-until_state() { # PROTOCOL STATE SECONDS
-  t_wait "$3" sh -c '[ "$(birdc -s "$1" show protocols "$2" | awk -v p="$2" "\$1 == p { print \$4 }")" = "$3" ]' \
-    sh "$SO_DIR/n1.ctl" "$1" "$2"
-}
-t_eq "$(state vip_dns)" down "BIRD has vip_dns, disabled"
+t_eq "$(so_bird_state vip_dns)" down "BIRD has vip_dns, disabled"
 
 # web: checked backends that answer; dns: a backend whose port nothing serves.
 conf() {
@@ -41,9 +32,9 @@ EOC
 }
 conf '{ web = "vip_web", dns = "vip_dns" }'
 so_lb 1
-until_state vip_web up 10 && t_pass "per VIP: web announced" || t_fail "per VIP: web is $(state vip_web)"
-until_state vip_dns down 10 && t_pass "per VIP: dns (its backend down: quorum lost) withdrawn" ||
-  t_fail "per VIP: dns is $(state vip_dns)"
+so_until_state vip_web up 10 && t_pass "per VIP: web announced" || t_fail "per VIP: web is $(so_bird_state vip_web)"
+so_until_state vip_dns down 10 && t_pass "per VIP: dns (its backend down: quorum lost) withdrawn" ||
+  t_fail "per VIP: dns is $(so_bird_state vip_dns)"
 grep -q "withdrawing BIRD protocol 'vip_dns' (VIPs dns): VIP 'dns' lost quorum" "$SO_DIR/n1.out" &&
   t_pass "per VIP: the log says why" || t_fail "per VIP: no withdraw line for vip_dns: $(grep BGP "$SO_DIR/n1.out")"
 show=$("$LUABPF" lb show "${P}n1")
@@ -52,15 +43,15 @@ t_contains "$show" "BGP: BIRD protocol vip_dns (VIPs dns) WITHDRAWN: VIP 'dns' l
 # dns's backend comes up: announced too.
 ip netns exec "$P-b3" "$SO_PY" "$SO_HERE/so_server.py" b3 7001 >/dev/null 2>&1 &
 T_PIDS+=($!)
-until_state vip_dns up 10 && t_pass "per VIP: dns announced once its backend answers" ||
-  t_fail "per VIP: dns is $(state vip_dns)"
-t_eq "$(state vip_web)" up "per VIP: web still announced"
+so_until_state vip_dns up 10 && t_pass "per VIP: dns announced once its backend answers" ||
+  t_fail "per VIP: dns is $(so_bird_state vip_dns)"
+t_eq "$(so_bird_state vip_web)" up "per VIP: web still announced"
 
 # One protocol for both VIPs: web losing quorum withdraws it.
 so_lb_stop 1
 conf '"vip_all"'
 so_lb 1
-until_state vip_all up 10 && t_pass "one protocol: announced while both VIPs serve" || t_fail "one protocol: $(state vip_all)"
+so_until_state vip_all up 10 && t_pass "one protocol: announced while both VIPs serve" || t_fail "one protocol: $(so_bird_state vip_all)"
 kill "${T_PIDS[0]}" "${T_PIDS[1]}" # web's backends
-until_state vip_all down 10 && t_pass "one protocol: withdrawn when web loses quorum" || t_fail "one protocol: $(state vip_all)"
+so_until_state vip_all down 10 && t_pass "one protocol: withdrawn when web loses quorum" || t_fail "one protocol: $(so_bird_state vip_all)"
 t_done

@@ -99,7 +99,7 @@ conf "b1 10.10.0.11 1" "b2 10.10.0.12 1"
 lab_up "$P" 3
 # nspawn's own seccomp filter refuses bpf() to everything its systemd starts
 # (EPERM: "Couldn't load trivial BPF program") unless it is allowed here.
-systemd-nspawn -D "$ROOT" --boot --register=no --keep-unit --console=passive -M "lbsd$T_ID" \
+systemd-nspawn -D "$ROOT" --boot --register=no --keep-unit --console=pipe -M "lbsd$T_ID" \
   --network-namespace-path="/run/netns/$P-lb" --capability=CAP_BPF,CAP_PERFMON,CAP_NET_ADMIN \
   --system-call-filter=bpf </dev/null >"$STAGE/nspawn.log" 2>&1 &
 NSPID=$!

@@ -13,18 +13,14 @@
 #     requests/s and of each run's ratio to its direct run.
 # usage: bench/lb_ct.sh BUILD_DIR [SECONDS] [RUNS] [CONNECTIONS]
 set -euo pipefail
-BUILD=$(cd "${1:-build}" && pwd)
 BENCH=$(cd "$(dirname "$0")" && pwd)
-SRC=$(cd "$BENCH/.." && pwd)
+. "$BENCH/lib.sh"
+bench_lab_init "${1:-build}" # BUILD, SRC, PY
 DUR=${2:-5}
 RUNS=${3:-3}
 CONNS=${4:-50}
-PY=/usr/bin/python3
-for t in wrk nginx nft conntrack; do
-  command -v "$t" >/dev/null || { echo "lb_ct: $t is missing (scripts/setup.sh --bench installs it)" >&2; exit 2; }
-done
-
-export LAB_BUILD=$BUILD
+bench_need lb_ct wrk nginx nft conntrack
+# shellcheck source=../scripts/lab.sh
 source "$SRC/scripts/lab.sh"
 P=lbct$$
 TMP=$(mktemp -d /tmp/lb_ct.XXXXXX)

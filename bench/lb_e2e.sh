@@ -23,22 +23,18 @@
 #     mkdir /tmp/old && git archive e1ec3e1 | tar -x -C /tmp/old
 #     cmake -S /tmp/old -B /tmp/old/build && cmake --build /tmp/old/build
 set -euo pipefail
-BUILD=$(cd "${1:-build}" && pwd)
 BENCH=$(cd "$(dirname "$0")" && pwd)
-SRC=$(cd "$BENCH/.." && pwd)
+. "$BENCH/lib.sh"
+bench_lab_init "${1:-build}" # BUILD, SRC, PY
 DUR=${2:-5}
 RUNS=${3:-3}
 NB=${4:-2}
 CONNS=${5:-50}
-PY=/usr/bin/python3
 CLIENT_CPU=0
 SERVER_CPU=1
 
-for t in wrk iperf3 haproxy nft nginx; do
-  command -v "$t" >/dev/null || { echo "lb_e2e: $t is missing (scripts/setup.sh installs it)" >&2; exit 2; }
-done
+bench_need lb_e2e wrk iperf3 haproxy nft nginx
 
-export LAB_BUILD=$BUILD
 # shellcheck source=../scripts/lab.sh
 source "$SRC/scripts/lab.sh"
 P=lbe$$

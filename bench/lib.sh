@@ -22,3 +22,22 @@ bench_fib_netns() {
   # The misses' sources (10.1.0.0 to 10.5.255.255) route via the client.
   ip -n "$ns" route add 10.0.0.0/13 via 10.10.0.1
 }
+
+# bench_lab_init BUILD_DIR: the start of the scripts that measure through the
+# lab (scripts/lab.sh): BUILD (absolute; LAB_BUILD for lab.sh), SRC and PY.
+# The script then sources "$SRC/scripts/lab.sh" itself (its globals).
+bench_lab_init() {
+  BUILD=$(cd "$1" && pwd)
+  SRC=$(cd "$BENCH/.." && pwd)
+  PY=/usr/bin/python3
+  export LAB_BUILD=$BUILD
+}
+
+# bench_need NAME TOOL...: exit 2 naming the first TOOL missing.
+bench_need() {
+  local name=$1 t
+  shift
+  for t; do
+    command -v "$t" >/dev/null || { echo "$name: $t is missing (scripts/setup.sh --bench installs it)" >&2; exit 2; }
+  done
+}

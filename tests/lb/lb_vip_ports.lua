@@ -1,0 +1,58 @@
+-- SPDX-License-Identifier: MIT
+-- Driven by test_lb_vip_ports.sh, in its namespace: twelve DSR VIPs on one
+-- address (ports 80-91), more than the 8 records vip_ports holds per
+-- address. Every VIP port is forwarded (8 from vip_ports, the rest through
+-- vips), other ports pass; after four VIPs go, their ports pass and the
+-- others still forward. Prints one line per step: port=verdict ...
+local bit = require("bit")
+local uv = require("luv")
+local lb = require("luabpf.lb")
+local band, rshift = bit.band, bit.rshift
+
+local ifname = assert(arg[1], "usage: lb_vip_ports.lua IFNAME")
+-- Its index and MAC in this namespace (/sys/class/net is the host's).
+local p = io.popen("ip -o link show dev " .. ifname)
+local line = p:read("*a")
+p:close()
+local ifindex = assert(tonumber(line:match("^(%d+):")), "no " .. ifname)
+local lbmac = line:match("link/ether (%x%x:%x%x:%x%x:%x%x:%x%x:%x%x)")
+  :gsub("(%x%x):?", function(h) return string.char(tonumber(h, 16)) end)
+
+local function be16(n) return string.char(rshift(n, 8), band(n, 0xff)) end
+local function sum16(s, i, j, acc)
+  for k = i, j, 2 do acc = acc + s:byte(k) * 256 + s:byte(k + 1) end
+  while acc > 0xffff do acc = band(acc, 0xffff) + rshift(acc, 16) end
+  return acc
+end
+-- A TCP SYN from 10.1.0.5:4000 to 10.10.100.1:dport, right checksums.
+local function syn(dport)
+  local f = "\2\0\0\0\0\1" .. lbmac .. be16(0x0800) .. "\69\0" .. be16(40) .. "\0\1\64\0\64\6\0\0"
+    .. "\10\1\0\5\10\10\100\1" .. be16(4000) .. be16(dport) .. "\0\0\0\1\0\0\0\0\80\2\255\255\0\0\0\0"
+  f = f:sub(1, 24) .. be16(0xffff - sum16(f, 15, 34, 0)) .. f:sub(27)
+  return f:sub(1, 50) .. be16(0xffff - sum16(f, 35, #f, sum16(f, 27, 34, 6 + #f - 34))) .. f:sub(53)
+end
+
+local svc = assert(lb.new({ name = "vipports" .. uv.os_getpid(), attach = false, pin = false,
+  prime_neighbours = false }))
+local ok, err = pcall(function()
+  for port = 80, 91 do
+    svc:add_vip({ name = "v" .. port, addr = "10.10.100.1", port = port, mode = "dsr",
+      backends = { { name = "b1", addr = "10.10.0.11" } } })
+  end
+  -- struct xdp_md: data, data_end (54), data_meta, ingress_ifindex, rx_queue_index, egress_ifindex
+  local md = require("ffi").new("uint32_t[6]", 0, 54, 0, ifindex, 0, 0)
+  local opts = { ctx = require("ffi").string(md, 24), data_size_out = 256 }
+  local function step()
+    local r = {}
+    for port = 79, 92 do
+      local res = assert(svc.prog:test_run(syn(port), opts))
+      r[#r + 1] = port .. "=" .. res.verdict
+    end
+    print(table.concat(r, " "))
+  end
+  step()
+  for port = 80, 83 do svc:remove_vip("v" .. port) end
+  step()
+end)
+svc:close()
+assert(ok, err)

@@ -1,0 +1,30 @@
+# SPDX-License-Identifier: MIT
+# The data plane finds a packet's VIP in vip_ports (one lookup: the address's
+# flags and up to 8 of its VIPs' records); an address with more VIPs finds
+# the others in vips. Twelve DSR VIPs on one address under test_run: all
+# twelve forward, the ports around them pass, and after four are removed
+# their ports pass and the eight others still forward. (With only vip_ports
+# searched, ports 88-91 would pass.)
+source "$LUABPF_SOURCE_DIR/tests/lib.sh"
+
+t_netns NS
+ip -n "$NS" link add eth0 type veth peer name peer0
+ip -n "$NS" addr add 10.10.0.2/24 dev eth0
+ip -n "$NS" link set eth0 up
+ip -n "$NS" link set peer0 up
+ip netns exec "$NS" sysctl -qw net.ipv4.conf.all.forwarding=1 net.ipv4.conf.eth0.forwarding=1
+ip -n "$NS" neigh add 10.10.0.11 lladdr 02:00:00:00:00:11 dev eth0 nud permanent
+ip -n "$NS" route add 10.1.0.0/16 via 10.10.0.1
+ip -n "$NS" neigh add 10.10.0.1 lladdr 02:00:00:00:00:01 dev eth0 nud permanent
+
+out=$("$LUABPF" --netns "$NS" run "$LUABPF_SOURCE_DIR/tests/lb/lb_vip_ports.lua" eth0 2>&1) || {
+  t_fail "driver failed: $out"; t_done; }
+all="79=XDP_PASS"
+for port in $(seq 80 91); do all+=" $port=XDP_TX"; done
+all+=" 92=XDP_PASS"
+after="79=XDP_PASS 80=XDP_PASS 81=XDP_PASS 82=XDP_PASS 83=XDP_PASS"
+for port in $(seq 84 91); do after+=" $port=XDP_TX"; done
+after+=" 92=XDP_PASS"
+t_eq "$(sed -n 1p <<<"$out")" "$all" "twelve VIPs on one address: each port forwards, the others pass"
+t_eq "$(sed -n 2p <<<"$out")" "$after" "four removed: their ports pass, the other eight forward"
+t_done

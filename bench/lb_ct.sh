@@ -15,9 +15,7 @@
 set -euo pipefail
 BENCH=$(cd "$(dirname "$0")" && pwd)
 . "$BENCH/lib.sh"
-bench_lab_init "${1:-build}" # BUILD, SRC, PY
-DUR=${2:-5}
-RUNS=${3:-3}
+bench_lab_init "$@" # BUILD DUR RUNS from arguments 1-3, SRC, PY
 CONNS=${4:-50}
 bench_need lb_ct wrk nginx nft conntrack
 # shellcheck source=../scripts/lab.sh

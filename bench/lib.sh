@@ -23,11 +23,14 @@ bench_fib_netns() {
   ip -n "$ns" route add 10.0.0.0/13 via 10.10.0.1
 }
 
-# bench_lab_init BUILD_DIR: the start of the scripts that measure through the
-# lab (scripts/lab.sh): BUILD (absolute; LAB_BUILD for lab.sh), SRC and PY.
-# The script then sources "$SRC/scripts/lab.sh" itself (its globals).
+# bench_lab_init [BUILD_DIR [SECONDS [RUNS]]]: the start of the scripts that
+# measure through the lab (scripts/lab.sh), whose first arguments these are:
+# BUILD (absolute, default build; LAB_BUILD for lab.sh), DUR (5), RUNS (3),
+# SRC and PY. The script then sources "$SRC/scripts/lab.sh" itself (its globals).
 bench_lab_init() {
-  BUILD=$(cd "$1" && pwd)
+  BUILD=$(cd "${1:-build}" && pwd)
+  DUR=${2:-5}
+  RUNS=${3:-3}
   SRC=$(cd "$BENCH/.." && pwd)
   PY=/usr/bin/python3
   export LAB_BUILD=$BUILD

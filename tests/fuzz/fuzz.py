@@ -133,6 +133,23 @@ def structural(s):
     return ""
 
 
+def unsendable(b, s, did, moved):
+    """Why frame B, whose IP header says S (segment(B), or None: not whole),
+    must not have been DID ("sent on", "tunnelled"; MOVED in fault 8's message:
+    "forwarded", "tunnelled"): (kind, message), or None when it may have."""
+    if s is None or s[3] not in (6, 17):
+        return "not-l4", f"{did} a frame that is not a whole, unfragmented TCP/UDP packet"
+    v6, l3, l4 = s[0], s[1], s[2]
+    if not v6 and l4 - l3 != 20:
+        return "ip-options", f"IPv4 options {did} (docs: drop_ip_options)"
+    if not v6 and b[l3 + 6] & 0x3f or not v6 and b[l3 + 7]:
+        return "fragment", f"an IPv4 fragment {did} (docs: drop_fragment)"
+    why = structural(s)
+    if why:
+        return "fault8", f"fault 8 (issue 17, lb.bpf.c must drop it): {moved} with {why}"
+    return None
+
+
 class Fuzz:
     def __init__(self, a):
         self.a = a
@@ -246,16 +263,11 @@ class Fuzz:
         s, so = segment(inb), segment(outb)
         if len(outb) != len(inb):
             return "length", f"frame length {len(outb)}, sent {len(inb)}"
-        if s is None or so is None or s[3] not in (6, 17):
-            return "not-l4", "sent on a frame that is not a whole, unfragmented TCP/UDP packet"
+        # The output must be whole too (its length is the input's).
+        bad = unsendable(inb, s if so is not None else None, "sent on", "forwarded")
+        if bad:
+            return bad
         v6, l3, l4, proto, seg = s
-        if not v6 and l4 - l3 != 20:
-            return "ip-options", "IPv4 options sent on (docs: drop_ip_options)"
-        if not v6 and inb[l3 + 6] & 0x3f or not v6 and inb[l3 + 7]:
-            return "fragment", "an IPv4 fragment sent on (docs: drop_fragment)"
-        why = structural(s)
-        if why:
-            return "fault8", f"fault 8 (issue 17, lb.bpf.c must drop it): forwarded with {why}"
         o = Ether(outb)
         L3, L4 = (IPv6 if v6 else IP), (TCP if proto == 6 else UDP)
         if L3 not in o or L4 not in o:
@@ -325,16 +337,10 @@ class Fuzz:
         """A frame to a tunnel VIP sent on: the input after its L2 header, byte for
         byte, behind an outer header from the balancer to one of the VIP's backends."""
         s = segment(inb)
-        if s is None or s[3] not in (6, 17):
-            return "not-l4", "tunnelled a frame that is not a whole, unfragmented TCP/UDP packet"
+        bad = unsendable(inb, s, "tunnelled", "tunnelled")
+        if bad:
+            return bad
         v6, l3, l4, proto, seg = s
-        if not v6 and l4 - l3 != 20:
-            return "ip-options", "IPv4 options tunnelled (docs: drop_ip_options)"
-        if not v6 and inb[l3 + 6] & 0x3f or not v6 and inb[l3 + 7]:
-            return "fragment", "an IPv4 fragment tunnelled (docs: drop_fragment)"
-        why = structural(s)
-        if why:
-            return "fault8", f"fault 8 (issue 17, lb.bpf.c must drop it): tunnelled with {why}"
         if not v6 and not ip_csum_ok(inb, s):
             return "ip-csum", "tunnelled with a bad IPv4 header checksum (docs: drop_ip_checksum)"
         name, _, _, port, vproto, mode, bks = vip

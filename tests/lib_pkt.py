@@ -24,6 +24,15 @@ def ip_json(netns, *args):
     return json.loads(out)
 
 
+def iface(netns, name, permanent=False):
+    """(ifindex, MAC, {neighbour address: its MAC}) of interface NAME in NETNS;
+    PERMANENT: only the permanent neighbour entries."""
+    link = ip_json(netns, "link", "show", "dev", name)[0]
+    neigh = {n["dst"]: n["lladdr"] for n in ip_json(netns, "neigh", "show", "dev", name)
+             if "lladdr" in n and (not permanent or "PERMANENT" in n.get("state", []))}
+    return link["ifindex"], link["address"], neigh
+
+
 class Driver:
     """luabpf running SCRIPT, inside NETNS when one is given."""
 

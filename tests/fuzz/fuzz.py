@@ -22,8 +22,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "lb"))
-from lb_packets import B, CL4, CL6, LB4, LB6, Fatal, ip_json  # noqa: E402
-from lib_pkt import Driver  # noqa: E402
+from lb_packets import B, CL4, CL6, LB4, LB6, Fatal  # noqa: E402
+from lib_pkt import Driver, iface  # noqa: E402
 from lb_packets import VIPS as LB_VIPS  # noqa: E402
 from scapy.all import (ARP, ICMP, IP, TCP, UDP, Dot1Q, Ether, ICMPv6EchoRequest,  # noqa: E402
                        IPOption_Router_Alert, IPv6, IPv6ExtHdrFragment, IPv6ExtHdrHopByHop, Raw)
@@ -153,10 +153,7 @@ def unsendable(b, s, did, moved):
 class Fuzz:
     def __init__(self, a):
         self.a = a
-        link = ip_json(a.netns, "link", "show", "dev", a.iface)[0]
-        self.ifindex, self.lbmac = link["ifindex"], link["address"]
-        self.mac = {n["dst"]: n["lladdr"] for n in ip_json(a.netns, "neigh", "show", "dev", a.iface)
-                    if "lladdr" in n}
+        self.ifindex, self.lbmac, self.mac = iface(a.netns, a.iface)
         self.fails = 0
         self.shown = {}
         self.flows = {}  # NAT: (proto, backend addr, backend port, NAT port) -> client side

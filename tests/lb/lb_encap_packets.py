@@ -18,7 +18,7 @@ import sys
 
 from scapy.all import (ICMP, IP, TCP, UDP, Dot1Q, Ether, ICMPv6PacketTooBig, IPv6, Raw)
 
-from lb_packets import Fatal, Plane, checksum_problems, field_diff, ip_json, suite_main
+from lb_packets import Fatal, Plane, checksum_problems, field_diff, iface, suite_main
 
 CL4, CL6 = "10.10.0.1", "fd10::1"
 LB4, LB6 = "10.10.0.2", "fd10::2"
@@ -53,10 +53,7 @@ class Suite:
         self.plane = Plane(a)
         self.fails = 0
         self.sport = 40000
-        link = ip_json(a.netns, "link", "show", "dev", a.iface)[0]
-        self.ifindex, self.lbmac = link["ifindex"], link["address"]
-        self.mac = {n["dst"]: n["lladdr"] for n in ip_json(a.netns, "neigh", "show", "dev", a.iface)
-                    if "lladdr" in n}
+        self.ifindex, self.lbmac, self.mac = iface(a.netns, a.iface)
 
     def ok(self, cond, what, detail=""):
         if cond:

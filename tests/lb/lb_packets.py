@@ -23,7 +23,7 @@ from scapy.all import (ARP, GRE, ICMP, IP, SCTP, TCP, UDP, Dot1AD, Dot1Q, Ether,
                        Padding, Raw)
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from lib_pkt import Driver, Fatal, ip_json, suite_main  # noqa: E402,F401 (the other suites import these from here)
+from lib_pkt import Driver, Fatal, iface, suite_main  # noqa: E402,F401 (the other suites import these from here)
 
 CL4, CL6 = "10.10.0.1", "fd10::1"
 LB4, LB6 = "10.10.0.2", "fd10::2"
@@ -136,13 +136,7 @@ class Suite:
         self.n = 0
         self.vip_stats = {}  # vip -> [packets, new_flows] the cases expect
         self.sport = 40000
-        link = ip_json(a.netns, "link", "show", "dev", a.iface)[0]
-        self.ifindex = link["ifindex"]
-        self.lbmac = link["address"]
-        self.mac = {}
-        for n in ip_json(a.netns, "neigh", "show", "dev", a.iface):
-            if "PERMANENT" in n.get("state", []) and "lladdr" in n:
-                self.mac[n["dst"]] = n["lladdr"]
+        self.ifindex, self.lbmac, self.mac = iface(a.netns, a.iface, permanent=True)
 
     # ---- building blocks ------------------------------------------------
     def next_port(self):

@@ -583,9 +583,5 @@ class Suite:
         return 1 if self.fails else 0
 
 
-def main():
-    return suite_main(Suite, __doc__)
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(suite_main(Suite, __doc__))

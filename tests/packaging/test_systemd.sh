@@ -44,6 +44,27 @@ trap sd_cleanup EXIT
 mkdir -p "$CACHE/archives"
 command -v systemd-nspawn >/dev/null ||
   { t_fail "systemd-nspawn is missing (scripts/setup.sh installs systemd-container)"; t_done; }
+# Inside a chroot (scripts/fresh_root.sh runs the suite in one) the
+# container nspawn starts never runs its init: no console output, systemctl
+# inside says "offline" (seen in every fresh-root run; not diagnosed further).
+# Said and skipped (ctest: Skipped, exit 77), not failed or passed.
+# A chroot: an ancestor process (fresh_root.sh itself) whose root, where it
+# can be read, is not ours. (PID 1's can't be read in this machine's own
+# container, so the ancestors are asked.)
+in_chroot() {
+  local p=$$ me r
+  me=$(stat -L -c %d:%i /)
+  while [ "$p" -gt 1 ]; do
+    r=$(stat -L -c %d:%i "/proc/$p/root/" 2>/dev/null || true)
+    [ -n "$r" ] && [ "$r" != "$me" ] && return 0
+    p=$(sed 's/.*) //' "/proc/$p/stat" | cut -d' ' -f2)
+  done
+  return 1
+}
+if in_chroot; then
+  echo "SKIP: running inside a chroot (an ancestor process has another root): systemd-nspawn's container does not boot here"
+  exit 77
+fi
 
 # 1. A Debian 12 root with systemd and what luabpf links against, cached.
 BASE="$CACHE/bookworm-minbase.tar"

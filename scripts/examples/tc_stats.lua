@@ -8,6 +8,7 @@
 local uv = require("luv")
 local args = require("luabpf.args")
 local metrics = require("luabpf.metrics")
+local fmt = require("luabpf.fmt")
 
 local opt = args.parse(arg, {
   name = "tc_stats.lua",
@@ -95,20 +96,21 @@ local function report(title, secs, before)
   for _, r in ipairs(before or {}) do prev[id(r)] = r end
   local function rate(r, f)
     local p = prev[id(r)]
-    return before and ("%.1f"):format((r[f] - (p and p[f] or 0)) / secs) or "-"
+    return before and fmt.si((r[f] - (p and p[f] or 0)) / secs) or "-"
   end
   table.sort(rows, function(a, b) return id(a) < id(b) end)
   table.sort(peers, function(a, b) return a.bytes > b.bytes or (a.bytes == b.bytes and id(a) < id(b)) end)
   local out = { ("%s  %s%s"):format(title, opt.iface, opt.netns and (" in netns " .. opt.netns) or ""),
     ("  %-8s %-6s %-7s %12s %14s %10s %12s"):format("dir", "l3", "proto", "packets", "bytes", "pkts/s", "bytes/s") }
   for _, r in ipairs(rows) do
-    out[#out + 1] = ("  %-8s %-6s %-7s %12d %14d %10s %12s"):format(r.dir, r.l3, r.proto, r.packets, r.bytes,
+    out[#out + 1] = ("  %-8s %-6s %-7s %12s %14s %10s %12s"):format(r.dir, r.l3, r.proto, fmt.count(r.packets),
+      fmt.count(r.bytes),
       rate(r, "packets"), rate(r, "bytes"))
   end
   out[#out + 1] = ("  %-8s %-22s %12s %14s"):format("dir", "peer", "packets", "bytes")
   for i = 1, math.min(#peers, opt.top) do
     local p = peers[i]
-    out[#out + 1] = ("  %-8s %-22s %12d %14d"):format(p.dir, p.peer, p.packets, p.bytes)
+    out[#out + 1] = ("  %-8s %-22s %12s %14s"):format(p.dir, p.peer, fmt.count(p.packets), fmt.count(p.bytes))
   end
   if #peers > opt.top then out[#out + 1] = ("  ... %d more peers"):format(#peers - opt.top) end
   io.stdout:write(table.concat(out, "\n"), "\n")

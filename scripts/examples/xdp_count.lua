@@ -43,13 +43,9 @@ local function read()
   return now
 end
 
-local function human(n)
-  if n >= 1e9 then return ("%.1fG"):format(n / 1e9) end
-  if n >= 1e6 then return ("%.1fM"):format(n / 1e6) end
-  if n >= 1e4 then return ("%.1fk"):format(n / 1e3) end
-  if n == math.floor(n) then return tostring(n) end
-  return ("%.3g"):format(n) -- a rate: 3 significant digits, not 9.967071546522
-end
+-- Counts with thousands separators, rates to 3 significant digits with an
+-- SI prefix (the column names the unit): luabpf.fmt, as `luabpf top` does.
+local fmt = require("luabpf.fmt")
 
 local function report(now, before, secs, title)
   local out = { ("%s  %s (%s)"):format(title, opt.iface, link:info().mode or opt.mode),
@@ -59,7 +55,7 @@ local function report(now, before, secs, title)
     local dp = before and (p - before[i].packets) / secs or 0
     local db = before and (b - before[i].bytes) / secs or 0
     out[#out + 1] = ("  %-3s %-6s %12s %14s %10s %12s"):format(i <= 4 and "L3" or "L4", row[1],
-      tostring(p), tostring(b), human(dp), human(db))
+      fmt.count(p), fmt.count(b), fmt.si(dp), fmt.si(db))
   end
   io.stdout:write(table.concat(out, "\n"), "\n")
   io.stdout:flush()

@@ -77,12 +77,12 @@ for mode in native generic; do
   rc=0; wait "$pid" || rc=$?
   res=$(cat "$out"); rm -f "$out"
   t_eq "$rc" 0 "$mode: exit code after SIGINT"
-  t_eq "$(total "$res" L4 udp)" 1200 "$mode: UDP packets counted"
-  t_eq "$(total "$res" L3 ipv4)" 1005 "$mode: IPv4 packets counted (1000 UDP + 5 pings)"
+  t_eq "$(total "$res" L4 udp)" 1,200 "$mode: UDP packets counted (printed with a thousands separator)"
+  t_eq "$(total "$res" L3 ipv4)" 1,005 "$mode: IPv4 packets counted (1000 UDP + 5 pings)"
   t_eq "$(total "$res" L4 tcp)" 0 "$mode: TCP packets counted"
-  v6=$(total "$res" L3 ipv6)
+  v6=$(total "$res" L3 ipv6 | tr -d ,)
   [ "${v6:-0}" -ge 200 ] && t_pass "$mode: IPv6 packets >= 200 ($v6)" || t_fail "$mode: IPv6 packets: $v6"
-  icmp=$(total "$res" L4 icmp)
+  icmp=$(total "$res" L4 icmp | tr -d ,)
   [ "${icmp:-0}" -ge 5 ] && t_pass "$mode: ICMP packets >= 5 ($icmp)" || t_fail "$mode: ICMP: $icmp"
   after=$(ip -n "$B" -d link show vb)
   if grep -q "prog/xdp" <<<"$after"; then t_fail "$mode: XDP still attached after exit"; else t_pass "$mode: detached at exit"; fi

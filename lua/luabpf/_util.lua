@@ -45,6 +45,16 @@ function M.mkdir_p(path)
   end
 end
 
+--- A whole file's contents, or nil when it can't be opened (/proc files
+--- of a process that is gone, a BTF blob).
+function M.read_file(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+
 --- A set from a list: set_of { "a", "b" } is { a = true, b = true }.
 function M.set_of(list)
   local s = {}

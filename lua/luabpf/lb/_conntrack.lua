@@ -22,13 +22,7 @@ local function q(s)
   return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
 end
 
-local function readall(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local readall = require("luabpf._util").read_file
 
 -- Run a command (in netns when given); returns ok, stdout+stderr.
 local function run(netns, cmd)

@@ -22,13 +22,7 @@ local O_RDONLY, O_DIRECTORY, O_CLOEXEC = 0, 0x10000, 0x80000
 local LOCK_EX, LOCK_NB = 2, 4
 local EWOULDBLOCK = 11
 
-local function read_file(path)
-  local f = io.open(path, "r")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local read_file = require("luabpf._util").read_file
 
 -- The command line of pid, as ps shows it ("luabpf --netns x run lb.lua web.conf.lua").
 local function cmdline(pid)

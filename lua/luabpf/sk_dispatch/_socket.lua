@@ -115,13 +115,7 @@ local function getfd(pidfd, pid, fd)
   return r
 end
 
-local function read_file(path)
-  local f = io.open(path)
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local read_file = require("luabpf._util").read_file
 
 local function comm_of(pid)
   return (read_file("/proc/" .. pid .. "/comm") or "?"):gsub("%s+$", "")

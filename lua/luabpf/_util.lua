@@ -4,12 +4,17 @@
 -- directory made the same way).
 local M = {}
 
+--- The keys of a table, sorted (they must compare: all strings or all numbers).
+function M.sorted_keys(t)
+  local n = {}
+  for k in pairs(t) do n[#n + 1] = k end
+  table.sort(n)
+  return n
+end
+
 --- The keys of a set, sorted and joined with ", " (for "valid: ..." lists).
 function M.names(set)
-  local n = {}
-  for k in pairs(set) do n[#n + 1] = k end
-  table.sort(n)
-  return table.concat(n, ", ")
+  return table.concat(M.sorted_keys(set), ", ")
 end
 
 --- Raises "<what>: unknown option 'k' (valid: a, b)" for a key of t that is

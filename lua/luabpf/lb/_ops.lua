@@ -128,12 +128,7 @@ function merge(st, list, norm)
     for j, b in ipairs(o.backends or {}) do out[i].backends[j] = b end
   end
   local gone = {} -- [i][j] = true: a backend removed at runtime stays out
-  local function sorted(t)
-    local keys = {}
-    for k in pairs(t) do keys[#keys + 1] = k end
-    table.sort(keys)
-    return keys
-  end
+  local sorted = require("luabpf._util").sorted_keys
   for _, vip in ipairs(sorted(st.over)) do
     local items = st.over[vip]
     local i

@@ -226,12 +226,7 @@ function Service:stats()
   return out
 end
 
-local function sorted_keys(t)
-  local k = {}
-  for n in pairs(t) do k[#k + 1] = n end
-  table.sort(k)
-  return k
-end
+local sorted_keys = require("luabpf._util").sorted_keys
 
 --- The stats as text for people (what lb.lua prints every --interval and at
 -- SIGUSR1): per VIP and backend, counts with separators and rates to 3

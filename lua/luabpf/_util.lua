@@ -4,11 +4,11 @@
 -- directory made the same way).
 local M = {}
 
---- The keys of a table, sorted (they must compare: all strings or all numbers).
-function M.sorted_keys(t)
+--- The keys of a table, sorted by cmp (default <: all strings or all numbers).
+function M.sorted_keys(t, cmp)
   local n = {}
   for k in pairs(t) do n[#n + 1] = k end
-  table.sort(n)
+  table.sort(n, cmp)
   return n
 end
 

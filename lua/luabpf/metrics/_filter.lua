@@ -5,6 +5,7 @@
 local K = require("luabpf.metrics._common")
 
 local Registry, fail, check_opts = K.Registry, K.fail, K.check_opts
+local sorted_keys = require("luabpf._util").sorted_keys
 
 --- Export a filter's f:stats(): packets and bytes per reason (with the
 -- verdict: pass or drop), per list rule, per protected port; the bans in
@@ -25,11 +26,8 @@ function Registry:filter(f, o)
     if cache.gen ~= self.generation then cache.gen, cache.s = self.generation, f:stats() end
     return cache.s
   end
-  local function sorted(t)
-    local k = {}
-    for n in pairs(t) do k[#k + 1] = n end
-    table.sort(k, function(a, b) return tostring(a) < tostring(b) end)
-    return k
+  local function sorted(t) -- keys of mixed types (ports, names) as text
+    return sorted_keys(t, function(a, b) return tostring(a) < tostring(b) end)
   end
   local function verdict(r)
     if DROPS[r] then return "drop" end

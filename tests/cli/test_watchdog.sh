@@ -86,7 +86,11 @@ t_contains "$out" "ERROR: the main chunk of $dir/spin.lua has run for 3 s withou
 signalled() {
   local sig=$1 limit=$2 what=$3 pid t0 i
   shift 4
-  "$LUABPF" "$@" >"$dir/out" 2>&1 &
+  # Emptied here, not by the background job's redirection: that truncation
+  # runs in the child, later, and the wait below could read the previous
+  # run's "looping" and signal a process that has no handlers yet (exit 143).
+  : >"$dir/out"
+  "$LUABPF" "$@" >>"$dir/out" 2>&1 &
   pid=$!
   t_wait 10 grep -q looping "$dir/out" || t_fail "$what: the main chunk never started"
   t0=$(ms)

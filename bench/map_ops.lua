@@ -129,13 +129,7 @@ local function c_round()
   return r
 end
 
-local function median(t)
-  local s = {}
-  for i, x in ipairs(t) do s[i] = x end
-  table.sort(s)
-  local n = #s
-  return n % 2 == 1 and s[(n + 1) / 2] or (s[n / 2] + s[n / 2 + 1]) / 2
-end
+local median = require("_bench").median -- (the upper middle of an even count)
 
 -- rates[side][kind][op] = list, side "C" or a mode, kind 1 wall, 2 CPU
 local rates = {}

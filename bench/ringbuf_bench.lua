@@ -194,13 +194,7 @@ local function run_row(row)
   return r
 end
 
-local function median(t)
-  local s = {}
-  for i, x in ipairs(t) do s[i] = x end
-  table.sort(s)
-  local n = #s
-  return n % 2 == 1 and s[(n + 1) / 2] or (s[n / 2] + s[n / 2 + 1]) / 2
-end
+local median = require("_bench").median -- (the upper middle of an even count)
 
 local function report()
   print(string.format("ringbuf: %d events (perf: %d) of 56 bytes per run, %d rounds (%s); "

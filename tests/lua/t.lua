@@ -138,6 +138,44 @@ function t.filter_moved(f, before)
   return out
 end
 
+-- Call done() once cond() holds, or after ms (default 5000; done's assertions
+-- then fail with what was seen). Checked every millisecond on the loop. An
+-- error in done prints "FAIL: ..." and stops the loop with exit code 1.
+function t.wait_for(cond, done, ms)
+  local uv = require("luv")
+  uv.update_time()
+  local deadline = uv.now() + (ms or 5000)
+  local timer = uv.new_timer()
+  timer:start(1, 1, function()
+    if cond() or uv.now() >= deadline then
+      timer:close()
+      local ok, err = pcall(done)
+      if not ok then io.stderr:write("FAIL: ", tostring(err), "\n"); bpf.stop(1) end
+    end
+  end)
+end
+
+-- Namespaces a and b joined as veth_pair does, and ping(): up to three echoes
+-- from a to b (a busy machine may lose the first to a slow neighbour
+-- resolution), true if any is answered, false when none is (a drop drops
+-- all). Raises unless ping works before any program is attached.
+function t.ping_pair(a, b, prefix)
+  t.veth_pair(a, b, prefix)
+  local function ping() return select(2, t.sh("ip netns exec " .. a .. " ping -c3 -i0.2 -W2 " .. prefix .. ".2")) end
+  t.ok(ping(), "ping works before any program")
+  return ping
+end
+
+-- Run main (the test) with a traceback; then, passed or failed, detach every
+-- live link and run each cleanup command (their failures ignored); raise
+-- main's error last.
+function t.main(main, ...)
+  local ok, err = xpcall(main, debug.traceback)
+  for _, l in ipairs(bpf.links()) do l:detach() end
+  for _, cmd in ipairs({ ... }) do t.sh(cmd) end
+  if not ok then error(err, 0) end
+end
+
 -- A unique name for namespaces, pins and interfaces made by this test.
 function t.unique(prefix)
   local uv = require("luv")

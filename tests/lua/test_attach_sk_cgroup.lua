@@ -71,8 +71,4 @@ local function main()
   obj:close()
 end
 
-local ok, err = xpcall(main, debug.traceback)
-for _, l in ipairs(bpf.links()) do l:detach() end
-t.sh("ip netns del " .. NS)
-t.sh("rmdir " .. CG)
-if not ok then error(err, 0) end
+t.main(main, "ip netns del " .. NS, "rmdir " .. CG)

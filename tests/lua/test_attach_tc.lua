@@ -6,15 +6,11 @@ local t = require("t")
 
 local A, B = t.unique("lbtca"), t.unique("lbtcb")
 
--- Up to three echoes (a busy machine may lose the first to a slow neighbour
--- resolution): true if any is answered, false when none is (a drop drops all).
-local function ping() return select(2, t.sh("ip netns exec " .. A .. " ping -c3 -i0.2 -W2 10.79.0.2")) end
 local function filters(dir) return t.run("tc -n " .. B .. " filter show dev vb " .. dir) end
 local function qdiscs() return t.run("tc -n " .. B .. " qdisc show dev vb") end
 
 local function main()
-  t.veth_pair(A, B, "10.79.0")
-  t.ok(ping(), "ping works before any program")
+  local ping = t.ping_pair(A, B, "10.79.0")
 
   local obj = assert(bpf.load(t.object("progs")))
   local pass, drop = obj:program("tc_pass"), obj:program("tc_drop")
@@ -101,8 +97,4 @@ local function main()
   obj:close()
 end
 
-local ok, err = xpcall(main, debug.traceback)
-for _, l in ipairs(bpf.links()) do l:detach() end
-t.sh("ip netns del " .. A)
-t.sh("ip netns del " .. B)
-if not ok then error(err, 0) end
+t.main(main, "ip netns del " .. A, "ip netns del " .. B)

@@ -58,22 +58,8 @@ t.raises(function() bpf.perfbuf(obj:map("events"), print) end,
 t.raises(function() bpf.perfbuf(perf, print, { pages = 3 }) end, "option 'pages' must be a power of 2")
 t.raises(function() bpf.perfbuf(perf, print, { lost = 1 }) end, "option 'lost' expects a function")
 
-local function fail(err) io.stderr:write("FAIL: ", tostring(err), "\n"); bpf.stop(1) end
-
--- Call done() once cond() holds, or at the deadline (done's assertions then
--- fail with what was seen). Checked every millisecond on the loop.
-local function wait_for(cond, done)
-  uv.update_time()
-  local deadline = uv.now() + DEADLINE_MS
-  local timer = uv.new_timer()
-  timer:start(1, 1, function()
-    if cond() or uv.now() >= deadline then
-      timer:close()
-      local ok, err = pcall(done)
-      if not ok then fail(err) end
-    end
-  end)
-end
+-- done() once cond() holds, or at the deadline (t.wait_for).
+local function wait_for(cond, done) t.wait_for(cond, done, DEADLINE_MS) end
 
 local steps = {}
 local seq0 = 0

@@ -27,22 +27,7 @@ t.eq(rb:stats().paused, true, "paused")
 t.eq(rb:lost(), 0, "lost before the flood")
 assert(obj:program("emit"):test_run(pkt(PRODUCED)))
 
-local function fail(err) io.stderr:write("FAIL: ", tostring(err), "\n"); bpf.stop(1) end
-
--- Call done() once cond() holds, or at the deadline (done's assertions then
--- fail with what was seen). Checked every millisecond on the loop.
-local function wait_for(cond, done)
-  uv.update_time()
-  local deadline = uv.now() + 5000
-  local timer = uv.new_timer()
-  timer:start(1, 1, function()
-    if cond() or uv.now() >= deadline then
-      timer:close()
-      local ok, err = pcall(done)
-      if not ok then fail(err) end
-    end
-  end)
-end
+local wait_for = t.wait_for -- (5 s)
 
 -- While paused nothing is delivered, even after the loop has had its chance:
 -- a check handle runs after each turn's poll for I/O; two of them mean the

@@ -59,27 +59,6 @@ void lbpf_evbuf__decode_table(lua_State *L, const struct lbpf_decode *d, const v
 	lbpf_codec__decode(L, &c, data);
 }
 
-const char *lbpf_evbuf__decode_spec(const struct lbpf_decode *d, char *out, size_t n)
-{
-	if (d->mode == LBPF_DECODE_RAW)
-		return "raw";
-	snprintf(out, n, "%s%s", d->mode == LBPF_DECODE_CDATA ? "cdata:" : "", d->type_name);
-	return out;
-}
-
-void lbpf_evbuf__push_stats(lua_State *L, const struct lbpf_evbuf *b)
-{
-	lua_createtable(L, 0, 6);
-	lua_pushnumber(L, (lua_Number)*b->events);
-	lua_setfield(L, -2, "events");
-	lua_pushnumber(L, (lua_Number)b->batches);
-	lua_setfield(L, -2, "batches");
-	lua_pushnumber(L, (lua_Number)b->errors);
-	lua_setfield(L, -2, "errors");
-	lua_pushboolean(L, b->paused);
-	lua_setfield(L, -2, "paused");
-}
-
 void lbpf_evbuf__push_module_fn(lua_State *L, const char *fn)
 {
 	lua_getglobal(L, "require");
@@ -247,46 +226,68 @@ void lbpf_evbuf__close_all(struct lbpf_evbuf **list)
 		lbpf_evbuf__close_now(*list);
 }
 
-int lbpf_evbuf__l_pause(lua_State *L, const struct lbpf_evbuf_ops *ops)
+/* The methods both kinds have are bound to their kind's ops (upvalue 1). */
+static const struct lbpf_evbuf_ops *bound_ops(lua_State *L)
 {
-	struct lbpf_evbuf *b = lbpf_evbuf__check(L, 1, ops->mt, ops->kind);
+	return lua_touserdata(L, lua_upvalueindex(1));
+}
+
+static struct lbpf_evbuf *check_bound(lua_State *L)
+{
+	const struct lbpf_evbuf_ops *ops = bound_ops(L);
+
+	return lbpf_evbuf__check(L, 1, ops->mt, ops->kind);
+}
+
+/* The buffer of the userdata at 1; NULL once closed. */
+static struct lbpf_evbuf *peek_bound(lua_State *L)
+{
+	return ((struct lbpf_evbuf_ud *)luaL_checkudata(L, 1, bound_ops(L)->mt))->b;
+}
+
+static int l_pause(lua_State *L)
+{
+	struct lbpf_evbuf *b = check_bound(L);
 
 	b->paused = true;
 	*b->stop = 1;
 	uv_poll_stop(&b->poll);
-	if (ops->paused)
-		ops->paused(b);
+	if (b->ops->paused)
+		b->ops->paused(b);
 	return 0;
 }
 
-int lbpf_evbuf__l_resume(lua_State *L, const struct lbpf_evbuf_ops *ops)
+static int l_resume(lua_State *L)
 {
-	struct lbpf_evbuf *b = lbpf_evbuf__check(L, 1, ops->mt, ops->kind);
+	struct lbpf_evbuf *b = check_bound(L);
 	int err;
 
 	if (!b->paused)
 		return 0;
 	err = uv_poll_start(&b->poll, UV_READABLE, lbpf_evbuf__on_readable);
 	if (err)
-		return lbpf_failf(L, -err, "%s '%s': can't poll", ops->kind, b->name);
+		return lbpf_failf(L, -err, "%s '%s': can't poll", b->ops->kind, b->name);
 	b->paused = false;
 	*b->stop = 0;
-	if (ops->resumed)
-		ops->resumed(b);
+	if (b->ops->resumed)
+		b->ops->resumed(b);
 	lua_pushboolean(L, 1);
 	return 1;
 }
 
-int lbpf_evbuf__l_consume(lua_State *L, const struct lbpf_evbuf_ops *ops, bool takes_max)
+/* consume([max]) (max only where the kind takes it): drain now, on the
+ * caller's stack; returns how many. */
+static int l_consume(lua_State *L)
 {
-	struct lbpf_evbuf *b = lbpf_evbuf__check(L, 1, ops->mt, ops->kind);
+	struct lbpf_evbuf *b = check_bound(L);
+	bool takes_max = b->ops->consume_takes_max;
 	lua_Number max = takes_max ? luaL_optnumber(L, 2, 9007199254740992.0) : 0;
 	uint64_t budget = UINT64_MAX;
 	bool paused = b->paused;
 	uint64_t n;
 
 	if (b->draining)
-		return luaL_error(L, "%s '%s': consume() called from its own handler", ops->kind,
+		return luaL_error(L, "%s '%s': consume() called from its own handler", b->ops->kind,
 				  b->name);
 	if (takes_max) {
 		if (max < 1) {
@@ -304,24 +305,91 @@ int lbpf_evbuf__l_consume(lua_State *L, const struct lbpf_evbuf_ops *ops, bool t
 	return 1;
 }
 
-int lbpf_evbuf__l_name(lua_State *L, const struct lbpf_evbuf_ops *ops)
+static int l_stats(lua_State *L)
 {
-	lua_pushstring(L, lbpf_evbuf__check(L, 1, ops->mt, ops->kind)->name);
+	struct lbpf_evbuf *b = check_bound(L);
+
+	lua_createtable(L, 0, 6);
+	lua_pushnumber(L, (lua_Number)*b->events);
+	lua_setfield(L, -2, "events");
+	lua_pushnumber(L, (lua_Number)b->batches);
+	lua_setfield(L, -2, "batches");
+	lua_pushnumber(L, (lua_Number)b->errors);
+	lua_setfield(L, -2, "errors");
+	lua_pushboolean(L, b->paused);
+	lua_setfield(L, -2, "paused");
+	if (b->ops->stats)
+		b->ops->stats(b, L);
 	return 1;
 }
 
-int lbpf_evbuf__l_close(lua_State *L, const struct lbpf_evbuf_ops *ops)
+static int l_name(lua_State *L)
 {
-	struct lbpf_evbuf *b = lbpf_evbuf__peek(L, ops);
+	lua_pushstring(L, check_bound(L)->name);
+	return 1;
+}
+
+static int l_close(lua_State *L)
+{
+	struct lbpf_evbuf *b = peek_bound(L);
 
 	if (b)
 		lbpf_evbuf__close_now(b);
 	return 0;
 }
 
-struct lbpf_evbuf *lbpf_evbuf__peek(lua_State *L, const struct lbpf_evbuf_ops *ops)
+/* "raw", "struct event" or "cdata:struct event", as the decode option said. */
+static const char *decode_spec(const struct lbpf_decode *d, char *out, size_t n)
 {
-	return ((struct lbpf_evbuf_ud *)luaL_checkudata(L, 1, ops->mt))->b;
+	if (d->mode == LBPF_DECODE_RAW)
+		return "raw";
+	snprintf(out, n, "%s%s", d->mode == LBPF_DECODE_CDATA ? "cdata:" : "", d->type_name);
+	return out;
+}
+
+/* "luabpf.perfbuf 'events' (raw, 3 events, 0 lost, paused)" */
+static int l_tostring(lua_State *L)
+{
+	struct lbpf_evbuf *b = peek_bound(L);
+	char spec[160];
+
+	if (!b)
+		return lua_pushfstring(L, "luabpf.%s (closed)", bound_ops(L)->kind), 1;
+	if (b->ops->describe)
+		b->ops->describe(b, L);
+	else
+		lua_pushliteral(L, "");
+	lua_pushfstring(L, "luabpf.%s '%s' (%s, %f events%s%s)", b->ops->kind, b->name,
+			decode_spec(&b->decode, spec, sizeof(spec)), (lua_Number)*b->events,
+			lua_tostring(L, -1), b->paused ? ", paused" : "");
+	return 1;
+}
+
+void lbpf_evbuf__register(lua_State *L, const struct lbpf_evbuf_ops *ops, const luaL_Reg *own,
+			  lua_CFunction ctor)
+{
+	static const luaL_Reg shared[] = {
+		{ "pause", l_pause },
+		{ "resume", l_resume },
+		{ "consume", l_consume },
+		{ "stats", l_stats },
+		{ "name", l_name },
+		{ "close", l_close },
+		{ "__gc", l_close },
+		{ "__tostring", l_tostring },
+		{ NULL, NULL },
+	};
+
+	lbpf_new_class(L, ops->mt, own);
+	luaL_getmetatable(L, ops->mt);
+	for (const luaL_Reg *r = shared; r->name; r++) {
+		lua_pushlightuserdata(L, (void *)ops);
+		lua_pushcclosure(L, r->func, 1);
+		lua_setfield(L, -2, r->name);
+	}
+	lua_pop(L, 1);
+	lua_pushcfunction(L, ctor);
+	lua_setfield(L, -2, ops->kind);
 }
 
 void lbpf_evbuf__add(struct lbpf_evbuf *b, struct lbpf_evbuf **list, struct lbpf_evbuf_ud *u)

@@ -5,10 +5,10 @@
  * each), their list, userdata and close protocol, checking the
  * constructor's arguments and options, building and running the Lua drain
  * loop (drain, wake, the poll callback), decoding an event, the methods
- * that work alike (pause, resume, consume, name, close), the shared part of
- * stats() and __tostring, and reaching their Lua module. What each does its
- * own way (reading its kernel buffer, lost records, releasing it) it gives
- * as a struct lbpf_evbuf_ops; its methods table stays in its own file.
+ * that work alike (pause, resume, consume, stats, name, close, __tostring)
+ * and registering the class, and reaching their Lua module. What each does
+ * its own way (reading its kernel buffer, lost records, its stats, releasing
+ * it) it gives as a struct lbpf_evbuf_ops; its own methods stay in its file.
  */
 #ifndef LUABPF_BUF_COMMON_H
 #define LUABPF_BUF_COMMON_H
@@ -30,6 +30,11 @@ struct lbpf_evbuf_ops {
 	void (*paused)(struct lbpf_evbuf *b);   /* after pause(); may be NULL */
 	void (*resumed)(struct lbpf_evbuf *b);  /* after resume(); may be NULL */
 	void (*release)(struct lbpf_evbuf *b);  /* free the kernel side */
+	/* stats(): add this kind's fields to the table on top; may be NULL. */
+	void (*stats)(struct lbpf_evbuf *b, lua_State *L);
+	/* __tostring: push what follows "N events" (", 3 lost"); may be NULL. */
+	void (*describe)(struct lbpf_evbuf *b, lua_State *L);
+	bool consume_takes_max; /* consume([max]), else consume() */
 };
 
 /* What both buffers keep the same way; the first member of each. */
@@ -99,16 +104,11 @@ void lbpf_evbuf__close_now(struct lbpf_evbuf *b);
 /// Close every buffer on list (a shutdown step).
 void lbpf_evbuf__close_all(struct lbpf_evbuf **list);
 
-/// The Lua methods both have the same way: pause(), resume(), name(),
-/// close()/__gc, and consume([max]) (max only where takes_max).
-int lbpf_evbuf__l_pause(lua_State *L, const struct lbpf_evbuf_ops *ops);
-int lbpf_evbuf__l_resume(lua_State *L, const struct lbpf_evbuf_ops *ops);
-int lbpf_evbuf__l_consume(lua_State *L, const struct lbpf_evbuf_ops *ops, bool takes_max);
-int lbpf_evbuf__l_name(lua_State *L, const struct lbpf_evbuf_ops *ops);
-int lbpf_evbuf__l_close(lua_State *L, const struct lbpf_evbuf_ops *ops);
-
-/// The buffer of the userdata at 1 for __tostring; NULL once closed.
-struct lbpf_evbuf *lbpf_evbuf__peek(lua_State *L, const struct lbpf_evbuf_ops *ops);
+/// Register luabpf.KIND (ops->kind): the metatable ops->mt with the methods
+/// both kinds have (pause, resume, consume, stats, name, close, __gc,
+/// __tostring, bound to ops) and own, and ctor in the module table on top.
+void lbpf_evbuf__register(lua_State *L, const struct lbpf_evbuf_ops *ops, const luaL_Reg *own,
+			  lua_CFunction ctor);
 
 /// Put b on list and tie it to its new userdata u.
 void lbpf_evbuf__add(struct lbpf_evbuf *b, struct lbpf_evbuf **list, struct lbpf_evbuf_ud *u);
@@ -139,12 +139,6 @@ void lbpf_evbuf__check_len(lua_State *L, const struct lbpf_decode *d, uint32_t l
 /// Push the table that d's type decodes data into; what names it in errors.
 void lbpf_evbuf__decode_table(lua_State *L, const struct lbpf_decode *d, const void *data,
 			      const char *what);
-
-/// "raw", "struct event" or "cdata:struct event", as the decode option said.
-const char *lbpf_evbuf__decode_spec(const struct lbpf_decode *d, char *out, size_t n);
-
-/// Push a stats() table with the fields both buffers have; callers add theirs.
-void lbpf_evbuf__push_stats(lua_State *L, const struct lbpf_evbuf *b);
 
 /// Push fn from the buffers' Lua module, luabpf._ringbuf (ring, caster...).
 void lbpf_evbuf__push_module_fn(lua_State *L, const char *fn);

@@ -172,6 +172,17 @@ static void paused(struct lbpf_evbuf *b)
 	uv_idle_stop(&((struct perfbuf *)b)->kick);
 }
 
+static void stats(struct lbpf_evbuf *b, lua_State *L)
+{
+	lua_pushnumber(L, (lua_Number)((struct perfbuf *)b)->lost);
+	lua_setfield(L, -2, "lost");
+}
+
+static void describe(struct lbpf_evbuf *b, lua_State *L)
+{
+	lua_pushfstring(L, ", %f lost", (lua_Number)((struct perfbuf *)b)->lost);
+}
+
 static const struct lbpf_evbuf_ops ops = {
 	.kind = "perfbuf",
 	.mt = MT_PERFBUF,
@@ -182,6 +193,8 @@ static const struct lbpf_evbuf_ops ops = {
 	.paused = paused,
 	.resumed = kick,
 	.release = release,
+	.stats = stats,
+	.describe = describe,
 };
 
 /* Undo a start that failed before the handles: nothing is left behind. */
@@ -283,78 +296,15 @@ static int l_perfbuf(lua_State *L)
 	return 1;
 }
 
-static int l_pause(lua_State *L)
-{
-	return lbpf_evbuf__l_pause(L, &ops);
-}
-
-static int l_resume(lua_State *L)
-{
-	return lbpf_evbuf__l_resume(L, &ops);
-}
-
-/* pb:consume(): read every per-CPU buffer now; returns how many events. */
-static int l_consume(lua_State *L)
-{
-	return lbpf_evbuf__l_consume(L, &ops, false);
-}
-
 static int l_lost(lua_State *L)
 {
 	lua_pushnumber(L, (lua_Number)check_pb(L, 1)->lost);
 	return 1;
 }
 
-static int l_stats(lua_State *L)
-{
-	struct perfbuf *p = check_pb(L, 1);
-
-	lbpf_evbuf__push_stats(L, &p->b);
-	lua_pushnumber(L, (lua_Number)p->lost);
-	lua_setfield(L, -2, "lost");
-	return 1;
-}
-
-static int l_name(lua_State *L)
-{
-	return lbpf_evbuf__l_name(L, &ops);
-}
-
-static int l_close(lua_State *L)
-{
-	return lbpf_evbuf__l_close(L, &ops);
-}
-
-static int l_tostring(lua_State *L)
-{
-	struct perfbuf *p = (struct perfbuf *)lbpf_evbuf__peek(L, &ops);
-	char spec[160];
-
-	if (!p)
-		lua_pushliteral(L, "luabpf.perfbuf (closed)");
-	else
-		lua_pushfstring(L, "luabpf.perfbuf '%s' (%s, %f events, %f lost%s)", p->b.name,
-				lbpf_evbuf__decode_spec(&p->b.decode, spec, sizeof(spec)),
-				(lua_Number)p->c->events, (lua_Number)p->lost,
-				p->b.paused ? ", paused" : "");
-	return 1;
-}
-
+/* Its own; buf_common.c adds those both kinds have. */
 static const luaL_Reg methods[] = {
-	{ "pause", l_pause },
-	{ "resume", l_resume },
-	{ "consume", l_consume },
 	{ "lost", l_lost },
-	{ "stats", l_stats },
-	{ "name", l_name },
-	{ "close", l_close },
-	{ "__gc", l_close },
-	{ "__tostring", l_tostring },
-	{ NULL, NULL },
-};
-
-static const luaL_Reg module_fns[] = {
-	{ "perfbuf", l_perfbuf },
 	{ NULL, NULL },
 };
 
@@ -367,6 +317,5 @@ void lbpf_perfbuf__close_all(void)
 /// Register luabpf.perfbuf and its metatable.
 void lbpf_perfbuf__register(lua_State *L)
 {
-	lbpf_new_class(L, MT_PERFBUF, methods);
-	luaL_register(L, NULL, module_fns);
+	lbpf_evbuf__register(L, &ops, methods, l_perfbuf);
 }

@@ -56,6 +56,19 @@ static void on_closed(uv_handle_t *h)
 	free(rb);
 }
 
+/* What a ring holds besides its poll handle and fd: the mappings, the
+ * lost_map's fd and the decoder. */
+static void unmap(struct ringbuf *rb)
+{
+	lbpf_decode__free(&rb->b.decode);
+	if (rb->prod_pages)
+		munmap(rb->prod_pages, rb->prod_size);
+	if (rb->cons_page)
+		munmap(rb->cons_page, rb->page_size);
+	if (rb->lost_fd >= 0)
+		close(rb->lost_fd);
+}
+
 /* Unmap and close: the handle itself goes when libuv is done with it. */
 static void release(struct lbpf_evbuf *b)
 {
@@ -65,13 +78,7 @@ static void release(struct lbpf_evbuf *b)
 		return;
 	lbpf_evbuf__unref(b);
 	uv_poll_stop(&b->poll);
-	if (rb->prod_pages)
-		munmap(rb->prod_pages, rb->prod_size);
-	if (rb->cons_page)
-		munmap(rb->cons_page, rb->page_size);
-	if (rb->lost_fd >= 0)
-		close(rb->lost_fd);
-	lbpf_decode__free(&b->decode);
+	unmap(rb);
 	/* libuv still holds the fd in its epoll set until the handle is closed. */
 	if (!uv_is_closing((uv_handle_t *)&b->poll))
 		uv_close((uv_handle_t *)&b->poll, on_closed);
@@ -92,15 +99,6 @@ static void settle(struct lbpf_evbuf *b)
 {
 	lbpf_ring__settle(&((struct ringbuf *)b)->ring);
 }
-
-/* The poll being level-triggered, what a wake leaves brings the loop back. */
-static const struct lbpf_evbuf_ops ops = {
-	.kind = "ringbuf",
-	.mt = MT_RINGBUF,
-	.begin = begin,
-	.settle = settle,
-	.release = release,
-};
 
 /* The lost_map: a (per-CPU) array whose key 0 the producer bumps. Raises on misuse. */
 static void check_lost_map(lua_State *L, int opts, const char *name, struct lbpf_map_view *v)
@@ -156,6 +154,32 @@ static int read_lost(struct ringbuf *rb, uint64_t *out)
 	*out = sum;
 	return 0;
 }
+
+/* stats(): what is waiting in the ring, and the lost_map's sum. */
+static void stats(struct lbpf_evbuf *b, lua_State *L)
+{
+	struct ringbuf *rb = (struct ringbuf *)b;
+	uint64_t lost;
+
+	/* Bytes the producer has written that we have not consumed yet. */
+	lua_pushnumber(L, (lua_Number)(load_acquire(rb->ring.producer_pos) - rb->ring.committed));
+	lua_setfield(L, -2, "pending_bytes");
+	if (rb->lost_fd >= 0 && read_lost(rb, &lost) == 0) {
+		lua_pushnumber(L, (lua_Number)lost);
+		lua_setfield(L, -2, "lost");
+	}
+}
+
+/* The poll being level-triggered, what a wake leaves brings the loop back. */
+static const struct lbpf_evbuf_ops ops = {
+	.kind = "ringbuf",
+	.mt = MT_RINGBUF,
+	.begin = begin,
+	.settle = settle,
+	.release = release,
+	.stats = stats,
+	.consume_takes_max = true,
+};
 
 static int map_ring(struct ringbuf *rb, const struct lbpf_map_view *v)
 {
@@ -260,33 +284,11 @@ static int l_ringbuf(lua_State *L)
 	return 1;
 
 fail:
-	lbpf_decode__free(&rb->b.decode);
-	if (rb->prod_pages)
-		munmap(rb->prod_pages, rb->prod_size);
-	if (rb->cons_page)
-		munmap(rb->cons_page, rb->page_size);
+	unmap(rb);
 	if (rb->fd >= 0)
 		close(rb->fd);
-	if (rb->lost_fd >= 0)
-		close(rb->lost_fd);
 	free(rb);
 	return lbpf_failf(L, err, "ringbuf '%s': can't map the ring", v.name);
-}
-
-static int l_pause(lua_State *L)
-{
-	return lbpf_evbuf__l_pause(L, &ops);
-}
-
-static int l_resume(lua_State *L)
-{
-	return lbpf_evbuf__l_resume(L, &ops);
-}
-
-/* rb:consume([max]): drain now, on the caller's stack; returns how many. */
-static int l_consume(lua_State *L)
-{
-	return lbpf_evbuf__l_consume(L, &ops, true);
 }
 
 static int l_lost(lua_State *L)
@@ -304,27 +306,6 @@ static int l_lost(lua_State *L)
 		return lbpf_failf(L, err, "ringbuf '%s': can't read its lost_map", rb->b.name);
 	lua_pushnumber(L, (lua_Number)n);
 	return 1;
-}
-
-static int l_stats(lua_State *L)
-{
-	struct ringbuf *rb = check_rb(L, 1);
-	uint64_t lost;
-
-	lbpf_evbuf__push_stats(L, &rb->b);
-	/* Bytes the producer has written that we have not consumed yet. */
-	lua_pushnumber(L, (lua_Number)(load_acquire(rb->ring.producer_pos) - rb->ring.committed));
-	lua_setfield(L, -2, "pending_bytes");
-	if (rb->lost_fd >= 0 && read_lost(rb, &lost) == 0) {
-		lua_pushnumber(L, (lua_Number)lost);
-		lua_setfield(L, -2, "lost");
-	}
-	return 1;
-}
-
-static int l_name(lua_State *L)
-{
-	return lbpf_evbuf__l_name(L, &ops);
 }
 
 /* rb:ctype(): the FFI pointer type events have in cdata mode (nil otherwise). */
@@ -355,43 +336,12 @@ static int l_decode_bytes(lua_State *L)
 	return 1;
 }
 
-static int l_close(lua_State *L)
-{
-	return lbpf_evbuf__l_close(L, &ops);
-}
-
-static int l_tostring(lua_State *L)
-{
-	struct ringbuf *rb = (struct ringbuf *)lbpf_evbuf__peek(L, &ops);
-	char spec[160];
-
-	if (!rb)
-		lua_pushliteral(L, "luabpf.ringbuf (closed)");
-	else
-		lua_pushfstring(L, "luabpf.ringbuf '%s' (%s, %f events%s)", rb->b.name,
-				lbpf_evbuf__decode_spec(&rb->b.decode, spec, sizeof(spec)),
-				(lua_Number)rb->ring.events, rb->b.paused ? ", paused" : "");
-	return 1;
-}
-
+/* Its own; buf_common.c adds those both kinds have. */
 static const luaL_Reg methods[] = {
-	{ "pause", l_pause },
-	{ "resume", l_resume },
-	{ "consume", l_consume },
 	{ "lost", l_lost },
-	{ "stats", l_stats },
-	{ "name", l_name },
 	{ "ctype", l_ctype },
 	{ "_tree", l_tree },
 	{ "_decode", l_decode_bytes },
-	{ "close", l_close },
-	{ "__gc", l_close },
-	{ "__tostring", l_tostring },
-	{ NULL, NULL },
-};
-
-static const luaL_Reg module_fns[] = {
-	{ "ringbuf", l_ringbuf },
 	{ NULL, NULL },
 };
 
@@ -402,6 +352,5 @@ void lbpf_ringbuf__close_all(void)
 
 void lbpf_ringbuf__register(lua_State *L)
 {
-	lbpf_new_class(L, MT_RINGBUF, methods);
-	luaL_register(L, NULL, module_fns);
+	lbpf_evbuf__register(L, &ops, methods, l_ringbuf);
 }

@@ -12,7 +12,9 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 
+#include "csum.h"
 #include "filter.h"
+#include "maps.h"
 #include "parse.h"
 #include "ringbuf_lost.h"
 
@@ -22,96 +24,30 @@
 #define ETH_ALEN	 6
 #define V4_PLEN		 96 /* the ::ffff:0:0/96 prefix of mapped IPv4 */
 
-struct {
-	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__uint(max_entries, 4096);
-	__type(key, struct filter_lpm_key);
-	__type(value, __u32); /* rule id */
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-} allow_src SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__uint(max_entries, 4096);
-	__type(key, struct filter_lpm_key);
-	__type(value, __u32);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-} deny_src SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 4096);
-	__type(key, struct filter_port_key);
-	__type(value, __u32);
-} allow_port SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 4096);
-	__type(key, struct filter_port_key);
-	__type(value, __u32);
-} deny_port SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 256);
-	__type(key, __u32);
-	__type(value, struct filter_proto);
-} protos SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__uint(max_entries, 65536);
-	__type(key, struct filter_lpm_key);
-	__type(value, struct filter_ban);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-} bans SEC(".maps");
+/* LPM tries must be BPF_F_NO_PREALLOC; the u32 values are rule ids. */
+LUABPF_MAP_FLAGS(allow_src, BPF_MAP_TYPE_LPM_TRIE, struct filter_lpm_key, __u32, 4096,
+		 BPF_F_NO_PREALLOC);
+LUABPF_MAP_FLAGS(deny_src, BPF_MAP_TYPE_LPM_TRIE, struct filter_lpm_key, __u32, 4096,
+		 BPF_F_NO_PREALLOC);
+LUABPF_MAP(allow_port, BPF_MAP_TYPE_HASH, struct filter_port_key, __u32, 4096);
+LUABPF_MAP(deny_port, BPF_MAP_TYPE_HASH, struct filter_port_key, __u32, 4096);
+LUABPF_MAP(protos, BPF_MAP_TYPE_ARRAY, __u32, struct filter_proto, 256);
+LUABPF_MAP_FLAGS(bans, BPF_MAP_TYPE_LPM_TRIE, struct filter_lpm_key, struct filter_ban, 65536,
+		 BPF_F_NO_PREALLOC);
 
 /* LRU: a flood from random sources evicts idle buckets, never fills up. */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 65536);
-	__type(key, ipv6_t);
-	__type(value, struct filter_bucket);
-} buckets SEC(".maps");
+LUABPF_MAP(buckets, BPF_MAP_TYPE_LRU_HASH, ipv6_t, struct filter_bucket, 65536);
 
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 256);
-	__type(key, __be16); /* TCP port */
-	__type(value, struct filter_syn);
-} syn_ports SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, struct filter_config);
-} filter_cfg SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, FR_MAX);
-	__type(key, __u32);
-	__type(value, struct filter_counters);
-} reasons SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 8192);
-	__type(key, __u32);
-	__type(value, struct filter_counters);
-} rule_stats SEC(".maps");
+/* Keyed by the TCP port (__be16). */
+LUABPF_MAP(syn_ports, BPF_MAP_TYPE_HASH, __be16, struct filter_syn, 256);
+LUABPF_MAP(filter_cfg, BPF_MAP_TYPE_ARRAY, __u32, struct filter_config, 1);
+LUABPF_MAP(reasons, BPF_MAP_TYPE_PERCPU_ARRAY, __u32, struct filter_counters, FR_MAX);
+LUABPF_MAP(rule_stats, BPF_MAP_TYPE_PERCPU_ARRAY, __u32, struct filter_counters, 8192);
 
 LUABPF_EVENTS_RING(256 * 1024);
 
 /* What passes goes on here (filter:chain(prog)); empty: to the stack. */
-struct {
-	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, __u32);
-} next SEC(".maps");
+LUABPF_PROG_ARRAY(next, 1);
 
 /* Named in a global so its BTF is kept: Lua decodes events by this type. */
 const struct filter_event *filter_event_type __attribute__((unused));
@@ -241,13 +177,13 @@ static __always_inline __u32 rate_limit(struct pkt *p, const struct filter_confi
 	return FR_PASS;
 }
 
-static __always_inline __u16 csum_fold(__u64 sum)
-{
-	sum = (sum & 0xffffffff) + (sum >> 32);
-	sum = (sum & 0xffff) + (sum >> 16);
-	sum = (sum & 0xffff) + (sum >> 16);
-	return (__u16)~sum;
-}
+/* Swap two lvalues of one type: a reply's addresses. */
+#define SWAP(a, b)                     \
+	do {                           \
+		typeof(a) _t = (a);    \
+		(a) = (b);             \
+		(b) = _t;              \
+	} while (0)
 
 /*
  * Turn a SYN into the SYN-ACK a listener under a SYN flood would send: the
@@ -307,14 +243,11 @@ static __always_inline int syn_ack(struct xdp_md *ctx, struct pkt *p, struct bpf
 
 	if (p->ip4) {
 		struct iphdr *ip = p->data + l3off;
-		__be32 a;
 
 		th = (void *)(ip + 1);
 		if ((void *)th + sizeof(*th) + 4 > p->end)
 			return XDP_DROP;
-		a = ip->saddr;
-		ip->saddr = ip->daddr;
-		ip->daddr = a;
+		SWAP(ip->saddr, ip->daddr);
 		ip->version = 4;
 		ip->ihl = 5;
 		ip->tos = 0;
@@ -323,20 +256,17 @@ static __always_inline int syn_ack(struct xdp_md *ctx, struct pkt *p, struct bpf
 		ip->frag_off = bpf_htons(IP_DF);
 		ip->ttl = SYNACK_TTL;
 		ip->check = 0;
-		ip->check = csum_fold(bpf_csum_diff(0, 0, (void *)ip, sizeof(*ip), 0));
+		ip->check = ~csum_fold(bpf_csum_diff(0, 0, (void *)ip, sizeof(*ip), 0));
 		/* Pseudo-header: addresses, protocol, TCP length. */
 		sum = bpf_csum_diff(0, 0, &ip->saddr, 8, 0);
 		sum += bpf_htons(IPPROTO_TCP) + bpf_htons(sizeof(*th) + 4);
 	} else {
 		struct ipv6hdr *ip6 = p->data + l3off;
-		struct in6_addr a;
 
 		th = (void *)(ip6 + 1);
 		if ((void *)th + sizeof(*th) + 4 > p->end)
 			return XDP_DROP;
-		a = ip6->saddr;
-		ip6->saddr = ip6->daddr;
-		ip6->daddr = a;
+		SWAP(ip6->saddr, ip6->daddr);
 		*(__be32 *)ip6 = bpf_htonl(0x60000000);
 		ip6->payload_len = bpf_htons(sizeof(*th) + 4);
 		ip6->nexthdr = IPPROTO_TCP;
@@ -363,7 +293,7 @@ static __always_inline int syn_ack(struct xdp_md *ctx, struct pkt *p, struct bpf
 		o[3] = mss & 0xff;
 	}
 	sum = bpf_csum_diff(0, 0, (void *)th, sizeof(*th) + 4, sum);
-	th->check = csum_fold(sum);
+	th->check = ~csum_fold(sum);
 	return XDP_TX;
 }
 

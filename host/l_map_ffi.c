@@ -131,6 +131,29 @@ int lbpf_map__ffi_lookup_batch(const struct map_ud *u, void *keys, void *vals, u
 	return 0;
 }
 
+/// One BPF_MAP_LOOKUP_BATCH of up to *n entries into keys[] and vals[], from
+/// the position in (first: the start), the next position into out (both
+/// max(key_size, 8) bytes). *n: how many were read. 0: more follow; ENOENT:
+/// that was the last; -1: the type has no batches (first only, as
+/// l_map_batch.c's collect falls back to iteration); else errno.
+int lbpf_map__ffi_lookup_chunk(const struct map_ud *u, int first, void *in, void *out,
+			       void *keys, void *vals, uint32_t *n)
+{
+	int err;
+
+	LIBBPF_OPTS(bpf_map_batch_opts, opts);
+	if (!bpf_map_lookup_batch(u->m->fd, first ? NULL : in, out, keys, vals, n, &opts))
+		return 0;
+	err = errno;
+	return first && map_batch_unsupported(err, 0) ? -1 : err;
+}
+
+/// What m:lookup_batch() reads per syscall without a count: min(max_entries, 1024).
+uint32_t lbpf_map__ffi_batch_count(const struct map_ud *u)
+{
+	return u->m->max_entries < DEFAULT_BATCH ? u->m->max_entries : DEFAULT_BATCH;
+}
+
 /// n keys and values from flat arrays, as m:update_batch does. 0 or errno.
 int lbpf_map__ffi_update_batch(const struct map_ud *u, const void *keys, const void *vals,
 			       uint32_t n, uint64_t flags)

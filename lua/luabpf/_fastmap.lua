@@ -23,6 +23,9 @@ int lbpf_map__ffi_lookup_batch(const void *u, void *keys, void *vals, uint32_t c
 int lbpf_map__ffi_update_batch(const void *u, const void *keys, const void *vals, uint32_t n,
                                uint64_t flags);
 int lbpf_map__ffi_delete_batch(const void *u, const void *keys, uint32_t n);
+int lbpf_map__ffi_lookup_chunk(const void *u, int first, void *in, void *out, void *keys,
+                               void *vals, uint32_t *n);
+uint32_t lbpf_map__ffi_batch_count(const void *u);
 ]]
 
 local C, cast, istype, typeof, sizeof, fstring = ffi.C, ffi.cast, ffi.istype, ffi.typeof,
@@ -49,8 +52,50 @@ local function int_range(f)
   return 0, 2 ^ bits
 end
 
+-- storer(plan, what) -> store(t, d) -> true, with the table t written as
+-- the plan's flat struct at the byte pointer d, or false: t is not a plain
+-- table of integral numbers in range by field name (the C plan's rules,
+-- host/btf_plan.c), and the C codec must look. nil where a field is not an
+-- integer or an enum (the C plan's other kinds stay in C).
+local function storer(plan, size, what)
+  if not (plan and plan.struct) then return nil end
+  local first, names, used = {}, {}, 0
+  for _, f in ipairs(plan.fields) do
+    if f.kind ~= "int" and f.kind ~= "enum" then return nil end
+    used = used + f.size
+    if not first[f.name] then
+      first[f.name] = f
+      names[#names + 1] = f.name
+    end
+  end
+  local types, reads, checks, stores = {}, {}, {}, {}
+  for i, name in ipairs(names) do
+    local f = first[name]
+    local lo, hi = int_range(f)
+    reads[i] = ("local v%d = t[%q]"):format(i, name)
+    checks[i] = ("if v%d ~= nil then\n    if type(v%d) ~= \"number\" or not (v%d >= %.17g and v%d < %.17g "
+      .. "and v%d %% 1 == 0) then return false end\n    n = n + 1\n  end"):format(i, i, i, lo, i, hi, i)
+  end
+  local index = {}
+  for i, name in ipairs(names) do index[first[name]] = i end
+  for _, f in ipairs(plan.fields) do
+    types[#types + 1] = typeof("$ *", int_ctype(f.size, f.sign))
+    local i = index[f] -- a later field of a name already seen stays zero, as in C
+    stores[#stores + 1] = ("cast(T%d, d + %d)[0] = %s"):format(#types, f.off, i and ("v%d or 0"):format(i) or "0")
+  end
+  local args = { "cast", "type", "getmetatable", "next", "fill" }
+  for i = 1, #types do args[#args + 1] = "T" .. i end
+  local src = ("local %s = ...\nreturn function(t, d)\n  if type(t) ~= \"table\" or getmetatable(t) ~= nil "
+    .. "then return false end\n  %s\n  local n = 0\n  %s\n  for _ in next, t do n = n - 1 end\n"
+    .. "  if n ~= 0 then return false end\n  %s%s\n  return true\nend\n"):format(table.concat(args, ", "),
+    table.concat(reads, "\n  "), table.concat(checks, "\n  "),
+    used < size and ("fill(d, %d)\n  "):format(size) or "", table.concat(stores, "\n  "))
+  local chunk = assert(loadstring(src, "=" .. what .. " table encoder"))
+  return chunk(cast, type, getmetatable, next, ffi.fill, unpack(types))
+end
+
 -- encoder(x) -> a pointer-like cdata holding x as the type, or false.
-local function encoder(ct, plan)
+local function encoder(ct, plan, size, what)
   local buf = ffi.new(typeof("$[1]", ct))
   local f = plan and not plan.struct and plan.fields[1]
   if f and (f.kind == "int" or f.kind == "enum") then
@@ -81,8 +126,44 @@ local function encoder(ct, plan)
   elseif f then
     return function() return false end -- bool, be: the C codec's rules
   end
+  local store = storer(plan, size, what)
+  if store then
+    local d = cast("uint8_t *", buf)
+    return function(x)
+      if type(x) == "table" then return store(x, d) and buf end
+      if istype(ct, x) then return x end
+      return false
+    end, store
+  end
   return function(x)
     if istype(ct, x) then return x end
+    return false
+  end
+end
+
+-- putter(ct, plan, store) -> put(x, d) -> true with x written as the type
+-- at the byte pointer d, or false (the C codec must look): what the encoder
+-- takes, but into a slot of an array (lists of tables or numbers for the
+-- batches). nil where the FFI path leaves every such x to C.
+local function putter(ct, plan, store)
+  if store then return store end
+  local f = plan and not plan.struct and plan.fields[1]
+  if not (f and (f.kind == "int" or f.kind == "enum")) then return nil end
+  local lo, hi = int_range(f)
+  local exact = f.size == 8 and ct
+  local T = typeof("$ *", ct)
+  return function(x, d)
+    if type(x) == "number" then
+      if x >= lo and x < hi and x % 1 == 0 then
+        cast(T, d)[0] = x
+        return true
+      end
+      return false
+    end
+    if exact and istype(exact, x) then
+      cast(T, d)[0] = x
+      return true
+    end
     return false
   end
 end
@@ -143,11 +224,19 @@ local function plan_for(m)
     if info then plans[m] = false end
     return false
   end
+  local what = "map '" .. info.name .. "'"
   local p = {
-    name = info.name, kt = kt, vt = vt, kenc = encoder(kt, info.key_plan),
-    venc = encoder(vt, info.value_plan), vdec = decoder(info.value_plan, "map '" .. info.name .. "' value"),
+    name = info.name, kt = kt, vt = vt, ksize = info.key_size, vsize = info.value_size,
+    vdec = decoder(info.value_plan, what .. " value"), kdec = decoder(info.key_plan, what .. " key"),
     karr = typeof("$[?]", kt), varr = typeof("$[?]", vt), n = ffi.new("uint32_t[1]"),
+    kplan = info.key_plan, vplan = info.value_plan, -- for tests: the fields
   }
+  p.kenc, p.kstore = encoder(kt, info.key_plan, info.key_size, what .. " key")
+  p.venc, p.vstore = encoder(vt, info.value_plan, info.value_size, what .. " value")
+  p.kput, p.vput = putter(kt, info.key_plan, p.kstore), putter(vt, info.value_plan, p.vstore)
+  local tok = info.key_size > 8 and info.key_size or 8
+  p.tin = ffi.new("uint8_t[?]", 2 * tok)
+  p.tout = p.tin + tok
   p.vbuf = ffi.new(typeof("$[1]", vt))
   -- only a struct or array cdata is passed by reference: a scalar one is a value
   p.into, p.kinto = tonumber(vt()) == nil, tonumber(kt()) == nil
@@ -245,13 +334,75 @@ local function arr_len(x, ct, vla)
   return nil
 end
 
+local ENOENT, ENOSPC = 2, 28
+local u8p = typeof("uint8_t *")
+
+-- The count of m:lookup_batch(opts) when opts is nil or a plain {count = n}
+-- the C method would take as it is, else nil (C checks and says why not).
+local function list_count(m, opts)
+  if opts == nil then return C.lbpf_map__ffi_batch_count(m) end
+  if type(opts) ~= "table" or getmetatable(opts) ~= nil then return nil end
+  local k = next(opts)
+  if k == nil then return C.lbpf_map__ffi_batch_count(m) end
+  local n = rawget(opts, "count")
+  if k ~= "count" or next(opts, k) ~= nil or type(n) ~= "number" or n % 1 ~= 0 or n < 1
+    or n > 2 ^ 24 then
+    return nil
+  end
+  return n
+end
+
+-- m:lookup_batch([{count = n}]) -> keys, values: what collect() in
+-- host/l_map_batch.c gives, read in chunks of count entries into cdata
+-- arrays and decoded in Lua. nil: the type has no batches (C iterates).
+local function lookup_lists(m, p, count)
+  local kdec, vdec, ksize, vsize = p.kdec, p.vdec, p.ksize, p.vsize
+  local ka, va = p.karr(count), p.varr(count)
+  local kb, vb = cast(u8p, ka), cast(u8p, va)
+  local tin, tout, nn = p.tin, p.tout, p.n
+  local keys, vals, n, first = {}, {}, 0, 1
+  while true do
+    nn[0] = count
+    local err = C.lbpf_map__ffi_lookup_chunk(m, first, tin, tout, ka, va, nn)
+    if err == -1 then return nil end
+    local got = tonumber(nn[0])
+    if err == ENOSPC and got == 0 then
+      -- a hash bucket holds more than count entries: grow and retry
+      count = count * 2
+      ka, va = p.karr(count), p.varr(count)
+      kb, vb = cast(u8p, ka), cast(u8p, va)
+    elseif err ~= 0 and err ~= ENOENT then
+      return failf(p, err, "lookup_batch")
+    else
+      for i = 0, got - 1 do
+        n = n + 1
+        keys[n] = kdec(kb + i * ksize)
+        vals[n] = vdec(vb + i * vsize)
+      end
+      if err ~= 0 then return keys, vals end -- ENOENT: that was the last chunk
+      first = 0
+      tin, tout = tout, tin
+    end
+  end
+end
+
 -- m:lookup_batch({keys = K, values = V [, count = n]}) -> entries read into
 -- the cdata arrays K and V (of m:ctypes()), every entry that fits.
+-- m:lookup_batch([{count = n}]) -> keys, values, lists of Lua values.
 local function lookup_batch(m, opts)
   local p = plans[m]
   if p == nil then p = plan_for(m) end
   local ks = type(opts) == "table" and rawget(opts, "keys")
-  if not (p and ks ~= nil and ks ~= false) then return c.lookup_batch(m, opts) end
+  if not (p and ks ~= nil and ks ~= false) then
+    if p and p.kdec and p.vdec and C.lbpf_map__ffi_fd(m) >= 0 then
+      local count = list_count(m, opts)
+      if count then
+        local keys, vals, e = lookup_lists(m, p, count)
+        if keys ~= nil then return keys, vals, e end
+      end
+    end
+    return c.lookup_batch(m, opts)
+  end
   local fd = C.lbpf_map__ffi_fd(m)
   if fd < 0 then return c.lookup_batch(m, opts) end -- closed, not loaded: C says so
   local vs, count = rawget(opts, "values"), rawget(opts, "count")
@@ -275,6 +426,17 @@ local function lookup_batch(m, opts)
   return tonumber(p.n[0])
 end
 
+-- A list (a Lua table, read raw as the C method does) into a new cdata
+-- array of arr through put, or nil if an element is not one put takes.
+local function put_list(list, n, arr, size, put)
+  local a = arr(n)
+  local b = cast(u8p, a)
+  for i = 1, n do
+    if not put(rawget(list, i), b + (i - 1) * size) then return nil end
+  end
+  return a
+end
+
 local function update_batch(m, ks, vs, flags)
   local p = plans[m]
   if p == nil then p = plan_for(m) end
@@ -288,6 +450,17 @@ local function update_batch(m, ks, vs, flags)
       if err ~= 0 then return failf(p, err, "update_batch") end
       return true
     end
+  elseif p and fl and p.kput and p.vput and type(ks) == "table" and type(vs) == "table"
+    and C.lbpf_map__ffi_fd(m) >= 0 then
+    -- lists: encoded in Lua when every element is one the plan takes
+    local n = #ks
+    local ka = n > 0 and n == #vs and put_list(ks, n, p.karr, p.ksize, p.kput)
+    local va = ka and put_list(vs, n, p.varr, p.vsize, p.vput)
+    if va then
+      local err = C.lbpf_map__ffi_update_batch(m, ka, va, n, fl)
+      if err ~= 0 then return failf(p, err, "update_batch") end
+      return true
+    end
   end
   return c.update_batch(m, ks, vs, flags)
 end
@@ -295,6 +468,15 @@ end
 local function delete_batch(m, ks)
   local p = plans[m]
   if p == nil then p = plan_for(m) end
+  if p and p.kput and type(ks) == "table" and C.lbpf_map__ffi_fd(m) >= 0 then
+    local n = #ks
+    local ka = n > 0 and put_list(ks, n, p.karr, p.ksize, p.kput)
+    if ka then
+      local err = C.lbpf_map__ffi_delete_batch(m, ka, n)
+      if err ~= 0 then return failf(p, err, "delete_batch") end
+      return true
+    end
+  end
   if p and type(ks) == "cdata" and C.lbpf_map__ffi_fd(m) >= 0 then
     local nk = arr_len(ks, p.kt, p.karr)
     if nk then

@@ -65,6 +65,35 @@ local function fuzz(ct, size, small)
   return math.random(0, small or 64)
 end
 
+-- A table for a flat struct plan (fields by name): edges, wrong types,
+-- missing and unknown fields, array items, metatables.
+local function fuzz_table(plan)
+  local x = {}
+  for _, f in ipairs(plan.fields) do
+    local r = math.random(1, 12)
+    if r <= 5 then x[f.name] = int_edges[math.random(#int_edges)]
+    elseif r <= 9 then x[f.name] = math.random(0, 2 ^ 31)
+    elseif r == 10 then x[f.name] = ({ "x", "7", true, false, bpf.u64(5), bpf.u64("18446744073709551615"),
+      ffi.new("int64_t", -1), 1.5, {} })[math.random(9)]
+    end -- else missing
+  end
+  local r = math.random(1, 16)
+  if r == 1 then x.nope = 1
+  elseif r == 2 then x[1] = 5
+  elseif r == 3 then setmetatable(x, {})
+  elseif r == 4 then setmetatable(x, { __index = { [plan.fields[1].name] = 3 } })
+  elseif r == 5 then x[true] = 1
+  end
+  return x
+end
+
+-- A key or value for a slot with plan (as fast.kplan, fast.vplan), tables
+-- by field name a third of the time where the plan is a struct.
+local function fuzz_slot(ct, size, plan, small)
+  if plan and plan.struct and math.random(3) == 1 then return fuzz_table(plan) end
+  return fuzz(ct, size, small)
+end
+
 local names = { "counts", "big", "cfg", "arr", "lru", "routes", "bench", "raw", "flows", "pc_hash",
   "jmp" }
 local compared = 0
@@ -75,8 +104,9 @@ for _, name in ipairs(names) do
   local fast = K ~= nil
   t.eq(fast, name ~= "pc_hash" and name ~= "jmp", name .. ": ctypes only where the FFI path applies")
   for _ = 1, 300 do
-    local k = fuzz(K, info.key_size, info.max_entries + 2)
-    local v = fuzz(V, info.value_size)
+    local p = fast and fm.plan(m)
+    local k = fuzz_slot(K, info.key_size, p and p.kplan, info.max_entries + 2)
+    local v = fuzz_slot(V, info.value_size, p and p.vplan)
     local kp, vp = plain(k, K), plain(v, V)
     -- general first, then the same through the methods (fast where it can be)
     local g_up = call(C.update, m, kp, vp)
@@ -111,6 +141,83 @@ for _, name in ipairs(names) do
   end
 end
 print(("compared %d operations"):format(compared))
+
+-- Batches of lists (encoded and decoded in Lua where the plan allows)
+-- against the C methods: the same results and messages, the same entries.
+local function entries(m)
+  local ks, vs = C.lookup_batch(m)
+  local e = {}
+  for i = 1, #ks do e[#e + 1] = { ks[i], vs[i] } end
+  table.sort(e, function(a, b) return tostring(a[1]) < tostring(b[1]) end)
+  return e
+end
+local function clear(m)
+  for _, e in ipairs(entries(m)) do C.delete(m, e[1]) end
+end
+local lists = 0
+for _, name in ipairs({ "counts", "big", "bench", "cfg", "raw", "lru" }) do
+  local m = obj:map(name)
+  local info = m:info()
+  local K, V = m:ctypes()
+  local p = fm.plan(m)
+  for _ = 1, 150 do
+    local n = math.random(0, 12)
+    local ks, vs = {}, {}
+    for i = 1, n do
+      -- mostly what the plan takes, sometimes anything
+      ks[i] = math.random(4) == 1 and fuzz(K, info.key_size, info.max_entries + 2)
+        or math.random(0, info.max_entries - 1)
+      vs[i] = math.random(4) == 1 and fuzz_slot(V, info.value_size, p.vplan)
+        or (p.vplan and p.vplan.struct and fuzz_table(p.vplan)) or math.random(0, 2 ^ 40)
+    end
+    if math.random(8) == 1 then vs[#vs + 1] = 1 end -- lengths differ
+    if math.random(10) == 1 then ks[math.max(n, 1)] = nil end -- a hole
+    local flags = ({ nil, "any", "noexist", "exist", "bogus" })[math.random(5)]
+    local what = ("map '%s' update_batch of %d"):format(name, n)
+    clear(m)
+    local g = call(C.update_batch, m, ks, vs, flags)
+    local ge = entries(m)
+    clear(m)
+    local f = call(m.update_batch, m, ks, vs, flags)
+    t.same(f, g, what .. ": result")
+    t.same(entries(m), ge, what .. ": the entries written")
+    -- reading them back, in chunks of count (small ones grow on ENOSPC)
+    local opts = ({ nil, {}, { count = math.random(1, 4) }, { count = 0 }, { count = 1.5 },
+      { cnt = 1 }, "x", setmetatable({}, { __index = { count = 2 } }) })[math.random(8)]
+    t.same(call(m.lookup_batch, m, opts), call(C.lookup_batch, m, opts), what .. ": lookup_batch")
+    local dk = {}
+    for i = 1, math.random(0, n) do dk[i] = ks[i] end
+    if math.random(6) == 1 then dk[#dk + 1] = "x" end
+    g = call(C.delete_batch, m, dk)
+    ge = entries(m)
+    clear(m)
+    call(C.update_batch, m, ks, vs, flags)
+    f = call(m.delete_batch, m, dk)
+    t.same(f, g, what .. ": delete_batch")
+    t.same(entries(m), ge, what .. ": the entries left by delete_batch")
+    lists = lists + 1
+  end
+  clear(m)
+end
+print(("compared %d batches of lists"):format(lists))
+
+-- Tables by field name and lists of them take the FFI path: with the C
+-- methods out of reach, they still work.
+do
+  local m = obj:map("bench")
+  local saved = {}
+  for _, op in ipairs({ "update", "update_batch", "lookup_batch", "delete_batch" }) do
+    saved[op] = C[op]
+    C[op] = function() error("the C method was called") end
+  end
+  t.eq(m:update(1, { packets = 2, bytes = 2 ^ 53 + 2 }), true, "update from a table, fast")
+  t.same(m:lookup(1), { packets = 2, bytes = bpf.u64(2) ^ 53 + 2 }, "and back")
+  t.eq(m:update_batch({ 2, 3 }, { { packets = 5 }, {} }), true, "update_batch from lists, fast")
+  local ks, vs = m:lookup_batch({ count = 1 })
+  t.eq(#ks, 3, "lookup_batch into lists, fast")
+  t.eq(m:delete_batch({ 1, 2, 3 }), true, "delete_batch from a list, fast")
+  for op, f in pairs(saved) do C[op] = f end
+end
 
 -- Batches: cdata arrays against lists of the same bytes.
 local b = obj:map("bench")

@@ -240,13 +240,15 @@ function runners.exec(s, done, target)
   -- Not found is said before, as uv.spawn would (a tied one exits 127).
   local path
   for _, e in ipairs(env) do path = e:match("^PATH=(.*)") or path end
-  local found, nf = spawn.findable(s.argv[1], path)
-  if not found then
+  -- Not run at all: the pipes closed, the failure said, nothing to cancel.
+  local function not_run(err)
     safe_close(out)
     safe_close(errp)
-    done(false, reason_of(nf))
+    done(false, reason_of(err))
     return function() end
   end
+  local found, nf = spawn.findable(s.argv[1], path)
+  if not found then return not_run(nf) end
   -- detached: its own process group, so a timeout kills the children it made too.
   proc, pid = spawn.tied(s.argv[1], { args = args, env = env, stdio = { nil, out, errp }, detached = true },
     function(code, signal)
@@ -259,12 +261,7 @@ function runners.exec(s, done, target)
       if s.dynamic and code >= 2 then return done(true, nil, line, code - 2) end
       done(false, "exit " .. code, line)
     end)
-  if not proc then
-    safe_close(out)
-    safe_close(errp)
-    done(false, reason_of(pid))
-    return function() end
-  end
+  if not proc then return not_run(pid) end
   -- The first line of output, for the log: "exit 2 (disk full)".
   local function keep(_, data)
     if data and #first < 512 then first = first .. data end

@@ -67,4 +67,52 @@ function M.set_of(list)
   return s
 end
 
+--- A shallow copy of a table.
+function M.copy(t)
+  local c = {}
+  for k, v in pairs(t) do c[k] = v end
+  return c
+end
+
+--- Sort a list of tables by field k1, then (on a tie) by field k2.
+function M.sort_by(list, k1, k2)
+  table.sort(list, function(a, b)
+    if a[k1] ~= b[k1] then return a[k1] < b[k1] end
+    return a[k2] < b[k2]
+  end)
+  return list
+end
+
+-- libc functions several modules declare, by name.
+local LIBC = {
+  open = "int open(const char *path, int flags, ...);",
+  flock = "int flock(int fd, int op);",
+  close = "int close(int fd);",
+  strerror = "char *strerror(int err);",
+}
+
+--- ffi.cdef each of decls (a name of LIBC's, or a whole declaration) on its
+-- own, so that one declared already (by another module: ffi.cdef raises on a
+-- redefinition) leaves the others declared. Returns ffi.C.
+function M.cdef(decls)
+  local ffi = require("ffi")
+  for _, d in ipairs(decls) do pcall(ffi.cdef, LIBC[d] or d) end
+  return ffi.C
+end
+
+--- Stop a watch on a child process's output (w.proc its uv process, w.out
+-- its stdout pipe): SIGTERM, both handles closed. Idempotent (w.closed):
+-- returns false when w was closed already.
+function M.close_proc(w)
+  if w.closed then return false end
+  w.closed = true
+  if w.proc then
+    w.proc:kill("sigterm")
+    w.proc:close()
+    w.proc = nil
+  end
+  if w.out and not w.out:is_closing() then w.out:close() end
+  return true
+end
+
 return M

@@ -375,11 +375,7 @@ local function clean(msg)
   return (msg:gsub("^[^\n:]*/luabpf/[%w_/]+%.lua:%d+: ", ""))
 end
 
-local function shallow(t)
-  local c = {}
-  for k, v in pairs(t) do c[k] = v end
-  return c
-end
+local shallow = require("luabpf._util").copy
 
 -- One VIP through lb.lua's own normalization (lb.Service._norm_vip): the
 -- same rules the running service applies. NAT without snat would ask the

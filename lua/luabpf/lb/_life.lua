@@ -11,18 +11,13 @@ local uv = require("luv")
 
 local M = {}
 
-for _, decl in ipairs({ -- declared elsewhere too: each on its own, once
-  "int open(const char *path, int flags, ...);",
-  "int flock(int fd, int op);",
-  "int close(int fd);",
-  "char *strerror(int err);",
-}) do pcall(ffi.cdef, decl) end
-local C = ffi.C
+local util = require("luabpf._util")
+local C = util.cdef({ "open", "flock", "close", "strerror" })
 local O_RDONLY, O_DIRECTORY, O_CLOEXEC = 0, 0x10000, 0x80000
 local LOCK_EX, LOCK_NB = 2, 4
 local EWOULDBLOCK = 11
 
-local read_file = require("luabpf._util").read_file
+local read_file = util.read_file
 
 -- The command line of pid, as ps shows it ("luabpf --netns x run lb.lua web.conf.lua").
 local function cmdline(pid)
@@ -234,16 +229,7 @@ function M.watch_link(svc)
     end
     buf = buf:match("([^\n]*)$")
   end)
-  function w.close()
-    if w.closed then return end
-    w.closed = true
-    if w.proc then
-      w.proc:kill("sigterm")
-      w.proc:close()
-      w.proc = nil
-    end
-    if w.out and not w.out:is_closing() then w.out:close() end
-  end
+  function w.close() util.close_proc(w) end
   return w
 end
 

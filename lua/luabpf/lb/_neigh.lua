@@ -147,15 +147,7 @@ end
 
 --- Stop watching (idempotent): the `ip` process is killed, handles closed.
 function Watch:close()
-  if self.closed then return end
-  self.closed = true
-  if self.proc then
-    self.proc:kill("sigterm")
-    self.proc:close()
-    self.proc = nil
-  end
-  if self.out and not self.out:is_closing() then self.out:close() end
-  if not self.timer:is_closing() then self.timer:close() end
+  if require("luabpf._util").close_proc(self) and not self.timer:is_closing() then self.timer:close() end
 end
 
 return M

@@ -106,11 +106,7 @@ local function hook_reload(svc)
   end
 end
 
-local function copy(t)
-  local c = {}
-  for k, x in pairs(t) do c[k] = x end
-  return c
-end
+local copy = require("luabpf._util").copy
 
 local function desc(o)
   if o.kind == "weight" then return ("weight %g"):format(o.weight) end

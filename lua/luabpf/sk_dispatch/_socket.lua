@@ -353,11 +353,7 @@ function S.sockets(self)
       addr = addr.text(d.addr), port = d.port, cookie = d.cookie, registered = tonumber(d.registered),
     }
   end
-  table.sort(out, function(a, b)
-    if a.label ~= b.label then return a.label < b.label end
-    return a.slot < b.slot
-  end)
-  return out
+  return require("luabpf._util").sort_by(out, "label", "slot")
 end
 
 return S

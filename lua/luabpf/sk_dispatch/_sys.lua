@@ -16,19 +16,15 @@ local PROTO_NAME = { [6] = "tcp", [17] = "udp" }
 local AF_UNIX, AF_INET, AF_INET6 = 1, 2, 10
 local MAPS = { "skd_trie", "skd_sockets", "skd_stats", "skd_bindings", "skd_labels", "skd_dests" }
 
-for _, decl in ipairs({
+local C = util.cdef({
   "long syscall(long number, ...);",
   "int getsockopt(int fd, int level, int name, void *val, unsigned int *len);",
   "int getsockname(int fd, void *sa, unsigned int *len);",
   "int getpeername(int fd, void *sa, unsigned int *len);",
   "int ioctl(int fd, unsigned long req, ...);",
-  "int close(int fd);",
-  "int open(const char *path, int flags, ...);",
-  "int flock(int fd, int op);",
-  "char *strerror(int err);",
+  "close", "open", "flock", "strerror",
   "const char *lbpf_errno_name(int err);",
-}) do pcall(ffi.cdef, decl) end
-local C = ffi.C
+})
 
 local SYS_pidfd_open, SYS_pidfd_getfd = 434, 438 -- the same on every architecture
 local SOL_SOCKET, SO_ACCEPTCONN, SO_PROTOCOL, SO_DOMAIN, SO_COOKIE = 1, 30, 38, 39, 57

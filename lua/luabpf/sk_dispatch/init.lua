@@ -369,11 +369,7 @@ function D:bindings()
   self:_recover()
   local out = {}
   for _, rec in pairs(self.recs) do out[#out + 1] = binding_view(self, rec) end
-  table.sort(out, function(a, b)
-    if a.label ~= b.label then return a.label < b.label end
-    return a.id < b.id
-  end)
-  return out
+  return require("luabpf._util").sort_by(out, "label", "id")
 end
 
 

@@ -30,5 +30,29 @@ end
 local Registry = {}
 Registry.__index = Registry
 
-return { fail = fail, check_opts = util.check_opts, set_of = util.set_of, Metric = Metric, Registry = Registry,
+--- A function giving fetch()'s result, fetched once a scrape (a ready-made
+-- exporter's stats: every family of one scrape reads the same).
+function Registry:_per_scrape(fetch)
+  local gen, v = -1, nil
+  return function()
+    if gen ~= self.generation then gen, v = self.generation, fetch() end
+    return v
+  end
+end
+
+--- The checks a ready-made exporter (reg:lb, reg:filter) starts with, raised
+-- at its caller: o has no option but prefix; x is a table with each method
+-- named, else "WHAT: expects DESC, got TYPE". Returns o.prefix or prefix.
+local function exporter_prefix(what, x, o, desc, prefix, methods)
+  o = o or {}
+  check_opts(what, o, { prefix = true }, 3)
+  for _, m in ipairs(methods) do
+    if type(x) ~= "table" or type(x[m]) ~= "function" then
+      error(("%s: expects %s, got %s"):format(what, desc, type(x)), 3)
+    end
+  end
+  return o.prefix or prefix
+end
+
+return { fail = fail, check_opts = util.check_opts, exporter_prefix = exporter_prefix, set_of = util.set_of, Metric = Metric, Registry = Registry,
   TYPES = TYPES, check_name = check_name, check_label = check_label }

@@ -5,7 +5,7 @@
 local K = require("luabpf.metrics._common")
 local T = require("luabpf.metrics._text")
 
-local Registry, fail, check_opts = K.Registry, K.fail, K.check_opts
+local Registry, fail = K.Registry, K.fail
 local escape_label, label_set = T.escape_label, T.label_set
 
 -- Program run counts and run time (BPF stats)
@@ -34,18 +34,15 @@ function Registry:programs(x)
   local progs = programs_of(x)
   local ok, err, code = bpf.enable_stats()
   if not ok then return nil, err, code end
-  local cache = { gen = -1 }
-  local function infos()
-    if cache.gen ~= self.generation then
-      cache.gen, cache.list = self.generation, {}
-      for _, p in ipairs(progs) do
-        local i = p:info()
-        -- The object's name: the kernel's is cut at 15 characters.
-        if i then i.name = p:name() cache.list[#cache.list + 1] = i end
-      end
+  local infos = self:_per_scrape(function()
+    local list = {}
+    for _, p in ipairs(progs) do
+      local i = p:info()
+      -- The object's name: the kernel's is cut at 15 characters.
+      if i then i.name = p:name() list[#list + 1] = i end
     end
-    return cache.list
-  end
+    return list
+  end)
   local function one(name, help, f)
     local m = self.by_name[name]
     if m then
@@ -73,27 +70,21 @@ local LB_STATES = { "active", "draining", "down", "removed" }
 -- new flows, weight, Maglev slots, state (and health when the service has
 -- it), packets per verdict. One svc:stats() per scrape.
 function Registry:lb(svc, o)
-  o = o or {}
-  check_opts("metrics.lb", o, { prefix = true })
-  if type(svc) ~= "table" or type(svc.stats) ~= "function" then
-    fail("metrics.lb: expects an LB service (lb.new()), got %s", type(svc))
-  end
-  local p = o.prefix or "luabpf_lb"
+  local p = K.exporter_prefix("metrics.lb", svc, o, "an LB service (lb.new())", "luabpf_lb", { "stats" })
   local service = svc.name or "lb"
-  local cache = { gen = -1 }
-  local function stats()
-    if cache.gen ~= self.generation then cache.gen, cache.s, cache.bl, cache.sorted = self.generation, svc:stats(), {}, {} end
-    return cache.s
-  end
+  -- The stats, and the labels and sorted names made from them, once a scrape.
+  local scrape = self:_per_scrape(function() return { s = svc:stats(), bl = {}, sorted = {} } end)
+  local function stats() return scrape().s end
   -- A backend's label text, rendered once a scrape and shared by every family;
   -- with_label adds one more label (a state set's).
   local BL_NAMES = { "service", "vip", "backend", "addr" }
   local function blabels(vn, bn, b)
     local k = vn .. "\0" .. bn
-    local t = cache.bl[k]
+    local bl = scrape().bl
+    local t = bl[k]
     if not t then
       t = label_set(BL_NAMES, { service, vn, bn, b.addr })
-      cache.bl[k] = t
+      bl[k] = t
     end
     return t
   end
@@ -102,13 +93,13 @@ function Registry:lb(svc, o)
   end
   -- Names in order, sorted once a scrape (every family walks the same tables).
   local function sorted(t)
-    stats()
-    local k = cache.sorted[t]
+    local cached = scrape().sorted
+    local k = cached[t]
     if k then return k end
     k = {}
     for n in pairs(t) do k[#k + 1] = n end
     table.sort(k)
-    cache.sorted[t] = k
+    cached[t] = k
     return k
   end
   local function vips(f)

@@ -4,7 +4,7 @@
 -- Part of luabpf.metrics.
 local K = require("luabpf.metrics._common")
 
-local Registry, fail, check_opts = K.Registry, K.fail, K.check_opts
+local Registry = K.Registry
 local sorted_keys = require("luabpf._util").sorted_keys
 
 --- Export a filter's f:stats(): packets and bytes per reason (with the
@@ -12,20 +12,12 @@ local sorted_keys = require("luabpf._util").sorted_keys
 -- force; the samples the ring buffer lost. Names start with
 -- luabpf_filter_ (o.prefix changes that); every series has filter="NAME".
 function Registry:filter(f, o)
-  o = o or {}
-  check_opts("metrics.filter", o, { prefix = true })
-  if type(f) ~= "table" or type(f.stats) ~= "function" or type(f.rules) ~= "function" then
-    fail("metrics.filter: expects a DDoS filter (filter.new()), got %s", type(f))
-  end
-  local p = o.prefix or "luabpf_filter"
+  local p = K.exporter_prefix("metrics.filter", f, o, "a DDoS filter (filter.new())", "luabpf_filter",
+    { "stats", "rules" })
   local name = f.name or "filter"
   local REASONS = require("luabpf.filter").REASONS
   local DROPS = require("luabpf.filter._common").DROPS
-  local cache = { gen = -1 }
-  local function stats()
-    if cache.gen ~= self.generation then cache.gen, cache.s = self.generation, f:stats() end
-    return cache.s
-  end
+  local stats = self:_per_scrape(function() return f:stats() end)
   local function sorted(t) -- keys of mixed types (ports, names) as text
     return sorted_keys(t, function(a, b) return tostring(a) < tostring(b) end)
   end

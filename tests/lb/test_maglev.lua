@@ -142,6 +142,20 @@ for _, fill in ipairs({ "c", "lua" }) do
   end
 end
 
+-- A pool changed a few backends at a time: the build keeps its last
+-- canonical order and places new names into it by binary search (more than
+-- 32 new ones: sorted again). Each step's table is the reference's.
+local steps = pool(1000, nil, "10.4.")
+t.eq(differ(steps), 0, "steps: the start")
+table.remove(steps, 500)
+t.eq(differ(steps), 0, "steps: one removed")
+steps[#steps + 1] = { name = "10.4.0", weight = 1 } -- first by name
+steps[#steps + 1] = { name = "10.4.9999", weight = 2 } -- last
+table.insert(steps, 3, { name = "10.4.500", weight = 1 }) -- the removed one, back
+t.eq(differ(steps), 0, "steps: three added (first, last, middle by name)")
+for i = 1, 40 do steps[#steps + 1] = { name = "10.5." .. i } end
+t.eq(differ(steps), 0, "steps: forty added")
+
 -- A check that the comparison can fail: the reference build in list order
 -- (today's order before the canonical one) differs from the new build.
 local mixed = pool(100, function(i) return i % 5 + 1 end)

@@ -8,19 +8,13 @@
 #ifndef LUABPF_RINGBUF_LOST_H
 #define LUABPF_RINGBUF_LOST_H
 
+#include "maps.h"
+
 /* The ring `events` of SIZE bytes and its lost counter `events_lost`, the
  * names the Lua side looks for: LUABPF_EVENTS_RING(256 * 1024); */
-#define LUABPF_EVENTS_RING(size)                                  \
-	struct {                                                  \
-		__uint(type, BPF_MAP_TYPE_RINGBUF);               \
-		__uint(max_entries, size);                        \
-	} events SEC(".maps");                                    \
-	struct {                                                  \
-		__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);          \
-		__uint(max_entries, 1);                           \
-		__type(key, __u32);                               \
-		__type(value, __u64);                             \
-	} events_lost SEC(".maps")
+#define LUABPF_EVENTS_RING(size)      \
+	LUABPF_RINGBUF(events, size); \
+	LUABPF_PERCPU_SLOT(events_lost, __u64)
 
 /* bpf_ringbuf_reserve, counting a refusal in lost; NULL then, as it returns. */
 static __always_inline void *ringbuf_reserve_or_count(void *ring, void *lost, __u64 size)

@@ -14,6 +14,7 @@
 
 #include "decap.h"
 #include "csum.h"
+#include "maps.h"
 #include "parse.h"
 
 #define TC_ACT_UNSPEC (-1)
@@ -28,19 +29,9 @@
 const volatile __u16 gue_port = 6080;
 
 /* Outer destinations whose tunnels are ours: address -> 1. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 256);
-	__type(key, ipv6_t);
-	__type(value, __u32);
-} decap_addrs SEC(".maps");
+LUABPF_MAP(decap_addrs, BPF_MAP_TYPE_HASH, ipv6_t, __u32, 256);
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, DECAP_REASON_MAX);
-	__type(key, __u32);
-	__type(value, struct decap_counters);
-} decap_stats SEC(".maps");
+LUABPF_MAP(decap_stats, BPF_MAP_TYPE_PERCPU_ARRAY, __u32, struct decap_counters, DECAP_REASON_MAX);
 
 static __always_inline int count_len(__u32 reason, __u32 len, int action)
 {
@@ -65,6 +56,12 @@ struct tun {
 	__u8 inner;  /* 4 or 6 */
 	__u8 reason; /* DECAP_IPIP or DECAP_GUE */
 };
+
+/* IPIP, IPv6 in IP and UDP (GUE): the protocols a tunnel of ours comes in. */
+static __always_inline bool tunnel_proto(__u8 proto)
+{
+	return proto == IPPROTO_IPIP_ || proto == IPPROTO_IPV6_ || proto == IPPROTO_UDP_;
+}
 
 /*
  * After an outer header of hlen bytes whose payload is plen bytes long, with
@@ -148,8 +145,7 @@ int tc_decap(struct __sk_buff *skb)
 
 		if ((void *)(ip + 1) > end)
 			return count(skb, DECAP_PASS, TC_ACT_UNSPEC);
-		if (ip->protocol != IPPROTO_IPIP_ && ip->protocol != IPPROTO_IPV6_ &&
-		    ip->protocol != IPPROTO_UDP_)
+		if (!tunnel_proto(ip->protocol))
 			return count(skb, DECAP_PASS, TC_ACT_UNSPEC);
 		if (ip->ihl != 5 || ip->version != 4)
 			return count(skb, DECAP_PASS, TC_ACT_UNSPEC);
@@ -170,8 +166,7 @@ int tc_decap(struct __sk_buff *skb)
 
 		if ((void *)(ip6 + 1) > end)
 			return count(skb, DECAP_PASS, TC_ACT_UNSPEC);
-		if (ip6->nexthdr != IPPROTO_IPIP_ && ip6->nexthdr != IPPROTO_IPV6_ &&
-		    ip6->nexthdr != IPPROTO_UDP_)
+		if (!tunnel_proto(ip6->nexthdr))
 			return count(skb, DECAP_PASS, TC_ACT_UNSPEC);
 		__builtin_memcpy(&dst, &ip6->daddr, sizeof(dst));
 		if (!bpf_map_lookup_elem(&decap_addrs, &dst))

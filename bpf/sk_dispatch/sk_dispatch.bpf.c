@@ -10,61 +10,23 @@
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
+#include "maps.h"
 #include "sk_dispatch.h"
 
 #define AF_INET	     2
 #define AF_INET6     10
 #define IPPROTO_UDP_ 17
 
-struct {
-	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__uint(max_entries, SKD_MAX_ENTRIES);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, struct skd_key);
-	__type(value, struct skd_entry);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} skd_trie SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_SOCKMAP);
-	__uint(max_entries, SKD_MAX_LABELS * 4);
-	__type(key, __u32);
-	__type(value, __u64);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} skd_sockets SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, SKD_MAX_BINDINGS);
-	__type(key, __u32);
-	__type(value, struct skd_stats);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} skd_stats SEC(".maps");
+/* Pinned by name: the dispatcher's state outlives luabpf (docs/sk_lookup.md). */
+LUABPF_MAP_PINNED_FLAGS(skd_trie, BPF_MAP_TYPE_LPM_TRIE, struct skd_key, struct skd_entry,
+			SKD_MAX_ENTRIES, BPF_F_NO_PREALLOC);
+LUABPF_MAP_PINNED(skd_sockets, BPF_MAP_TYPE_SOCKMAP, __u32, __u64, SKD_MAX_LABELS * 4);
+LUABPF_MAP_PINNED(skd_stats, BPF_MAP_TYPE_PERCPU_ARRAY, __u32, struct skd_stats, SKD_MAX_BINDINGS);
 
 /* User space only: the bindings, labels and sockets as registered. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, SKD_MAX_BINDINGS);
-	__type(key, __u32);
-	__type(value, struct skd_binding);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} skd_bindings SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, SKD_MAX_LABELS);
-	__type(key, __u32);
-	__type(value, struct skd_label);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} skd_labels SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, SKD_MAX_LABELS * 4);
-	__type(key, __u32);
-	__type(value, struct skd_dest);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} skd_dests SEC(".maps");
+LUABPF_MAP_PINNED(skd_bindings, BPF_MAP_TYPE_HASH, __u32, struct skd_binding, SKD_MAX_BINDINGS);
+LUABPF_MAP_PINNED(skd_labels, BPF_MAP_TYPE_HASH, __u32, struct skd_label, SKD_MAX_LABELS);
+LUABPF_MAP_PINNED(skd_dests, BPF_MAP_TYPE_HASH, __u32, struct skd_dest, SKD_MAX_LABELS * 4);
 
 static __always_inline int miss(struct skd_stats *st, const struct skd_entry *e, bool error)
 {

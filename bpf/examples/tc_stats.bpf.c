@@ -9,56 +9,33 @@
 #include <bpf/bpf_endian.h>
 
 #include "luabpf.h"
+#include "maps.h"
 #include "tc_stats.h"
 #include "parse.h"
 
 #define TC_ACT_UNSPEC (-1)
 
 /* A handful of (direction, l3, proto) triples: a small hash, per CPU. */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-	__uint(max_entries, 256);
-	__type(key, struct tc_proto_key);
-	__type(value, struct tc_counter);
-} proto_stats SEC(".maps");
+LUABPF_MAP(proto_stats, BPF_MAP_TYPE_PERCPU_HASH, struct tc_proto_key, struct tc_counter, 256);
 
 /*
  * Peers are unbounded: an LRU keeps the busiest ones (set its size with
  * max_entries at load). Per-CPU LRU lists would evict per CPU, so it is a
  * common LRU with per-CPU values.
  */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_PERCPU_HASH);
-	__uint(max_entries, 4096);
-	__type(key, struct tc_peer_key);
-	__type(value, struct tc_counter);
-} peer_stats SEC(".maps");
+LUABPF_MAP(peer_stats, BPF_MAP_TYPE_LRU_PERCPU_HASH, struct tc_peer_key, struct tc_counter,
+	   4096);
 
-static __always_inline void bump_proto(struct tc_proto_key *k, __u64 len)
+/* Add a packet of len bytes to key's counter in map (proto_stats or peer_stats). */
+static __always_inline void bump(void *map, void *key, __u64 len)
 {
-	struct tc_counter *v = bpf_map_lookup_elem(&proto_stats, k);
+	struct tc_counter *v = bpf_map_lookup_elem(map, key);
 
 	if (!v) {
 		struct tc_counter zero = {};
 
-		bpf_map_update_elem(&proto_stats, k, &zero, BPF_NOEXIST);
-		v = bpf_map_lookup_elem(&proto_stats, k);
-		if (!v)
-			return;
-	}
-	v->packets++;
-	v->bytes += len;
-}
-
-static __always_inline void bump_peer(struct tc_peer_key *k, __u64 len)
-{
-	struct tc_counter *v = bpf_map_lookup_elem(&peer_stats, k);
-
-	if (!v) {
-		struct tc_counter zero = {};
-
-		bpf_map_update_elem(&peer_stats, k, &zero, BPF_NOEXIST);
-		v = bpf_map_lookup_elem(&peer_stats, k);
+		bpf_map_update_elem(map, key, &zero, BPF_NOEXIST);
+		v = bpf_map_lookup_elem(map, key);
 		if (!v)
 			return;
 	}
@@ -105,9 +82,9 @@ static __always_inline int count(struct __sk_buff *skb, __u8 dir)
 		pk.l3 = TS_ARP;
 	}
 out:
-	bump_proto(&pk, len);
+	bump(&proto_stats, &pk, len);
 	if (have_peer)
-		bump_peer(&peer, len);
+		bump(&peer_stats, &peer, len);
 	return TC_ACT_UNSPEC;
 }
 

@@ -54,7 +54,9 @@ int lbpf_failf(lua_State *L, int err, const char *fmt, ...)
 	return 3;
 }
 
-static bool opt_get(lua_State *L, int idx, const char *key)
+/* Push the option key of the table at idx (none or nil: no options) and
+ * return true; false when it is absent. Raises unless it has the type. */
+static bool opt_get(lua_State *L, int idx, const char *key, int type, const char *expects)
 {
 	if (lua_isnoneornil(L, idx))
 		return false;
@@ -64,6 +66,8 @@ static bool opt_get(lua_State *L, int idx, const char *key)
 		lua_pop(L, 1);
 		return false;
 	}
+	if (lua_type(L, -1) != type)
+		luaL_error(L, "option '%s' expects %s, got %s", key, expects, luaL_typename(L, -1));
 	return true;
 }
 
@@ -71,10 +75,8 @@ const char *lbpf_opt_string(lua_State *L, int idx, const char *key, const char *
 {
 	const char *s;
 
-	if (!opt_get(L, idx, key))
+	if (!opt_get(L, idx, key, LUA_TSTRING, "a string"))
 		return def;
-	if (lua_type(L, -1) != LUA_TSTRING)
-		luaL_error(L, "option '%s' expects a string, got %s", key, luaL_typename(L, -1));
 	s = lua_tostring(L, -1);
 	lua_pop(L, 1); /* still referenced by the options table */
 	return s;
@@ -84,10 +86,8 @@ lua_Integer lbpf_opt_integer(lua_State *L, int idx, const char *key, lua_Integer
 {
 	lua_Number n;
 
-	if (!opt_get(L, idx, key))
+	if (!opt_get(L, idx, key, LUA_TNUMBER, "an integer"))
 		return def;
-	if (lua_type(L, -1) != LUA_TNUMBER)
-		luaL_error(L, "option '%s' expects an integer, got %s", key, luaL_typename(L, -1));
 	n = lua_tonumber(L, -1);
 	lua_pop(L, 1);
 	if (n != (lua_Number)(lua_Integer)n)
@@ -99,10 +99,8 @@ bool lbpf_opt_bool(lua_State *L, int idx, const char *key, bool def)
 {
 	bool b;
 
-	if (!opt_get(L, idx, key))
+	if (!opt_get(L, idx, key, LUA_TBOOLEAN, "a boolean"))
 		return def;
-	if (lua_type(L, -1) != LUA_TBOOLEAN)
-		luaL_error(L, "option '%s' expects a boolean, got %s", key, luaL_typename(L, -1));
 	b = lua_toboolean(L, -1);
 	lua_pop(L, 1);
 	return b;

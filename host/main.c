@@ -65,7 +65,7 @@ struct options {
 };
 
 /* global_option(): argv[i] is not one of ours; one was taken (and its value). */
-enum { OPT_NOT_OURS = -2, OPT_TAKEN = -1 };
+enum { OPT_TAKEN = -1 };
 
 /* run_chunk(): SIGINT or SIGTERM stopped the main chunk (exit 0, as in the loop). */
 #define RC_SIGNALLED -1
@@ -276,9 +276,17 @@ static int print_version(void)
 }
 
 /*
- * The option at argv[*i], moving *i past its value: OPT_TAKEN, OPT_NOT_OURS,
- * or the exit code to return now (--help, --version, a bad value).
+ * The option at argv[*i], moving *i past its value: OPT_TAKEN, or the exit
+ * code to return now (--help, --version, a bad value, an unknown option).
  */
+static int unknown_option(const char *a)
+{
+	char msg[256];
+
+	snprintf(msg, sizeof(msg), "unknown option '%s'", a);
+	return usage_error(msg);
+}
+
 static int global_option(int argc, char **argv, int *i, struct options *o)
 {
 	const char *a = argv[*i];
@@ -319,17 +327,9 @@ static int global_option(int argc, char **argv, int *i, struct options *o)
 	} else if (!strcmp(a, "--no-control")) {
 		o->control = false;
 	} else {
-		return OPT_NOT_OURS;
+		return unknown_option(a);
 	}
 	return OPT_TAKEN;
-}
-
-static int unknown_option(const char *a)
-{
-	char msg[256];
-
-	snprintf(msg, sizeof(msg), "unknown option '%s'", a);
-	return usage_error(msg);
 }
 
 static int run_script(lua_State *L, const char *script, int argc, char **argv,
@@ -372,8 +372,6 @@ int main(int argc, char **argv)
 
 	for (; i < argc && argv[i][0] == '-' && strcmp(argv[i], "-e"); i++) {
 		rc = global_option(argc, argv, &i, &o);
-		if (rc == OPT_NOT_OURS)
-			return unknown_option(argv[i]);
 		if (rc != OPT_TAKEN)
 			return rc;
 	}
@@ -395,8 +393,6 @@ int main(int argc, char **argv)
 				break;
 			}
 			rc = global_option(argc, argv, &script, &o);
-			if (rc == OPT_NOT_OURS)
-				return unknown_option(argv[script]);
 			if (rc != OPT_TAKEN)
 				return rc;
 		}

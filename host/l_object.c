@@ -306,71 +306,79 @@ static int l_get(lua_State *L)
 	return 1;
 }
 
-static int l_maps(lua_State *L)
+/* The names of the object's programs (progs) or maps, in its order. */
+static void push_names(lua_State *L, struct lbpf_object *o, bool progs)
 {
-	struct lbpf_object *o = lbpf_object__check(L, 1);
-	struct bpf_map *m;
+	struct bpf_program *p = NULL;
+	struct bpf_map *m = NULL;
+	const char *name;
 	int i = 1;
 
 	lua_newtable(L);
-	bpf_object__for_each_map(m, o->obj) {
-		lua_pushstring(L, bpf_map__name(m));
+	for (;;) {
+		if (progs) {
+			p = bpf_object__next_program(o->obj, p);
+			name = p ? bpf_program__name(p) : NULL;
+		} else {
+			m = bpf_object__next_map(o->obj, m);
+			name = m ? bpf_map__name(m) : NULL;
+		}
+		if (!name)
+			return;
+		lua_pushstring(L, name);
 		lua_rawseti(L, -2, i++);
 	}
+}
+
+static int l_maps(lua_State *L)
+{
+	push_names(L, lbpf_object__check(L, 1), false);
 	return 1;
 }
 
 static int l_programs(lua_State *L)
 {
-	struct lbpf_object *o = lbpf_object__check(L, 1);
-	struct bpf_program *p;
-	int i = 1;
-
-	lua_newtable(L);
-	bpf_object__for_each_program(p, o->obj) {
-		lua_pushstring(L, bpf_program__name(p));
-		lua_rawseti(L, -2, i++);
-	}
+	push_names(L, lbpf_object__check(L, 1), true);
 	return 1;
 }
 
-/* obj:map(name): raises with the valid names when there is no such map. */
-static int l_map(lua_State *L)
+/* Raise: the object has no program (progs) or map name; the error lists those it has. */
+static void no_such(lua_State *L, struct lbpf_object *o, const char *name, bool progs)
+{
+	lua_getglobal(L, "table");
+	lua_getfield(L, -1, "concat");
+	push_names(L, o, progs);
+	lua_pushliteral(L, ", ");
+	lua_call(L, 2, 1);
+	luaL_error(L, "object '%s' has no %s '%s' (%s: %s)", o->name, progs ? "program" : "map",
+		   name, progs ? "programs" : "maps", lua_tostring(L, -1));
+}
+
+/* obj:map(name), obj:program(name) */
+static int find(lua_State *L, bool progs)
 {
 	struct lbpf_object *o = lbpf_object__check(L, 1);
 	const char *name = luaL_checkstring(L, 2);
-	struct bpf_map *m = bpf_object__find_map_by_name(o->obj, name);
+	struct bpf_program *p = progs ? bpf_object__find_program_by_name(o->obj, name) : NULL;
+	struct bpf_map *m = progs ? NULL : bpf_object__find_map_by_name(o->obj, name);
 
-	if (!m) {
-		lua_getglobal(L, "table");
-		lua_getfield(L, -1, "concat");
-		l_maps(L);
-		lua_pushliteral(L, ", ");
-		lua_call(L, 2, 1);
-		return luaL_error(L, "object '%s' has no map '%s' (maps: %s)", o->name, name,
-				  lua_tostring(L, -1));
-	}
-	lbpf_map__push(L, o, m);
+	if (p)
+		lbpf_prog__push(L, o, p);
+	else if (m)
+		lbpf_map__push(L, o, m);
+	else
+		no_such(L, o, name, progs);
 	return 1;
+}
+
+static int l_map(lua_State *L)
+{
+	return find(L, false);
 }
 
 static int l_program(lua_State *L)
 {
-	struct lbpf_object *o = lbpf_object__check(L, 1);
-	const char *name = luaL_checkstring(L, 2);
-	struct bpf_program *p = bpf_object__find_program_by_name(o->obj, name);
-
-	if (!p) {
-		lua_getglobal(L, "table");
-		lua_getfield(L, -1, "concat");
-		l_programs(L);
-		lua_pushliteral(L, ", ");
-		lua_call(L, 2, 1);
-		return luaL_error(L, "object '%s' has no program '%s' (programs: %s)", o->name,
-				  name, lua_tostring(L, -1));
-	}
-	lbpf_prog__push(L, o, p);
-	return 1;
+	return find(L, true);
 }
 
 static int l_name(lua_State *L)

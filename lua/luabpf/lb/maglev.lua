@@ -7,6 +7,8 @@ local ffi = require("ffi")
 local bit = require("bit")
 local band, bxor, rshift, lshift, arshift, tobit = bit.band, bit.bxor, bit.rshift, bit.lshift, bit.arshift, bit.tobit
 
+local new_table = require("table.new")
+
 local M = {}
 
 M.DEFAULT_SIZE = 65537
@@ -61,21 +63,10 @@ M.is_prime = is_prime
 -- Two backends asking for the same free slot in one round get it in this
 -- order, so the table depends on the pool, not on the order backends were
 -- added or listed in (every node builds the same table whatever its history).
+-- For names that repeat (canonical below sorts unique names itself, by
+-- table.sort's own string order: no Lua comparator called per pair).
 local function canonical_sort(backends, n)
   local ord = {}
-  -- Names are unique in a VIP's pool: sorting the names alone (table.sort's
-  -- own string order, no Lua comparator called per pair) gives the same order.
-  local names, at = {}, {}
-  for i = 1, n do
-    local nm = backends[i].name
-    if type(nm) ~= "string" or at[nm] then names = nil break end
-    names[i], at[nm] = nm, i
-  end
-  if names then
-    table.sort(names)
-    for i = 1, n do ord[i] = at[names[i]] end
-    return ord, true
-  end
   for i = 1, n do ord[i] = i end
   table.sort(ord, function(a, b)
     local x, y = backends[a], backends[b]
@@ -87,27 +78,70 @@ local function canonical_sort(backends, n)
   return ord
 end
 
-local last_names, last_ord = {}, {} -- the last order made, for the same names again
+-- Insert name into the sorted list at its place (binary search).
+local function insert_sorted(list, name)
+  local lo, hi = 1, #list + 1
+  while lo < hi do
+    local mid = rshift(lo + hi, 1)
+    if list[mid] < name then lo = mid + 1 else hi = mid end
+  end
+  table.insert(list, lo, name)
+end
 
-local function canonical(backends, n)
-  -- A rebuild for a weight or health change lists the same (unique) names in
-  -- the same order: its order is the last one made (strings compare by
-  -- identity). Names that repeat are ordered by weight too: sorted each time.
-  if #last_names == n then
+-- How many new names a rebuild places by binary search into the last
+-- sorted list; more are sorted again.
+local MERGE_MAX = 32
+
+-- The canonical order of backends[1..n]: their positions, by name. cache
+-- (one per VIP: the last order made) saves the sort (table.sort calls a
+-- comparison through the C API, ~1 ms for 1,000 names): the same names in
+-- the same order (a weight or health change) reuse the last order; a few
+-- names added or removed (a pool change) keep the last sorted list's order
+-- and place the new ones by binary search. Names that repeat are ordered by
+-- weight too: sorted each time, not cached.
+local function canonical(backends, n, cache)
+  local list = cache.list
+  if list and #list == n then
     local same = true
     for i = 1, n do
-      if backends[i].name ~= last_names[i] then same = false break end
+      if backends[i].name ~= list[i] then same = false break end
     end
-    if same then return last_ord end
+    if same then return cache.ord end
   end
-  local ord, by_name = canonical_sort(backends, n)
-  if by_name then
-    local names = {}
-    for i = 1, n do names[i] = backends[i].name end
-    last_names, last_ord = names, ord
+  local names, at = new_table(n, 0), new_table(0, n)
+  for i = 1, n do
+    local nm = backends[i].name
+    if type(nm) ~= "string" or at[nm] then return canonical_sort(backends, n) end
+    names[i], at[nm] = nm, i
   end
+  local sorted, old = cache.sorted, cache.at
+  local out
+  if sorted then
+    local kept, nk = new_table(n + 1, 0), 0
+    for j = 1, #sorted do
+      local nm = sorted[j]
+      if at[nm] then nk = nk + 1; kept[nk] = nm end
+    end
+    if n - nk <= MERGE_MAX then
+      for i = 1, n do
+        if not old[names[i]] then insert_sorted(kept, names[i]) end
+      end
+      out = kept
+    end
+  end
+  if not out then
+    out = {}
+    for i = 1, n do out[i] = names[i] end
+    table.sort(out)
+  end
+  local ord = new_table(n, 0)
+  for i = 1, n do ord[i] = at[out[i]] end
+  cache.list, cache.ord, cache.sorted, cache.at = names, ord, out, at
   return ord
 end
+M.canonical = canonical
+
+local shared_cache = {} -- for callers that pass none
 
 local i32 = ffi.typeof("int32_t[?]")
 local u32 = ffi.typeof("uint32_t[?]")
@@ -193,10 +227,13 @@ end
 -- weight. Backends are placed in canonical order (by name), so the list's
 -- order does not change the table. fill: "c" or "lua" (default M.fill).
 -- out: an int32_t[size] to build into (its old contents are cleared) instead
--- of a new array, so a service's rebuilds reuse one.
-function M.build(backends, size, fill, out)
+-- of a new array, so a service's rebuilds reuse one. cache: a table the
+-- build keeps its last canonical order in (one per VIP: see canonical).
+local primes = {} -- sizes checked
+local scratch = { n = -1 } -- the per-backend arrays, reused by the next build
+function M.build(backends, size, fill, out, cache)
   size = size or M.DEFAULT_SIZE
-  if not is_prime(size) then
+  if not primes[size] and not is_prime(size) then
     error(("maglev: table size %d is not prime (65537 and 655373 are)"):format(size), 2)
   end
   local fn = M.fills[fill or M.fill]
@@ -210,6 +247,7 @@ function M.build(backends, size, fill, out)
     end
     if w > maxw then maxw = w end
   end
+  primes[size] = true
   local entry = out
   if entry then ffi.fill(entry, size * 4) else entry = i32(size) end
   if maxw == 0 then return entry end
@@ -217,8 +255,14 @@ function M.build(backends, size, fill, out)
   -- of its permutation (offset + j * skip mod size, kept as a running sum),
   -- its skip, its turns per round (weight / top weight: a full turn places
   -- one slot) and its turns earned.
-  local ord = canonical(backends, n)
-  local pos, nextc, skip, step, credit = i32(n), u32(n), u32(n), f64(n), f64(n)
+  local ord = canonical(backends, n, cache or shared_cache)
+  local sc = scratch
+  if sc.n < n then
+    sc = { n = n, pos = i32(n), nextc = u32(n), skip = u32(n), step = f64(n), credit = f64(n) }
+    scratch = sc
+  end
+  local pos, nextc, skip, step, credit = sc.pos, sc.nextc, sc.skip, sc.step, sc.credit
+  ffi.fill(credit, n * 8)
   local live = 0
   for _, i in ipairs(ord) do
     local b = backends[i]

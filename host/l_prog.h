@@ -36,7 +36,8 @@ const char *prog_type_name(enum bpf_prog_type t);
 int prog_fail_hint(lua_State *L, int err, const char *hint, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 int prog_fail_netns(lua_State *L, struct prog_ud *u, int err, const char *netns);
-void prog_require_type(lua_State *L, struct prog_ud *u, enum bpf_prog_type want, const char *how,
+/// The fd of u, a `want` program (SEC("sec")); raises, for how, when it is another type.
+int prog_check_type_fd(lua_State *L, struct prog_ud *u, enum bpf_prog_type want, const char *how,
 		       const char *sec);
 const char *prog_check_ifname(lua_State *L, struct prog_ud *u, const char *how,
 			      const char *const known[]);

@@ -52,7 +52,7 @@ int prog_fail_netns(lua_State *L, struct prog_ud *u, int err, const char *netns)
 	return lbpf_failf(L, err, "program '%s': can't enter netns '%s'", u->name, netns);
 }
 
-void prog_require_type(lua_State *L, struct prog_ud *u, enum bpf_prog_type want, const char *how,
+int prog_check_type_fd(lua_State *L, struct prog_ud *u, enum bpf_prog_type want, const char *how,
 		       const char *sec)
 {
 	enum bpf_prog_type t = prog_ud_type(u);
@@ -60,6 +60,7 @@ void prog_require_type(lua_State *L, struct prog_ud *u, enum bpf_prog_type want,
 	if (t != want)
 		luaL_error(L, "program '%s' is a %s program: %s needs a %s one (SEC(\"%s\"))",
 			   u->name, prog_type_name(t), how, prog_type_name(want), sec);
+	return prog_check_fd(L, u);
 }
 
 /* prog:attach_X(ifname_or_index [, opts]): the interface at 2, options at 3. */
@@ -191,8 +192,7 @@ int lprog_attach_sk_lookup(lua_State *L)
 
 	lbpf_check_options(L, 2, "attach_sk_lookup", known);
 	netns = lbpf_opt_string(L, 2, "netns", NULL);
-	prog_require_type(L, u, BPF_PROG_TYPE_SK_LOOKUP, "attach_sk_lookup", "sk_lookup");
-	fd = prog_check_fd(L, u);
+	fd = prog_check_type_fd(L, u, BPF_PROG_TYPE_SK_LOOKUP, "attach_sk_lookup", "sk_lookup");
 	if (!netns || !*netns)
 		snprintf(path, sizeof(path), "/proc/self/ns/net");
 	else if (strchr(netns, '/'))

@@ -13,6 +13,19 @@
 
 #include "l_prog.h"
 
+/* Run job(j) inside netns: 0, with where set to " in netns 'x'" (or ""),
+ * or the failure to return when netns can't be entered. */
+static int run_in_netns(lua_State *L, struct prog_ud *u, const char *netns, int (*job)(void *),
+			void *j, char *where, size_t n)
+{
+	int rc = lbpf_in_netns(netns, job, j);
+
+	if (rc < 0)
+		return prog_fail_netns(L, u, -rc, netns);
+	prog_in_netns_text(where, n, netns);
+	return 0;
+}
+
 /* ---- XDP ------------------------------------------------------------- */
 
 struct xdp_job {
@@ -142,13 +155,11 @@ int lprog_attach_xdp(lua_State *L)
 	m = lbpf_opt_choice(L, 3, "attach_xdp", "mode", modes);
 	j.flags = mode_flags[m];
 	j.replace = lbpf_opt_bool(L, 3, "replace", false);
-	prog_require_type(L, u, BPF_PROG_TYPE_XDP, "attach_xdp", "xdp");
-	j.prog_fd = prog_check_fd(L, u);
+	j.prog_fd = prog_check_type_fd(L, u, BPF_PROG_TYPE_XDP, "attach_xdp", "xdp");
 
-	rc = lbpf_in_netns(netns, xdp_job_run, &j);
-	if (rc < 0)
-		return prog_fail_netns(L, u, -rc, netns);
-	prog_in_netns_text(where, sizeof(where), netns);
+	rc = run_in_netns(L, u, netns, xdp_job_run, &j, where, sizeof(where));
+	if (rc)
+		return rc;
 	if (j.err == ENODEV && !strcmp(j.stage, "ifindex"))
 		return prog_fail_no_iface(L, u, j.ifname, where);
 	if (j.err == EBUSY || j.err == EEXIST)
@@ -293,13 +304,11 @@ int lprog_attach_tc(lua_State *L)
 	}
 	j.priority = (__u32)prio;
 	j.handle = (__u32)handle;
-	prog_require_type(L, u, BPF_PROG_TYPE_SCHED_CLS, "attach_tc", "tc");
-	j.prog_fd = prog_check_fd(L, u);
+	j.prog_fd = prog_check_type_fd(L, u, BPF_PROG_TYPE_SCHED_CLS, "attach_tc", "tc");
 
-	rc = lbpf_in_netns(netns, tc_job_run, &j);
-	if (rc < 0)
-		return prog_fail_netns(L, u, -rc, netns);
-	prog_in_netns_text(where, sizeof(where), netns);
+	rc = run_in_netns(L, u, netns, tc_job_run, &j, where, sizeof(where));
+	if (rc)
+		return rc;
 	if (j.no_iface)
 		return prog_fail_no_iface(L, u, j.ifname, where);
 	if (j.err == EEXIST && !j.used_tcx && j.try_clsact)

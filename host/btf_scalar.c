@@ -94,8 +94,7 @@ static const char helpers_src[] =
 
 static void load_helpers(lua_State *L)
 {
-	if (luaL_loadbuffer(L, helpers_src, sizeof(helpers_src) - 1, "=luabpf.codec"))
-		lua_error(L);
+	lbpf_load_chunk(L, helpers_src, "=luabpf.codec");
 	lua_call(L, 0, 1);
 	lua_getfield(L, -1, "box");
 	box_ref = luaL_ref(L, LUA_REGISTRYINDEX);

@@ -115,6 +115,10 @@ void lbpf_check_options(lua_State *L, int idx, const char *what, const char *con
 /// Create a metatable with __index = itself plus methods; leaves nothing on the stack.
 void lbpf_new_class(lua_State *L, const char *mt, const luaL_Reg *methods);
 
+/// Push the host's own Lua source src as a function called name ("=strict");
+/// raises on a syntax error.
+void lbpf_load_chunk(lua_State *L, const char *src, const char *name);
+
 /// Resolve an interface name (or number) to an ifindex, in the current netns.
 /// Returns 0 and sets errno when missing.
 unsigned lbpf_ifindex(const char *name);

@@ -168,6 +168,12 @@ void lbpf_new_class(lua_State *L, const char *mt, const luaL_Reg *methods)
 	lua_pop(L, 1);
 }
 
+void lbpf_load_chunk(lua_State *L, const char *src, const char *name)
+{
+	if (luaL_loadbuffer(L, src, strlen(src), name))
+		lua_error(L);
+}
+
 unsigned lbpf_ifindex(const char *name)
 {
 	char *end;

@@ -230,8 +230,7 @@ static const char fresh_timers_src[] =
 /* [uv] -> [uv] */
 static void fresh_timers(lua_State *L)
 {
-	if (luaL_loadbuffer(L, fresh_timers_src, sizeof(fresh_timers_src) - 1, "=luv timers"))
-		lua_error(L);
+	lbpf_load_chunk(L, fresh_timers_src, "=luv timers");
 	lua_pushvalue(L, -2);
 	luaL_getmetatable(L, "uv_timer");
 	lua_getfield(L, -1, "__index");
@@ -274,8 +273,7 @@ static const char strict_src[] =
 /// Push a new strict environment for a script called name.
 void lbpf_vm__push_env(lua_State *L, const char *name)
 {
-	if (luaL_loadbuffer(L, strict_src, sizeof(strict_src) - 1, "=strict"))
-		lua_error(L);
+	lbpf_load_chunk(L, strict_src, "=strict");
 	lua_pushvalue(L, LUA_GLOBALSINDEX);
 	lua_pushstring(L, name);
 	lua_call(L, 2, 1);

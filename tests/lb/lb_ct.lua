@@ -8,6 +8,9 @@
 --   stats            -> ok reason:count ... (non-zero only)
 local uv = require("luv")
 local lb = require("luabpf.lb")
+-- lb_cmd.lua beside this file, found when tests/scale_out/ct_driver.lua runs it too.
+package.path = (debug.getinfo(1, "S").source:match("^@(.*)/") or ".") .. "/?.lua;" .. package.path
+local answer = require("lb_cmd")
 local name = assert(arg[1], "usage: lb_ct.lua SERVICE [lru|conntrack]")
 local mode = arg[2] or "conntrack"
 
@@ -73,16 +76,7 @@ stdin:read_start(function(err, data)
     local line, rest = buf:match("^([^\n]*)\n(.*)$")
     if not line then break end
     buf = rest
-    local w = {}
-    for x in line:gmatch("%S+") do w[#w + 1] = x end
-    local cmd = cmds[w[1] or ""]
-    local ok, res
-    if cmd then
-      ok, res = pcall(cmd, unpack(w, 2))
-    else
-      ok, res = false, "unknown command " .. tostring(w[1])
-    end
-    io.stdout:write(ok and ("@@ ok " .. res) or ("@@ err " .. tostring(res):gsub("\n", " | ")), "\n")
+    io.stdout:write((answer(cmds, line)), "\n")
     io.stdout:flush()
   end
 end)

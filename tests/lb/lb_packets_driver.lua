@@ -154,20 +154,12 @@ return function(opts)
     return ""
   end
 
+  local answer = require("lb_cmd")
   for line in io.stdin:lines() do
-    local words = {}
-    for w in line:gmatch("%S+") do words[#words + 1] = w end
-    local cmd = cmds[words[1] or ""]
-    local ok, res
-    if cmd then
-      ok, res = pcall(cmd, unpack(words, 2))
-    else
-      ok, res = false, ("unknown command '%s'"):format(tostring(words[1]))
-    end
-    -- One line per answer: an error message may span several.
-    io.stdout:write(ok and ("@@ ok " .. res) or ("@@ err " .. tostring(res):gsub("\n", " | ")), "\n")
+    local ans, name = answer(cmds, line)
+    io.stdout:write(ans, "\n")
     io.stdout:flush()
-    if words[1] == "close" then break end
+    if name == "close" then break end
   end
   if svc then svc:close() end
 end

@@ -111,7 +111,13 @@ static int l_decode_current(lua_State *L)
 
 static const char *const mode_names[] = { "raw", "table", "cdata" };
 
-int lbpf_evbuf__start_loop(lua_State *L, struct lbpf_evbuf *b, const char *fn, void *chunk)
+/*
+ * Build the drain loop: luabpf._ringbuf.FN(chunk, mode, decl, size, handler,
+ * decode, name, type_name, tree), with the handler at 2 and the userdata at 4.
+ * 0 and b's drain, ctype and anchor references taken; else lua_pcall's code
+ * with the error on the stack.
+ */
+static int start_loop(lua_State *L, struct lbpf_evbuf *b, const char *fn, void *chunk)
 {
 	int rc;
 
@@ -137,6 +143,26 @@ int lbpf_evbuf__start_loop(lua_State *L, struct lbpf_evbuf *b, const char *fn, v
 	/* Like a luv handle, an open buffer lives until close() or shutdown. */
 	lua_pushvalue(L, 4);
 	b->anchor_ref = luaL_ref(L, LUA_REGISTRYINDEX);
+	return 0;
+}
+
+int lbpf_evbuf__start(lua_State *L, struct lbpf_evbuf *b, const char *fn, void *chunk,
+		      bool named)
+{
+	int err;
+
+	if (start_loop(L, b, fn, chunk)) {
+		if (named)
+			lua_pushfstring(L, "%s '%s': %s", b->ops->kind, b->name, lua_tostring(L, -1));
+		lbpf_evbuf__close_now(b);
+		return lua_error(L);
+	}
+	err = uv_poll_start(&b->poll, UV_READABLE, lbpf_evbuf__on_readable);
+	if (err) {
+		err = lbpf_failf(L, -err, "%s '%s': can't poll", b->ops->kind, b->name);
+		lbpf_evbuf__close_now(b);
+		return err;
+	}
 	return 0;
 }
 
@@ -390,6 +416,16 @@ void lbpf_evbuf__register(lua_State *L, const struct lbpf_evbuf_ops *ops, const 
 	lua_pop(L, 1);
 	lua_pushcfunction(L, ctor);
 	lua_setfield(L, -2, ops->kind);
+}
+
+struct lbpf_evbuf_ud *lbpf_evbuf__new_ud(lua_State *L, const struct lbpf_evbuf_ops *ops)
+{
+	struct lbpf_evbuf_ud *u = lua_newuserdata(L, sizeof(*u));
+
+	u->b = NULL;
+	luaL_getmetatable(L, ops->mt);
+	lua_setmetatable(L, -2);
+	return u;
 }
 
 void lbpf_evbuf__add(struct lbpf_evbuf *b, struct lbpf_evbuf **list, struct lbpf_evbuf_ud *u)

@@ -45,7 +45,8 @@ struct lbpf_evbuf {
 	bool paused, closing, draining, released;
 	uv_poll_t poll; /* data: this struct */
 	/* The head of the chunk the drain loop reads (struct lbpf_ring's or
-	 * struct lbpf_perf_chunk's): set by the owner before it is drained. */
+	 * struct lbpf_perf_chunk's): set by the owner before it is drained,
+	 * with lbpf_evbuf__tie_chunk. */
 	uint32_t *stop, *cur;
 	const void *const *ptr;
 	const uint32_t *len;
@@ -70,16 +71,29 @@ void lbpf_evbuf__init(struct lbpf_evbuf *b, const struct lbpf_evbuf_ops *ops,
 		      const struct lbpf_decode *d, const char *name, const char *what, int batch,
 		      uint64_t slice_ns);
 
+/// Point b at the head of its chunk c, a struct lbpf_ring or lbpf_perf_chunk
+/// (a macro: the two types have the same head, ring_chunk.h).
+#define lbpf_evbuf__tie_chunk(b, c)                                                    \
+	do {                                                                          \
+		(b)->stop = &(c)->stop;                                               \
+		(b)->cur = &(c)->i;                                                   \
+		(b)->ptr = (c)->ptr;                                                  \
+		(b)->len = (c)->len;                                                  \
+		(b)->events = &(c)->events;                                           \
+	} while (0)
+
 /// Check the options both take, batch and slice_us, in the table at 3.
 /// Raises "KIND 'name': option 'batch' must be ..." on a bad value.
 void lbpf_evbuf__check_pace(lua_State *L, const char *kind, const char *name, int *batch,
 			    uint64_t *slice_ns);
 
-/// Build the drain loop: luabpf._ringbuf.FN(chunk, mode, decl, size, handler,
-/// decode, name, type_name, tree), with the handler at 2 and the userdata at 4.
-/// 0 and b's drain, ctype and anchor references taken; else lua_pcall's code
-/// with the error on the stack.
-int lbpf_evbuf__start_loop(lua_State *L, struct lbpf_evbuf *b, const char *fn, void *chunk);
+/// Start b, whose userdata is at 4: build its drain loop,
+/// luabpf._ringbuf.FN(chunk, mode, decl, size, handler, decode, name,
+/// type_name, tree) with the handler at 2, and poll it. 0; else b is closed
+/// and this raises the loop's error (after "KIND 'name': " where named) or
+/// returns 3 for the nil, "KIND 'name': can't poll: ..." triple.
+int lbpf_evbuf__start(lua_State *L, struct lbpf_evbuf *b, const char *fn, void *chunk,
+		      bool named);
 
 /// Drop b's Lua references (a release step).
 void lbpf_evbuf__unref(struct lbpf_evbuf *b);
@@ -109,6 +123,9 @@ void lbpf_evbuf__close_all(struct lbpf_evbuf **list);
 /// __tostring, bound to ops) and own, and ctor in the module table on top.
 void lbpf_evbuf__register(lua_State *L, const struct lbpf_evbuf_ops *ops, const luaL_Reg *own,
 			  lua_CFunction ctor);
+
+/// Push a new userdata of ops' kind, not tied to a buffer yet.
+struct lbpf_evbuf_ud *lbpf_evbuf__new_ud(lua_State *L, const struct lbpf_evbuf_ops *ops);
 
 /// Put b on list and tie it to its new userdata u.
 void lbpf_evbuf__add(struct lbpf_evbuf *b, struct lbpf_evbuf **list, struct lbpf_evbuf_ud *u);

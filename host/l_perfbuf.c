@@ -253,11 +253,7 @@ static int l_perfbuf(lua_State *L)
 		return lbpf_fail(L, ENOMEM);
 	}
 	lbpf_evbuf__init(&p->b, &ops, &dec, v.name, what, batch, slice_ns);
-	p->b.stop = &p->c->stop;
-	p->b.cur = &p->c->i;
-	p->b.ptr = p->c->ptr;
-	p->b.len = p->c->len;
-	p->b.events = &p->c->events;
+	lbpf_evbuf__tie_chunk(&p->b, p->c);
 	p->lost_ref = LUA_NOREF;
 	snprintf(p->lost_what, sizeof(p->lost_what), "perfbuf '%s' lost callback", v.name);
 
@@ -273,25 +269,17 @@ static int l_perfbuf(lua_State *L)
 	p->kick.data = p;
 	p->handles = 2;
 
-	u = lua_newuserdata(L, sizeof(*u)); // [map, handler, opts, ud]
+	u = lbpf_evbuf__new_ud(L, &ops); // [map, handler, opts, ud]
 	lbpf_evbuf__add(&p->b, &all, u);
-	luaL_getmetatable(L, MT_PERFBUF);
-	lua_setmetatable(L, -2);
 	if (!lua_isnil(L, 3)) {
 		lua_getfield(L, 3, "lost");
 		p->lost_ref = lua_isnil(L, -1) ? (lua_pop(L, 1), LUA_NOREF)
 					       : luaL_ref(L, LUA_REGISTRYINDEX);
 	}
 	/* The drain loop: luabpf._ringbuf.perf(chunk, ...) */
-	if (lbpf_evbuf__start_loop(L, &p->b, "perf", p->c)) {
-		lbpf_evbuf__close_now(&p->b);
-		return lua_error(L);
-	}
-	err = uv_poll_start(&p->b.poll, UV_READABLE, lbpf_evbuf__on_readable);
-	if (err) {
-		lbpf_evbuf__close_now(&p->b);
-		return lbpf_failf(L, -err, "perfbuf '%s': can't poll", v.name);
-	}
+	err = lbpf_evbuf__start(L, &p->b, "perf", p->c, false);
+	if (err)
+		return err;
 	kick(&p->b);
 	return 1;
 }

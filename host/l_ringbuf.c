@@ -233,11 +233,7 @@ static int l_ringbuf(lua_State *L)
 		return lbpf_fail(L, ENOMEM);
 	}
 	lbpf_evbuf__init(&rb->b, &ops, &dec, v.name, what, batch, slice_ns);
-	rb->b.stop = &rb->ring.stop;
-	rb->b.cur = &rb->ring.i;
-	rb->b.ptr = rb->ring.ptr;
-	rb->b.len = rb->ring.len;
-	rb->b.events = &rb->ring.events;
+	lbpf_evbuf__tie_chunk(&rb->b, &rb->ring);
 	rb->fd = rb->lost_fd = -1;
 	if (lost.fd >= 0) {
 		rb->lost_percpu = lost.type == BPF_MAP_TYPE_PERCPU_ARRAY;
@@ -248,10 +244,7 @@ static int l_ringbuf(lua_State *L)
 			goto fail;
 		}
 	}
-	u = lua_newuserdata(L, sizeof(*u)); // [map, handler, opts, ud]
-	u->b = NULL;
-	luaL_getmetatable(L, MT_RINGBUF);
-	lua_setmetatable(L, -2);
+	u = lbpf_evbuf__new_ud(L, &ops); // [map, handler, opts, ud]
 
 	rb->fd = fcntl(v.fd, F_DUPFD_CLOEXEC, 0);
 	if (rb->fd < 0) {
@@ -271,17 +264,8 @@ static int l_ringbuf(lua_State *L)
 	lbpf_evbuf__add(&rb->b, &all, u);
 
 	/* The drain loop: luabpf._ringbuf.ring(ring, ...) */
-	if (lbpf_evbuf__start_loop(L, &rb->b, "ring", &rb->ring)) {
-		lua_pushfstring(L, "ringbuf '%s': %s", rb->b.name, lua_tostring(L, -1));
-		lbpf_evbuf__close_now(&rb->b);
-		return lua_error(L);
-	}
-	err = uv_poll_start(&rb->b.poll, UV_READABLE, lbpf_evbuf__on_readable);
-	if (err) {
-		lbpf_evbuf__close_now(&rb->b);
-		return lbpf_failf(L, -err, "ringbuf '%s': can't poll", v.name);
-	}
-	return 1;
+	err = lbpf_evbuf__start(L, &rb->b, "ring", &rb->ring, true);
+	return err ? err : 1;
 
 fail:
 	unmap(rb);

@@ -16,43 +16,22 @@
 #     medians of the requests/s and of each run's ratio to its direct run.
 # usage: bench/ct_sync.sh BUILD_DIR [SECONDS] [RUNS] [CONNECTIONS] [FLOWS]
 set -euo pipefail
-BUILD=$(cd "${1:-build}" && pwd)
-SRC=$(cd "$(dirname "$0")/.." && pwd)
-DUR=${2:-5}
-RUNS=${3:-3}
+BENCH=$(cd "$(dirname "$0")" && pwd)
+. "$BENCH/lib.sh"
+bench_lab_init "$@" # BUILD DUR RUNS from arguments 1-3, SRC, PY
 CONNS=${4:-50}
 FLOWS=${5:-200}
-for t in wrk nginx nft conntrack conntrackd; do
-  command -v "$t" >/dev/null || { echo "ct_sync: $t is missing (scripts/setup.sh --bench installs it)" >&2; exit 2; }
-done
+bench_need ct_sync wrk nginx nft conntrack conntrackd
 export LUABPF=$BUILD/luabpf LUABPF_SOURCE_DIR=$SRC LUABPF_BUILD_DIR=$BUILD
 source "$SRC/tests/scale_out/ct_lab.sh"
+source "$SRC/scripts/lab.sh" # lab_nginx_run
 trap 'ct_cleanup; for p in "${NGX[@]:-}"; do [ -n "$p" ] && kill "$p" 2>/dev/null; done' EXIT
 
 # nginx on :8081 beside each backend's ct_echo.py.
 NGX=()
 chmod 755 "$DIR"
 for i in 1 2; do
-  d="$DIR/ngx-b$i"
-  mkdir -p "$d"
-  cat >"$d/nginx.conf" <<EOF
-worker_processes 1;
-daemon off;
-pid $d/nginx.pid;
-error_log $d/error.log;
-events { worker_connections 4096; }
-http {
-  access_log off;
-  client_body_temp_path $d;
-  proxy_temp_path $d;
-  fastcgi_temp_path $d;
-  uwsgi_temp_path $d;
-  scgi_temp_path $d;
-  server { listen 8081 backlog=4096; location / { default_type text/plain; return 200 "b$i\n"; } }
-}
-EOF
-  ip netns exec "$P-b$i" sysctl -qw net.core.somaxconn=4096
-  ip netns exec "$P-b$i" nginx -c "$d/nginx.conf" &
+  lab_nginx_run "$P-b$i" "$DIR/ngx-b$i" 8081 "b$i"
   NGX+=($!)
 done
 ip netns exec "$P-cl" sysctl -qw net.ipv4.ip_local_port_range="1024 65535" net.ipv4.tcp_tw_reuse=1

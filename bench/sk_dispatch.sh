@@ -13,14 +13,11 @@
 # run's ratio to its own direct run.
 # usage: bench/sk_dispatch.sh BUILD_DIR [SECONDS] [RUNS] [CONNECTIONS]
 set -euo pipefail
-BUILD=$(cd "${1:-build}" && pwd)
-SRC=$(cd "$(dirname "$0")/.." && pwd)
-DUR=${2:-3}
-RUNS=${3:-5}
+BENCH=$(cd "$(dirname "$0")" && pwd)
+. "$BENCH/lib.sh"
+bench_lab_init "${1:-build}" "${2:-3}" "${3:-5}" # BUILD DUR RUNS, SRC, PY
 CONNS=${4:-20}
-for t in wrk nginx; do
-  command -v "$t" >/dev/null || { echo "sk_dispatch bench: $t is missing (scripts/setup.sh installs it)" >&2; exit 2; }
-done
+bench_need "sk_dispatch bench" wrk nginx
 NS=skbench$$
 TMP=$(mktemp -d /tmp/sk_bench.XXXXXX)
 SKD="$SRC/scripts/examples/sk_dispatch.lua"

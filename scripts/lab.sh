@@ -61,20 +61,13 @@ lab_up() {
   done
 }
 
-# lab_nginx PORT [CPU]: each backend's Python server makes way for nginx on
-# PORT, answering "bN" like it (wrk through the balancer then measures the
-# balancer, not Python). Configs and logs in a temporary directory; nginx is
-# stopped by lab_down. CPU pins the servers (benches).
-lab_nginx() {
-  local port=$1 cpu=${2:-} i p dir n=$(( ${#LAB_NS[@]} - 3 ))
-  for p in "${LAB_PIDS[@]:-}"; do [ -n "$p" ] && { kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; }; done
-  LAB_PIDS=()
-  LAB_NGINX_DIR=$(mktemp -d)
-  chmod 755 "$LAB_NGINX_DIR"
-  for i in $(seq "$n"); do
-    dir="$LAB_NGINX_DIR/b$i"
-    mkdir -p "$dir"
-    cat >"$dir/nginx.conf" <<EOF
+# lab_nginx_run NS DIR PORT TEXT [CPU]: nginx in namespace NS on PORT,
+# answering TEXT, its config and logs in DIR (made); in the background ($!
+# is its pid). CPU pins it (benches).
+lab_nginx_run() {
+  local ns=$1 dir=$2 port=$3 text=$4 cpu=${5:-}
+  mkdir -p "$dir"
+  cat >"$dir/nginx.conf" <<EOF
 worker_processes 1;
 daemon off;
 pid $dir/nginx.pid;
@@ -88,15 +81,29 @@ http {
   uwsgi_temp_path $dir;
   scgi_temp_path $dir;
   keepalive_requests 1000000;
-  server { listen $port backlog=4096; location / { default_type text/plain; return 200 "b$i\n"; } }
+  server { listen $port backlog=4096; location / { default_type text/plain; return 200 "$text\n"; } }
 }
 EOF
-    ip netns exec "$LAB-b$i" sysctl -qw net.core.somaxconn=4096
-    if [ -n "$cpu" ]; then
-      taskset -c "$cpu" ip netns exec "$LAB-b$i" nginx -c "$dir/nginx.conf" &
-    else
-      ip netns exec "$LAB-b$i" nginx -c "$dir/nginx.conf" &
-    fi
+  ip netns exec "$ns" sysctl -qw net.core.somaxconn=4096
+  if [ -n "$cpu" ]; then
+    taskset -c "$cpu" ip netns exec "$ns" nginx -c "$dir/nginx.conf" &
+  else
+    ip netns exec "$ns" nginx -c "$dir/nginx.conf" &
+  fi
+}
+
+# lab_nginx PORT [CPU]: each backend's Python server makes way for nginx on
+# PORT, answering "bN" like it (wrk through the balancer then measures the
+# balancer, not Python). Configs and logs in a temporary directory; nginx is
+# stopped by lab_down. CPU pins the servers (benches).
+lab_nginx() {
+  local port=$1 cpu=${2:-} i p n=$(( ${#LAB_NS[@]} - 3 ))
+  for p in "${LAB_PIDS[@]:-}"; do [ -n "$p" ] && { kill "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; }; done
+  LAB_PIDS=()
+  LAB_NGINX_DIR=$(mktemp -d)
+  chmod 755 "$LAB_NGINX_DIR"
+  for i in $(seq "$n"); do
+    lab_nginx_run "$LAB-b$i" "$LAB_NGINX_DIR/b$i" "$port" "b$i" "$cpu"
     LAB_PIDS+=($!)
   done
   for i in $(seq "$n"); do

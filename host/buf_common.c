@@ -406,7 +406,7 @@ void lbpf_evbuf__register(lua_State *L, const struct lbpf_evbuf_ops *ops, const 
 		{ NULL, NULL },
 	};
 
-	lbpf_new_class(L, ops->mt, own);
+	lbpf_new_class(L, ops->mt, own, NULL);
 	luaL_getmetatable(L, ops->mt);
 	for (const luaL_Reg *r = shared; r->name; r++) {
 		lua_pushlightuserdata(L, (void *)ops);

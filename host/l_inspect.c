@@ -496,7 +496,5 @@ static const luaL_Reg inspect_fns[] = {
 /// Register bpf.inspect (ids, info, pin, holders, xdp, layout) on the module table at -1.
 void lbpf_inspect__register(lua_State *L)
 {
-	lua_newtable(L);
-	luaL_register(L, NULL, inspect_fns);
-	lua_setfield(L, -2, "inspect");
+	lbpf_new_lib(L, "inspect", inspect_fns);
 }

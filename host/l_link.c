@@ -290,11 +290,8 @@ static int l_pin(lua_State *L)
 static int l_unpin(lua_State *L)
 {
 	struct lbpf_link *l = link_check(L, 1);
-	const char *path = luaL_optstring(L, 2, l->pin);
 
-	if (!path)
-		return luaL_error(L, "link '%s' is not pinned", l->desc);
-	return lbpf_unpin(L, path, "link", l->desc, &l->pin);
+	return lbpf_unpin(L, "link", l->desc, &l->pin, "");
 }
 
 static int l_pinned(lua_State *L)
@@ -419,6 +416,5 @@ static const luaL_Reg module_fns[] = {
 
 void lbpf_link__register(lua_State *L)
 {
-	lbpf_new_class(L, MT_LINK, methods);
-	luaL_register(L, NULL, module_fns);
+	lbpf_new_class(L, MT_LINK, methods, module_fns);
 }

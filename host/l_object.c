@@ -520,6 +520,5 @@ static const luaL_Reg module_fns[] = {
 
 void lbpf_object__register(lua_State *L)
 {
-	lbpf_new_class(L, MT_OBJECT, methods);
-	luaL_register(L, NULL, module_fns);
+	lbpf_new_class(L, MT_OBJECT, methods, module_fns);
 }

@@ -338,11 +338,8 @@ static int l_pin(lua_State *L)
 static int l_unpin(lua_State *L)
 {
 	struct prog_ud *u = prog_check_ud(L, 1);
-	const char *path = luaL_optstring(L, 2, u->pin);
 
-	if (!path)
-		return luaL_error(L, "program '%s' is not pinned (pass the path)", u->name);
-	return lbpf_unpin(L, path, "program", u->name, &u->pin);
+	return lbpf_unpin(L, "program", u->name, &u->pin, " (pass the path)");
 }
 
 static void ud_close(struct prog_ud *u)
@@ -478,6 +475,5 @@ static const luaL_Reg module_fns[] = {
 
 void lbpf_prog__register(lua_State *L)
 {
-	lbpf_new_class(L, MT_PROG, methods);
-	luaL_register(L, NULL, module_fns);
+	lbpf_new_class(L, MT_PROG, methods, module_fns);
 }

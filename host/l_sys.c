@@ -232,7 +232,5 @@ static const luaL_Reg sys_fns[] = {
 
 void lbpf_sys__register(lua_State *L)
 {
-	lua_newtable(L);
-	luaL_register(L, NULL, sys_fns);
-	lua_setfield(L, -2, "_sys");
+	lbpf_new_lib(L, "_sys", sys_fns);
 }

@@ -112,8 +112,11 @@ int lbpf_opt_choice(lua_State *L, int idx, const char *what, const char *key,
 /// Raise if the options table at idx has a key not in the NULL-terminated list.
 void lbpf_check_options(lua_State *L, int idx, const char *what, const char *const known[]);
 
-/// Create a metatable with __index = itself plus methods; leaves nothing on the stack.
-void lbpf_new_class(lua_State *L, const char *mt, const luaL_Reg *methods);
+/// Create a metatable mt with __index = itself plus methods, and add fns
+/// (NULL: none) to the module table on top.
+void lbpf_new_class(lua_State *L, const char *mt, const luaL_Reg *methods, const luaL_Reg *fns);
+/// Add a table name holding fns to the module table on top (luabpf._sys).
+void lbpf_new_lib(lua_State *L, const char *name, const luaL_Reg *fns);
 
 /// Push the host's own Lua source src as a function called name ("=strict");
 /// raises on a syntax error.
@@ -164,9 +167,11 @@ double lbpf_boot_to_wall(__u64 boot_ns);
 int lbpf_pin(lua_State *L, int fd, const char *path, const char *kind, const char *name,
 	     char **pin);
 
-/// obj:unpin(path): removes the pin at path (forgetting *pin when it is that
-/// one), pushing true; or nil, "KIND 'NAME': can't unpin 'PATH': ...", errno.
-int lbpf_unpin(lua_State *L, const char *path, const char *kind, const char *name, char **pin);
+/// obj:unpin([path]) (path at 2, else *pin): removes the pin at path
+/// (forgetting *pin when it is that one), pushing true; or nil, "KIND 'NAME':
+/// can't unpin 'PATH': ...", errno. Raises "KIND 'NAME' is not pinned" and
+/// then hint when there is no path.
+int lbpf_unpin(lua_State *L, const char *kind, const char *name, char **pin, const char *hint);
 
 /// Set when an operation failed for want of CAP_BPF or of a bpffs at
 /// /sys/fs/bpf (the CLI then exits 3).

@@ -159,13 +159,22 @@ void lbpf_check_options(lua_State *L, int idx, const char *what, const char *con
 	}
 }
 
-void lbpf_new_class(lua_State *L, const char *mt, const luaL_Reg *methods)
+void lbpf_new_class(lua_State *L, const char *mt, const luaL_Reg *methods, const luaL_Reg *fns)
 {
 	luaL_newmetatable(L, mt);
 	lua_pushvalue(L, -1);
 	lua_setfield(L, -2, "__index");
 	luaL_register(L, NULL, methods);
 	lua_pop(L, 1);
+	if (fns)
+		luaL_register(L, NULL, fns);
+}
+
+void lbpf_new_lib(lua_State *L, const char *name, const luaL_Reg *fns)
+{
+	lua_newtable(L);
+	luaL_register(L, NULL, fns);
+	lua_setfield(L, -2, name);
 }
 
 void lbpf_load_chunk(lua_State *L, const char *src, const char *name)
@@ -319,8 +328,12 @@ int lbpf_pin(lua_State *L, int fd, const char *path, const char *kind, const cha
 	return 1;
 }
 
-int lbpf_unpin(lua_State *L, const char *path, const char *kind, const char *name, char **pin)
+int lbpf_unpin(lua_State *L, const char *kind, const char *name, char **pin, const char *hint)
 {
+	const char *path = luaL_optstring(L, 2, *pin);
+
+	if (!path)
+		return luaL_error(L, "%s '%s' is not pinned%s", kind, name, hint);
 	if (unlink(path) < 0)
 		return lbpf_failf(L, errno, "%s '%s': can't unpin '%s'", kind, name, path);
 	if (*pin && !strcmp(path, *pin)) {

@@ -169,6 +169,30 @@ void codec_resolve_cached(const struct btf *btf, uint32_t id, struct tinfo *ti)
 	e->ti = *ti;
 }
 
+bool codec_members(const struct btf *btf, const struct btf_type *t, uint32_t bit_base,
+		   codec_member_fn fn, void *arg)
+{
+	const struct btf_member *m = btf_members(t);
+
+	for (__u16 i = 0; i < btf_vlen(t); i++, m++) {
+		struct codec_member mb = {
+		    .name = btf__name_by_offset(btf, m->name_off),
+		    .bit_off = bit_base + btf_member_bit_offset(t, i),
+		    .bits = btf_member_bitfield_size(t, i),
+		};
+
+		codec_resolve_cached(btf, m->type, &mb.ti);
+		if (*mb.name) {
+			if (!fn(&mb, arg))
+				return false;
+		} else if ((mb.ti.kind == K_STRUCT || mb.ti.kind == K_UNION) &&
+			   !codec_members(btf, mb.ti.t, mb.bit_off, fn, arg)) {
+			return false;
+		}
+	}
+	return true;
+}
+
 static void top_info(const struct lbpf_codec *c, struct tinfo *ti)
 {
 	if (c->btf && c->type_id) {

@@ -61,6 +61,23 @@ struct ctx {
 void codec_resolve(const struct btf *btf, uint32_t id, struct tinfo *ti);
 /// codec_resolve, remembered per (btf, type id).
 void codec_resolve_cached(const struct btf *btf, uint32_t id, struct tinfo *ti);
+
+/* A named member of a struct or union (codec_members). */
+struct codec_member {
+	const char *name;
+	uint32_t bit_off; /* from the start of the outermost struct walked */
+	uint32_t bits;	  /* the bitfield's size; 0: not a bitfield */
+	struct tinfo ti;
+};
+
+/* Called for each member; returning false stops the walk. */
+typedef bool (*codec_member_fn)(const struct codec_member *mb, void *arg);
+
+/// Each named member of struct or union t in order, the members of anonymous
+/// structs and unions as the parent's (as in C), bit offsets from bit_base.
+/// false if fn stopped the walk.
+bool codec_members(const struct btf *btf, const struct btf_type *t, uint32_t bit_base,
+		   codec_member_fn fn, void *arg);
 /// The codec's top type; BTF that disagrees with c->size falls back to the no-BTF rules.
 void codec_info(const struct lbpf_codec *c, struct tinfo *ti);
 /// A C-like name: "struct flow", "__u32", "char[16]".

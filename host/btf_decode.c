@@ -7,40 +7,32 @@
 
 /* ---- decode ----------------------------------------------------------- */
 
-static void decode_members(lua_State *L, const struct btf *btf, const struct btf_type *t,
-			   const uint8_t *buf)
+struct decode_arg {
+	lua_State *L;
+	const struct btf *btf;
+	const uint8_t *buf;
+};
+
+static bool decode_member(const struct codec_member *mb, void *arg)
 {
-	const struct btf_member *m = btf_members(t);
+	struct decode_arg *a = arg;
+	lua_State *L = a->L;
 
-	for (__u16 i = 0; i < btf_vlen(t); i++, m++) {
-		const char *name = btf__name_by_offset(btf, m->name_off);
-		uint32_t bit_off = btf_member_bit_offset(t, i);
-		uint32_t bits = btf_member_bitfield_size(t, i);
-		struct tinfo sub;
+	if (mb->bits || mb->bit_off % 8) {
+		uint32_t bits = mb->bits ? mb->bits : mb->ti.size * 8;
+		uint64_t v = codec_load_bits(a->buf, mb->bit_off, bits);
 
-		codec_resolve_cached(btf, m->type, &sub);
-		if (!*name) {
-			if (sub.kind == K_STRUCT || sub.kind == K_UNION)
-				decode_members(L, btf, sub.t, buf + bit_off / 8);
-			continue;
-		}
-		if (bits || bit_off % 8) {
-			uint64_t v;
-
-			if (!bits)
-				bits = sub.size * 8;
-			v = codec_load_bits(buf, bit_off, bits);
-			if (sub.sign)
-				v = codec_sign_extend(v, bits);
-			if (sub.kind == K_BOOL)
-				lua_pushboolean(L, v != 0);
-			else
-				codec_push_u64(L, v, sub.sign);
-		} else {
-			codec_decode(L, btf, &sub, buf + bit_off / 8);
-		}
-		lua_setfield(L, -2, name);
+		if (mb->ti.sign)
+			v = codec_sign_extend(v, bits);
+		if (mb->ti.kind == K_BOOL)
+			lua_pushboolean(L, v != 0);
+		else
+			codec_push_u64(L, v, mb->ti.sign);
+	} else {
+		codec_decode(L, a->btf, &mb->ti, a->buf + mb->bit_off / 8);
 	}
+	lua_setfield(L, -2, mb->name);
+	return true;
 }
 
 void codec_decode(lua_State *L, const struct btf *btf, const struct tinfo *ti, const uint8_t *buf)
@@ -64,7 +56,7 @@ void codec_decode(lua_State *L, const struct btf *btf, const struct tinfo *ti, c
 	case K_STRUCT:
 	case K_UNION:
 		lua_createtable(L, 0, btf_vlen(ti->t));
-		decode_members(L, btf, ti->t, buf);
+		codec_members(btf, ti->t, 0, decode_member, &(struct decode_arg){L, btf, buf});
 		return;
 	case K_ARRAY: {
 		const struct btf_array *a = btf_array(ti->t);

@@ -14,124 +14,116 @@
 
 static void encode_enum(struct ctx *x, const struct tinfo *ti, int idx, uint8_t *buf);
 
-static bool members_have(const struct btf *btf, const struct btf_type *t, const char *key)
+/* members_have: false (stop) at the member named arg. */
+static bool member_other(const struct codec_member *mb, void *arg)
 {
-	const struct btf_member *m = btf_members(t);
-
-	for (__u16 i = 0; i < btf_vlen(t); i++, m++) {
-		const char *n = btf__name_by_offset(btf, m->name_off);
-
-		if (*n) {
-			if (!strcmp(n, key))
-				return true;
-		} else {
-			struct tinfo sub;
-
-			codec_resolve(btf, m->type, &sub);
-			if ((sub.kind == K_STRUCT || sub.kind == K_UNION) &&
-			    members_have(btf, sub.t, key))
-				return true;
-		}
-	}
-	return false;
+	return strcmp(mb->name, arg) != 0;
 }
 
-static void members_list(lua_State *L, const struct btf *btf, const struct btf_type *t,
-			 luaL_Buffer *b, int *n)
+struct list_arg {
+	luaL_Buffer *b;
+	int n;
+};
+
+/* members_list: the names, comma-separated. */
+static bool member_list(const struct codec_member *mb, void *arg)
 {
-	const struct btf_member *m = btf_members(t);
+	struct list_arg *a = arg;
 
-	for (__u16 i = 0; i < btf_vlen(t); i++, m++) {
-		const char *name = btf__name_by_offset(btf, m->name_off);
-
-		if (*name) {
-			luaL_addstring(b, (*n)++ ? ", " : "");
-			luaL_addstring(b, name);
-		} else {
-			struct tinfo sub;
-
-			codec_resolve(btf, m->type, &sub);
-			if (sub.kind == K_STRUCT || sub.kind == K_UNION)
-				members_list(L, btf, sub.t, b, n);
-		}
-	}
+	luaL_addstring(a->b, a->n++ ? ", " : "");
+	luaL_addstring(a->b, mb->name);
+	return true;
 }
 
-/* Encode the fields of the table at tidx; returns how many were present. */
-static int encode_members(struct ctx *x, const struct btf_type *t, int tidx, uint8_t *buf)
+struct encode_arg {
+	struct ctx *x;
+	int tidx;
+	uint8_t *buf;
+	int found; /* fields present in the table */
+};
+
+/* Encode the field of the table at a->tidx named as mb, if present. */
+static bool encode_member(const struct codec_member *mb, void *arg)
 {
+	struct encode_arg *a = arg;
+	struct ctx *x = a->x;
 	lua_State *L = x->L;
-	const struct btf *btf = x->c->btf;
-	const struct btf_member *m = btf_members(t);
-	int found = 0;
+	const struct tinfo *sub = &mb->ti;
 
-	for (__u16 i = 0; i < btf_vlen(t); i++, m++) {
-		const char *name = btf__name_by_offset(btf, m->name_off);
-		uint32_t bit_off = btf_member_bit_offset(t, i);
-		uint32_t bits = btf_member_bitfield_size(t, i);
-		struct tinfo sub;
-
-		codec_resolve_cached(btf, m->type, &sub);
-		if (!*name) {
-			/* Anonymous struct/union: its fields are the parent's, as in C. */
-			if (sub.kind == K_STRUCT || sub.kind == K_UNION)
-				found += encode_members(x, sub.t, tidx, buf + bit_off / 8);
-			continue;
-		}
-		lua_getfield(L, tidx, name);
-		if (lua_isnil(L, -1)) {
-			lua_pop(L, 1);
-			continue;
-		}
-		found++;
-		codec_push_field(x, name, 0);
-		if (bits || bit_off % 8) {
-			uint64_t v;
-
-			if (!bits)
-				bits = sub.size * 8;
-			if (sub.kind == K_ENUM && lua_type(L, -1) == LUA_TSTRING) {
-				uint8_t tmp[8] = {0};
-
-				encode_enum(x, &sub, lua_gettop(L), tmp);
-				v = codec_load_uint(tmp, sub.size);
-			} else {
-				v = codec_check_int(x, lua_gettop(L), &sub, bits);
-			}
-			codec_store_bits(buf, bit_off, bits, v);
-		} else {
-			codec_encode(x, &sub, lua_gettop(L), buf + bit_off / 8);
-		}
-		x->depth--;
+	lua_getfield(L, a->tidx, mb->name);
+	if (lua_isnil(L, -1)) {
 		lua_pop(L, 1);
+		return true;
 	}
-	return found;
+	a->found++;
+	codec_push_field(x, mb->name, 0);
+	if (mb->bits || mb->bit_off % 8) {
+		uint32_t bits = mb->bits ? mb->bits : sub->size * 8;
+		uint64_t v;
+
+		if (sub->kind == K_ENUM && lua_type(L, -1) == LUA_TSTRING) {
+			uint8_t tmp[8] = {0};
+
+			encode_enum(x, sub, lua_gettop(L), tmp);
+			v = codec_load_uint(tmp, sub->size);
+		} else {
+			v = codec_check_int(x, lua_gettop(L), sub, bits);
+		}
+		codec_store_bits(a->buf, mb->bit_off, bits, v);
+	} else {
+		codec_encode(x, sub, lua_gettop(L), a->buf + mb->bit_off / 8);
+	}
+	x->depth--;
+	lua_pop(L, 1);
+	return true;
+}
+
+/* idx holds neither a value of ti nor a string of its size: say what it
+ * expects (table: a struct or union, which also takes a table). */
+__attribute__((noreturn)) static void fail_type(struct ctx *x, const struct tinfo *ti, int idx,
+						const char *s, size_t len, bool table)
+{
+	const char *got = luaL_typename(x->L, idx);
+	char tn[128];
+
+	codec_type_name(x->c->btf, ti->id, ti->size, tn, sizeof(tn));
+	if (s && table)
+		codec_fail_at(x, true,
+			      "expects %s (a table, or a %u-byte string), got a %zu-byte string",
+			      tn, ti->size, len);
+	if (s)
+		codec_fail_at(x, true, "expects %s (%u bytes), got a %zu-byte string", tn, ti->size,
+			      len);
+	if (table)
+		codec_fail_at(x, true, "expects %s (a table), got %s", tn, got);
+	codec_fail_at(x, true, "expects %s (a %u-byte string), got %s", tn, ti->size, got);
 }
 
 static void encode_struct(struct ctx *x, const struct tinfo *ti, int idx, uint8_t *buf)
 {
 	lua_State *L = x->L;
-	int found = encode_members(x, ti->t, idx, buf), total = 0;
+	struct encode_arg a = {x, idx, buf, 0};
+	int total = 0;
 
+	codec_members(x->c->btf, ti->t, 0, encode_member, &a);
 	lua_pushnil(L);
 	while (lua_next(L, idx)) {
 		lua_pop(L, 1);
 		total++;
 	}
-	if (found == total)
+	if (a.found == total)
 		return;
 	/* Name the first key that is not a field. */
 	lua_pushnil(L);
 	while (lua_next(L, idx)) {
 		luaL_Buffer b;
-		int n = 0;
 
 		lua_pop(L, 1);
 		if (lua_type(L, -1) == LUA_TSTRING &&
-		    members_have(x->c->btf, ti->t, lua_tostring(L, -1)))
+		    !codec_members(x->c->btf, ti->t, 0, member_other, (void *)lua_tostring(L, -1)))
 			continue;
 		luaL_buffinit(L, &b);
-		members_list(L, x->c->btf, ti->t, &b, &n);
+		codec_members(x->c->btf, ti->t, 0, member_list, &(struct list_arg){&b, 0});
 		luaL_pushresult(&b);
 		if (lua_type(L, -2) == LUA_TSTRING)
 			codec_fail_at(x, false, "unknown field '%s' (fields: %s)",
@@ -301,18 +293,7 @@ void codec_encode(struct ctx *x, const struct tinfo *ti, int idx, uint8_t *buf)
 		}
 		if (s && len == ti->size)
 			break;
-		{
-			char tn[128];
-
-			codec_type_name(x->c->btf, ti->id, ti->size, tn, sizeof(tn));
-			if (s)
-				codec_fail_at(x, true,
-					      "expects %s (a table, or a %u-byte string), got a "
-					      "%zu-byte string",
-					      tn, ti->size, len);
-			codec_fail_at(x, true, "expects %s (a table), got %s", tn,
-				      luaL_typename(L, idx));
-		}
+		fail_type(x, ti, idx, s, len, true);
 	case K_ARRAY:
 		if (type == LUA_TTABLE) {
 			encode_array(x, ti, idx, buf);
@@ -335,17 +316,7 @@ void codec_encode(struct ctx *x, const struct tinfo *ti, int idx, uint8_t *buf)
 	case K_RAW:
 		if (s && len == ti->size)
 			break;
-		{
-			char tn[128];
-
-			codec_type_name(x->c->btf, ti->id, ti->size, tn, sizeof(tn));
-			if (s)
-				codec_fail_at(x, true,
-					      "expects %s (%u bytes), got a %zu-byte string", tn,
-					      ti->size, len);
-			codec_fail_at(x, true, "expects %s (a %u-byte string), got %s", tn,
-				      ti->size, luaL_typename(L, idx));
-		}
+		fail_type(x, ti, idx, s, len, false);
 	}
 	/* A string of exactly the type's size: raw bytes. */
 	memcpy(buf, s, len);

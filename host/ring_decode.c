@@ -26,53 +26,43 @@ static const char *const kind_names[] = {
 static bool push_node(lua_State *L, const struct btf *btf, const struct tinfo *ti, int *budget,
 		      int depth);
 
-/* Append the members of struct/union t at byte offset base to the list at -1. */
-static bool push_members(lua_State *L, const struct btf *btf, const struct btf_type *t,
-			 uint32_t base, int *budget, int depth)
+struct tree_arg {
+	lua_State *L;
+	const struct btf *btf;
+	int *budget, depth;
+};
+
+/* Append {name, off, node} for member mb to the list at -1. */
+static bool push_member(const struct codec_member *mb, void *arg)
 {
-	const struct btf_member *m = btf_members(t);
+	struct tree_arg *a = arg;
+	lua_State *L = a->L;
 
-	for (__u16 i = 0; i < btf_vlen(t); i++, m++) {
-		const char *name = btf__name_by_offset(btf, m->name_off);
-		uint32_t bit_off = btf_member_bit_offset(t, i);
-		struct tinfo sub;
-
-		codec_resolve_cached(btf, m->type, &sub);
-		if (!*name) {
-			/* As decode_members: an anonymous struct's fields join ours. */
-			if ((sub.kind == K_STRUCT || sub.kind == K_UNION) &&
-			    !push_members(L, btf, sub.t, base + bit_off / 8, budget, depth + 1))
-				return false;
-			continue;
-		}
-		lua_createtable(L, 0, 3);
-		lua_pushstring(L, name);
-		lua_setfield(L, -2, "name");
-		lua_pushinteger(L, base + bit_off / 8);
-		lua_setfield(L, -2, "off");
-		if (btf_member_bitfield_size(t, i) || bit_off % 8) {
-			/* As decode_members: bits from the byte at off, little-endian. */
-			uint32_t bits = btf_member_bitfield_size(t, i);
-
-			if (--*budget < 0)
-				return false;
-			lua_createtable(L, 0, 5);
-			lua_pushliteral(L, "bits");
-			lua_setfield(L, -2, "k");
-			lua_pushinteger(L, bit_off % 8);
-			lua_setfield(L, -2, "shift");
-			lua_pushinteger(L, bits ? bits : sub.size * 8);
-			lua_setfield(L, -2, "bits");
-			lua_pushboolean(L, sub.sign);
-			lua_setfield(L, -2, "sign");
-			lua_pushboolean(L, sub.kind == K_BOOL);
-			lua_setfield(L, -2, "bool");
-		} else if (!push_node(L, btf, &sub, budget, depth + 1)) {
+	lua_createtable(L, 0, 3);
+	lua_pushstring(L, mb->name);
+	lua_setfield(L, -2, "name");
+	lua_pushinteger(L, mb->bit_off / 8);
+	lua_setfield(L, -2, "off");
+	if (mb->bits || mb->bit_off % 8) {
+		/* As decode_member: bits from the byte at off, little-endian. */
+		if (--*a->budget < 0)
 			return false;
-		}
-		lua_setfield(L, -2, "node");
-		lua_rawseti(L, -2, (int)lua_objlen(L, -2) + 1);
+		lua_createtable(L, 0, 5);
+		lua_pushliteral(L, "bits");
+		lua_setfield(L, -2, "k");
+		lua_pushinteger(L, mb->bit_off % 8);
+		lua_setfield(L, -2, "shift");
+		lua_pushinteger(L, mb->bits ? mb->bits : mb->ti.size * 8);
+		lua_setfield(L, -2, "bits");
+		lua_pushboolean(L, mb->ti.sign);
+		lua_setfield(L, -2, "sign");
+		lua_pushboolean(L, mb->ti.kind == K_BOOL);
+		lua_setfield(L, -2, "bool");
+	} else if (!push_node(L, a->btf, &mb->ti, a->budget, a->depth + 1)) {
+		return false;
 	}
+	lua_setfield(L, -2, "node");
+	lua_rawseti(L, -2, (int)lua_objlen(L, -2) + 1);
 	return true;
 }
 
@@ -93,7 +83,8 @@ static bool push_node(lua_State *L, const struct btf *btf, const struct tinfo *t
 	case K_STRUCT:
 	case K_UNION:
 		lua_newtable(L);
-		if (!push_members(L, btf, ti->t, 0, budget, depth))
+		if (!codec_members(btf, ti->t, 0, push_member,
+				   &(struct tree_arg){L, btf, budget, depth}))
 			return false;
 		lua_setfield(L, -2, "f");
 		break;

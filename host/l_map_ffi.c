@@ -136,8 +136,8 @@ int lbpf_map__ffi_lookup_batch(const struct map_ud *u, void *keys, void *vals, u
 /// max(key_size, 8) bytes). *n: how many were read. 0: more follow; ENOENT:
 /// that was the last; -1: the type has no batches (first only, as
 /// l_map_batch.c's collect falls back to iteration); else errno.
-int lbpf_map__ffi_lookup_chunk(const struct map_ud *u, int first, void *in, void *out,
-			       void *keys, void *vals, uint32_t *n)
+int lbpf_map__ffi_lookup_chunk(const struct map_ud *u, int first, void *in, void *out, void *keys,
+			       void *vals, uint32_t *n)
 {
 	int err;
 

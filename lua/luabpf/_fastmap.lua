@@ -40,6 +40,18 @@ local plans = setmetatable({}, { __mode = "k" }) -- map userdata -> plan | false
 local flag_values = { any = 0, noexist = 1, exist = 2, lock = 4 }
 local TWO53 = 2 ^ 53
 
+-- Generated functions by their source: maps of the same shape share one,
+-- so the JIT's traces through them (a batch's loop) serve every such map.
+local generated = {}
+local function generate(src, name, ...)
+  local f = generated[src]
+  if not f then
+    f = assert(loadstring(src, "=" .. name))(...)
+    generated[src] = f
+  end
+  return f
+end
+
 local function int_ctype(size, sign)
   return typeof((sign and "int%d_t" or "uint%d_t"):format(size * 8))
 end
@@ -52,12 +64,12 @@ local function int_range(f)
   return 0, 2 ^ bits
 end
 
--- storer(plan, what) -> store(t, d) -> true, with the table t written as
+-- storer(plan, size) -> store(t, d) -> true, with the table t written as
 -- the plan's flat struct at the byte pointer d, or false: t is not a plain
 -- table of integral numbers in range by field name (the C plan's rules,
 -- host/btf_plan.c), and the C codec must look. nil where a field is not an
 -- integer or an enum (the C plan's other kinds stay in C).
-local function storer(plan, size, what)
+local function storer(plan, size)
   if not (plan and plan.struct) then return nil end
   local first, names, used = {}, {}, 0
   for _, f in ipairs(plan.fields) do
@@ -90,12 +102,11 @@ local function storer(plan, size, what)
     .. "  if n ~= 0 then return false end\n  %s%s\n  return true\nend\n"):format(table.concat(args, ", "),
     table.concat(reads, "\n  "), table.concat(checks, "\n  "),
     used < size and ("fill(d, %d)\n  "):format(size) or "", table.concat(stores, "\n  "))
-  local chunk = assert(loadstring(src, "=" .. what .. " table encoder"))
-  return chunk(cast, type, getmetatable, next, ffi.fill, unpack(types))
+  return generate(src, "luabpf._fastmap table encoder", cast, type, getmetatable, next, ffi.fill, unpack(types))
 end
 
 -- encoder(x) -> a pointer-like cdata holding x as the type, or false.
-local function encoder(ct, plan, size, what)
+local function encoder(ct, plan, size)
   local buf = ffi.new(typeof("$[1]", ct))
   local f = plan and not plan.struct and plan.fields[1]
   if f and (f.kind == "int" or f.kind == "enum") then
@@ -126,7 +137,7 @@ local function encoder(ct, plan, size, what)
   elseif f then
     return function() return false end -- bool, be: the C codec's rules
   end
-  local store = storer(plan, size, what)
+  local store = storer(plan, size)
   if store then
     local d = cast("uint8_t *", buf)
     return function(x)
@@ -191,7 +202,7 @@ end
 
 -- decoder(pointer) -> the Lua value the codec's plan would give, or nil if
 -- the plan has a field the FFI path leaves to C.
-local function decoder(plan, what)
+local function decoder(plan)
   if not plan then return nil end
   local types, pre, parts = {}, {}, {}
   for i, f in ipairs(plan.fields) do
@@ -205,8 +216,7 @@ local function decoder(plan, what)
   local src = ("local %s = ...\nreturn function(q)\nlocal p = cast(u8p, q)\n%sreturn %s\nend\n")
     :format(table.concat(args, ", "), table.concat(pre), plan.struct
       and "{ " .. table.concat(parts, ", ") .. " }" or parts[1])
-  local chunk = assert(loadstring(src, "=" .. what .. " decoder"))
-  return chunk(cast, tonumber, TWO53, typeof("const uint8_t *"), unpack(types))
+  return generate(src, "luabpf._fastmap decoder", cast, tonumber, TWO53, typeof("const uint8_t *"), unpack(types))
 end
 
 local function ctype_of(decl, size)
@@ -224,15 +234,14 @@ local function plan_for(m)
     if info then plans[m] = false end
     return false
   end
-  local what = "map '" .. info.name .. "'"
   local p = {
     name = info.name, kt = kt, vt = vt, ksize = info.key_size, vsize = info.value_size,
-    vdec = decoder(info.value_plan, what .. " value"), kdec = decoder(info.key_plan, what .. " key"),
+    vdec = decoder(info.value_plan), kdec = decoder(info.key_plan),
     karr = typeof("$[?]", kt), varr = typeof("$[?]", vt), n = ffi.new("uint32_t[1]"),
     kplan = info.key_plan, vplan = info.value_plan, -- for tests: the fields
   }
-  p.kenc, p.kstore = encoder(kt, info.key_plan, info.key_size, what .. " key")
-  p.venc, p.vstore = encoder(vt, info.value_plan, info.value_size, what .. " value")
+  p.kenc, p.kstore = encoder(kt, info.key_plan, info.key_size)
+  p.venc, p.vstore = encoder(vt, info.value_plan, info.value_size)
   p.kput, p.vput = putter(kt, info.key_plan, p.kstore), putter(vt, info.value_plan, p.vstore)
   local tok = info.key_size > 8 and info.key_size or 8
   p.tin = ffi.new("uint8_t[?]", 2 * tok)
@@ -242,6 +251,19 @@ local function plan_for(m)
   p.into, p.kinto = tonumber(vt()) == nil, tonumber(kt()) == nil
   plans[m] = p
   return p
+end
+
+-- The map's plan (false: the C methods do everything), built on first use.
+local function plan(m)
+  local p = plans[m]
+  if p == nil then p = plan_for(m) end
+  return p
+end
+
+-- The plan, and the value of flags (nil for one the C method rejects).
+local function plan_flags(m, flags)
+  if flags == nil then return plan(m), 0 end
+  return plan(m), flag_values[flags]
 end
 
 -- Where the C method gets a key or value the FFI path passed over, a struct
@@ -266,8 +288,7 @@ end
 -- then be one the FFI path takes (a number for an integer key, a cdata of
 -- the key's type).
 local function lookup(m, k, out)
-  local p = plans[m]
-  if p == nil then p = plan_for(m) end
+  local p = plan(m)
   if p then
     local into = p.into and type(out) == "cdata" and istype(p.vt, out)
     local dec = p.vdec
@@ -292,10 +313,7 @@ local function lookup(m, k, out)
 end
 
 local function update(m, k, v, flags)
-  local p = plans[m]
-  if p == nil then p = plan_for(m) end
-  local fl = 0
-  if flags ~= nil then fl = flag_values[flags] end
+  local p, fl = plan_flags(m, flags)
   if p and fl then
     local fd = C.lbpf_map__ffi_fd(m)
     local kp = fd >= 0 and p.kenc(k)
@@ -311,8 +329,7 @@ local function update(m, k, v, flags)
 end
 
 local function delete(m, k)
-  local p = plans[m]
-  if p == nil then p = plan_for(m) end
+  local p = plan(m)
   if p then
     local fd = C.lbpf_map__ffi_fd(m)
     local kp = fd >= 0 and p.kenc(k)
@@ -390,8 +407,7 @@ end
 -- the cdata arrays K and V (of m:ctypes()), every entry that fits.
 -- m:lookup_batch([{count = n}]) -> keys, values, lists of Lua values.
 local function lookup_batch(m, opts)
-  local p = plans[m]
-  if p == nil then p = plan_for(m) end
+  local p = plan(m)
   local ks = type(opts) == "table" and rawget(opts, "keys")
   if not (p and ks ~= nil and ks ~= false) then
     if p and p.kdec and p.vdec and C.lbpf_map__ffi_fd(m) >= 0 then
@@ -438,10 +454,7 @@ local function put_list(list, n, arr, size, put)
 end
 
 local function update_batch(m, ks, vs, flags)
-  local p = plans[m]
-  if p == nil then p = plan_for(m) end
-  local fl = 0
-  if flags ~= nil then fl = flag_values[flags] end
+  local p, fl = plan_flags(m, flags)
   if p and fl and type(ks) == "cdata" and C.lbpf_map__ffi_fd(m) >= 0 then
     local nk, nv = arr_len(ks, p.kt, p.karr), arr_len(vs, p.vt, p.varr)
     if nk and nk == nv then
@@ -466,8 +479,7 @@ local function update_batch(m, ks, vs, flags)
 end
 
 local function delete_batch(m, ks)
-  local p = plans[m]
-  if p == nil then p = plan_for(m) end
+  local p = plan(m)
   if p and p.kput and type(ks) == "table" and C.lbpf_map__ffi_fd(m) >= 0 then
     local n = #ks
     local ka = n > 0 and put_list(ks, n, p.karr, p.ksize, p.kput)
@@ -492,8 +504,7 @@ end
 -- m:ctypes() -> key ctype, value ctype (nil for maps the FFI path leaves to C:
 -- per-CPU, fd values, keyless, or a type LuaJIT's FFI can't express).
 local function ctypes(m)
-  local p = plans[m]
-  if p == nil then p = plan_for(m) end
+  local p = plan(m)
   if not p then
     c.name(m) -- raises on a closed map or a non-map, as the other methods do
     return nil
@@ -518,5 +529,5 @@ function M.install(mt, info)
 end
 
 M.c = c
-M.plan = function(m) return plans[m] or plan_for(m) end
+M.plan = plan
 return M

@@ -73,13 +73,11 @@ static bool opt_get(lua_State *L, int idx, const char *key, int type, const char
 
 const char *lbpf_opt_string(lua_State *L, int idx, const char *key, const char *def)
 {
-	const char *s;
-
-	if (!opt_get(L, idx, key, LUA_TSTRING, "a string"))
-		return def;
-	s = lua_tostring(L, -1);
-	lua_pop(L, 1); /* still referenced by the options table */
-	return s;
+	if (opt_get(L, idx, key, LUA_TSTRING, "a string")) {
+		def = lua_tostring(L, -1);
+		lua_pop(L, 1); /* still referenced by the options table */
+	}
+	return def;
 }
 
 lua_Integer lbpf_opt_integer(lua_State *L, int idx, const char *key, lua_Integer def)
@@ -97,13 +95,11 @@ lua_Integer lbpf_opt_integer(lua_State *L, int idx, const char *key, lua_Integer
 
 bool lbpf_opt_bool(lua_State *L, int idx, const char *key, bool def)
 {
-	bool b;
-
-	if (!opt_get(L, idx, key, LUA_TBOOLEAN, "a boolean"))
-		return def;
-	b = lua_toboolean(L, -1);
-	lua_pop(L, 1);
-	return b;
+	if (opt_get(L, idx, key, LUA_TBOOLEAN, "a boolean")) {
+		def = lua_toboolean(L, -1);
+		lua_pop(L, 1);
+	}
+	return def;
 }
 
 int lbpf_opt_choice(lua_State *L, int idx, const char *what, const char *key,

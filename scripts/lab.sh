@@ -25,18 +25,26 @@ lab_link() { # ROLE ADDR4 ADDR6: eth0 in $LAB-ROLE, its peer ROLE on the bridge
   ip netns exec "$ns" ethtool -K eth0 tx off >/dev/null
 }
 
-lab_up() {
-  LAB=$1
-  local n=${2:-3} i
-  LAB_NS=("$LAB-br" "$LAB-cl" "$LAB-lb")
-  for i in $(seq "$n"); do LAB_NS+=("$LAB-b$i"); done
-  for ns in "${LAB_NS[@]}"; do ip netns add "$ns"; done
+# lab_bridge ROLE...: the namespaces $LAB-br, $LAB-cl, $LAB-lb and $LAB-ROLE
+# for each ROLE (LAB_NS, in that order, for lab_down), the bridge br0 in
+# $LAB-br, and the client and the balancer on it. The ROLEs are not linked.
+lab_bridge() {
+  local r
+  LAB_NS=("$LAB-br")
+  for r in cl lb "$@"; do LAB_NS+=("$LAB-$r"); done
+  for r in "${LAB_NS[@]}"; do ip netns add "$r"; done
   ip -n "$LAB-br" link add br0 type bridge
   ip -n "$LAB-br" link set br0 up
   # The bridge forwards at once: no STP listening delay, IPv6 quiet.
   ip netns exec "$LAB-br" sysctl -qw net.ipv6.conf.all.disable_ipv6=1
   lab_link cl 10.10.0.1 fd10::1
   lab_link lb 10.10.0.2 fd10::2
+}
+
+lab_up() {
+  LAB=$1
+  local n=${2:-3} i
+  lab_bridge $(seq -f "b%g" "$n")
   ip netns exec "$LAB-lb" sysctl -qw net.ipv4.conf.all.forwarding=1 net.ipv6.conf.all.forwarding=1
   # Native XDP_TX out of a veth needs a program on the receiving peer.
   ip -n "$LAB-br" link set dev lb xdp obj "$LAB_BUILD/bpf/xdp_pass.bpf.o" sec xdp

@@ -54,6 +54,12 @@ lb_conf() {
     echo "} } }"; } >"$CONF"
 }
 
+# lb_conf_vips <<LUA ... LUA: write $CONF, the service $SVC on eth0 with the
+# VIPs read from stdin (the entries of its vips list).
+lb_conf_vips() {
+  { printf 'service = "%s"\ninterface = "eth0"\nvips = {\n' "$SVC"; cat; echo "}"; } >"$CONF"
+}
+
 client() { ip netns exec "$P-cl" "$PY" "$CLIENT" "$@"; }
 
 # lb_wait_log FROM SECONDS PATTERN: until a line after line FROM of $LBOUT

@@ -20,13 +20,7 @@ source "$LUABPF_SOURCE_DIR/tests/lb/lb_env.sh"
 DECAP="$LUABPF_SOURCE_DIR/scripts/examples/decap.lua"
 
 LAB=$P
-LAB_NS=("$P-br" "$P-cl" "$P-lb" "$P-rt" "$P-b1" "$P-b2" "$P-b3")
-for ns in "${LAB_NS[@]}"; do ip netns add "$ns"; done
-ip -n "$P-br" link add br0 type bridge
-ip -n "$P-br" link set br0 up
-ip netns exec "$P-br" sysctl -qw net.ipv6.conf.all.disable_ipv6=1
-lab_link cl 10.10.0.1 fd10::1
-lab_link lb 10.10.0.2 fd10::2
+lab_bridge rt b1 b2 b3 # (scripts/lab.sh) the backends sit behind rt, linked below
 lab_link rt 10.10.0.3 fd10::3
 ip -n "$P-br" link set dev lb xdp obj "$LUABPF_BUILD_DIR/bpf/xdp_pass.bpf.o" sec xdp
 for ns in lb rt; do

@@ -5,14 +5,10 @@
 # it; the e1ec3e1 data plane dropped it as drop_no_neigh forever.
 source "$LUABPF_SOURCE_DIR/tests/lb/lb_env.sh"
 lab_up "$P" 2
-cat >"$CONF" <<LUA
-service = "$SVC"
-interface = "eth0"
-vips = {
+lb_conf_vips <<LUA
   { name = "web", addr = "10.10.100.1", port = 80, mode = "nat", backends = {
       { name = "b1", addr = "10.10.0.11", port = 8080 },
       { name = "b2", addr = "10.10.0.12", port = 8080 } } },
-}
 LUA
 lb_start --destroy
 

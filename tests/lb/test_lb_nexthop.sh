@@ -7,13 +7,9 @@
 # answered only after its retransmission (1 s).
 source "$LUABPF_SOURCE_DIR/tests/lb/lb_env.sh"
 lab_up "$P" 1
-cat >"$CONF" <<LUA
-service = "$SVC"
-interface = "eth0"
-vips = {
+lb_conf_vips <<LUA
   { name = "dsr", addr = "10.10.100.1", port = 8080, mode = "dsr", backends = {
       { name = "b1", addr = "10.10.0.11" } } },
-}
 LUA
 lb_start --destroy
 

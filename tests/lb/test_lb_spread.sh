@@ -3,17 +3,13 @@
 # within 10% of the weights (NAT, IPv4), and DSR and IPv6 deliver too.
 source "$LUABPF_SOURCE_DIR/tests/lb/lb_env.sh"
 lab_up "$P" 3
-cat >"$CONF" <<LUA
-service = "$SVC"
-interface = "eth0"
-vips = {
+lb_conf_vips <<LUA
   { name = "web", addr = "10.10.100.1", port = 80, mode = "nat", backends = {
       { name = "b1", addr = "10.10.0.11", port = 8080, weight = 1 },
       { name = "b2", addr = "10.10.0.12", port = 8080, weight = 2 },
       { name = "b3", addr = "10.10.0.13", port = 8080, weight = 3 } } },
   { name = "dsr6", addr = "fd10:100::1", port = 8080, mode = "dsr", backends = {
       { name = "b1", addr = "fd10::11" }, { name = "b2", addr = "fd10::12" } } },
-}
 LUA
 lb_start --destroy
 

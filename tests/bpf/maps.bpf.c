@@ -7,6 +7,7 @@
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 #include "luabpf.h"
+#include "maps.h"
 
 enum proto_kind { PK_NONE = 0, PK_TCP = 6, PK_UDP = 17 };
 
@@ -64,111 +65,25 @@ struct lpm_v4 {
 	ipv4_t addr;
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1024);
-	__type(key, struct flow_key);
-	__type(value, struct flow_value);
-} flows SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1024);
-	__type(key, __u32);
-	__type(value, __u64);
-} counts SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 64);
-	__type(key, __u64);
-	__type(value, __s64);
-} big SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 16);
-	__type(key, __u32);
-	__type(value, struct cfg);
-} cfg SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 8);
-	__type(key, __u32);
-	__type(value, struct flow_value);
-} arr SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
-	__uint(max_entries, 64);
-	__type(key, __u32);
-	__type(value, struct cnt);
-} pc_hash SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 4);
-	__type(key, __u32);
-	__type(value, struct cnt);
-} pc_arr SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 4);
-	__type(key, __u32);
-	__type(value, struct small);
-} pc_small SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 64);
-	__type(key, __u32);
-	__type(value, struct flow_value);
-} lru SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_PERCPU_HASH);
-	__uint(max_entries, 64);
-	__type(key, __u32);
-	__type(value, struct cnt);
-} lru_pc SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__uint(max_entries, 64);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, struct lpm_v4);
-	__type(value, __u32);
-} routes SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 4096);
-} events SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PROG_ARRAY);
-	__uint(max_entries, 4);
-	__type(key, __u32);
-	__type(value, __u32);
-} jmp SEC(".maps");
+LUABPF_MAP(flows, BPF_MAP_TYPE_HASH, struct flow_key, struct flow_value, 1024);
+LUABPF_MAP(counts, BPF_MAP_TYPE_HASH, __u32, __u64, 1024);
+LUABPF_MAP(big, BPF_MAP_TYPE_HASH, __u64, __s64, 64);
+LUABPF_MAP(cfg, BPF_MAP_TYPE_HASH, __u32, struct cfg, 16);
+LUABPF_MAP(arr, BPF_MAP_TYPE_ARRAY, __u32, struct flow_value, 8);
+LUABPF_MAP(pc_hash, BPF_MAP_TYPE_PERCPU_HASH, __u32, struct cnt, 64);
+LUABPF_MAP(pc_arr, BPF_MAP_TYPE_PERCPU_ARRAY, __u32, struct cnt, 4);
+LUABPF_MAP(pc_small, BPF_MAP_TYPE_PERCPU_ARRAY, __u32, struct small, 4);
+LUABPF_MAP(lru, BPF_MAP_TYPE_LRU_HASH, __u32, struct flow_value, 64);
+LUABPF_MAP(lru_pc, BPF_MAP_TYPE_LRU_PERCPU_HASH, __u32, struct cnt, 64);
+LUABPF_MAP_FLAGS(routes, BPF_MAP_TYPE_LPM_TRIE, struct lpm_v4, __u32, 64, BPF_F_NO_PREALLOC);
+LUABPF_RINGBUF(events, 4096);
+LUABPF_PROG_ARRAY(jmp, 4);
 
 /* 8-byte values: a lookup from user space returns the socket cookie. */
-struct {
-	__uint(type, BPF_MAP_TYPE_SOCKMAP);
-	__uint(max_entries, 4);
-	__type(key, __u32);
-	__type(value, __u64);
-} socks SEC(".maps");
+LUABPF_MAP(socks, BPF_MAP_TYPE_SOCKMAP, __u32, __u64, 4);
+LUABPF_MAP(sockh, BPF_MAP_TYPE_SOCKHASH, __u32, __u64, 4);
 
-struct {
-	__uint(type, BPF_MAP_TYPE_SOCKHASH);
-	__uint(max_entries, 4);
-	__type(key, __u32);
-	__type(value, __u64);
-} sockh SEC(".maps");
-
+/* maps.h has no form for the maps below: map-in-map, a queue (no key), no BTF. */
 struct inner {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
@@ -193,12 +108,7 @@ struct {
 } q SEC(".maps");
 
 /* bench/map_ops: sized with set_max_entries before load. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1024);
-	__type(key, __u32);
-	__type(value, struct cnt);
-} bench SEC(".maps");
+LUABPF_MAP(bench, BPF_MAP_TYPE_HASH, __u32, struct cnt, 1024);
 
 /* No BTF for key and value: the codec's size rules apply. */
 struct {

@@ -12,6 +12,8 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_tracing.h>
 
+#include "maps.h"
+
 #define MAX_COUNT 1024
 
 struct wake_sample {
@@ -20,11 +22,7 @@ struct wake_sample {
 	__u32 pid;
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
-	__uint(key_size, sizeof(__u32));
-	__uint(value_size, sizeof(__u32));
-} perf_events SEC(".maps");
+LUABPF_PERF_EVENT_ARRAY(perf_events);
 
 /* Types only used inside functions don't reach BTF: this puts it there. */
 struct wake_sample *unused_wake_sample __attribute__((unused));

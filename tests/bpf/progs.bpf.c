@@ -22,17 +22,16 @@ __u64 tc_packets = 0;
 __u64 cgroup_packets = 0;
 __u64 sk_lookups = 0;
 
-SEC("xdp")
-int xdp_pass(struct xdp_md *ctx)
-{
-	return XDP_PASS;
-}
+/* A program that only returns its verdict. */
+#define VERDICT_PROG(sec, name, ctx_type, verdict) \
+	SEC(sec)                                   \
+	int name(ctx_type *ctx)                    \
+	{                                          \
+		return verdict;                    \
+	}
 
-SEC("xdp")
-int xdp_drop(struct xdp_md *ctx)
-{
-	return XDP_DROP;
-}
+VERDICT_PROG("xdp", xdp_pass, struct xdp_md, XDP_PASS)
+VERDICT_PROG("xdp", xdp_drop, struct xdp_md, XDP_DROP)
 
 /*
  * UDP to port 7777: the first payload byte becomes 0xAB, the IPv4 TTL drops
@@ -72,11 +71,7 @@ int tc_pass(struct __sk_buff *skb)
 	return TC_ACT_OK;
 }
 
-SEC("tc")
-int tc_drop(struct __sk_buff *skb)
-{
-	return TC_ACT_SHOT;
-}
+VERDICT_PROG("tc", tc_drop, struct __sk_buff, TC_ACT_SHOT)
 
 SEC("sk_lookup")
 int sk_lookup_pass(struct bpf_sk_lookup *ctx)

@@ -10,6 +10,9 @@
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 
+#include "maps.h"
+#include "ringbuf_lost.h"
+
 struct event {
 	__u64 seq;
 	__u32 pid;
@@ -25,32 +28,12 @@ struct event {
 	__u32 tag[2];
 };
 
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 1 << 22);
-} events SEC(".maps");
-
-/* The lost counter's convention: a per-CPU array of one __u64 next to the ring. */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, __u64);
-} events_lost SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERF_EVENT_ARRAY);
-	__uint(key_size, sizeof(__u32));
-	__uint(value_size, sizeof(__u32));
-} perf_events SEC(".maps");
+/* The ring `events` and its lost counter `events_lost` (ringbuf_lost.h's convention). */
+LUABPF_EVENTS_RING(1 << 22);
+LUABPF_PERF_EVENT_ARRAY(perf_events);
 
 /* Not a ringbuf: for the error message test. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 1);
-	__type(key, __u32);
-	__type(value, __u32);
-} not_a_ring SEC(".maps");
+LUABPF_MAP(not_a_ring, BPF_MAP_TYPE_HASH, __u32, __u32, 1);
 
 __u64 produced;
 

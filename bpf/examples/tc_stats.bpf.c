@@ -23,8 +23,7 @@ LUABPF_MAP(proto_stats, BPF_MAP_TYPE_PERCPU_HASH, struct tc_proto_key, struct tc
  * max_entries at load). Per-CPU LRU lists would evict per CPU, so it is a
  * common LRU with per-CPU values.
  */
-LUABPF_MAP(peer_stats, BPF_MAP_TYPE_LRU_PERCPU_HASH, struct tc_peer_key, struct tc_counter,
-	   4096);
+LUABPF_MAP(peer_stats, BPF_MAP_TYPE_LRU_PERCPU_HASH, struct tc_peer_key, struct tc_counter, 4096);
 
 /* Add a packet of len bytes to key's counter in map (proto_stats or peer_stats). */
 static __always_inline void bump(void *map, void *key, __u64 len)

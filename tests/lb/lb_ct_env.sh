@@ -29,6 +29,27 @@ drv() {
 
 ct() { ip netns exec "$P-lb" conntrack "$@" 2>/dev/null; }
 
+# lb_ct_spread NAT: 30 IPv4 and 12 IPv6 connections through the VIP, with
+# no errors, IPv4's over the 3 backends (NAT names the way in the message);
+# then CT_LIST is the service's marked IPv4 TCP entries (conntrack -L): at
+# least 30; CT_BAD those that are not client -> VIP:80, DNAT to a
+# backend:8080, SNAT to 10.10.0.2.
+lb_ct_spread() {
+  local out n
+  out=$(client spread 10.10.100.1 80 30)
+  echo "IPv4: $out"
+  t_eq "$(json 'd["errors"]' "$out")" 0 "IPv4 connections through $1 NAT failed"
+  t_eq "$(json 'len([k for k in d if k != "errors"])' "$out")" 3 "backends that answered IPv4"
+  out=$(client spread fd10:100::1 80 12)
+  echo "IPv6: $out"
+  t_eq "$(json 'd["errors"]' "$out")" 0 "IPv6 connections failed"
+  CT_LIST=$(ct -L -p tcp -m "$MARK/0xffff0000" --orig-dst 10.10.100.1)
+  echo "$CT_LIST" | head -3
+  n=$(grep -c "dport=80 " <<<"$CT_LIST" || true)
+  [ "$n" -ge 30 ] && t_pass "$n IPv4 TCP entries carry the service's mark" || t_fail "only $n marked IPv4 entries"
+  CT_BAD=$(grep -v -E "src=10\.10\.0\.1 dst=10\.10\.100\.1 sport=[0-9]+ dport=80 .*src=10\.10\.0\.1[1-3] dst=10\.10\.0\.2 sport=8080 dport=[0-9]+ .*mark=[0-9]+ " <<<"$CT_LIST" || true)
+}
+
 # lb_ct_pool_change NEED_B2 [CHECK]: long-lived connections while the pool
 # changes: once all are up, +1 s add b4, +2 s drain b1, +3 s remove b2 with
 # flush; CHECK (a command) runs then, while they are still open (they are
@@ -36,7 +57,7 @@ ct() { ip netns exec "$P-lb" conntrack "$@" 2>/dev/null; }
 # one on b2 must be reset; NEED_B2=1 fails when none landed on b2 (the flush
 # untested).
 lb_ct_pool_change() {
-  local need_b2=$1 check=${2:-} hold out summary b line conns
+  local need_b2=$1 check=${2:-} hold out summary line conns
   client hold 10.10.100.1 80 24 8 >"$LBOUT" &
   hold=$!
   lb_established 24 80
@@ -47,23 +68,9 @@ lb_ct_pool_change() {
   if [ -n "$check" ]; then "$check"; fi
   wait "$hold" || true
   out=$(cat "$LBOUT")
-  summary=$("$PY" - "$out" <<'PY'
-import collections, json, sys
-s = collections.defaultdict(lambda: [0, 0, 0, 0])
-for c in json.loads(sys.argv[1]):
-    b = c["backends"][0] if c["backends"] else "none"
-    s[b][0] += 1; s[b][1] += c["requests"]; s[b][2] += c["errors"] > 0; s[b][3] += len(c["backends"]) > 1
-for b, v in sorted(s.items()):
-    print("%s conns=%d requests=%d failed=%d switched=%d" % (b, *v))
-PY
-)
+  summary=$(lb_pool_summary "$out")
   echo "$summary"
-  for b in b1 b3; do
-    line=$(grep "^$b " <<<"$summary" || true)
-    [ -n "$line" ] || { t_fail "no connection landed on $b"; continue; }
-    t_contains "$line" "failed=0" "connections on $b (kept, or drained) survived the pool changes"
-    t_contains "$line" "switched=0" "connections on $b stayed on $b"
-  done
+  lb_pool_kept "$summary" failed "survived the pool changes"
   line=$(grep "^b2 " <<<"$summary" || true)
   if [ -n "$line" ]; then
     conns=$(sed -E 's/.*conns=([0-9]+).*/\1/' <<<"$line")

@@ -60,6 +60,58 @@ lb_conf_vips() {
   { printf 'service = "%s"\ninterface = "eth0"\nvips = {\n' "$SVC"; cat; echo "}"; } >"$CONF"
 }
 
+# lb_pool_summary JSON: a line per backend a connection started on (JSON is
+# lb_client.py hold's output): "bN conns=C requests=R errors=E failed=F
+# switched=S {ERROR: count}", E the errors, F the connections with any, S
+# those that moved to another backend.
+lb_pool_summary() {
+  "$PY" - "$1" <<'PY'
+import collections, json, sys
+s = collections.defaultdict(lambda: [0, 0, 0, 0, 0, collections.Counter()])
+for c in json.loads(sys.argv[1]):
+    v = s[c["backends"][0] if c["backends"] else "none"]
+    v[0] += 1; v[1] += c["requests"]; v[2] += c["errors"]; v[3] += c["errors"] > 0
+    v[4] += len(c["backends"]) > 1
+    if "error" in c:
+        v[5][c["error"]] += 1
+for b, v in sorted(s.items()):
+    print("%s conns=%d requests=%d errors=%d failed=%d switched=%d %s" % (b, *v[:5], dict(v[5])))
+PY
+}
+
+# lb_pool_kept SUMMARY FIELD WHAT: the connections on b1 and b3 (kept, or
+# drained) have FIELD=0 in lb_pool_summary's SUMMARY (WHAT says so) and
+# stayed on their backend.
+lb_pool_kept() {
+  local b line
+  for b in b1 b3; do
+    line=$(grep "^$b " <<<"$1" || true)
+    [ -n "$line" ] || { t_fail "no connection landed on $b"; continue; }
+    t_contains "$line" "$2=0" "connections on $b (kept, or drained) $3"
+    t_contains "$line" "switched=0" "connections on $b stayed on $b"
+  done
+}
+
+# lb_reload_spread B3_OVER_B2: after a reload to b1 drained, b2 weight 1 and
+# b3 weight 2, 300 new connections: none on b1, none failed, and the Python
+# expression B3_OVER_B2 over d (the spread) is True.
+lb_reload_spread() {
+  local out
+  out=$(client spread 10.10.100.1 80 300)
+  echo "after reload: $out"
+  t_eq "$(json 'd.get("b1", 0)' "$out")" 0 "drained b1 gets no new connection"
+  t_eq "$(json "$1" "$out")" True "b3 (weight 2) gets more than b2 (weight 1)"
+  t_eq "$(json 'd["errors"]' "$out")" 0 "no failed connection after reload"
+}
+
+# lb_held_kept FILE ERRORS: the connections client hold held across a
+# reload (its output in FILE) had no errors (ERRORS names them) and none
+# moved.
+lb_held_kept() {
+  t_eq "$(json 'sum(c["errors"] for c in d)' "$(cat "$1")")" 0 "held connections: $2 across the reload"
+  t_eq "$(json 'sum(1 for c in d if len(c["backends"]) > 1)' "$(cat "$1")")" 0 "held connections: none moved"
+}
+
 client() { ip netns exec "$P-cl" "$PY" "$CLIENT" "$@"; }
 
 # lb_wait_log FROM SECONDS PATTERN: until a line after line FROM of $LBOUT

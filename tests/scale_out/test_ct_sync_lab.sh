@@ -38,18 +38,8 @@ t_contains "$maps" "fd10::11 . 8080" "map be6 holds b1's IPv6 target"
 t_contains "$maps" "10.10.0.11 . 5353" "map be4 holds the UDP VIP's b1 target"
 t_contains "$maps" ": 10.10.0.2," "map snat4 holds the SNAT address"
 
-out=$(client spread 10.10.100.1 80 30)
-echo "IPv4: $out"
-t_eq "$(json 'd["errors"]' "$out")" 0 "IPv4 connections through ct_sync NAT failed"
-t_eq "$(json 'len([k for k in d if k != "errors"])' "$out")" 3 "backends that answered IPv4"
-out=$(client spread fd10:100::1 80 12)
-echo "IPv6: $out"
-t_eq "$(json 'd["errors"]' "$out")" 0 "IPv6 connections failed"
-
-list=$(ct -L -p tcp -m "$MARK/0xffff0000" --orig-dst 10.10.100.1)
-n=$(grep -c "dport=80 " <<<"$list" || true)
-[ "$n" -ge 30 ] && t_pass "$n IPv4 TCP entries carry the service's mark" || t_fail "only $n marked IPv4 entries"
-bad=$(grep -v -E "src=10\.10\.0\.1 dst=10\.10\.100\.1 sport=[0-9]+ dport=80 .*src=10\.10\.0\.1[1-3] dst=10\.10\.0\.2 sport=8080 dport=[0-9]+ .*mark=[0-9]+ " <<<"$list" || true)
+lb_ct_spread ct_sync
+list=$CT_LIST bad=$CT_BAD
 [ -z "$bad" ] && t_pass "every entry: client -> VIP:80, DNAT to a backend:8080, SNAT to 10.10.0.2" ||
   t_fail "entries with the wrong NAT:"$'\n'"$bad"
 # Each entry's backend (its mark) is the one its DNAT goes to.

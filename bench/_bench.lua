@@ -1,10 +1,11 @@
 -- SPDX-License-Identifier: MIT
 -- What the per-packet benches (bench/lb_pkt.lua, bench/filter_pkt.lua) share:
--- the XDP context for an interface, and repeat=1 test_run loops each paired
+-- the XDP context for an interface, the IPv4 header checksum, and repeat=1 test_run loops each paired
 -- with a floor loop run just before it, so a burst of load from elsewhere on
 -- the machine spoils a pair, not the figure. A bench beside this file loads
 -- it with require("_bench") (`luabpf run` puts the script's directory first
 -- on package.path).
+local bit = require("bit")
 local ffi = require("ffi")
 local uv = require("luv")
 
@@ -16,6 +17,16 @@ function M.median(t)
   for i, v in ipairs(t) do c[i] = v end
   table.sort(c)
   return c[math.floor((#c + 1) / 2)]
+end
+
+--- The IPv4 header checksum of h (its checksum field zero), as 2 bytes: the
+--- data planes drop a frame whose header checksum is wrong.
+function M.ip_csum(h)
+  local sum = 0
+  for i = 1, #h, 2 do sum = sum + h:byte(i) * 256 + h:byte(i + 1) end
+  while sum > 0xffff do sum = bit.band(sum, 0xffff) + bit.rshift(sum, 16) end
+  sum = bit.band(bit.bnot(sum), 0xffff)
+  return string.char(bit.rshift(sum, 8), bit.band(sum, 0xff))
 end
 
 --- The ifindex of IFNAME in this namespace; raises when there is none.

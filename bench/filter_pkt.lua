@@ -29,8 +29,9 @@ local ifindex = bench.ifindex(ifname)
 
 local function be16(n) return string.char(bit.rshift(n, 8), bit.band(n, 0xff)) end
 local function tcp4(src, sport, dst, dport)
+  local ip = "\69\0" .. be16(40) .. "\0\1\64\0\64\6"
   return "\2\0\0\0\0\2\2\0\0\0\0\1" .. be16(0x0800)
-    .. "\69\0" .. be16(40) .. "\0\1\64\0\64\6\0\0" .. src .. dst
+    .. ip .. bench.ip_csum(ip .. "\0\0" .. src .. dst) .. src .. dst
     .. be16(sport) .. be16(dport) .. "\0\0\0\1\0\0\0\0\80\16\255\255\0\0\0\0"
 end
 local VIP = "\10\10\100\1"

@@ -17,6 +17,7 @@
 local ffi = require("ffi")
 local bit = require("bit")
 local lb = require("luabpf.lb")
+local bench = require("_bench")
 
 local ifname = assert(arg[1], "usage: lb_ct_pkt.lua IFNAME [CALLS] [ROUNDS]")
 local CALLS = tonumber(arg[2]) or 2000
@@ -31,19 +32,13 @@ local function ip4(s)
   local a, b, c, d = s:match("^(%d+)%.(%d+)%.(%d+)%.(%d+)$")
   return string.char(tonumber(a), tonumber(b), tonumber(c), tonumber(d))
 end
--- Ethernet / IPv4 / TCP, 54 bytes; checksums are not looked at by either program.
--- The IPv4 header's checksum (the data planes drop a wrong one: drop_ip_checksum).
-local function ip_csum(h)
-  local sum = 0
-  for i = 1, #h, 2 do sum = sum + h:byte(i) * 256 + h:byte(i + 1) end
-  while sum > 0xffff do sum = bit.band(sum, 0xffff) + bit.rshift(sum, 16) end
-  return be16(bit.band(bit.bnot(sum), 0xffff))
-end
+-- Ethernet / IPv4 / TCP, 54 bytes: the IPv4 header checksum right (the data planes
+-- drop a wrong one: drop_ip_checksum), the TCP checksum not looked at.
 local function tcp(src, dst, sport, dport, flags)
   local ip = "\69\0" .. be16(40) .. "\0\1\64\0\64\6"
   local addrs = ip4(src) .. ip4(dst)
   return "\2\0\10\10\0\2\2\0\10\10\0\1" .. be16(0x0800)
-    .. ip .. ip_csum(ip .. "\0\0" .. addrs) .. addrs
+    .. ip .. bench.ip_csum(ip .. "\0\0" .. addrs) .. addrs
     .. be16(sport) .. be16(dport) .. "\0\0\0\1\0\0\0\0" .. string.char(0x50, flags) .. "\255\255\0\0\0\0"
 end
 

@@ -198,12 +198,14 @@ out:
 /// Publish's diff of a built table against what a Maglev half holds: for each
 /// slot s, id = ids[entry[s]] (entry: list positions 0..npos-1, 0 an empty
 /// slot); counts[entry[s]] is incremented; where have[s] differs it becomes
-/// id and (base + s, id) is appended to keys and vals (room for size each).
+/// id and (base + s, id) is appended to keys and vals (room for size each),
+/// and, when mapped is not NULL (the half in the memory-mapped map: an array
+/// map's elements are 8 bytes apart), mapped[s] becomes id too.
 /// Returns how many were appended, or size + 1 if an entry is out of range
-/// (nothing is trustworthy then: have is partly updated).
+/// (nothing is trustworthy then: have and mapped are partly updated).
 uint32_t lbpf_maglev__diff(const int32_t *entry, uint32_t size, const uint32_t *ids, uint32_t npos,
 			   uint32_t *have, uint32_t base, uint32_t *keys, uint32_t *vals,
-			   int32_t *counts)
+			   int32_t *counts, uint64_t *mapped)
 {
 	uint32_t n = 0, s;
 
@@ -218,6 +220,8 @@ uint32_t lbpf_maglev__diff(const int32_t *entry, uint32_t size, const uint32_t *
 			have[s] = id;
 			keys[n] = base + s;
 			vals[n] = id;
+			if (mapped)
+				mapped[s] = id;
 			n++;
 		}
 	}

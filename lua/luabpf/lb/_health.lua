@@ -58,6 +58,8 @@ local POLICY_TEXT = {
 -- Recompute what the data plane should hold for v after a change of pool,
 -- weight or health: each backend's state, the Maglev table (rebuilt only
 -- when a weight changed), then flows of backends marked for a flush.
+-- force: true rewrites every backend's record and the table; "table" only
+-- the table (a backend removed: the others' records stand).
 function Service:_refresh(v, force)
   local now = uv.now()
   local ok = self:_quorum(v)
@@ -76,36 +78,42 @@ function Service:_refresh(v, force)
     end
   end
   v.quorum_ok = ok
-  local entries, want = {}, {}
+  -- One pass: each backend's weight, its state (written when it changed, or
+  -- every one when force is true), and its entry for the table (the
+  -- backend's own entry table, reused: a change allocates none).
+  local entries, ne, changed = v.entries or {}, 0, force
   for _, b in ipairs(v.order) do
     if b.state ~= REMOVED then
       local w
       if ok then
         w = health_weight(b, now)
+        b.good = w -- the weight of the last set with quorum (no_quorum = "keep")
       elseif v.no_quorum == "keep" then
-        w = v.last_good and v.last_good[b] or 0
+        w = b.good or 0
       elseif v.no_quorum == "sorry" then
         w = b.sorry and 1 or 0
       else
         w = 0
       end
-      want[b] = w
-      entries[#entries + 1] = { id = b.id, name = b.name, weight = w }
-    end
-  end
-  if ok then v.last_good = want end
-  local changed = force
-  for _, b in ipairs(v.order) do
-    if b.state ~= REMOVED then
-      local st = want[b] > 0 and ACTIVE or DRAINING
-      if st ~= b.state or force then
+      local st = w > 0 and ACTIVE or DRAINING
+      if st ~= b.state or force == true then
         b.state = st
         self:_write_backend(b)
       end
-      if b.eff ~= want[b] then changed = true end
-      b.eff = want[b]
+      if b.eff ~= w then changed = true end
+      b.eff = w
+      local e = b.entry
+      if not e then
+        e = {}
+        b.entry = e
+      end
+      e.id, e.name, e.weight = b.id, b.name, w
+      ne = ne + 1
+      entries[ne] = e
     end
   end
+  for i = ne + 1, #entries do entries[i] = nil end
+  v.entries = entries
   if changed then self:_publish(v, entries) end
   for _, b in ipairs(v.order) do
     if b.flush then

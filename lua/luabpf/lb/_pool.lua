@@ -212,7 +212,7 @@ function Service:add_backend(vip, o)
   b.name, b.addr, b.port, b.weight, b.sorry = d.name, d.addr, d.port, d.weight, d.sorry
   v.backends[b.name] = b
   self:_sync_check(v, b, d.check)
-  self:_refresh(v, true)
+  self:_refresh(v) -- its record is written (a new state), the table rebuilt (a new weight)
   return d.name
 end
 
@@ -239,7 +239,7 @@ function Service:remove_backend(vip, name, o)
   -- _sync_backends without b, for b only (as add_backend).
   b.state = REMOVED
   self:_compact(v)
-  self:_refresh(v, true)
+  self:_refresh(v, "table")
   if o and o.flush then self:_flush(v, b) end
 end
 

@@ -8,6 +8,7 @@ local bit = require("bit")
 local maglev = require("luabpf.lb.maglev")
 local addr = require("luabpf._addr")
 local C = require("luabpf.lb._common")
+local util = require("luabpf._util")
 
 local Service = C.Service
 local MODES, NO_BACKEND, VIP_ADDR, SNAT_ADDR = C.MODES, C.NO_BACKEND, C.VIP_ADDR, C.SNAT_ADDR
@@ -75,6 +76,8 @@ function Service:_addr_flags()
 end
 
 local u32a, i32a = ffi.typeof("uint32_t[?]"), ffi.typeof("int32_t[?]")
+local u64p = ffi.typeof("uint64_t *")
+local new_table = require("table.new")
 
 -- addr.mapped, kept: a pool change compares every backend's address, and a
 -- conversion through inet_pton and inet_ntop costs microseconds. Addresses
@@ -90,6 +93,66 @@ function Service:_mapped(a)
   return m
 end
 
+local libc = util.cdef({ "void *mmap(void *addr, size_t len, int prot, int flags, int fd, int64_t off);",
+  "int munmap(void *addr, size_t len);", "strerror" })
+local PROT_RW, MAP_SHARED, BPF_F_MMAPABLE = 3, 1, 1024
+
+-- The Maglev map's memory (bpf/lb/lb_shared.h: BPF_F_MMAPABLE), mapped
+-- once: a change's slots are stores into the idle half, no syscall and no
+-- batch (an array's update_batch writes one element at a time: ~4 ms for
+-- the 6,554 slots of one backend of 10). An array map's elements are 8
+-- bytes apart (a u32 and padding): a uint64_t per slot. false: a map that
+-- can't be mapped (an object built before the flag): one update_batch.
+function Service:_maglev_mem()
+  local mem = self.mg_mem
+  if mem ~= nil then return mem end
+  mem = false
+  local m = self.m.maglev
+  local info = m:info()
+  if bit.band(info.flags, BPF_F_MMAPABLE) ~= 0 then
+    local len = info.max_entries * 8
+    local p = libc.mmap(nil, len, PROT_RW, MAP_SHARED, m:fd(), 0)
+    if ffi.cast("intptr_t", p) ~= -1 then
+      mem, self.mg_len = ffi.cast(u64p, p), len
+    else
+      bpf.log("warn", ("service '%s': the Maglev map can't be mapped (%s): tables are written by syscall")
+        :format(self.name, ffi.string(libc.strerror(ffi.errno()))))
+    end
+  end
+  self.mg_mem = mem
+  return mem
+end
+
+--- Unmap the Maglev map (Service:close): a mapping keeps the map alive.
+function Service:_maglev_unmap()
+  if self.mg_mem then libc.munmap(self.mg_mem, self.mg_len) end
+  self.mg_mem = nil
+end
+
+-- The pool a half's table was built from: names to ids and weights. A half
+-- that holds the table of the pool asked for (a backend back after its
+-- removal or its health came back, a weight set back) is flipped to as it is.
+local function pool_of(entries)
+  local n = #entries
+  local ids, ws = new_table(0, n), new_table(0, n)
+  for i = 1, n do
+    local e = entries[i]
+    if ids[e.name] then return nil end -- a name twice: not kept
+    ids[e.name], ws[e.name] = e.id, e.weight
+  end
+  return { n = n, ids = ids, ws = ws }
+end
+
+local function same_pool(p, entries)
+  if not p or p.n ~= #entries then return false end
+  local ids, ws = p.ids, p.ws
+  for i = 1, p.n do
+    local e = entries[i]
+    if ids[e.name] ~= e.id or ws[e.name] ~= e.weight then return false end
+  end
+  return true
+end
+
 -- Write the VIP's new Maglev table into its idle half, then flip to it: a
 -- packet sees either the old table or the new one, never a mix. entries:
 -- { {id=, name=, weight=}, ... }, the weights the table is built from.
@@ -99,35 +162,51 @@ function Service:_publish(v, entries)
   local ring = self.ring
   local sc = self.mg_scratch
   if not sc or sc.ring ~= ring then
-    sc = { ring = ring, tab = i32a(ring), keys = u32a(ring), vals = u32a(ring) }
+    sc = { ring = ring, tab = i32a(ring), keys = u32a(ring), vals = u32a(ring), n = -1 }
     self.mg_scratch = sc
   end
-  local tab = maglev.build(entries, ring, nil, sc.tab)
   local half = 1 - (v.table or 0)
   local base = v.id * 2 * ring + half * ring
-  -- Each list position's backend id (0: an empty slot) and slot count.
+  local mem = self:_maglev_mem()
+  v.halves, v.pools, v.slots_of = v.halves or {}, v.pools or {}, v.slots_of or {}
   local n_e = #entries
-  local ids, counts = u32a(n_e + 1), i32a(n_e + 1)
-  ids[0] = NO_BACKEND
-  for i = 1, n_e do ids[i] = entries[i].id end
-  -- What each half holds, as last written, so a change writes only the slots
-  -- that differ (about 2/N of them, in one batch) instead of all 65,537. A
-  -- half not written yet holds 0xfefefefe, no backend's id: every slot differs.
-  v.halves = v.halves or {}
-  local have = v.halves[half]
-  if not have then
-    have = u32a(ring)
-    ffi.fill(have, ring * 4, 0xfe)
+  if same_pool(v.pools[half], entries) then
+    v.slots_written = 0
+  else
+    v.cache = v.cache or {}
+    local tab = maglev.build(entries, ring, nil, sc.tab, v.cache)
+    -- Each list position's backend id (0: an empty slot) and slot count.
+    if sc.n < n_e + 1 then sc.n, sc.ids, sc.counts = n_e + 1, u32a(n_e + 1), i32a(n_e + 1) end
+    local ids, counts = sc.ids, sc.counts
+    ffi.fill(counts, (n_e + 1) * 4)
+    ids[0] = NO_BACKEND
+    for i = 1, n_e do ids[i] = entries[i].id end
+    -- What the half holds, as last written, so a change writes only the
+    -- slots that differ (about 2/N of them): into the mapped half, or in one
+    -- batch. A half not written yet holds 0xfefefefe, no backend's id:
+    -- every slot differs.
+    v.pools[half] = nil -- unknown until the slots are in
+    local have = v.halves[half]
+    if not have then
+      have = u32a(ring)
+      ffi.fill(have, ring * 4, 0xfe)
+    end
+    v.halves[half] = nil
+    local n = maglev.diff(tab, ring, ids, n_e + 1, have, base, sc.keys, sc.vals, counts, mem and (mem + base) or nil)
+    if n > 0 and not mem then
+      local keys, vals = u32a(n), u32a(n)
+      ffi.copy(keys, sc.keys, n * 4)
+      ffi.copy(vals, sc.vals, n * 4)
+      assert(self.m.maglev:update_batch(keys, vals))
+    end
+    v.halves[half] = have
+    local slots = {}
+    for i = 1, n_e do
+      if counts[i] > 0 then slots[entries[i].id] = counts[i] end
+    end
+    v.slots_of[half], v.pools[half] = slots, pool_of(entries)
+    v.slots_written = n
   end
-  v.halves[half] = nil -- unknown until the batch is in
-  local n = maglev.diff(tab, ring, ids, n_e + 1, have, base, sc.keys, sc.vals, counts)
-  if n > 0 then
-    local keys, vals = u32a(n), u32a(n)
-    ffi.copy(keys, sc.keys, n * 4)
-    ffi.copy(vals, sc.vals, n * 4)
-    assert(self.m.maglev:update_batch(keys, vals))
-  end
-  v.halves[half] = have
   v.table = half
   v.published = true
   v.digest_of = nil -- the half's array is rewritten in place: _stats.lua's digest is stale
@@ -135,11 +214,7 @@ function Service:_publish(v, entries)
   -- then the one conntrack's data plane and the tools read.
   self:_write_addr_vips(self:_mapped(v.addr))
   assert(self.m.vips:update(vip_key(v), vip_value(v)))
-  v.slots = {}
-  for i = 1, n_e do
-    if counts[i] > 0 then v.slots[entries[i].id] = counts[i] end
-  end
-  v.slots_written = n
+  v.slots = v.slots_of[half]
 end
 
 -- A backend's record, written when it differs from what this service last

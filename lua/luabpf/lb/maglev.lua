@@ -185,7 +185,7 @@ ffi.cdef [[
 uint32_t lbpf_maglev__fill(int32_t *entry, uint32_t size, uint32_t live, const int32_t *pos,
   uint32_t *nextc, const uint32_t *skip, const double *step, double *credit);
 uint32_t lbpf_maglev__diff(const int32_t *entry, uint32_t size, const uint32_t *ids, uint32_t npos,
-  uint32_t *have, uint32_t base, uint32_t *keys, uint32_t *vals, int32_t *counts);
+  uint32_t *have, uint32_t base, uint32_t *keys, uint32_t *vals, int32_t *counts, uint64_t *mapped);
 ]]
 local have_c, fill_c = pcall(function() return ffi.C.lbpf_maglev__fill end)
 M.fills = { lua = fill_lua, c = have_c and fill_c or nil }
@@ -193,7 +193,7 @@ M.fills = { lua = fill_lua, c = have_c and fill_c or nil }
 M.fill = have_c and "c" or "lua"
 
 -- host/maglev.c's lbpf_maglev__diff, line for line, for a host without it.
-local function diff_lua(entry, size, ids, npos, have, base, keys, vals, counts)
+local function diff_lua(entry, size, ids, npos, have, base, keys, vals, counts, mapped)
   local n = 0
   for s = 0, size - 1 do
     local e = entry[s]
@@ -203,6 +203,7 @@ local function diff_lua(entry, size, ids, npos, have, base, keys, vals, counts)
     if have[s] ~= id then
       have[s] = id
       keys[n], vals[n] = base + s, id
+      if mapped then mapped[s] = id end
       n = n + 1
     end
   end
@@ -213,10 +214,11 @@ local have_diff, diff_c = pcall(function() return ffi.C.lbpf_maglev__diff end)
 --- What publishing table entry (from build) over a half that holds have
 -- (uint32_t[size], backend ids) changes: have becomes the new ids (ids[pos],
 -- pos 0: an empty slot), counts[pos] (int32_t[npos], zeroed) the slots per
--- position, and (keys, vals)[0..n) the slots that differ (base + slot, id).
--- Returns n. Raises if the table holds a position past npos.
-function M.diff(entry, size, ids, npos, have, base, keys, vals, counts)
-  local n = (have_diff and diff_c or diff_lua)(entry, size, ids, npos, have, base, keys, vals, counts)
+-- position, and (keys, vals)[0..n) the slots that differ (base + slot, id);
+-- mapped (a uint64_t pointer to the half in the mapped map, or nil) gets them
+-- too. Returns n. Raises if the table holds a position past npos.
+function M.diff(entry, size, ids, npos, have, base, keys, vals, counts, mapped)
+  local n = (have_diff and diff_c or diff_lua)(entry, size, ids, npos, have, base, keys, vals, counts, mapped)
   if n > size then error("maglev: table holds a position past the list", 2) end
   return n
 end

@@ -342,6 +342,7 @@ function Service:close(o)
   if self.flusher then self.flusher:close() end
   if self.ramp_timer then self.ramp_timer:close() end
   self.flusher, self.ramp_timer = nil, nil
+  self:_maglev_unmap()
   -- A program left pinned still serves: it stays announced. Else withdrawn before it goes.
   if self.bgp then self.bgp:close(not self.pinned or o.destroy) end
   if self.pinned and not o.destroy then

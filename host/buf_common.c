@@ -13,14 +13,9 @@
 /* The other kind of buffer, to point a user who passed its map to it. */
 static const char *ctor_for(enum bpf_map_type t)
 {
-	switch (t) {
-	case BPF_MAP_TYPE_RINGBUF:
+	if (t == BPF_MAP_TYPE_RINGBUF)
 		return "ringbuf";
-	case BPF_MAP_TYPE_PERF_EVENT_ARRAY:
-		return "perfbuf";
-	default:
-		return NULL;
-	}
+	return t == BPF_MAP_TYPE_PERF_EVENT_ARRAY ? "perfbuf" : NULL;
 }
 
 void lbpf_evbuf__check_args(lua_State *L, const char *kind, enum bpf_map_type want,

@@ -423,8 +423,5 @@ static const luaL_Reg module_fns[] = {
 /// Register the map metatable and bpf.map_from_pin / bpf.map_from_id.
 void lbpf_map__register(lua_State *L)
 {
-	lbpf_new_class(L, MT_MAP, methods, module_fns);
-	luaL_getmetatable(L, MT_MAP);
-	map_mt = lua_topointer(L, -1);
-	lua_pop(L, 1);
+	map_mt = lbpf_new_class(L, MT_MAP, methods, module_fns);
 }

@@ -113,8 +113,10 @@ int lbpf_opt_choice(lua_State *L, int idx, const char *what, const char *key,
 void lbpf_check_options(lua_State *L, int idx, const char *what, const char *const known[]);
 
 /// Create a metatable mt with __index = itself plus methods, and add fns
-/// (NULL: none) to the module table on top.
-void lbpf_new_class(lua_State *L, const char *mt, const luaL_Reg *methods, const luaL_Reg *fns);
+/// (NULL: none) to the module table on top. Returns the metatable's address
+/// (lua_topointer), for checks that compare it.
+const void *lbpf_new_class(lua_State *L, const char *mt, const luaL_Reg *methods,
+			   const luaL_Reg *fns);
 /// Add a table name holding fns to the module table on top (luabpf._sys).
 void lbpf_new_lib(lua_State *L, const char *name, const luaL_Reg *fns);
 

@@ -155,15 +155,20 @@ void lbpf_check_options(lua_State *L, int idx, const char *what, const char *con
 	}
 }
 
-void lbpf_new_class(lua_State *L, const char *mt, const luaL_Reg *methods, const luaL_Reg *fns)
+const void *lbpf_new_class(lua_State *L, const char *mt, const luaL_Reg *methods,
+			   const luaL_Reg *fns)
 {
+	const void *p;
+
 	luaL_newmetatable(L, mt);
 	lua_pushvalue(L, -1);
 	lua_setfield(L, -2, "__index");
 	luaL_register(L, NULL, methods);
+	p = lua_topointer(L, -1);
 	lua_pop(L, 1);
 	if (fns)
 		luaL_register(L, NULL, fns);
+	return p;
 }
 
 void lbpf_new_lib(lua_State *L, const char *name, const luaL_Reg *fns)

@@ -13,60 +13,32 @@
 #include <bpf/bpf_endian.h>
 
 #include "lb.h"
-#include "csum.h"
 #include "lb_shared.h"
 #include "parse.h"
+#include "lb_rewrite.h"
 
 #define AF_INET      2
 #define AF_INET6     10
-#define IPPROTO_ICMPV6_ 58
 #define NAT_PORT_TRIES 8
 #define ETH_ALEN 6
-
-#define VIP_ADDR  1 /* vip_addrs flags: a service address */
-#define SNAT_ADDR 2 /* the balancer's own source address for NAT */
 
 /*
  * One LRU list shared by the CPUs: BPF_F_NO_COMMON_LRU was measured slower
  * per new flow (it rotates its lists on every insert; the common list
  * evicts in batches of 128), docs/lb.md.
  */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 65536);
-	__type(key, struct lb_flow_key);
-	__type(value, struct lb_flow);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} flows SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 65536);
-	__type(key, struct lb_nat_key);
-	__type(value, struct lb_nat);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} nat SEC(".maps");
+LUABPF_MAP_PINNED(flows, BPF_MAP_TYPE_LRU_HASH, struct lb_flow_key, struct lb_flow, 65536);
+LUABPF_MAP_PINNED(nat, BPF_MAP_TYPE_LRU_HASH, struct lb_nat_key, struct lb_nat, 65536);
 
 /*
  * Per address: its flags and its VIPs' records (lb.h, struct lb_addr_vips):
  * one hash lookup per packet where vip_addrs and then vips took two. The
  * control plane writes both (lb_ct.bpf.c reads vip_addrs and vips).
  */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 256);
-	__type(key, ipv6_t);
-	__type(value, struct lb_addr_vips);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} vip_ports SEC(".maps");
+LUABPF_MAP_PINNED(vip_ports, BPF_MAP_TYPE_HASH, ipv6_t, struct lb_addr_vips, 256);
 
 /* Next hops (lb.h, struct lb_nexthop): one direct-mapped cache per CPU. */
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, NEXTHOP_SLOTS);
-	__type(key, __u32);
-	__type(value, struct lb_nexthop);
-} nexthops SEC(".maps");
+LUABPF_MAP(nexthops, BPF_MAP_TYPE_PERCPU_ARRAY, __u32, struct lb_nexthop, NEXTHOP_SLOTS);
 
 /* How long a next hop learnt from the FIB is used before the FIB is asked again. */
 __u32 nexthop_ttl_ms = 1000;
@@ -92,23 +64,10 @@ struct pkt {
 	struct lb_flow_key key;
 };
 
-static __always_inline int verdict(struct pkt *p, __u32 reason, int action)
-{
-	add(&reasons, reason, p->len, 0);
-	return action;
-}
-
-static __always_inline void report(struct pkt *p, __u8 type, __u8 reason, __u32 vip,
-				   __u32 backend)
-{
-	lb_report(&p->key, type, reason, vip, backend);
-}
-
-static __always_inline int drop(struct pkt *p, __u32 reason, __u32 vip)
-{
-	report(p, LB_EV_DROP, reason, vip, LB_NO_BACKEND);
-	return verdict(p, reason, XDP_DROP);
-}
+#define LB_CTX struct xdp_md
+#define LB_ACT_PASS XDP_PASS
+#define LB_ACT_DROP XDP_DROP
+#include "lb_pkt.h"
 
 static __always_inline bool addr_eq(const ipv6_t *a, const ipv6_t *b)
 {
@@ -124,76 +83,14 @@ static __always_inline __be32 v4_of(const ipv6_t *a)
 
 #include "lb_encap.h"
 
-/*
- * csum.h's csum_update without the helper: the same RFC 1624 sum over n
- * words inline (n is a constant here, the loop unrolls), instead of one
- * bpf_csum_diff call per checksum, two per NAT packet.
- */
-static __always_inline void csum_replace(__sum16 *csum, const __be32 *from, const __be32 *to,
-					 int n, bool udp)
-{
-	__u64 sum = ~((__u32)*csum) & 0xffff;
-	__u16 c;
-
-#pragma unroll
-	for (int i = 0; i < n; i++)
-		sum += (__u32)~from[i] + (__u64)to[i];
-	sum = (sum & 0xffffffff) + (sum >> 32); /* csum_fold takes 32 bits' worth */
-	c = ~csum_fold(sum);
-	if (udp && c == 0)
-		c = 0xffff; /* 0 means "no checksum" for UDP */
-	*csum = c;
-}
-
-/*
- * The 32-bit word two ports make in the header, built with memcpy: writing
- * them through a __be16 pointer into a __be32 array is an aliasing violation
- * that clang exploits once the sum reads the array inline (it summed a stale
- * word: bench/lb_pkt.sh caught a wrong TCP checksum).
- */
-static __always_inline __be32 ports_word(__be16 a, __be16 b)
-{
-	__be32 w;
-
-	__builtin_memcpy(&w, &a, 2);
-	__builtin_memcpy((__u8 *)&w + 2, &b, 2);
-	return w;
-}
-
-/*
- * Rewrite the addresses and ports to (saddr, sport) -> (daddr, dport) and fix
- * the IP (v4) and L4 checksums incrementally.
- */
+/* To (saddr, sport) -> (daddr, dport), checksums updated (lb_rewrite.h). */
 static __always_inline void rewrite(struct pkt *p, const ipv6_t *saddr, __be16 sport,
 				    const ipv6_t *daddr, __be16 dport)
 {
-	if (p->ip4) {
-		__be32 from[3] = { p->ip4->saddr, p->ip4->daddr, 0 };
-		__be32 to[3] = { v4_of(saddr), v4_of(daddr), 0 };
-
-		csum_replace(&p->ip4->check, from, to, 2, false);
-		from[2] = ports_word(p->ports[0], p->ports[1]);
-		to[2] = ports_word(sport, dport);
-		if (p->l4_csum)
-			csum_replace(p->l4_csum, from, to, sizeof(from) / 4, p->udp);
-		p->ip4->saddr = to[0];
-		p->ip4->daddr = to[1];
-	} else if (p->ip6) {
-		__be32 from[9], to[9];
-
-		__builtin_memcpy(from, &p->ip6->saddr, 16);
-		__builtin_memcpy(from + 4, &p->ip6->daddr, 16);
-		__builtin_memcpy(to, saddr, 16);
-		__builtin_memcpy(to + 4, daddr, 16);
-		from[8] = ports_word(p->ports[0], p->ports[1]);
-		to[8] = ports_word(sport, dport);
-		if (p->l4_csum)
-			csum_replace(p->l4_csum, from, to, sizeof(from) / 4, p->udp);
-		__builtin_memcpy(&p->ip6->saddr, saddr, 16);
-		__builtin_memcpy(&p->ip6->daddr, daddr, 16);
-	}
-	p->ports[0] = sport;
-	p->ports[1] = dport;
+	if (p->ip4)
+		nat4(p->ip4, p->ports, p->l4_csum, p->udp, v4_of(saddr), sport, v4_of(daddr), dport);
+	else if (p->ip6)
+		nat6(p->ip6, p->ports, p->l4_csum, p->udp, saddr, sport, daddr, dport);
 }
 
 /*
@@ -426,7 +323,7 @@ static __always_inline int to_vip(struct xdp_md *ctx, struct pkt *p, struct lb_v
 	return send(ctx, p, &be->addr, LB_FORWARDED, vip->id);
 }
 
-/* A backend's answer to a NAT flow: back to the client, from the VIP. */
+/* A backend's answer to a NAT flow: back to the client, from the VIP. None: passed. */
 static __always_inline int to_client(struct xdp_md *ctx, struct pkt *p)
 {
 	struct lb_nat_key nk = {};
@@ -440,7 +337,7 @@ static __always_inline int to_client(struct xdp_md *ctx, struct pkt *p)
 	nk.proto = p->key.proto;
 	n = bpf_map_lookup_elem(&nat, &nk);
 	if (!n)
-		return -1;
+		return verdict(p, LB_PASS_OTHER_PORT, XDP_PASS);
 	r = *n;
 	rewrite(p, &r.vip, r.vport, &r.client, r.cport);
 	return send(ctx, p, &r.client, LB_REPLY, r.vip_id);
@@ -465,77 +362,34 @@ __noinline int lb_find_vip(const struct lb_addr_vips *av, __be16 port, __u8 prot
 	return -1;
 }
 
-/*
- * After the IP header: the L4 ports, then the service or a NAT reply. l4len is
- * what the IP header says follows it: a short segment in a frame padded to
- * Ethernet's 60 bytes must not have the padding read as its header.
- */
+/* After the IP header: the L4 ports (lb_pkt.h), then the service or a NAT reply. */
 static __always_inline int l4(struct xdp_md *ctx, struct pkt *p, void *l4h, __u8 proto, __u32 l4len,
 			      struct lb_addr_vips *av)
 {
-	__u32 flags = av->flags;
+	__u32 flags = av->flags, r = l4_parse(p, l4h, proto, l4len, true);
 	struct lb_vip *vip = NULL;
-	int rc;
 
-	if (proto == IPPROTO_TCP) {
-		struct tcphdr *th = l4h;
-
-		if ((void *)(th + 1) > p->end || l4len < sizeof(*th))
-			return drop(p, LB_DROP_BAD_L4, LB_NO_BACKEND);
-		if (th->doff < 5 || th->doff * 4 > l4len)
-			return drop(p, LB_DROP_TCP_OFFSET, LB_NO_BACKEND);
-		p->l4_csum = &th->check;
-		p->syn = th->syn && !th->ack;
-	} else if (proto == IPPROTO_UDP) {
-		struct udphdr *uh = l4h;
-
-		if ((void *)(uh + 1) > p->end || l4len < sizeof(*uh))
-			return drop(p, LB_DROP_BAD_L4, LB_NO_BACKEND);
-		if (bpf_ntohs(uh->len) != l4len)
-			return drop(p, LB_DROP_UDP_LENGTH, LB_NO_BACKEND);
-		p->udp = 1;
-		p->l4_csum = (p->ip4 && !uh->check) ? NULL : &uh->check;
-	} else {
-		return verdict(p, LB_PASS_NON_L4, XDP_PASS);
-	}
+	if (r)
+		return stop(p, r);
 	p->ports = l4h;
-	p->key.proto = proto;
-	p->key.sport = p->ports[0];
-	p->key.dport = p->ports[1];
+	p->udp = proto == IPPROTO_UDP;
+	if (!p->udp)
+		p->l4_csum = &((struct tcphdr *)l4h)->check;
+	else if (!p->ip4 || ((struct udphdr *)l4h)->check)
+		p->l4_csum = &((struct udphdr *)l4h)->check;
 	if (flags & VIP_ADDR) {
 		__u32 i = (__u32)lb_find_vip(av, p->key.dport, proto); /* -1: past the end */
 
 		if (i < LB_ADDR_VIPS)
 			vip = &av->v[i].vip;
-		else if (av->n > LB_ADDR_VIPS) {
-			struct lb_vip_key vk = {};
-
-			vk.addr = p->key.dst;
-			vk.port = p->key.dport;
-			vk.proto = proto;
-			vip = bpf_map_lookup_elem(&vips, &vk);
-		}
+		else if (av->n > LB_ADDR_VIPS)
+			vip = vip_lookup(p);
 		if (vip)
 			return to_vip(ctx, p, vip);
 	}
-	if (flags & SNAT_ADDR) {
-		rc = to_client(ctx, p);
-		if (rc >= 0)
-			return rc;
-	}
+	if (flags & SNAT_ADDR)
+		return to_client(ctx, p);
 	return verdict(p, LB_PASS_OTHER_PORT, XDP_PASS);
-}
-
-/*
- * Fragments and IP options are dropped only on their way to a VIP. An address
- * that is only a NAT source is usually the balancer's own (snat defaults to the
- * interface's): its fragmented or optioned traffic is the host's, and passes.
- */
-static __always_inline int not_for_vip(struct pkt *p, __u32 flags, __u32 reason)
-{
-	if (flags & VIP_ADDR)
-		return drop(p, reason, LB_NO_BACKEND);
-	return verdict(p, LB_PASS_NOT_VIP, XDP_PASS);
 }
 
 /* A 20-byte IPv4 header's checksum: its ten words sum to 0xffff when right. */
@@ -551,11 +405,12 @@ static __always_inline int ipv4(struct xdp_md *ctx, struct pkt *p, struct iphdr 
 {
 	struct lb_addr_vips *av;
 	__u16 tot;
+	__u32 r;
 
 	if ((void *)(ip + 1) > p->end)
 		return verdict(p, LB_DROP_BAD_IP, XDP_DROP);
 	tot = bpf_ntohs(ip->tot_len);
-	if (ip->ihl < 5 || ip->version != 4 || tot < ip->ihl * 4 || (void *)ip + tot > p->end)
+	if (ip4_bad(ip, tot) || (void *)ip + tot > p->end)
 		return verdict(p, LB_DROP_BAD_IP, XDP_DROP);
 	v4_mapped(&p->key.dst, ip->daddr);
 	av = bpf_map_lookup_elem(&vip_ports, &p->key.dst);
@@ -563,12 +418,9 @@ static __always_inline int ipv4(struct xdp_md *ctx, struct pkt *p, struct iphdr 
 		return verdict(p, LB_PASS_NOT_VIP, XDP_PASS);
 	v4_mapped(&p->key.src, ip->saddr);
 	p->ip4 = ip;
-	if (ip->frag_off & bpf_htons(IP_MF | IP_OFFSET))
-		return not_for_vip(p, av->flags, LB_DROP_FRAGMENT);
-	if (ip->protocol != IPPROTO_TCP && ip->protocol != IPPROTO_UDP)
-		return verdict(p, LB_PASS_NON_L4, XDP_PASS);
-	if (ip->ihl != 5)
-		return not_for_vip(p, av->flags, LB_DROP_IP_OPTIONS);
+	r = ip4_stop(ip, av->flags);
+	if (r)
+		return stop(p, r);
 	/* The rewrite updates the checksum incrementally: a bad one would stay bad. */
 	if (!ip_csum_ok(ip))
 		return drop(p, LB_DROP_IP_CHECKSUM, LB_NO_BACKEND);
@@ -578,6 +430,7 @@ static __always_inline int ipv4(struct xdp_md *ctx, struct pkt *p, struct iphdr 
 static __always_inline int ipv6(struct xdp_md *ctx, struct pkt *p, struct ipv6hdr *ip6)
 {
 	struct lb_addr_vips *av;
+	__u32 r;
 
 	if ((void *)(ip6 + 1) > p->end)
 		return verdict(p, LB_DROP_BAD_IP, XDP_DROP);
@@ -590,16 +443,10 @@ static __always_inline int ipv6(struct xdp_md *ctx, struct pkt *p, struct ipv6hd
 		return verdict(p, LB_PASS_NOT_VIP, XDP_PASS);
 	__builtin_memcpy(&p->key.src, &ip6->saddr, 16);
 	p->ip6 = ip6;
-	if (ip6->nexthdr == IPPROTO_TCP || ip6->nexthdr == IPPROTO_UDP)
-		return l4(ctx, p, ip6 + 1, ip6->nexthdr, bpf_ntohs(ip6->payload_len), av);
-	if (ip6->nexthdr == NEXTHDR_FRAGMENT)
-		return not_for_vip(p, av->flags, LB_DROP_FRAGMENT);
-	if (ip6->nexthdr == IPPROTO_ICMPV6_ || ip6->nexthdr == 59 /* no next header */)
-		return verdict(p, LB_PASS_NON_L4, XDP_PASS); /* ND must reach the host */
-	/* Hop-by-hop, routing, destination options: we don't walk them. */
-	if (ip6->nexthdr == 0 || ip6->nexthdr == 43 || ip6->nexthdr == 60)
-		return not_for_vip(p, av->flags, LB_DROP_IP_OPTIONS);
-	return verdict(p, LB_PASS_NON_L4, XDP_PASS);
+	r = ip6_stop(ip6, av->flags);
+	if (r)
+		return stop(p, r);
+	return l4(ctx, p, ip6 + 1, ip6->nexthdr, bpf_ntohs(ip6->payload_len), av);
 }
 
 SEC("xdp")
@@ -607,20 +454,11 @@ int xdp_lb(struct xdp_md *ctx)
 {
 	void *data = (void *)(long)ctx->data;
 	struct pkt p = {};
-	__be16 proto;
-	void *l3;
 
 	p.end = (void *)(long)ctx->data_end;
 	p.len = p.end - data;
 	p.eth = data;
-	l3 = eth_l3(data, p.end, &proto);
-	if (!l3)
-		return verdict(&p, LB_PASS_RUNT, XDP_PASS);
-	if (proto == bpf_htons(ETH_P_IP))
-		return ipv4(ctx, &p, l3);
-	if (proto == bpf_htons(ETH_P_IPV6))
-		return ipv6(ctx, &p, l3);
-	return verdict(&p, LB_PASS_NOT_VIP, XDP_PASS);
+	return l3(ctx, &p, data);
 }
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";

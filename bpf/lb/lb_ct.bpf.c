@@ -21,25 +21,15 @@
 
 #include "lb.h"
 #include "lb_shared.h"
+#include "parse.h"
 
-#define ETH_P_IP     0x0800
-#define ETH_P_IPV6   0x86DD
-#define ETH_P_8021Q  0x8100
-#define ETH_P_8021AD 0x88A8
 #define AF_INET      2
 #define AF_INET6     10
-#define IP_MF        0x2000
-#define IP_OFFSET    0x1FFF
-#define NEXTHDR_FRAGMENT 44
-#define IPPROTO_ICMPV6_ 58
 #define TC_ACT_OK    0
 #define TC_ACT_SHOT  2
 #define ENOENT_      2
 #define ENOMEM_      12
 #define BPF_F_CURRENT_NETNS_ (-1)
-
-#define VIP_ADDR  1
-#define SNAT_ADDR 2
 
 /* Conntrack kfuncs (net/netfilter/nf_conntrack_bpf.c, nf_nat_bpf.c). */
 extern struct nf_conn *bpf_skb_ct_lookup(struct __sk_buff *skb, struct bpf_sock_tuple *tuple,
@@ -73,8 +63,6 @@ __u32 ct_sync = 0;
 
 #define CT_MARK_MASK 0xffff0000u
 
-const struct lb_event *lb_event_type __attribute__((unused));
-
 struct pkt {
 	void *data;
 	void *end; /* of the linear part: headers only, the payload may be paged */
@@ -85,33 +73,10 @@ struct pkt {
 	struct lb_flow_key key;
 };
 
-static __always_inline int verdict(struct pkt *p, __u32 reason, int action)
-{
-	add(&reasons, reason, p->len, 0);
-	return action;
-}
-
-static __always_inline void report(struct pkt *p, __u8 type, __u8 reason, __u32 vip,
-				   __u32 backend)
-{
-	lb_report(&p->key, type, reason, vip, backend);
-}
-
-static __always_inline int drop(struct pkt *p, __u32 reason, __u32 vip)
-{
-	report(p, LB_EV_DROP, reason, vip, LB_NO_BACKEND);
-	return verdict(p, reason, TC_ACT_SHOT);
-}
-
-static __always_inline void v4_mapped(ipv6_t *a, __be32 v4)
-{
-	__u32 *w = (__u32 *)a->addr;
-
-	w[0] = 0;
-	w[1] = 0;
-	w[2] = bpf_htonl(0x0000ffff);
-	w[3] = v4;
-}
+#define LB_CTX struct __sk_buff
+#define LB_ACT_PASS TC_ACT_OK
+#define LB_ACT_DROP TC_ACT_SHOT
+#include "lb_pkt.h"
 
 static __always_inline __be32 v4_of(const ipv6_t *a)
 {
@@ -329,7 +294,7 @@ static __always_inline int to_vip(struct __sk_buff *skb, struct pkt *p, struct l
 	return verdict(p, LB_FORWARDED, TC_ACT_OK);
 }
 
-/* A backend's answer to the balancer's address: ours if conntrack has it. */
+/* A backend's answer to the balancer's address: ours if conntrack has it, else passed. */
 static __always_inline int to_client(struct __sk_buff *skb, struct pkt *p)
 {
 	struct bpf_sock_tuple t = {};
@@ -342,70 +307,35 @@ static __always_inline int to_client(struct __sk_buff *skb, struct pkt *p)
 	ct_opts(p, &o);
 	ct = bpf_skb_ct_lookup(skb, &t, tlen, &o, CT_OPTS_SZ);
 	if (!ct)
-		return -1;
+		return verdict(p, LB_PASS_OTHER_PORT, TC_ACT_OK);
 	mine = ours(ct);
 	bpf_ct_release(ct);
-	return mine ? verdict(p, LB_REPLY, TC_ACT_OK) : -1;
+	return verdict(p, mine ? LB_REPLY : LB_PASS_OTHER_PORT, TC_ACT_OK);
 }
 
 static __always_inline int l4(struct __sk_buff *skb, struct pkt *p, void *l4h, __u8 proto,
 			      __u32 l4len, __u32 flags)
 {
-	struct lb_vip_key vk = {};
+	__u32 r = l4_parse(p, l4h, proto, l4len, false);
 	struct lb_vip *vip;
-	__be16 *ports = l4h;
-	int rc;
 
-	if (proto == IPPROTO_TCP) {
-		struct tcphdr *th = l4h;
-
-		if ((void *)(th + 1) > p->end || l4len < sizeof(*th))
-			return drop(p, LB_DROP_BAD_L4, LB_NO_BACKEND);
-		p->syn = th->syn && !th->ack;
-	} else if (proto == IPPROTO_UDP) {
-		struct udphdr *uh = l4h;
-
-		if ((void *)(uh + 1) > p->end || l4len < sizeof(*uh))
-			return drop(p, LB_DROP_BAD_L4, LB_NO_BACKEND);
-	} else {
-		return verdict(p, LB_PASS_NON_L4, TC_ACT_OK);
-	}
-	p->key.proto = proto;
-	p->key.sport = ports[0];
-	p->key.dport = ports[1];
-	if (flags & VIP_ADDR) {
-		vk.addr = p->key.dst;
-		vk.port = p->key.dport;
-		vk.proto = proto;
-		vip = bpf_map_lookup_elem(&vips, &vk);
-		if (vip)
-			return to_vip(skb, p, vip);
-	}
-	if (flags & SNAT_ADDR) {
-		rc = to_client(skb, p);
-		if (rc >= 0)
-			return rc;
-	}
-	return verdict(p, LB_PASS_OTHER_PORT, TC_ACT_OK);
-}
-
-static __always_inline int not_for_vip(struct pkt *p, __u32 flags, __u32 reason)
-{
-	if (flags & VIP_ADDR)
-		return drop(p, reason, LB_NO_BACKEND);
-	return verdict(p, LB_PASS_NOT_VIP, TC_ACT_OK);
+	if (r)
+		return stop(p, r);
+	vip = flags & VIP_ADDR ? vip_lookup(p) : NULL;
+	if (vip)
+		return to_vip(skb, p, vip);
+	return flags & SNAT_ADDR ? to_client(skb, p) : verdict(p, LB_PASS_OTHER_PORT, TC_ACT_OK);
 }
 
 static __always_inline int ipv4(struct __sk_buff *skb, struct pkt *p, struct iphdr *ip)
 {
-	__u32 *flags;
+	__u32 *flags, r;
 	__u16 tot;
 
 	if ((void *)(ip + 1) > p->end)
 		return verdict(p, LB_DROP_BAD_IP, TC_ACT_SHOT);
 	tot = bpf_ntohs(ip->tot_len);
-	if (ip->ihl < 5 || ip->version != 4 || tot < ip->ihl * 4 ||
-	    (void *)ip - p->data + tot > p->len)
+	if (ip4_bad(ip, tot) || (void *)ip - p->data + tot > p->len)
 		return verdict(p, LB_DROP_BAD_IP, TC_ACT_SHOT);
 	v4_mapped(&p->key.dst, ip->daddr);
 	flags = bpf_map_lookup_elem(&vip_addrs, &p->key.dst);
@@ -413,18 +343,15 @@ static __always_inline int ipv4(struct __sk_buff *skb, struct pkt *p, struct iph
 		return verdict(p, LB_PASS_NOT_VIP, TC_ACT_OK);
 	v4_mapped(&p->key.src, ip->saddr);
 	p->ip_len = tot;
-	if (ip->frag_off & bpf_htons(IP_MF | IP_OFFSET))
-		return not_for_vip(p, *flags, LB_DROP_FRAGMENT);
-	if (ip->protocol != IPPROTO_TCP && ip->protocol != IPPROTO_UDP)
-		return verdict(p, LB_PASS_NON_L4, TC_ACT_OK);
-	if (ip->ihl != 5)
-		return not_for_vip(p, *flags, LB_DROP_IP_OPTIONS);
+	r = ip4_stop(ip, *flags);
+	if (r)
+		return stop(p, r);
 	return l4(skb, p, ip + 1, ip->protocol, tot - sizeof(*ip), *flags);
 }
 
 static __always_inline int ipv6(struct __sk_buff *skb, struct pkt *p, struct ipv6hdr *ip6)
 {
-	__u32 *flags;
+	__u32 *flags, r;
 
 	if ((void *)(ip6 + 1) > p->end)
 		return verdict(p, LB_DROP_BAD_IP, TC_ACT_SHOT);
@@ -438,24 +365,17 @@ static __always_inline int ipv6(struct __sk_buff *skb, struct pkt *p, struct ipv
 	__builtin_memcpy(&p->key.src, &ip6->saddr, 16);
 	p->v6 = 1;
 	p->ip_len = bpf_ntohs(ip6->payload_len) + sizeof(*ip6);
-	if (ip6->nexthdr == IPPROTO_TCP || ip6->nexthdr == IPPROTO_UDP)
-		return l4(skb, p, ip6 + 1, ip6->nexthdr, bpf_ntohs(ip6->payload_len), *flags);
-	if (ip6->nexthdr == NEXTHDR_FRAGMENT)
-		return not_for_vip(p, *flags, LB_DROP_FRAGMENT);
-	if (ip6->nexthdr == IPPROTO_ICMPV6_ || ip6->nexthdr == 59)
-		return verdict(p, LB_PASS_NON_L4, TC_ACT_OK);
-	if (ip6->nexthdr == 0 || ip6->nexthdr == 43 || ip6->nexthdr == 60)
-		return not_for_vip(p, *flags, LB_DROP_IP_OPTIONS);
-	return verdict(p, LB_PASS_NON_L4, TC_ACT_OK);
+	r = ip6_stop(ip6, *flags);
+	if (r)
+		return stop(p, r);
+	return l4(skb, p, ip6 + 1, ip6->nexthdr, bpf_ntohs(ip6->payload_len), *flags);
 }
 
 SEC("tc")
 int tc_lb(struct __sk_buff *skb)
 {
-	struct ethhdr *eth;
 	struct pkt p = {};
-	__be16 proto;
-	void *data, *l3;
+	void *data;
 
 	/* Headers in a paged skb: make the first 128 bytes linear. */
 	p.len = skb->len;
@@ -466,25 +386,8 @@ int tc_lb(struct __sk_buff *skb)
 	data = (void *)(long)skb->data;
 	p.data = data;
 	p.end = (void *)(long)skb->data_end;
-	eth = data;
-	if ((void *)(eth + 1) > p.end)
-		return verdict(&p, LB_PASS_RUNT, TC_ACT_OK);
-	proto = eth->h_proto;
-	l3 = eth + 1;
 	/* The stack untags before tc sees a frame; a tag in the data is a second one. */
-	if (proto == bpf_htons(ETH_P_8021Q) || proto == bpf_htons(ETH_P_8021AD)) {
-		struct vlan_hdr *vh = l3;
-
-		if ((void *)(vh + 1) > p.end)
-			return verdict(&p, LB_PASS_RUNT, TC_ACT_OK);
-		proto = vh->h_vlan_encapsulated_proto;
-		l3 = vh + 1;
-	}
-	if (proto == bpf_htons(ETH_P_IP))
-		return ipv4(skb, &p, l3);
-	if (proto == bpf_htons(ETH_P_IPV6))
-		return ipv6(skb, &p, l3);
-	return verdict(&p, LB_PASS_NOT_VIP, TC_ACT_OK);
+	return l3(skb, &p, data);
 }
 
 char LICENSE[] SEC("license") = "Dual MIT/GPL";

@@ -22,19 +22,14 @@
 #include <bpf/bpf_core_read.h>
 
 #include "lb.h"
-#include "csum.h"
+#include "lb_maps.h" /* the tc object's (bpf/lb/lb_ct.bpf.c), reused by name from the pin directory */
+#include "parse.h"
+#include "lb_rewrite.h"
 
-#define ETH_P_IP   0x0800
-#define ETH_P_IPV6 0x86DD
 #define ETH_ALEN_  6
 #define AF_INET    2
 #define AF_INET6   10
-#define IP_MF      0x2000
-#define IP_OFFSET  0x1FFF
 #define BPF_F_CURRENT_NETNS_ (-1)
-
-#define VIP_ADDR  1
-#define SNAT_ADDR 2
 
 #define CT_MARK_MASK 0xffff0000u
 
@@ -53,57 +48,6 @@ __u32 ct_mark = 0x4c420000;
 __u32 tcp_timeout_ms = 432000000;
 __u32 udp_stream_timeout_ms = 120000;
 __u32 udp_timeout_ms = 30000;
-
-/* The tc object's maps (bpf/lb/lb_ct.bpf.c), reused by name from the pin directory. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 64);
-	__type(key, struct lb_vip_key);
-	__type(value, struct lb_vip);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} vips SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 256);
-	__type(key, ipv6_t);
-	__type(value, __u32);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} vip_addrs SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 64);
-	__type(key, __u32);
-	__type(value, struct lb_counters);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} vip_stats SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 4096);
-	__type(key, __u32);
-	__type(value, struct lb_counters);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} backend_stats SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, LB_REASON_MAX);
-	__type(key, __u32);
-	__type(value, struct lb_counters);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} reasons SEC(".maps");
-
-static __always_inline void add(void *map, __u32 idx, __u64 len)
-{
-	struct lb_counters *c = bpf_map_lookup_elem(map, &idx);
-
-	if (c) {
-		c->packets++;
-		c->bytes += len;
-	}
-}
 
 /* The translated packet's addresses and ports. */
 struct nat {
@@ -263,51 +207,26 @@ static __always_inline int fast(struct xdp_md *ctx, const bool v6)
 	bpf_ct_release(ct);
 
 	if (!v6) {
-		__be32 from[3] = { ip4->saddr, ip4->daddr, 0 };
-		__be32 to[3] = { n.saddr[0], n.daddr[0], 0 };
 		__u32 check;
 
-		csum_update(&ip4->check, from, to, 8, false);
-		((__be16 *)&from[2])[0] = ports[0];
-		((__be16 *)&from[2])[1] = ports[1];
-		((__be16 *)&to[2])[0] = n.sport;
-		((__be16 *)&to[2])[1] = n.dport;
-		if (l4_csum)
-			csum_update(l4_csum, from, to, sizeof(from), proto == IPPROTO_UDP);
-		ip4->saddr = to[0];
-		ip4->daddr = to[1];
+		nat4(ip4, ports, l4_csum, proto == IPPROTO_UDP, n.saddr[0], n.sport, n.daddr[0], n.dport);
 		/* A router's hop, as the stack's forwarding does (ip_decrease_ttl). */
 		check = (__u32)ip4->check + bpf_htons(0x0100);
 		ip4->check = (__sum16)(check + (check >= 0xffff));
 		ip4->ttl--;
 	} else {
-		__be32 from[9], to[9];
-
-		__builtin_memcpy(from, &ip6->saddr, 16);
-		__builtin_memcpy(from + 4, &ip6->daddr, 16);
-		__builtin_memcpy(to, n.saddr, 16);
-		__builtin_memcpy(to + 4, n.daddr, 16);
-		((__be16 *)&from[8])[0] = ports[0];
-		((__be16 *)&from[8])[1] = ports[1];
-		((__be16 *)&to[8])[0] = n.sport;
-		((__be16 *)&to[8])[1] = n.dport;
-		if (l4_csum)
-			csum_update(l4_csum, from, to, sizeof(from), proto == IPPROTO_UDP);
-		__builtin_memcpy(&ip6->saddr, n.saddr, 16);
-		__builtin_memcpy(&ip6->daddr, n.daddr, 16);
+		nat6(ip6, ports, l4_csum, proto == IPPROTO_UDP, n.saddr, n.sport, n.daddr, n.dport);
 		ip6->hop_limit--;
 	}
-	ports[0] = n.sport;
-	ports[1] = n.dport;
 	__builtin_memcpy(eth->h_dest, fib.dmac, ETH_ALEN_);
 	__builtin_memcpy(eth->h_source, fib.smac, ETH_ALEN_);
 
 	if (vip_id != LB_NO_BACKEND) {
-		add(&reasons, LB_CT_FAST, len);
-		add(&vip_stats, vip_id, len);
-		add(&backend_stats, be_id, len);
+		add(&reasons, LB_CT_FAST, len, 0);
+		add(&vip_stats, vip_id, len, 0);
+		add(&backend_stats, be_id, len, 0);
 	} else {
-		add(&reasons, LB_CT_FAST_REPLY, len);
+		add(&reasons, LB_CT_FAST_REPLY, len, 0);
 	}
 	if (fib.ifindex == ctx->ingress_ifindex)
 		return XDP_TX;

@@ -1,12 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * What both load balancer data planes share (bpf/lb/lb.bpf.c, the LRU flow
- * table; bpf/lb/lb_ct.bpf.c, conntrack): the maps lua/luabpf/lb.lua drives, the
- * sampling knobs and the flow hash, which lb.lua computes too (M.flow_hash).
+ * table; bpf/lb/lb_ct.bpf.c, conntrack): the maps lua/luabpf/lb.lua drives
+ * (lb_maps.h's and the backends, Maglev table and events), the sampling knobs
+ * and the flow hash, which lb.lua computes too (M.flow_hash).
  * Include after vmlinux.h, bpf_helpers.h and lb.h.
  */
 #ifndef LB_SHARED_H
 #define LB_SHARED_H
+
+#include "lb_maps.h"
 
 const volatile __u32 ring_size = 65537; /* Maglev table size per VIP, prime */
 
@@ -16,68 +19,10 @@ __u32 drop_sample = 1; /* report 1 in N drops (0: none) */
 /* Named in a global so its BTF is kept: Lua decodes events by this type. */
 const struct lb_event *lb_event_type __attribute__((unused));
 
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 64);
-	__type(key, struct lb_vip_key);
-	__type(value, struct lb_vip);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} vips SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 256);
-	__type(key, ipv6_t);
-	__type(value, __u32); /* VIP_ADDR | SNAT_ADDR */
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} vip_addrs SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 4096);
-	__type(key, __u32);
-	__type(value, struct lb_backend);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} backends SEC(".maps");
-
+LUABPF_MAP_PINNED(backends, BPF_MAP_TYPE_ARRAY, __u32, struct lb_backend, 4096);
 /* Two halves per VIP: Lua fills the idle one, then flips lb_vip.table. */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 64 * 2 * 65537);
-	__type(key, __u32);
-	__type(value, __u32);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} maglev SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 64);
-	__type(key, __u32);
-	__type(value, struct lb_counters);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} vip_stats SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, 4096);
-	__type(key, __u32);
-	__type(value, struct lb_counters);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} backend_stats SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, LB_REASON_MAX);
-	__type(key, __u32);
-	__type(value, struct lb_counters);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} reasons SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 256 * 1024);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} events SEC(".maps");
+LUABPF_MAP_PINNED(maglev, BPF_MAP_TYPE_ARRAY, __u32, __u32, 64 * 2 * 65537);
+LUABPF_RINGBUF_PINNED(events, 256 * 1024);
 
 /*
  * The flow hash: murmur3's mixing over the flow key's ten words, seed "LUAB",
@@ -109,17 +54,6 @@ static __always_inline __u32 flow_hash(const struct lb_flow_key *k)
 	h *= 0xc2b2ae35;
 	h ^= h >> 16;
 	return h;
-}
-
-static __always_inline void add(void *map, __u32 idx, __u64 len, __u64 new_flow)
-{
-	struct lb_counters *c = bpf_map_lookup_elem(map, &idx);
-
-	if (c) {
-		c->packets++;
-		c->bytes += len;
-		c->new_flows += new_flow;
-	}
 }
 
 /* A new flow or a drop on the events ring, sampled as flow_sample/drop_sample say. */

@@ -129,26 +129,47 @@ function Service:_maglev_unmap()
   self.mg_mem = nil
 end
 
--- The pool a half's table was built from: names to ids and weights. A half
--- that holds the table of the pool asked for (a backend back after its
--- removal or its health came back, a weight set back) is flipped to as it is.
-local function pool_of(entries)
-  local n = #entries
-  local ids, ws = new_table(0, n), new_table(0, n)
+-- The pool a half's table was built from: its entries' names, ids and
+-- weights, and a sum over ids and weights that tells most other pools at a
+-- glance. A half that holds the table of the pool asked for (a backend back
+-- after its removal or its health came back, a weight set back) is flipped
+-- to as it is.
+local function pool_sum(entries, n)
+  local sum = 0
   for i = 1, n do
     local e = entries[i]
-    if ids[e.name] then return nil end -- a name twice: not kept
-    ids[e.name], ws[e.name] = e.id, e.weight
+    sum = sum + (e.id + 1) * (e.weight + 1)
   end
-  return { n = n, ids = ids, ws = ws }
+  return sum
 end
 
-local function same_pool(p, entries)
-  if not p or p.n ~= #entries then return false end
-  local ids, ws = p.ids, p.ws
-  for i = 1, p.n do
+local function pool_of(entries)
+  local n = #entries
+  local names, ids, ws = new_table(n, 0), new_table(n, 0), new_table(n, 0)
+  for i = 1, n do
     local e = entries[i]
-    if ids[e.name] ~= e.id or ws[e.name] ~= e.weight then return false end
+    names[i], ids[i], ws[i] = e.name, e.id, e.weight
+  end
+  return { n = n, names = names, ids = ids, ws = ws, sum = pool_sum(entries, n) }
+end
+
+-- Whether pool p (pool_of) has the entries' backends, ids and weights, in
+-- any order. (A sum that differs because a fractional weight was added in
+-- another order only costs a build.)
+local function same_pool(p, entries)
+  local n = #entries
+  if not p or p.n ~= n or pool_sum(entries, n) ~= p.sum then return false end
+  local at = new_table(0, n)
+  for i = 1, n do
+    local nm = p.names[i]
+    if at[nm] then return false end -- a name twice
+    at[nm] = i
+  end
+  for i = 1, n do
+    local e = entries[i]
+    local j = at[e.name]
+    if not j or p.ids[j] ~= e.id or p.ws[j] ~= e.weight then return false end
+    at[e.name] = nil -- matched once
   end
   return true
 end

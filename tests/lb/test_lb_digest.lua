@@ -30,6 +30,16 @@ local ok, err = pcall(function()
   t.ok(d1 ~= d3, ("the digest changed with the table (%s, %s)"):format(d1, d3))
   b:add_vip(pool(3, 3))
   t.eq(d3, b:_digest(b.vips.web), "same pool, same digest as a service that built it directly")
+  -- A backend removed and added back: the idle half holds the pool's table
+  -- and is flipped to as it is. The data plane's table (read from the map)
+  -- is the one built directly, slot for slot.
+  a:remove_backend("web", "b5")
+  a:add_backend("web", { name = "b5", addr = "10.99.0.5", weight = 1 })
+  t.eq(a.vips.web.slots_written, 0, "added back: the idle half's table, no slot written")
+  t.eq(a:_digest(a.vips.web), b:_digest(b.vips.web), "added back: same digest as built directly")
+  local ta, tb, differ = a:table("web"), b:table("web"), 0
+  for s = 1, #tb do if ta[s] ~= tb[s] then differ = differ + 1 end end
+  t.eq(differ, 0, "added back: the data plane's table is the one built directly")
 end)
 a:close()
 b:close()

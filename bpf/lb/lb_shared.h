@@ -20,8 +20,8 @@ __u32 drop_sample = 1; /* report 1 in N drops (0: none) */
 const struct lb_event *lb_event_type __attribute__((unused));
 
 LUABPF_MAP_PINNED(backends, BPF_MAP_TYPE_ARRAY, __u32, struct lb_backend, 4096);
-/* Two halves per VIP: Lua fills the idle one, then flips lb_vip.table. */
-LUABPF_MAP_PINNED(maglev, BPF_MAP_TYPE_ARRAY, __u32, __u32, 64 * 2 * 65537);
+/* Two halves per VIP: Lua writes the idle one through mmap, then flips lb_vip.table. */
+LUABPF_MAP_PINNED_FLAGS(maglev, BPF_MAP_TYPE_ARRAY, __u32, __u32, 64 * 2 * 65537, BPF_F_MMAPABLE);
 LUABPF_RINGBUF_PINNED(events, 256 * 1024);
 
 /*

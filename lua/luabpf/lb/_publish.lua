@@ -36,6 +36,8 @@ function Service:_flags_by_addr()
   return want
 end
 
+local function by_id(x, y) return x.id < y.id end
+
 -- Address a's vip_ports record (bpf/lb/lb.h, struct lb_addr_vips): its flags,
 -- and the records of its VIPs whose table is published, by id. The lb.bpf.c
 -- data plane finds a packet's VIP there in one lookup; other objects (the
@@ -52,7 +54,7 @@ function Service:_write_addr_vips(a, flags)
   for _, v in pairs(self.vips) do
     if v.published and self:_mapped(v.addr) == a then list[#list + 1] = v end
   end
-  table.sort(list, function(x, y) return x.id < y.id end)
+  if #list > 1 then table.sort(list, by_id) end
   local recs = {}
   for i = 1, math.min(#list, ADDR_VIPS) do
     local v = list[i]

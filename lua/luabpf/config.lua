@@ -630,4 +630,12 @@ function M.load(path, kind)
   return rep.config, nil, rep
 end
 
+--- load for a service script's start and reloads: its warnings logged
+-- ("warn", "where: message"), then the config, or nil and "file:line: message".
+function M.read(path, kind)
+  local c, err, rep = M.load(path, kind)
+  for _, w in ipairs(rep.warnings) do bpf.log("warn", ("%s: %s"):format(w.where, w.msg)) end
+  return c, err
+end
+
 return M

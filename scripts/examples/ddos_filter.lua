@@ -37,12 +37,11 @@ local opt = args.parse(arg, {
 
 -- The config runs in its own environment; what it sets (or returns) is the
 -- config. luabpf.config validates it by the filter's own rules first (what
--- `luabpf check` runs): returns it, or nil and "file:line: message".
+-- `luabpf check` runs) and logs its warnings: returns it, or nil and
+-- "file:line: message". No CONFIG: an empty one.
 local function read_config(path)
   if not path then return {} end
-  local c, err, rep = config.load(path, "filter")
-  for _, w in ipairs(rep.warnings) do bpf.log("warn", ("%s: %s"):format(w.where, w.msg)) end
-  return c, err
+  return config.read(path, "filter")
 end
 
 local cfg, cerr = read_config(opt.config)

@@ -30,14 +30,9 @@ local opt = args.parse(arg, {
 
 -- The config runs in its own environment; what it sets (or returns) is the
 -- config. luabpf.config validates it by the service's own rules first (what
--- `luabpf check` runs): returns it, or nil and "file:line: message".
-local function read_config(path)
-  local c, err, rep = config.load(path, "lb")
-  for _, w in ipairs(rep.warnings) do bpf.log("warn", ("%s: %s"):format(w.where, w.msg)) end
-  return c, err
-end
-
-local cfg, cerr = read_config(opt.config)
+-- `luabpf check` runs) and logs its warnings: returns it, or nil and
+-- "file:line: message".
+local cfg, cerr = config.read(opt.config, "lb")
 if not cfg then args.fatal(cerr) end
 -- CONFIG metrics = "127.0.0.1:9435": the service's Prometheus metrics, what
 -- `luabpf top NAME` watches (docs/metrics.md). Bound before anything is
@@ -71,7 +66,7 @@ lb_service = svc -- for luabpf attach and on_shutdown hooks
 
 local hup = uv.new_signal()
 hup:start("sighup", function()
-  local new, err = read_config(opt.config)
+  local new, err = config.read(opt.config, "lb")
   -- Settings that size the maps or place the program need a restart: the
   -- whole reload is refused, the running service stays as it was.
   local fixed = new and require("luabpf.lb._life").fixed_changes(cfg, new)

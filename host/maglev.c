@@ -25,13 +25,13 @@ static inline void take(uint64_t *bits, uint32_t c)
 	bits[c >> 6] |= (uint64_t)1 << (c & 63);
 }
 
-/* x^-1 mod m (m prime, 0 < x < m), by the extended Euclidean algorithm. */
+/* x^-1 mod m (m prime, 0 < x < m < 2^26), by the extended Euclidean algorithm. */
 static uint64_t inverse(uint64_t x, uint64_t m)
 {
-	int64_t t = 0, nt = 1, r = (int64_t)m, nr = (int64_t)x;
+	int32_t t = 0, nt = 1, r = (int32_t)m, nr = (int32_t)x;
 
 	while (nr) {
-		int64_t q = r / nr, tmp;
+		int32_t q = r / nr, tmp;
 
 		tmp = t - q * nt;
 		t = nt;
@@ -40,7 +40,7 @@ static uint64_t inverse(uint64_t x, uint64_t m)
 		r = nr;
 		nr = tmp;
 	}
-	return (uint64_t)(t < 0 ? t + (int64_t)m : t);
+	return (uint64_t)(t < 0 ? (int64_t)t + (int64_t)m : t);
 }
 
 /*
@@ -76,10 +76,14 @@ static inline uint64_t mulmod(uint64_t a, uint64_t b, uint64_t m, double rm)
 	return (uint64_t)r;
 }
 
-/* The slot a turn of backend k from c takes in tail mode; it leaves tl->free. */
-static uint32_t tail_take(struct tail *tl, uint32_t size, uint32_t k, uint32_t c)
+/*
+ * The slot a turn of backend k (skip sk) from c takes in tail mode; it
+ * leaves tl->free. The inverse of sk is made on k's first turn here: about
+ * a quarter of 1,000 backends take one, and 1,000 inverses were 4% of a fill.
+ */
+static uint32_t tail_take(struct tail *tl, uint32_t size, uint32_t k, uint32_t c, uint32_t sk)
 {
-	uint64_t best = UINT64_MAX, inv = tl->inv[k];
+	uint64_t best = UINT64_MAX, inv = tl->inv[k] ? tl->inv[k] : (tl->inv[k] = inverse(sk, size));
 	uint32_t i, bi = 0, x;
 
 	for (i = 0; i < tl->nfree; i++) {
@@ -96,8 +100,7 @@ static uint32_t tail_take(struct tail *tl, uint32_t size, uint32_t k, uint32_t c
 	return x;
 }
 
-static int tail_start(struct tail *tl, const uint64_t *bits, uint32_t size, uint32_t live,
-		      const uint32_t *skip)
+static int tail_start(struct tail *tl, const uint64_t *bits, uint32_t size, uint32_t live)
 {
 	uint32_t c, k;
 
@@ -111,7 +114,7 @@ static int tail_start(struct tail *tl, const uint64_t *bits, uint32_t size, uint
 			tl->free[tl->nfree++] = c;
 	}
 	for (k = 0; k < live; k++)
-		tl->inv[k] = inverse(skip[k], size);
+		tl->inv[k] = 0; /* made on the backend's first turn in tail mode */
 	tl->rsize = 1.0 / size;
 	return 0;
 }
@@ -157,14 +160,14 @@ uint32_t lbpf_maglev__fill(int32_t *entry, uint32_t size, uint32_t live, const i
 				do {
 					cr = cr - 1;
 					if (!tail && size - filled <= TAIL) {
-						if (tail_start(&tl, bits, size, live, skip) < 0) {
+						if (tail_start(&tl, bits, size, live) < 0) {
 							filled = 0;
 							goto out;
 						}
 						tail = 1;
 					}
 					if (tail) {
-						c = tail_take(&tl, size, k, c);
+						c = tail_take(&tl, size, k, c, sk);
 					} else {
 						while (taken(bits, c)) {
 							c += sk;

@@ -10,14 +10,8 @@
 # timeout (SIGKILL, no trap) leaves no mount behind on the machine.
 [ -n "${LBT_DEB_NS:-}" ] || exec unshare --mount --propagation private env LBT_DEB_NS=1 bash "$0" "$@"
 source "$LUABPF_SOURCE_DIR/tests/lib.sh"
-CACHE="$LUABPF_BUILD_DIR/packaging/cache"
-# The machine's own Debian mirror (the archive may be reachable only through it).
-MIRROR=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources 2>/dev/null |
-  grep -Eo '(https?|file)://[^ ]+' | sed 's,/*$,,' | grep -E '/debian$' | head -1 || true)
-MIRROR=${MIRROR:-http://deb.debian.org/debian}
-ROOT=$(mktemp -d /var/tmp/luabpf-deb.XXXXXX)
-chmod 0755 "$ROOT" # as a real /: mktemp makes 0700, closed to every other uid
-mkdir -p "$CACHE/archives"
+source "$LUABPF_SOURCE_DIR/tests/packaging/pkg_env.sh" # CACHE, MIRROR, FRESH_BASE, pkg_root
+ROOT=$(pkg_root deb)
 
 mounted() { findmnt -rn -o TARGET | grep -q "^$ROOT"; }
 deb_cleanup() {
@@ -45,8 +39,7 @@ done
 t_contains "$(dpkg-deb -f "$deb" Recommends)" "libedit2" "Recommends libedit2 (the REPL's line editing, loaded by the FFI)"
 
 # 2. A fresh Debian 12 root: scripts/fresh_root.sh's pristine debootstrap
-# tarball serves as well, when there is one (it is the same minbase root).
-FRESH_BASE=${LUABPF_FRESH_CACHE:-/var/cache/luabpf/fresh-root}/bookworm-minbase-$(dpkg --print-architecture).tar
+# tarball (FRESH_BASE) serves as well, when there is one.
 [ -f "$CACHE/bookworm-minbase.tar" ] || [ ! -f "$FRESH_BASE" ] || ln -s "$FRESH_BASE" "$CACHE/bookworm-minbase.tar"
 if [ ! -f "$CACHE/bookworm-minbase.tar" ]; then
   debootstrap --variant=minbase bookworm "$ROOT" "$MIRROR" >"$CACHE/debootstrap.log" 2>&1 ||

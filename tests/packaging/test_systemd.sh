@@ -18,12 +18,8 @@
 # Mounts live in a mount namespace of this test's own (as test_deb).
 [ -n "${LBT_SD_NS:-}" ] || exec unshare --mount --propagation private env LBT_SD_NS=1 bash "$0" "$@"
 source "$LUABPF_SOURCE_DIR/tests/lb/lb_env.sh"
-CACHE="$LUABPF_BUILD_DIR/packaging/cache"
-MIRROR=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources 2>/dev/null |
-  grep -Eo '(https?|file)://[^ ]+' | sed 's,/*$,,' | grep -E '/debian$' | head -1 || true)
-MIRROR=${MIRROR:-http://deb.debian.org/debian}
-ROOT=$(mktemp -d /var/tmp/luabpf-sd.XXXXXX)
-chmod 0755 "$ROOT"
+source "$LUABPF_SOURCE_DIR/tests/packaging/pkg_env.sh" # CACHE, MIRROR, FRESH_BASE, pkg_root
+ROOT=$(pkg_root sd)
 STAGE=$(mktemp -d)
 NSPID=
 sd_cleanup() {
@@ -41,7 +37,6 @@ sd_cleanup() {
   lb_env_cleanup
 }
 trap sd_cleanup EXIT
-mkdir -p "$CACHE/archives"
 command -v systemd-nspawn >/dev/null ||
   { t_fail "systemd-nspawn is missing (scripts/setup.sh installs systemd-container)"; t_done; }
 # Inside a chroot (scripts/fresh_root.sh runs the suite in one) the
@@ -69,7 +64,6 @@ fi
 # 1. A Debian 12 root with systemd and what luabpf links against, cached.
 BASE="$CACHE/bookworm-minbase.tar"
 SDTAR="$CACHE/bookworm-systemd.tar"
-FRESH_BASE=${LUABPF_FRESH_CACHE:-/var/cache/luabpf/fresh-root}/bookworm-minbase-$(dpkg --print-architecture).tar
 in_root() { chroot "$ROOT" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive "$@"; }
 (
   flock 9

@@ -16,8 +16,7 @@
 #     medians of the requests/s and of each run's ratio to its direct run.
 # usage: bench/ct_sync.sh BUILD_DIR [SECONDS] [RUNS] [CONNECTIONS] [FLOWS]
 set -euo pipefail
-BENCH=$(cd "$(dirname "$0")" && pwd)
-. "$BENCH/lib.sh"
+. "$(dirname "$0")/lib.sh" # BENCH, bench_*
 bench_lab_init "$@" # BUILD DUR RUNS from arguments 1-3, SRC, PY
 CONNS=${4:-50}
 FLOWS=${5:-200}

@@ -8,13 +8,12 @@
 # usage: bench/filter_pkt.sh BUILD_DIR [N] [CHUNK] [CPU]
 set -euo pipefail
 BUILD=$(cd "${1:-build}" && pwd)
-BENCH=$(cd "$(dirname "$0")" && pwd)
 N=${2:-400000}
 CHUNK=${3:-20000}
 CPU=${4:-1}
 NS=fpkt$$
 
-. "$BENCH/lib.sh"
+. "$(dirname "$0")/lib.sh" # BENCH, bench_fib_netns
 trap 'ip netns del "$NS" 2>/dev/null || true' EXIT
 bench_fib_netns "$NS"
 

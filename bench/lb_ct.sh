@@ -13,8 +13,7 @@
 #     requests/s and of each run's ratio to its direct run.
 # usage: bench/lb_ct.sh BUILD_DIR [SECONDS] [RUNS] [CONNECTIONS]
 set -euo pipefail
-BENCH=$(cd "$(dirname "$0")" && pwd)
-. "$BENCH/lib.sh"
+. "$(dirname "$0")/lib.sh" # BENCH, bench_*
 bench_lab_init "$@" # BUILD DUR RUNS from arguments 1-3, SRC, PY
 CONNS=${4:-50}
 bench_need lb_ct wrk nginx nft conntrack

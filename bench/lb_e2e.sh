@@ -23,8 +23,7 @@
 #     mkdir /tmp/old && git archive e1ec3e1 | tar -x -C /tmp/old
 #     cmake -S /tmp/old -B /tmp/old/build && cmake --build /tmp/old/build
 set -euo pipefail
-BENCH=$(cd "$(dirname "$0")" && pwd)
-. "$BENCH/lib.sh"
+. "$(dirname "$0")/lib.sh" # BENCH, bench_*
 bench_lab_init "$@" # BUILD DUR RUNS from arguments 1-3, SRC, PY
 NB=${4:-2}
 CONNS=${5:-50}

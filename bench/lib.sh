@@ -1,5 +1,7 @@
 # SPDX-License-Identifier: MIT
-# Helpers the bench/*.sh scripts share: `. "$BENCH/lib.sh"`.
+# Helpers the bench/*.sh scripts share: `. "$(dirname "$0")/lib.sh"`, which
+# also sets BENCH (this directory, absolute).
+BENCH=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 # bench_fib_netns NS: make namespace NS where the load balancer's
 # bpf_fib_lookup answers under test_run: eth0 (a veth) with the balancer's

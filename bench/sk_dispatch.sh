@@ -13,8 +13,7 @@
 # run's ratio to its own direct run.
 # usage: bench/sk_dispatch.sh BUILD_DIR [SECONDS] [RUNS] [CONNECTIONS]
 set -euo pipefail
-BENCH=$(cd "$(dirname "$0")" && pwd)
-. "$BENCH/lib.sh"
+. "$(dirname "$0")/lib.sh" # BENCH, bench_*
 bench_lab_init "${1:-build}" "${2:-3}" "${3:-5}" # BUILD DUR RUNS, SRC, PY
 CONNS=${4:-20}
 bench_need "sk_dispatch bench" wrk nginx

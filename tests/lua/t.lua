@@ -166,6 +166,14 @@ function t.ping_pair(a, b, prefix)
   return ping
 end
 
+-- The attach tests' start: ping_pair, then tests/bpf/progs loaded. Returns
+-- ping, the object, and its programs named pass and drop.
+function t.progs_pair(a, b, prefix, pass, drop)
+  local ping = t.ping_pair(a, b, prefix)
+  local obj = assert(bpf.load(t.object("progs")))
+  return ping, obj, obj:program(pass), obj:program(drop)
+end
+
 -- Run main (the test) with a traceback; then, passed or failed, detach every
 -- live link and run each cleanup command (their failures ignored); raise
 -- main's error last.

@@ -10,10 +10,7 @@ local function filters(dir) return t.run("tc -n " .. B .. " filter show dev vb "
 local function qdiscs() return t.run("tc -n " .. B .. " qdisc show dev vb") end
 
 local function main()
-  local ping = t.ping_pair(A, B, "10.79.0")
-
-  local obj = assert(bpf.load(t.object("progs")))
-  local pass, drop = obj:program("tc_pass"), obj:program("tc_drop")
+  local ping, obj, pass, drop = t.progs_pair(A, B, "10.79.0", "tc_pass", "tc_drop")
 
   -- tcx (this kernel has it): a kernel link, seen by bpftool.
   local link = assert(drop:attach_tc("vb", { netns = B, direction = "ingress" }))

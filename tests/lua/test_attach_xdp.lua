@@ -9,10 +9,7 @@ local A, B = t.unique("lbtxa"), t.unique("lbtxb")
 local function link_show() return t.run("ip -n " .. B .. " -d link show vb") end
 
 local function main()
-  local ping = t.ping_pair(A, B, "10.78.0")
-
-  local obj = assert(bpf.load(t.object("progs")))
-  local pass, drop = obj:program("xdp_pass"), obj:program("xdp_drop")
+  local ping, obj, pass, drop = t.progs_pair(A, B, "10.78.0", "xdp_pass", "xdp_drop")
 
   -- native: `ip -d link` says "xdp" (not xdpgeneric) with our program id.
   local link = assert(pass:attach_xdp("vb", { netns = B, mode = "native" }))

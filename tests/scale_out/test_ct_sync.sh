@@ -94,23 +94,24 @@ t_eq "$(field broken "$n2")" 0 "ct_sync: connections broken among node 2's"
 [ "$(field after_min "$n1")" -ge 15 ] && t_pass "ct_sync: every moved connection answered 15 times through node 2" ||
   t_fail "ct_sync: a moved connection stalled: $n1"
 
+# moved_break MODE TITLE WHY: the phase in MODE (its summary under TITLE):
+# every connection on node 1 (all moved to node 2) broke (WHY), none on
+# node 2 did.
+moved_break() {
+  phase "$1" || t_done
+  S=$(summary "$OUT")
+  echo "$2:"; echo "$S"
+  n1=$(grep "^10.2.0.11 " <<<"$S"); n2=$(grep "^10.2.0.12 " <<<"$S")
+  [ "$(field conns "$n1")" -gt 0 ] || t_fail "$1: no connection on node 1: nothing moved"
+  t_eq "$(field broken "$n1")" "$(field conns "$n1")" "$1: node 1's connections broken ($3)"
+  t_eq "$(field broken "$n2")" 0 "$1: node 2's connections broken"
+}
+
 # 2. The same with bpf_ct_alloc's entries: no events, nothing synced.
-phase alloc || t_done
-S=$(summary "$OUT")
-echo "bpf_ct_alloc entries:"; echo "$S"
-n1=$(grep "^10.2.0.11 " <<<"$S"); n2=$(grep "^10.2.0.12 " <<<"$S")
-[ "$(field conns "$n1")" -gt 0 ] || t_fail "alloc: no connection on node 1: nothing moved"
-t_eq "$(field broken "$n1")" "$(field conns "$n1")" "alloc: node 1's connections broken (all moved, none synced)"
-t_eq "$(field broken "$n2")" 0 "alloc: node 2's connections broken"
+moved_break alloc "bpf_ct_alloc entries" "all moved, none synced"
 
 # 3. The LRU flow table: the flows that move break, the others don't.
-phase lru || t_done
-S=$(summary "$OUT")
-echo "LRU flow table:"; echo "$S"
-n1=$(grep "^10.2.0.11 " <<<"$S"); n2=$(grep "^10.2.0.12 " <<<"$S")
-[ "$(field conns "$n1")" -gt 0 ] || t_fail "lru: no connection on node 1: nothing moved"
-t_eq "$(field broken "$n1")" "$(field conns "$n1")" "lru: node 1's connections broken (all moved)"
-t_eq "$(field broken "$n2")" 0 "lru: node 2's connections broken"
+moved_break lru "LRU flow table" "all moved"
 
 # 4. ct_sync, each node's luabpf restarted in turn while connections run.
 route_both

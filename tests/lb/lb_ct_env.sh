@@ -29,6 +29,27 @@ drv() {
 
 ct() { ip netns exec "$P-lb" conntrack "$@" 2>/dev/null; }
 
+# lb_ct_reasons REASON WHAT [REASON WHAT...]: the driver's stats (non-zero
+# reasons) have each REASON (WHAT says what it counts).
+lb_ct_reasons() {
+  drv stats; echo "reasons: $ANS"
+  while [ $# -ge 2 ]; do t_contains "$ANS" "$1:" "$2"; shift 2; done
+}
+
+# lb_ct_stop: the driver's input closed, then SIGINT, and waited for.
+lb_ct_stop() {
+  exec {LB[1]}>&-
+  kill -INT "$LBPID"; wait "$LBPID" || true; LBPID=
+}
+
+# lb_ct_close: lb_ct_stop; the service (pin = false) leaves no nftables
+# table and no marked entry behind.
+lb_ct_close() {
+  lb_ct_stop
+  t_eq "$(ip netns exec "$P-lb" nft list tables | grep -c luabpf_lb || true)" 0 "nftables tables left"
+  t_eq "$(ct -L -f ipv4 -m "$MARK/0xffff0000" | wc -l)" 0 "marked entries left"
+}
+
 # lb_ct_spread NAT: 30 IPv4 and 12 IPv6 connections through the VIP, with
 # no errors, IPv4's over the 3 backends (NAT names the way in the message);
 # then CT_LIST is the service's marked IPv4 TCP entries (conntrack -L): at

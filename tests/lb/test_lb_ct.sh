@@ -47,13 +47,8 @@ t_contains "$(ct -L -p udp -m "$MARK/0xffff0000")" "sport=5353" "UDP entries DNA
 # Long-lived connections while the pool changes (b2 removed with flush).
 lb_ct_pool_change 1
 t_eq "$(ct -L -f ipv4 -m $((MARK + 1)) | grep -c ESTABLISHED || true)" 0 "b2's established entries after the flush"
-drv stats; echo "reasons: $ANS"
-t_contains "$ANS" "forwarded:" "forwarded counted"
-t_contains "$ANS" "reply:" "replies counted"
+lb_ct_reasons forwarded "forwarded counted" reply "replies counted"
 
 # Close (pin = false): the nftables table and our entries go.
-exec {LB[1]}>&-
-kill -INT "$LBPID"; wait "$LBPID" || true; LBPID=
-t_eq "$(ip netns exec "$P-lb" nft list tables | grep -c luabpf_lb || true)" 0 "nftables tables left"
-t_eq "$(ct -L -f ipv4 -m "$MARK/0xffff0000" | wc -l)" 0 "marked entries left"
+lb_ct_close
 t_done

@@ -83,8 +83,7 @@ t_wait 10 none_established || true
 t_eq "$(ct -L -p tcp -m "$MARK/0xffff0000" | grep -c ESTABLISHED || true)" 0 "entries ESTABLISHED after the held connections closed"
 
 # Close (pin = false): the XDP program, the table, our entries go; be_liberal is restored.
-exec {LB[1]}>&-
-kill -INT "$LBPID"; wait "$LBPID" || true; LBPID=
+lb_ct_stop
 t_eq "$(ip -n "$P-lb" link show eth0 | grep -c xdp || true)" 0 "XDP programs left on the interface"
 t_eq "$(ip netns exec "$P-lb" sysctl -n $LIB)" 0 "$LIB after the service stopped"
 t_eq "$(ct -L -f ipv4 -m "$MARK/0xffff0000" | wc -l)" 0 "marked entries left"

@@ -72,13 +72,8 @@ t_eq "$(json 'd.get("b4", 0) > 0 and d.get("b1", 0) == 0 and d.get("b2", 0) == 0
 t_eq "$(ct -L -f ipv4 -m $((MARK + 1)) | grep -c ESTABLISHED || true)" 0 "b2's established entries after the flush"
 
 if [ "$MODE" = fast ]; then
-  drv stats; echo "reasons: $ANS"
-  t_contains "$ANS" "ct_fast:" "established packets to backends sent from XDP (ct_fast)"
-  t_contains "$ANS" "ct_fast_reply:" "backends' answers sent back from XDP (ct_fast_reply)"
+  lb_ct_reasons ct_fast "established packets to backends sent from XDP (ct_fast)" \
+    ct_fast_reply "backends' answers sent back from XDP (ct_fast_reply)"
 fi
-
-exec {LB[1]}>&-
-kill -INT "$LBPID"; wait "$LBPID" || true; LBPID=
-t_eq "$(ip netns exec "$P-lb" nft list tables | grep -c luabpf_lb || true)" 0 "nftables tables left"
-t_eq "$(ct -L -f ipv4 -m "$MARK/0xffff0000" | wc -l)" 0 "marked entries left"
+lb_ct_close
 t_done

@@ -9,6 +9,9 @@
 # usage: bench/lb_pkt.sh BUILD_DIR [N] [CHUNK] [CPU]
 # For an ablation, BASE_OBJ=file.bpf.o [BASE_NAME=name] compares against that
 # object instead of e1ec3e1's, and CASES=dsr_hit,nat_hit runs only those.
+# LOADS=3 (the default) makes both services afresh three times and takes the
+# median of the loads' ratios: where the maps land moves a case by up to a
+# quarter for as long as they live (docs/benchmarks.md).
 set -euo pipefail
 BUILD=$(cd "${1:-build}" && pwd)
 BENCH=$(cd "$(dirname "$0")" && pwd)

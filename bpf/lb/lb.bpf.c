@@ -205,7 +205,11 @@ out:
 	return bpf_redirect(ifindex, 0);
 }
 
-/* Claim a NAT source port toward the backend: the client's own if free. */
+/*
+ * Claim a NAT source port toward the backend, starting from *lport (the
+ * flow's own when its mapping is made again, so the backend never sees the
+ * port change mid-connection) or, for a new flow, the client's.
+ */
 static __always_inline int nat_claim(struct pkt *p, const struct lb_vip *vip,
 				     const struct lb_backend *be, __u32 be_id, __be16 bport,
 				     __be16 *lport)
@@ -224,7 +228,7 @@ static __always_inline int nat_claim(struct pkt *p, const struct lb_vip *vip,
 	nv.vport = p->key.dport;
 	nv.vip_id = vip->id;
 	nv.backend = be_id;
-	nk.lport = p->key.sport;
+	nk.lport = *lport ? *lport : p->key.sport;
 	/*
 	 * Look before inserting: an LRU insert takes a free entry (evicting one
 	 * when the table is full) before it finds the key taken, so a port in
@@ -290,7 +294,8 @@ static __always_inline int to_vip(struct xdp_md *ctx, struct pkt *p, struct lb_v
 		/*
 		 * Keep the reply mapping alive (LRU) as long as the flow is: look
 		 * it up about once a second (replies refresh it too), and make it
-		 * again if it went.
+		 * again if it went: on the flow's port when that is still free,
+		 * and not counted as a new flow (the flow is not new).
 		 */
 		if (!new_flow && (__u32)(now(p) >> 20) - f->nat_seen > NAT_KEEPALIVE) {
 			nk.backend = be->addr;
@@ -298,13 +303,18 @@ static __always_inline int to_vip(struct xdp_md *ctx, struct pkt *p, struct lb_v
 			nk.bport = bport;
 			nk.lport = lport;
 			nk.proto = p->key.proto;
-			if (!bpf_map_lookup_elem(&nat, &nk))
-				new_flow = 1;
-			else
-				f->nat_seen = p->now >> 20;
+			if (!bpf_map_lookup_elem(&nat, &nk)) {
+				if (nat_claim(p, vip, be, be_id, bport, &lport) < 0)
+					return drop(p, LB_DROP_NAT_PORTS, vip->id);
+				f->nat_port = lport;
+			}
+			f->nat_seen = p->now >> 20;
 		}
-		if (new_flow && nat_claim(p, vip, be, be_id, bport, &lport) < 0)
-			return drop(p, LB_DROP_NAT_PORTS, vip->id);
+		if (new_flow) {
+			lport = 0; /* a new flow starts from the client's port */
+			if (nat_claim(p, vip, be, be_id, bport, &lport) < 0)
+				return drop(p, LB_DROP_NAT_PORTS, vip->id);
+		}
 	}
 	if (new_flow) {
 		struct lb_flow nf = { .backend = be_id, .vip = vip->id, .nat_port = lport };

@@ -363,6 +363,13 @@ class Suite:
             f2, o2b, _ = self.forward("NAT port, retransmit", b, sport=sport, want_lport=lport)
             self.reply("NAT port", a, f1, o1)
             self.reply("NAT port", b, f2, o2b)
+            # Its reply mapping evicted, the flow keeps its port (the client's
+            # is taken by a): made again on the next packet, not a new flow.
+            gone = self.plane.cmd("nat_forget", lport)
+            self.expect(gone == "1", f"{b}: its reply mapping on port {lport} deleted ({gone})")
+            f3, o3, _ = self.forward("NAT port, mapping made again", b, sport=sport,
+                                     want_lport=lport, flags="A")
+            self.reply("NAT port, mapping made again", b, f3, o3)
 
     # ---- drops and passes ------------------------------------------------
     def failures(self):

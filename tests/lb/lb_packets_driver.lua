@@ -129,6 +129,20 @@ return function(opts)
     return ""
   end
 
+  -- The reply mapping of the flows on NAT port lport is lost (as the LRU
+  -- evicts it) and their keepalive is due: their next packet makes it again.
+  function cmds.nat_forget(lport)
+    lport = tonumber(lport)
+    local nat, flows, n = svc.obj:map("nat"), svc.obj:map("flows"), 0
+    for k in nat:keys() do
+      if k.lport == lport then assert(nat:delete(k)); n = n + 1 end
+    end
+    for k, v in flows:pairs() do
+      if v.nat_port == lport then v.nat_seen = 0; assert(flows:update(k, v)) end
+    end
+    return tostring(n)
+  end
+
   function cmds.reasons()
     local r, out = reasons(), {}
     for _, name in ipairs(REASONS) do out[#out + 1] = ("%s:%d"):format(name, r[name] or 0) end

@@ -423,11 +423,37 @@ static int l_tostring(lua_State *L)
 	return 1;
 }
 
-/* luabpf.load(path_or_name, {globals={...}, max_entries={map=n}, log_level=, log=}) */
+/*
+ * Per-map settings before load: max_entries={map=n} or map_flags={map=flags}
+ * (the table at index t), each naming a map the object has.
+ */
+static int set_per_map(lua_State *L, struct lbpf_object *o, int t, const char *what)
+{
+	luaL_checktype(L, t, LUA_TTABLE);
+	lua_pushnil(L);
+	while (lua_next(L, t)) {
+		const char *mn = luaL_checkstring(L, -2);
+		struct bpf_map *m = bpf_object__find_map_by_name(o->obj, mn);
+		__u32 v;
+
+		if (!m)
+			return luaL_error(L, "luabpf.load: %s names map '%s', which object '%s' does not have",
+					  what, mn, o->name);
+		v = (__u32)luaL_checkinteger(L, -1);
+		if (strcmp(what, "map_flags") == 0)
+			bpf_map__set_map_flags(m, v);
+		else
+			bpf_map__set_max_entries(m, v);
+		lua_pop(L, 1);
+	}
+	return 0;
+}
+
+/* luabpf.load(path_or_name, {globals={...}, max_entries={map=n}, map_flags={map=f}, log_level=, log=}) */
 static int l_open_and_load(lua_State *L)
 {
 	static const char *const known[] = { "globals", "max_entries", "name", "btf_custom_path",
-					     "pin_root_path", "log_level", "log", NULL };
+					     "pin_root_path", "log_level", "log", "map_flags", NULL };
 	struct lbpf_object *o;
 
 	lbpf_check_options(L, 2, "luabpf.load", known);
@@ -461,22 +487,14 @@ static int l_open_and_load(lua_State *L)
 			}
 		}
 		lua_pop(L, 1);
-		lua_getfield(L, 2, "max_entries");
-		if (!lua_isnil(L, -1)) {
-			luaL_checktype(L, -1, LUA_TTABLE);
-			lua_pushnil(L);
-			while (lua_next(L, -2)) {
-				const char *mn = luaL_checkstring(L, -2);
-				struct bpf_map *m = bpf_object__find_map_by_name(o->obj, mn);
+		for (int i = 0; i < 2; i++) {
+			const char *what = i ? "map_flags" : "max_entries";
 
-				if (!m)
-					return luaL_error(L, "luabpf.load: max_entries names map '%s', "
-							     "which object '%s' does not have", mn, o->name);
-				bpf_map__set_max_entries(m, (__u32)luaL_checkinteger(L, -1));
-				lua_pop(L, 1);
-			}
+			lua_getfield(L, 2, what);
+			if (!lua_isnil(L, -1))
+				set_per_map(L, o, lua_gettop(L), what);
+			lua_pop(L, 1);
 		}
-		lua_pop(L, 1);
 	}
 	lua_pushcfunction(L, lobject_load);
 	lua_pushvalue(L, 3);

@@ -50,6 +50,11 @@ local c = assert(bpf.load("xdp_count", { max_entries = { counters = 8 } }))
 t.eq(c:map("counters"):info().max_entries, 8, "max_entries set before load")
 t.raises(function() bpf.load("xdp_count", { max_entries = { nosuch = 1 } }) end,
   "max_entries names map 'nosuch'", "max_entries for an unknown map")
+local f = assert(bpf.load(t.object("maps"), { map_flags = { counts = 1 } })) -- BPF_F_NO_PREALLOC
+t.eq(f:map("counts"):info().flags, 1, "map_flags set before load")
+f:close()
+t.raises(function() bpf.load("xdp_count", { map_flags = { nosuch = 0 } }) end,
+  "map_flags names map 'nosuch'", "map_flags for an unknown map")
 local g = assert(bpf.load(t.object("globals"), { globals = { drop_when = 1 } }))
 t.eq(g:get("drop_when"), 1, "globals option")
 t.eq(assert(g:program("globals_prog"):test_run(pkt)).verdict, "XDP_DROP", "globals option reached the program")

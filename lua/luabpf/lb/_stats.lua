@@ -126,9 +126,9 @@ function Service:table(vip)
   if not v then error(("service '%s' has no VIP '%s'"):format(self.name, tostring(vip)), 2) end
   local vk = self.m.vips:lookup({ addr = addr.mapped(v.addr), port = v.port, proto = v.proto })
   local base = vk.id * 2 * self.ring + vk.table * self.ring
-  local out = {}
+  local out, mem = {}, self:_maglev_mem() -- mapped: no syscall per slot
   for s = 0, self.ring - 1 do
-    local id = self.m.maglev:lookup(base + s)
+    local id = mem and tonumber(mem[base + s] % 0x100000000) or self.m.maglev:lookup(base + s)
     local b = id and self.backend_by_id[id]
     out[s + 1] = b and ("%s:%d"):format(b.addr, b.port) or "-"
   end

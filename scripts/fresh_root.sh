@@ -83,7 +83,8 @@ cleanup() {
   trap - EXIT INT TERM ERR
   pids=$(in_root)
   if [ -n "$pids" ]; then
-    echo "fresh_root: stopping what was left running in the root: $(echo $pids)" >&2
+    echo "fresh_root: stopping what was left running in the root:" >&2
+    ps -o pid=,ppid=,etimes=,args= -p "$(echo $pids | tr ' ' ,)" >&2 || true
     kill $pids 2>/dev/null
     for n in $(seq 50); do pids=$(in_root); [ -z "$pids" ] && break; sleep 0.1; done
     [ -n "$pids" ] && kill -9 $pids 2>/dev/null

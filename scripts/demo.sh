@@ -100,7 +100,9 @@ for _ in $(seq 30); do [ "$(wc -l <"$LOG")" -ge $((before + 4)) ] && break; slee
 tail -n +"$((before + 1))" "$LOG" | head -n 4
 
 say "b2 comes back: up after 2 passing checks (rise 2), it gets traffic again"
-in_ns b2 nginx -c "$LAB_NGINX_DIR/b2/nginx.conf" &
+# A simple command, not in_ns: $! must be nginx itself for lab_down to stop
+# it (a function in the background is a subshell, and killing it leaves nginx).
+ip netns exec "$P-b2" nginx -c "$LAB_NGINX_DIR/b2/nginx.conf" &
 LAB_PIDS+=($!)
 for _ in $(seq 60); do grep -q "backend 'b2'.*is UP" "$LOG" && break; sleep 0.1; done
 grep "backend 'b2'.*is UP" "$LOG" | sed 's/^/  /'

@@ -125,6 +125,21 @@ function Service:_maglev_mem()
   return mem
 end
 
+-- A Maglev map pinned by a version before BPF_F_MMAPABLE
+-- is kept with the flows its table steers, not refused as a changed map
+-- definition: {maglev = its flags} for bpf.load, and its tables are written
+-- in one batch (Service:_publish). nil: no such pin, or it has the flag.
+function Service:_pinned_maglev_flags()
+  local m = bpf.map_from_pin(self.dir .. "/maglev")
+  if not m then return nil end
+  local flags = m:info().flags
+  m:close()
+  if bit.band(flags, BPF_F_MMAPABLE) ~= 0 then return nil end
+  bpf.log("info", ("service '%s': its pinned Maglev map predates BPF_F_MMAPABLE: kept with its flows, "
+    .. "tables written by syscall ('luabpf lb stop %s' then a start makes a new one)"):format(self.name, self.name))
+  return { maglev = flags }
+end
+
 --- Unmap the Maglev map (Service:close): a mapping keeps the map alive.
 function Service:_maglev_unmap()
   if self.mg_mem then libc.munmap(self.mg_mem, self.mg_len) end

@@ -13,7 +13,6 @@
 -- The service is split where a reader looks (README.md): this file is its
 -- lifecycle and pins; _pool.lua, _publish.lua, _health.lua, _validate.lua and
 -- _stats.lua add the rest of Service's methods.
-local bit = require("bit")
 local uv = require("luv")
 local maglev = require("luabpf.lb.maglev")
 local addr = require("luabpf._addr")
@@ -45,21 +44,6 @@ local function rmdir_pins(dir)
   for f in p:lines() do os.remove(dir .. "/" .. f) end
   p:close()
   os.remove(dir)
-end
-
--- A Maglev map pinned by a version before BPF_F_MMAPABLE (bpf/lb/lb_shared.h)
--- is kept with the flows its table steers, not refused as a changed map
--- definition: {maglev = its flags} for bpf.load, and its tables are written
--- by batch (_publish). nil: no such pin, or it has the flag.
-function Service:_pinned_maglev_flags()
-  local m = bpf.map_from_pin(self.dir .. "/maglev")
-  if not m then return nil end
-  local flags = m:info().flags
-  m:close()
-  if bit.band(flags, 1024) ~= 0 then return nil end
-  bpf.log("info", ("service '%s': its pinned Maglev map predates BPF_F_MMAPABLE: kept with its flows, "
-    .. "tables written by syscall ('luabpf lb stop %s' then a start makes a new one)"):format(self.name, self.name))
-  return { maglev = flags }
 end
 
 --- Start (or take over) the service: load the data plane, reuse pinned state,

@@ -427,23 +427,19 @@ static int l_tostring(lua_State *L)
  * Per-map settings before load: max_entries={map=n} or map_flags={map=flags}
  * (the table at index t), each naming a map the object has.
  */
-static int set_per_map(lua_State *L, struct lbpf_object *o, int t, const char *what)
+static int set_per_map(lua_State *L, struct lbpf_object *o, int t, const char *what,
+		       int (*set)(struct bpf_map *, __u32))
 {
 	luaL_checktype(L, t, LUA_TTABLE);
 	lua_pushnil(L);
 	while (lua_next(L, t)) {
 		const char *mn = luaL_checkstring(L, -2);
 		struct bpf_map *m = bpf_object__find_map_by_name(o->obj, mn);
-		__u32 v;
 
 		if (!m)
 			return luaL_error(L, "luabpf.load: %s names map '%s', which object '%s' does not have",
 					  what, mn, o->name);
-		v = (__u32)luaL_checkinteger(L, -1);
-		if (strcmp(what, "map_flags") == 0)
-			bpf_map__set_map_flags(m, v);
-		else
-			bpf_map__set_max_entries(m, v);
+		set(m, (__u32)luaL_checkinteger(L, -1));
 		lua_pop(L, 1);
 	}
 	return 0;
@@ -487,14 +483,13 @@ static int l_open_and_load(lua_State *L)
 			}
 		}
 		lua_pop(L, 1);
-		for (int i = 0; i < 2; i++) {
-			const char *what = i ? "map_flags" : "max_entries";
-
-			lua_getfield(L, 2, what);
-			if (!lua_isnil(L, -1))
-				set_per_map(L, o, lua_gettop(L), what);
-			lua_pop(L, 1);
-		}
+		lua_getfield(L, 2, "max_entries");
+		if (!lua_isnil(L, -1))
+			set_per_map(L, o, lua_gettop(L), "max_entries", bpf_map__set_max_entries);
+		lua_getfield(L, 2, "map_flags");
+		if (!lua_isnil(L, -1))
+			set_per_map(L, o, lua_gettop(L), "map_flags", bpf_map__set_map_flags);
+		lua_pop(L, 2);
 	}
 	lua_pushcfunction(L, lobject_load);
 	lua_pushvalue(L, 3);

@@ -17,6 +17,8 @@
 --              to 1 ms); "1 batch/wake" is slice_us = 0 (what a wake did before)
 --   general    table mode through the general C decoder (host/btf_decode.c,
 --              what table mode used before the generated decoders)
+--   Lua alone  no ring: a new 56-byte Lua string per event, kept, which raw
+--              mode can't do without (its ceiling on this machine)
 -- usage: luabpf run bench/ringbuf_bench.lua BUILD_DIR [N] [ROUNDS]
 local ffi = require("ffi")
 local uv = require("luv")
@@ -94,9 +96,9 @@ local function wait_loop()
 end
 
 -- One measurement: {wall rate, CPU rate}.
-local function measure(n, to_perf, start, loop)
+local function measure(n, to_perf, start, loop, bare)
   got, target, done_wall, done_cpu = 0, n, nil, nil
-  produce(n, to_perf)
+  if not bare then produce(n, to_perf) end
   last = produced - 1
   collectgarbage() -- each way starts with no garbage from the one before
   local t0, c0 = uv.hrtime(), cpu_s()
@@ -135,6 +137,10 @@ local rows = {
   { "ring", "table_general", "table, general, consume()", { general = true } },
   { "ring", "raw", "raw, consume()" },
   { "ring", "raw_loop", "raw, loop" },
+  -- No ring: what raw mode can't do without, a new 56-byte Lua string per
+  -- event (kept where the JIT can't sink it away), paired with a C run like
+  -- the others: raw mode's ceiling.
+  { "ring", "bare_string", "Lua alone: new 56-byte string" },
   { "perf", "c", "C: libbpf perf_buffer__consume" },
   { "perf", "cdata", "cdata, consume()" },
   { "perf", "cdata_loop", "cdata, loop" },
@@ -146,7 +152,19 @@ for _, row in ipairs(rows) do
   row.mode = row.key:match("^(%a+)")
   row.loop = row.key:find("loop") ~= nil
   row.rates = { {}, {} }
-  if row.kind == "ring" and row.key ~= "c" then
+  if row.key:match("^bare_") then
+    row.bare = true
+    local buf = ffi.new("uint8_t[56]")
+    local seq = ffi.cast("uint64_t *", buf)
+    local keep = {}
+    row.fn = function()
+      for i = 1, N do
+        seq[0] = i
+        keep[1] = ffi.string(buf, 56)
+      end
+      return N
+    end
+  elseif row.kind == "ring" and row.key ~= "c" then
     local opts = type(row.fn) == "table" and row.fn or nil
     local rb = ringbuf(row.mode, opts, row.loop)
     ring[row.key] = rb
@@ -189,7 +207,7 @@ end
 -- Warm up (traces, page faults), then the rounds.
 local function run_row(row)
   if row.before then row.before() end
-  local r = measure(row.kind == "perf" and NPERF or N, row.kind == "perf", row.fn, row.loop)
+  local r = measure(row.kind == "perf" and NPERF or N, row.kind == "perf", row.fn, row.loop, row.bare)
   if row.after then row.after() end
   return r
 end
@@ -231,6 +249,8 @@ local function report()
     .. " [" .. goal("ring", "cdata_loop", 1) .. "]; table decode >= 10x the general decoder: " .. gain(2)
     .. "; raw >= 0.3 of C: " .. goal("ring", "raw_loop", 2) .. " (loop), " .. goal("ring", "raw", 2)
     .. " (consume); perf cdata, loop: " .. goal("perf", "cdata_loop", 2))
+  print("  raw mode's ceiling: Lua making a new 56-byte string per event, no ring, runs at "
+    .. goal("ring", "bare_string", 2) .. " of C (CPU)")
   clib.bench_rb_close(crb)
   for _, rb in pairs(ring) do rb:close() end
   obj:close()

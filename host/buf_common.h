@@ -44,9 +44,9 @@ struct lbpf_evbuf {
 	const struct lbpf_evbuf_ops *ops;
 	bool paused, closing, draining, released;
 	uv_poll_t poll; /* data: this struct */
-	/* The head of the chunk the drain loop reads (struct lbpf_ring's or
-	 * struct lbpf_perf_chunk's): set by the owner before it is drained,
-	 * with lbpf_evbuf__tie_chunk. */
+	/* What the drain loop reads (in struct lbpf_ring or struct
+	 * lbpf_perf_chunk): set by the owner before it is drained, with
+	 * lbpf_evbuf__tie. */
 	uint32_t *stop, *cur;
 	const void *const *ptr;
 	const uint32_t *len;
@@ -71,16 +71,19 @@ void lbpf_evbuf__init(struct lbpf_evbuf *b, const struct lbpf_evbuf_ops *ops,
 		      const struct lbpf_decode *d, const char *name, const char *what, int batch,
 		      uint64_t slice_ns);
 
-/// Point b at the head of its chunk c, a struct lbpf_ring or lbpf_perf_chunk
-/// (a macro: the two types have the same head, ring_chunk.h).
-#define lbpf_evbuf__tie_chunk(b, c)                                                    \
-	do {                                                                          \
-		(b)->stop = &(c)->stop;                                               \
-		(b)->cur = &(c)->i;                                                   \
-		(b)->ptr = (c)->ptr;                                                  \
-		(b)->len = (c)->len;                                                  \
-		(b)->events = &(c)->events;                                           \
-	} while (0)
+/// Point b at what its drain loop reads and writes: the stop flag, the
+/// count of records handed out (the record in the handler is ptr[count - 1]),
+/// the records and their lengths, and the events counted so far.
+static inline void lbpf_evbuf__tie(struct lbpf_evbuf *b, uint32_t *stop, uint32_t *cur,
+				   const void *const *ptr, const uint32_t *len,
+				   const uint64_t *events)
+{
+	b->stop = stop;
+	b->cur = cur;
+	b->ptr = ptr;
+	b->len = len;
+	b->events = events;
+}
 
 /// Check the options both take, batch and slice_us, in the table at 3.
 /// Raises "KIND 'name': option 'batch' must be ..." on a bad value.

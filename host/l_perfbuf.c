@@ -253,7 +253,7 @@ static int l_perfbuf(lua_State *L)
 		return lbpf_fail(L, ENOMEM);
 	}
 	lbpf_evbuf__init(&p->b, &ops, &dec, v.name, what, batch, slice_ns);
-	lbpf_evbuf__tie_chunk(&p->b, p->c);
+	lbpf_evbuf__tie(&p->b, &p->c->stop, &p->c->i, p->c->ptr, p->c->len, &p->c->events);
 	p->lost_ref = LUA_NOREF;
 	snprintf(p->lost_what, sizeof(p->lost_what), "perfbuf '%s' lost callback", v.name);
 

@@ -4,11 +4,12 @@
  *
  * We map the ring ourselves (as libbpf does) and poll the map's fd with a
  * uv_poll_t. The loop that hands records to the handler is Lua, compiled by
- * the JIT, in lua/luabpf/_ringbuf.lua, the way lua-resty-core calls C: one
- * ffi.C call, lbpf_ring__fill(), collects up to LBPF_CHUNK records into
- * arrays the Lua loop reads, so per event there is neither a Lua C API call
- * nor an FFI call. C calls that loop once per wake (again after a handler
- * error); it delivers batches of at most `batch` events and starts no new
+ * the JIT, in lua/luabpf/_ringbuf.lua, the way lua-resty-core calls C: it
+ * reads each record's header from the mapped ring itself and calls C
+ * (lbpf_ring__settle, ring_read.c) through the FFI only to give space back,
+ * so per event there is neither a Lua C API call nor an FFI call. C calls
+ * that loop once per wake (again after a handler error); it delivers
+ * batches of at most `batch` events and starts no new
  * batch once `slice_us` has passed since the wake (none after the first
  * when it is 0), then the loop runs its timers and other I/O. The poll being
  * level-triggered, the loop comes back to us if records remain.
@@ -92,7 +93,7 @@ static void begin(struct lbpf_evbuf *b)
 	struct lbpf_ring *r = &((struct ringbuf *)b)->ring;
 
 	r->pos = r->committed = load_acquire(r->consumer_pos);
-	r->n = r->i = r->taken = 0;
+	r->i = 0;
 }
 
 static void settle(struct lbpf_evbuf *b)
@@ -162,7 +163,7 @@ static void stats(struct lbpf_evbuf *b, lua_State *L)
 	uint64_t lost;
 
 	/* Bytes the producer has written that we have not consumed yet. */
-	lua_pushnumber(L, (lua_Number)(load_acquire(rb->ring.producer_pos) - rb->ring.committed));
+	lua_pushnumber(L, (lua_Number)(lbpf_ring__produced(&rb->ring) - rb->ring.committed));
 	lua_setfield(L, -2, "pending_bytes");
 	if (rb->lost_fd >= 0 && read_lost(rb, &lost) == 0) {
 		lua_pushnumber(L, (lua_Number)lost);
@@ -202,7 +203,6 @@ static int map_ring(struct ringbuf *rb, const struct lbpf_map_view *v)
 	rb->ring.data = (const uint8_t *)rb->prod_pages + rb->page_size;
 	rb->ring.mask = v->max_entries - 1;
 	rb->ring.pos = rb->ring.committed = load_acquire(rb->ring.consumer_pos);
-	rb->ring.prod = rb->ring.pos;
 	return 0;
 }
 
@@ -233,7 +233,10 @@ static int l_ringbuf(lua_State *L)
 		return lbpf_fail(L, ENOMEM);
 	}
 	lbpf_evbuf__init(&rb->b, &ops, &dec, v.name, what, batch, slice_ns);
-	lbpf_evbuf__tie_chunk(&rb->b, &rb->ring);
+	/* decode() reads the record in ring.ptr[0]: its count is always 1. */
+	rb->ring.one = 1;
+	lbpf_evbuf__tie(&rb->b, &rb->ring.stop, &rb->ring.one, rb->ring.ptr, rb->ring.len,
+			&rb->ring.events);
 	rb->fd = rb->lost_fd = -1;
 	if (lost.fd >= 0) {
 		rb->lost_percpu = lost.type == BPF_MAP_TYPE_PERCPU_ARRAY;

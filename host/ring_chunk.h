@@ -1,9 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * What ring buffers (l_ringbuf.c) and perf buffers (l_perfbuf.c) hand to
- * the drain loop of lua/luabpf/_ringbuf.lua: a chunk of up to LBPF_CHUNK
- * records, collected by lbpf_ring__fill() (ring_read.c) or lbpf_perf__fill()
- * (perf_read.c), which the loop calls through ffi.C.
+ * What the drain loop of lua/luabpf/_ringbuf.lua reads, through ffi.C: a
+ * ring buffer itself (l_ringbuf.c; ring_read.c counts and commits), or a
+ * chunk of a perf buffer's records (l_perfbuf.c; perf_read.c collects it).
  */
 #ifndef LUABPF_RING_CHUNK_H
 #define LUABPF_RING_CHUNK_H
@@ -16,35 +15,35 @@
 #define LBPF_PERF_MAX_CPUS 1024
 
 /*
- * What the FFI sees: the head of this struct, up to len[], is declared again
- * in lua/luabpf/_ringbuf.lua; keep the two in step. The Lua loop reads
- * ptr[i] and len[i] for i < n, and writes i (records handed out, the one in
- * the handler included) before each call of the handler.
+ * A ring buffer as the drain loop walks it (lua/luabpf/_ringbuf.lua, ring()):
+ * the loop reads each record's header from the mapped ring itself, hands the
+ * record on, and notes its progress here; lbpf_ring__settle() counts what was
+ * handed out and gives the space back to the kernel. The head, up to data,
+ * is declared again in _ringbuf.lua: keep the two in step.
  */
 struct lbpf_ring {
-	uint32_t n;    /* records collected by the last fill */
-	uint32_t i;    /* of those, handed to the handler */
-	uint32_t stop; /* paused or closed: fill() collects nothing */
-	uint32_t cpu;  /* perf buffers' field (host/l_perfbuf.c); 0 here */
-	const void *ptr[LBPF_CHUNK];
-	uint32_t len[LBPF_CHUNK];
+	uint32_t i;    /* records handed out since the last settle, the one in the handler included */
+	uint32_t stop; /* paused or closed: the loop hands out nothing more */
+	uint32_t one;  /* always 1: decode()'s count (buf_common.c) of the record in ptr[0] */
+	uint32_t len[1];    /* general table mode: the record in the handler, its length */
+	const void *ptr[1]; /* ... and where it is */
+	uint64_t pos;  /* consumer position past the last record handed out or skipped */
+	uint64_t mask; /* the data area's size - 1 */
+	const uint8_t *data; /* mapped twice in a row: a record that wraps reads straight */
 	/* C only from here */
-	uint32_t taken;                /* of the i handed out, counted and committed */
-	unsigned long end[LBPF_CHUNK]; /* consumer position past each record */
 	uint64_t events;
-	unsigned long pos;       /* consumer position past the last record collected */
-	unsigned long committed; /* what the kernel has been told */
-	unsigned long prod;      /* producer position last seen */
-	unsigned long mask;
+	uint64_t committed; /* what the kernel has been told */
 	unsigned long *consumer_pos;
 	const unsigned long *producer_pos;
-	const uint8_t *data;
 };
 
 /*
- * The head, up to len[], is the drain loop's view, the same as struct
- * lbpf_ring's above (declared in lua/luabpf/_ringbuf.lua): keep all three in
- * step. cpu is the CPU whose buffer the chunk came from.
+ * What perf buffers (l_perfbuf.c) hand the drain loop: a chunk of up to
+ * LBPF_CHUNK records, collected by lbpf_perf__fill(). The head, up to len[],
+ * is the loop's view, declared again in lua/luabpf/_ringbuf.lua (struct
+ * lbpf_chunk): keep the two in step. The loop reads ptr[i] and len[i] for
+ * i < n, and writes i (records handed out, the one in the handler included)
+ * before each call of the handler. cpu is the CPU whose buffer it came from.
  */
 struct lbpf_perf_chunk {
 	uint32_t n, i, stop, cpu;
@@ -64,11 +63,11 @@ struct lbpf_perf_chunk {
 	uint8_t *scratch; /* a record that wraps, copied straight */
 };
 
-/// Count the records handed out since the last call and give their space
-/// back to the kernel (FFI, and after every batch).
+/// Count the records handed out since the last call and give the space up
+/// to r->pos back to the kernel (FFI, and after every batch).
 void lbpf_ring__settle(struct lbpf_ring *r);
-/// Settle, then collect up to min(want, LBPF_CHUNK) records (FFI).
-uint32_t lbpf_ring__fill(struct lbpf_ring *r, uint32_t want);
+/// The producer's position, read with acquire (FFI).
+uint64_t lbpf_ring__produced(const struct lbpf_ring *r);
 /// The same for perf buffers: settle, collect samples of one CPU (FFI).
 void lbpf_perf__settle(struct lbpf_perf_chunk *c);
 uint32_t lbpf_perf__fill(struct lbpf_perf_chunk *c, uint32_t want);

@@ -1,22 +1,34 @@
 -- SPDX-License-Identifier: MIT
--- The ring and perf buffers' drain loop, in Lua so the JIT compiles it
+-- The ring and perf buffers' drain loops, in Lua so the JIT compiles them
 -- together with the handler. host/l_ringbuf.c and host/l_perfbuf.c call the
 -- function ring() or perf() returns once per batch (and catch handler
--- errors); it fetches records with one ffi.C call per chunk (lbpf_ring__fill
--- or lbpf_perf__fill collect up to 64 into arrays) and hands each to the
--- handler: in cdata mode a pointer cast the compiler sinks away, in table
--- mode a table built by a decoder generated once from the event's BTF type
--- (decoder() below), in raw mode a string.
+-- errors). A ring's loop reads each record's header from the mapped ring
+-- itself and calls C only to give space back (lbpf_ring__settle); a perf
+-- buffer's fetches records with one ffi.C call per chunk (lbpf_perf__fill
+-- collects up to 64 into arrays). Each record goes to the handler: in cdata
+-- mode a pointer cast the compiler sinks away, in table mode a table built
+-- by a decoder generated once from the event's BTF type (decoder() below),
+-- in raw mode a string.
 local ffi = require("ffi")
 
+-- The heads of host/ring_chunk.h's structs (int32_t where C has uint32_t:
+-- it loads without a conversion to double).
 ffi.cdef [[
 struct lbpf_ring {
-  int32_t n, i, stop, cpu; /* uint32_t in C: int32_t loads without a conversion to double */
+  int32_t i, stop, one;
+  int32_t len[1];
+  const void *ptr[1];
+  uint64_t pos, mask;
+  const uint8_t *data;
+};
+struct lbpf_chunk {
+  int32_t n, i, stop, cpu;
   const void *ptr[64];
   int32_t len[64];
 };
-uint32_t lbpf_ring__fill(struct lbpf_ring *r, uint32_t want);
-uint32_t lbpf_perf__fill(struct lbpf_ring *r, uint32_t want);
+void lbpf_ring__settle(struct lbpf_ring *r);
+uint64_t lbpf_ring__produced(const struct lbpf_ring *r);
+uint32_t lbpf_perf__fill(struct lbpf_chunk *c, uint32_t want);
 uint64_t uv_hrtime(void);
 int lbpf_ring__ntop(int v6, const void *src, char *dst);
 size_t strnlen(const char *s, size_t maxlen);
@@ -190,11 +202,61 @@ end
 
 -- One chunk per buffer, loaded anew each time: each gets its own traces, so
 -- two buffers with different handlers don't keep knocking each other's out.
-local drain_src = [[
-local fill, r, handler, decode, size, ctype, cast, tostr, err, name, tname, kind, now = ...
-local ptrs, lens = r.ptr, r.len
 -- budget: events at most; batch: events between looks at the clock; no new
 -- batch after deadline (hrtime, ns), nor at all when it is 0.
+
+-- A ring buffer: the records' headers are read where the kernel wrote them
+-- (host/ring_chunk.h, struct lbpf_ring). A header's length has the busy bit
+-- (the sign, read as int32: still being written) and the discard bit; the
+-- next record starts past the 8-byte header and the length rounded up to 8.
+-- Before each handler call the loop notes the record as handed out (r.i, and
+-- r.pos past it), so one the handler fails on counts as consumed.
+local ring_src = [[
+local settle, produced, r, handler, decode, size, ctype, cast, tostr, err, name, tname, kind, now,
+  band, i32p = ...
+local data, mask = r.data, r.mask
+local quarter = (mask + 1) / 4 -- held back from the producer at most, before a settle
+return function(budget, batch, deadline)
+  local n, lim, held = 0, batch < budget and batch or budget, 0
+  local pos = r.pos
+  local prod, last = produced(r), pos
+  while true do
+    if n >= lim then
+      if lim >= budget or deadline == 0 or tonumber(now()) >= deadline then break end
+      lim = lim + batch
+      if lim > budget then lim = budget end
+    end
+    if pos >= prod then
+      prod = produced(r)
+      if pos >= prod then break end
+    end
+    if r.stop ~= 0 then break end
+    local at = data + band(pos, mask)
+    local h = cast(i32p, at)[0]
+    if h < 0 then break end -- busy: the next record is still being written
+    local len = band(h, 0x3fffffff)
+    pos = pos + band(len + 15, -8)
+    r.pos = pos
+    if len == h then
+      local p = at + 8
+      held = held + 1
+      r.i = held
+      n = n + 1
+      %s
+    end
+    if pos - last > quarter then
+      settle(r)
+      held, last = 0, pos
+    end
+  end
+  return n
+end
+]]
+
+-- A perf buffer: chunks of records collected by lbpf_perf__fill.
+local chunk_src = [[
+local fill, r, handler, decode, size, ctype, cast, tostr, err, name, tname, kind, now = ...
+local ptrs, lens = r.ptr, r.len
 return function(budget, batch, deadline)
   local n, lim = 0, batch < budget and batch or budget
   while true do
@@ -240,8 +302,10 @@ local short_named = [[
 local bodies = {
   cdata = "handler(cast(ctype, p), len CPU)",
   raw = "handler(tostr(p, len), len CPU)",
-  -- the general decoder, in C: it reads the record being handed out
+  -- the general decoder, in C: it reads the record being handed out (a
+  -- ring's loop puts it where decode() looks)
   table = "handler(decode(), len CPU)",
+  ring_table = "r.len[0], r.ptr[0] = len, p; handler(decode(), len)",
   -- a generated decoder, same checks and message as the C one
   fast_table = "handler(decode(p), len CPU)",
 }
@@ -256,9 +320,9 @@ function M.ctype(decl, size, what)
   return typeof("const $ *", ct)
 end
 
--- drain(kind, fill, chunk, mode, decl, size, handler, decode, name, type_name, tree)
+-- drain(kind, chunk, mode, decl, size, handler, decode, name, type_name, tree)
 --   -> drain(budget) -> n, ctype
-local function drain(kind, fill, ring, mode, decl, size, handler, decode, name, tname, tree)
+local function drain(kind, ring, mode, decl, size, handler, decode, name, tname, tree)
   local ctype
   local what = kind .. " '" .. name .. "'"
   if mode == "cdata" then ctype = M.ctype(decl, size, what) end
@@ -266,26 +330,34 @@ local function drain(kind, fill, ring, mode, decl, size, handler, decode, name, 
     local fast = M.decoder(tree, what)
     if fast then mode, decode = "fast_table", fast end
   end
-  local body = bodies[mode]:gsub(" CPU%)", kind == "perfbuf" and ", r.cpu)" or ")")
+  local body = bodies[kind == "ringbuf" and mode == "table" and "ring_table" or mode]
+    :gsub(" CPU%)", kind == "perfbuf" and ", r.cpu)" or ")")
   if mode == "cdata" then
     -- ring buffers always said "its type"; perf buffers named it
     body = (kind == "ringbuf" and short_ring or short_named) .. body
   elseif mode == "fast_table" then
     body = short_named .. body
   end
-  local chunk = assert(loadstring(drain_src:format(body), "=" .. what))
-  return chunk(fill, cast("struct lbpf_ring *", ring), handler, decode, size, ctype, cast, fstring,
-    error, name, tname, kind, ffi.C.uv_hrtime), ctype
+  local tail = { handler, decode, size, ctype, cast, fstring, error, name, tname, kind, ffi.C.uv_hrtime }
+  if kind == "ringbuf" then
+    local chunk = assert(loadstring(ring_src:format(body), "=" .. what))
+    tail[#tail + 1] = require("bit").band
+    tail[#tail + 1] = typeof("const int32_t *")
+    return chunk(ffi.C.lbpf_ring__settle, ffi.C.lbpf_ring__produced, cast("struct lbpf_ring *", ring),
+      unpack(tail, 1, 13)), ctype
+  end
+  local chunk = assert(loadstring(chunk_src:format(body), "=" .. what))
+  return chunk(ffi.C.lbpf_perf__fill, cast("struct lbpf_chunk *", ring), unpack(tail, 1, 11)), ctype
 end
 
 -- ring(ring, mode, decl, size, handler, decode, name, type_name, tree) (host/l_ringbuf.c)
 function M.ring(...)
-  return drain("ringbuf", ffi.C.lbpf_ring__fill, ...)
+  return drain("ringbuf", ...)
 end
 
 -- perf(chunk, mode, ...) (host/l_perfbuf.c): the same, with the CPU as the handler's third argument
 function M.perf(...)
-  return drain("perfbuf", ffi.C.lbpf_perf__fill, ...)
+  return drain("perfbuf", ...)
 end
 
 return M

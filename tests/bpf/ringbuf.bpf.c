@@ -3,9 +3,11 @@
  * Producer for the ring and perf buffer tests and benchmark. Run with
  * BPF_PROG_TEST_RUN (prog:test_run) on a packet whose first 4 bytes are the
  * number of events to emit (little endian) and whose 5th byte says where:
- * 0 the ring buffer `events`, 1 the perf buffer `perf_events`. Every attempt
- * takes the next sequence number; a failed reserve is counted in
- * `events_lost`, so produced == delivered + lost.
+ * 0 the ring buffer `events`, 1 the perf buffer `perf_events`. A 6th byte
+ * k > 0 has every record whose sequence number is k - 1 modulo k discarded
+ * after it is reserved (ring only). Every attempt takes the next sequence
+ * number; a failed reserve is counted in `events_lost`, so produced ==
+ * delivered + lost (+ discarded).
  */
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
@@ -68,6 +70,7 @@ struct odd *unused_odd __attribute__((unused));
 struct loop_ctx {
 	struct xdp_md *xdp;
 	int perf;
+	__u32 discard; /* ring only: every discard-th record is reserved, filled and discarded */
 };
 
 static void fill(struct event *e, __u64 seq)
@@ -101,7 +104,10 @@ static long emit_one(__u32 i, struct loop_ctx *c)
 	if (!e)
 		goto lost;
 	fill(e, seq);
-	bpf_ringbuf_submit(e, 0);
+	if (c->discard && seq % c->discard == c->discard - 1)
+		bpf_ringbuf_discard(e, 0);
+	else
+		bpf_ringbuf_submit(e, 0);
 	return 0;
 lost:;
 	__u32 key = 0;
@@ -120,10 +126,11 @@ int emit(struct xdp_md *ctx)
 	struct loop_ctx c = { .xdp = ctx };
 	__u32 count;
 
-	if (data + 5 > end)
+	if (data + 6 > end)
 		return XDP_ABORTED;
 	count = *(__u32 *)data;
 	c.perf = *(__u8 *)(data + 4);
+	c.discard = *(__u8 *)(data + 5);
 	bpf_loop(count, emit_one, &c, 0);
 	return XDP_PASS;
 }

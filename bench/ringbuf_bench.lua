@@ -14,7 +14,9 @@
 --   consume()  rb:consume() / pb:consume() from Lua: all at once
 --   loop       the buffer resumed and drained by the host's loop, at its
 --              defaults (batch 256, slice_us 1000: a wake runs batches for up
---              to 1 ms); "1 batch/wake" is slice_us = 0 (what a wake did before)
+--              to 1 ms); "1 batch/wake" is slice_us = 0 (what a wake did before).
+--              The handler is the same as consume()'s; the clock stops in the
+--              loop's turn that handed out the last event (wait_loop)
 --   general    table mode through the general C decoder (host/btf_decode.c,
 --              what table mode used before the generated decoders)
 --   Lua alone  no ring: a new 56-byte Lua string per event, kept, which raw
@@ -59,52 +61,49 @@ local function produce(n, to_perf)
 end
 
 local co
-local sum, got, target, done_wall, done_cpu = 0, 0, 0, nil, nil
-local function count()
-  got = got + 1
-  if got == target then done_wall, done_cpu = uv.hrtime(), cpu_s() end
-end
--- consume() returns the count
+local sum, done_wall, done_cpu = 0, nil, nil
+-- Every way's handler, loop-driven or not, reads one field, as the C
+-- consumers' callback does.
 local handlers = {
   cdata = function(e) sum = sum + e.pid end,
   table = function(e) sum = sum + e.pid end,
   raw = function(s) sum = sum + #s end,
 }
--- the loop's handlers stop the clock at the run's last sequence number
-local last = -1
-local loop_handlers = {
-  cdata = function(e)
-    sum = sum + e.pid
-    if e.seq == last then done_wall, done_cpu = uv.hrtime(), cpu_s() end
-  end,
-  table = function(e)
-    sum = sum + e.pid
-    if e.seq == last then done_wall, done_cpu = uv.hrtime(), cpu_s() end
-  end,
-  raw = function(s) sum = sum + #s; count() end,
-}
 local decode = { cdata = "cdata:struct event", table = "struct event", raw = "raw" }
 
--- Wait on the loop until got == target (checked every ms; the time is taken
--- by the handler that delivers the last event).
-local function wait_loop()
-  local timer = uv.new_timer()
-  timer:start(1, 1, function()
-    if done_wall then timer:close(); assert(coroutine.resume(co)) end
-  end)
+-- Wait on the loop until done() (the events the buffer has handed out since
+-- it was resumed) reaches n. A check handle looks after each turn's poll (a
+-- ring drains there) and a prepare handle after each turn's idle handles (a
+-- resumed perf buffer drains there first), so the clock stops in the turn
+-- that drained the last event, or now if resume() drained them itself.
+local function wait_loop(done, n)
+  if done() >= n then
+    done_wall, done_cpu = uv.hrtime(), cpu_s()
+    return
+  end
+  local check, prepare = uv.new_check(), uv.new_prepare()
+  local function look()
+    if done_wall or done() < n then return end
+    done_wall, done_cpu = uv.hrtime(), cpu_s()
+    check:close()
+    prepare:close()
+    assert(coroutine.resume(co))
+  end
+  check:start(look)
+  prepare:start(look)
   coroutine.yield()
 end
 
--- One measurement: {wall rate, CPU rate}.
+-- One measurement: {wall rate, CPU rate}. start() returns the count
+-- drained, or for a loop-driven way a function that says how many so far.
 local function measure(n, to_perf, start, loop, bare)
-  got, target, done_wall, done_cpu = 0, n, nil, nil
+  done_wall, done_cpu = nil, nil
   if not bare then produce(n, to_perf) end
-  last = produced - 1
   collectgarbage() -- each way starts with no garbage from the one before
   local t0, c0 = uv.hrtime(), cpu_s()
   local k = start()
   if loop then
-    wait_loop()
+    wait_loop(k, n)
   else
     assert(k == n, "drained " .. tostring(k) .. " of " .. n)
     done_wall, done_cpu = uv.hrtime(), cpu_s()
@@ -114,12 +113,12 @@ end
 
 -- ring buffers: one buffer per way, paused between measurements
 local ring = {}
-local function ringbuf(mode, opts, loop)
+local function ringbuf(mode, opts)
   opts = opts or {}
   opts.decode = decode[mode]
   R.general = opts.general
   opts.general = nil
-  local rb = bpf.ringbuf(events, (loop and loop_handlers or handlers)[mode], opts)
+  local rb = bpf.ringbuf(events, handlers[mode], opts)
   R.general = nil
   rb:pause()
   return rb
@@ -166,10 +165,14 @@ for _, row in ipairs(rows) do
     end
   elseif row.kind == "ring" and row.key ~= "c" then
     local opts = type(row.fn) == "table" and row.fn or nil
-    local rb = ringbuf(row.mode, opts, row.loop)
+    local rb = ringbuf(row.mode, opts)
     ring[row.key] = rb
     row.fn = function()
-      if row.loop then rb:resume(); return end
+      if row.loop then
+        local base = rb:stats().events
+        rb:resume()
+        return function() return rb:stats().events - base end
+      end
       return rb:consume()
     end
     row.after = function() rb:pause() end
@@ -184,17 +187,20 @@ for _, row in ipairs(rows) do
         produce(2000, true)
         assert(clib.bench_pb_consume(cpb) == 2000)
       else
-        pb = assert(bpf.perfbuf(perf, (row.loop and loop_handlers or handlers)[row.mode],
+        pb = assert(bpf.perfbuf(perf, handlers[row.mode],
           { decode = decode[row.mode], pages = PAGES }))
         pb:pause()
-        got, target = 0, -1
         produce(2000, true)
         assert(pb:consume() == 2000)
       end
     end
     row.fn = function()
       if row.key == "c" then return clib.bench_pb_consume(cpb) end
-      if row.loop then pb:resume(); return end
+      if row.loop then
+        local base = pb:stats().events
+        pb:resume()
+        return function() return pb:stats().events - base end
+      end
       return pb:consume()
     end
     row.after = function()

@@ -23,6 +23,12 @@
 -- inputs carry right ones). Before timing, both data planes must give the
 -- same output for the same packets. So a fast wrong path can't win.
 --
+-- With KATRAN_OBJ set (bench/lb_pkt.sh builds it from KATRAN_SRC), Katran's
+-- balancer (bench/_katran.lua) is loaded beside them at each load, with a
+-- VIP on port 84 and the same backends, and timed on its own hit and new
+-- flows; its outputs are checked as IPIP to a backend, and this tree's DSR
+-- and IPIP figures are printed over Katran's.
+--
 -- Run by bench/lb_pkt.sh, which makes the namespace and builds the baseline:
 --   luabpf --netns NS run bench/lb_pkt.lua BUILD_DIR IFNAME N CHUNK BASE_OBJ BASE_NAME [CASES]
 local bit = require("bit")
@@ -43,6 +49,8 @@ local ROUNDS = math.ceil(N / CHUNK)
 -- ratio is the median of the loads' ratios (where the maps land moves a
 -- case for a whole load: docs/benchmarks.md).
 local LOADS = math.max(1, math.floor(tonumber(os.getenv("LOADS")) or 3))
+local KATRAN = os.getenv("KATRAN_OBJ") ~= "" and os.getenv("KATRAN_OBJ") or nil
+local KATRAN_NAME = os.getenv("KATRAN_NAME") or "Katran"
 -- New flows cycle through MISS_FLOWS distinct flows, sixteen times the
 -- table: each one was evicted long before it comes round again, and the
 -- table is full, so a new flow pays for the LRU eviction as it does in
@@ -107,6 +115,7 @@ for i = 1, 3 do
   BE[i] = { ip = ip4(BACKENDS[i].addr), port = 8080, mac = "\2\0\0\0\0" .. string.char(0x10 + i) }
 end
 local SNAT = ip4("10.10.0.2")
+local GW_MAC = "\2\0\0\0\0\254" -- Katran's default router
 
 -- What is wrong with output frame out for input frame f in mode (nil: right).
 local function check_out(mode, f, out)
@@ -208,21 +217,28 @@ end
 local planes, pass_obj = {}, nil
 local function close_planes()
   for _, p in ipairs(planes) do p.svc:close() end
+  if planes.katran then planes.katran.close() end
   planes = {}
 end
 local ok, err = pcall(function()
   pass_obj = assert(bpf.load(build .. "/bpf/xdp_pass.bpf.o"))
 
-  local hit, miss = { nat = {}, dsr = {}, ipip = {}, gue = {} }, { nat = {}, dsr = {} }
+  local hit, miss = { nat = {}, dsr = {}, ipip = {}, gue = {}, katran = {} },
+    { nat = {}, dsr = {}, ipip = {}, katran = {} }
   for i = 1, HIT_FLOWS do
     hit.nat[i] = flow_pkt(i, 80, 0x10)
     hit.dsr[i] = flow_pkt(i, 81, 0x10)
     hit.ipip[i] = flow_pkt(i, 82, 0x10)
     hit.gue[i] = flow_pkt(i, 83, 0x10)
+    hit.katran[i] = flow_pkt(i, 84, 0x10)
   end
   for i = 1, MISS_FLOWS do
     miss.nat[i] = flow_pkt(HIT_FLOWS + i, 80, 0x02)
     miss.dsr[i] = flow_pkt(HIT_FLOWS + i, 81, 0x02)
+    if KATRAN then
+      miss.ipip[i] = flow_pkt(HIT_FLOWS + i, 82, 0x02)
+      miss.katran[i] = flow_pkt(HIT_FLOWS + i, 84, 0x02)
+    end
   end
   local other = { tcp4(ip4("10.10.0.1"), 40000, "10.10.0.99", 80, 0x02) }
 
@@ -241,6 +257,9 @@ local ok, err = pcall(function()
   end
 
   local function check(mode) return function(f, out) return check_out(mode, f, out) end end
+  local katran_be = {}
+  for i, b in ipairs(BE) do katran_be[i] = b.ip end
+  local function check_katran(f, out) return require("_katran").check(f, out, katran_be, GW_MAC, ip_sum) end
   local SHAPES = {
     { "not_vip", "not a VIP (pass)", other, "XDP_PASS", "pass", 1.0 },
     { "dsr_hit", "DSR, established flow", hit.dsr, "XDP_TX", "dsr", 0.55 },
@@ -259,6 +278,13 @@ local ok, err = pcall(function()
     assert(#keep > 0, "no case named in " .. only)
     SHAPES = keep
   end
+  if KATRAN then -- Katran's own cases, and this tree's IPIP new flows beside them,
+    -- whatever CASES says
+    SHAPES[#SHAPES + 1] = { "ipip_new", "IPIP, new flow", miss.ipip, "XDP_TX", "ipip", nil, new_only = true }
+    SHAPES[#SHAPES + 1] = { "katran_hit", "Katran, established flow", hit.katran, "XDP_TX", nil, nil,
+      katran = true }
+    SHAPES[#SHAPES + 1] = { "katran_new", "Katran, new flow", miss.katran, "XDP_TX", nil, nil, katran = true }
+  end
 
   -- One load: both services made afresh (their maps land elsewhere in
   -- memory each time, which moves a case by up to a quarter for as long as
@@ -270,9 +296,17 @@ local ok, err = pcall(function()
     same(hit.dsr, HIT_FLOWS)
     same(other, 1)
     local cases = { { "pass", "XDP_PASS program", pass_obj:program("xdp_pass"), other, "XDP_PASS" } }
+    if KATRAN then
+      planes.katran = require("_katran").plane({ obj = KATRAN, vip = ip4("10.10.100.1"), port = 84,
+        backends = katran_be, gw_mac = GW_MAC, flows = FLOWS, ncpus = #uv.cpu_info() })
+    end
     for _, s in ipairs(SHAPES) do
+      if s.katran then
+        cases[#cases + 1] = { s[1] .. "_new", s[2], planes.katran.prog, s[3], s[4], check_katran,
+          warm = s[1]:match("_hit$") }
+      end
       for _, p in ipairs(planes) do
-        if not (s.new_only and p.key == "old") then
+        if not ((s.new_only and p.key == "old") or s.katran) then
         cases[#cases + 1] = { s[1] .. "_" .. p.key, s[2] .. " (" .. p.label .. ")", p.svc.prog, s[3],
           s[4], check(s[5]), svc = p.svc, vip = s[1]:match("_hit$") and s[5] }
         end
@@ -281,7 +315,7 @@ local ok, err = pcall(function()
     -- The hit flows are in the table before their pair (a new-flow loop
     -- evicts them), and must still be hits after it.
     local _, _, kd = bench.paired(cases, rounds, bench.runner(CHUNK, opts), function(c, pair)
-      if c.vip then
+      if c.vip or c.warm then
         for _, p in ipairs(c[4]) do assert(c[3]:test_run(p, opts).verdict == c[5]) end
       end
       local before = c.vip and new_flows(c.svc, c.vip)
@@ -325,10 +359,13 @@ local ok, err = pcall(function()
     "loads"))
   local missed, goals = 0, 0
   for _, s in ipairs(SHAPES) do
+    if s.katran then goto continue end
     if s.new_only then
-      local nw, dsr = median(kdiff[s[1] .. "_new"]), kdiff.dsr_hit_new and median(kdiff.dsr_hit_new)
+      local like = s[1]:match("_new$") and "dsr_new" or "dsr_hit"
+      local nw, dsr = median(kdiff[s[1] .. "_new"]), kdiff[like .. "_new"] and median(kdiff[like .. "_new"])
       print(("  %-24s %12s %9.1f ns %s"):format(s[2], "-", nw,
-        dsr and ("  %.2f x this tree's DSR, established flow"):format(nw / dsr) or ""))
+        dsr and ("  %.2f x this tree's DSR, %s"):format(nw / dsr, like == "dsr_new" and "new flow"
+          or "established flow") or ""))
       goto continue
     end
     goals = goals + 1
@@ -346,6 +383,24 @@ local ok, err = pcall(function()
     ::continue::
   end
   print(("  goals met: %d of %d"):format(goals - missed, goals))
+  if KATRAN then
+    -- this tree's case over Katran's, per load, and the median of the loads
+    local function over(ours, theirs)
+      if not kdiff[ours .. "_new"] then return "-" end
+      local rs, shown = {}, {}
+      for l, kd in ipairs(loads) do
+        rs[l] = median(kd[ours .. "_new"]) / median(kd[theirs .. "_new"])
+        shown[l] = ("%.2f"):format(rs[l])
+      end
+      return ("%.2f (loads %s)"):format(median(rs), table.concat(shown, " "))
+    end
+    print(("  %s, the same way: established flow %.1f ns, new flow %.1f ns"):format(KATRAN_NAME,
+      median(kdiff.katran_hit_new), median(kdiff.katran_new_new)))
+    print("    this tree / Katran, established flow: DSR " .. over("dsr_hit", "katran_hit") .. ", IPIP "
+      .. over("ipip_hit", "katran_hit") .. ", NAT " .. over("nat_hit", "katran_hit"))
+    print("    this tree / Katran, new flow: DSR " .. over("dsr_new", "katran_new") .. ", IPIP "
+      .. over("ipip_new", "katran_new") .. ", NAT " .. over("nat_new", "katran_new"))
+  end
 end)
 if pass_obj then pass_obj:close() end
 close_planes()

@@ -12,6 +12,9 @@
 # LOADS=3 (the default) makes both services afresh three times and takes the
 # median of the loads' ratios: where the maps land moves a case by up to a
 # quarter for as long as they live (docs/benchmarks.md).
+# KATRAN_SRC=DIR (a checkout of github.com/facebookincubator/katran) builds
+# its balancer (katran/lib/bpf/balancer.bpf.c) and times it beside ours, on
+# its own VIP, in the same run (bench/_katran.lua).
 set -euo pipefail
 BUILD=$(cd "${1:-build}" && pwd)
 BENCH=$(cd "$(dirname "$0")" && pwd)
@@ -38,6 +41,24 @@ done
 "${CLANG:-clang}" -g -O2 -Wall -Werror -target bpf -D__TARGET_ARCH_$ARCH -I"$BUILD/vmlinux" \
   -I"$OLD" -c "$OLD/lb.bpf.c" -o "$OLD/lb.bpf.o"
 fi
+
+KATRAN_OBJ=
+if [ -n "${KATRAN_SRC:-}" ]; then
+  bench_need lb_pkt.sh bpftool
+  [ -f "$KATRAN_SRC/katran/lib/bpf/balancer.bpf.c" ] || {
+    echo "lb_pkt.sh: KATRAN_SRC=$KATRAN_SRC has no katran/lib/bpf/balancer.bpf.c: give a checkout of github.com/facebookincubator/katran" >&2
+    exit 2
+  }
+  # Its sources include <string.h> through the host's headers for a BPF
+  # target: an empty gnu/stubs-32.h stands in for the 32-bit glibc stubs.
+  mkdir -p "$OLD/stub/gnu"
+  : >"$OLD/stub/gnu/stubs-32.h"
+  "${CLANG:-clang}" -g -O2 -w -target bpf -D__TARGET_ARCH_$ARCH -I"$KATRAN_SRC" -I"$OLD/stub" \
+    -I/usr/include/$(uname -m)-linux-gnu -c "$KATRAN_SRC/katran/lib/bpf/balancer.bpf.c" -o "$OLD/katran.bpf.o"
+  KATRAN_OBJ=$OLD/katran.bpf.o
+  KATRAN_NAME="Katran $(git -C "$KATRAN_SRC" rev-parse --short HEAD 2>/dev/null || echo "from $KATRAN_SRC")"
+fi
+export KATRAN_OBJ KATRAN_NAME
 
 bench_fib_netns "$NS"
 taskset -c "$CPU" "$BUILD/luabpf" --netns "$NS" run "$BENCH/lb_pkt.lua" "$BUILD" eth0 "$N" "$CHUNK" \

@@ -12,8 +12,6 @@ local M = {}
 
 local RING_SIZE = 65537 -- Katran's per-VIP ring (balancer_consts.h)
 
-local function be32(s) return s end -- addresses come as 4 network-order bytes
-
 -- A struct of raw bytes: Katran's maps carry unions, which we write as bytes.
 local function bytes(n, parts)
   local b = {}
@@ -29,7 +27,8 @@ local function le32(n)
     math.floor(n / 16777216) % 256)
 end
 
---- plane{obj=, vip=4 bytes, port=n, backends={4-byte addrs}, gw_mac=6 bytes,
+--- plane{obj=, vip=, port=n, backends={addrs}, gw_mac=6 bytes (addresses as
+-- 4 network-order bytes),
 -- flows=n, ncpus=n} -> {prog=, close=}: loaded and filled. Raises naming
 -- the map that refused.
 function M.plane(o)
@@ -41,10 +40,10 @@ function M.plane(o)
       assert(r, ("katran map '%s': %s"):format(name, tostring(e)))
     end
     -- vip_definition {union {vip; vipv6[4]}, port, proto} -> vip_meta {flags, vip_num}
-    put("vip_map", bytes(20, { [0] = be32(o.vip), [16] = string.char(math.floor(o.port / 256), o.port % 256),
+    put("vip_map", bytes(20, { [0] = o.vip, [16] = string.char(math.floor(o.port / 256), o.port % 256),
       [18] = "\6" }), bytes(8, {}))
     -- reals from 1 (0 is no real), real_definition {union {dst; dstv6[4]}, flags}
-    for i, addr in ipairs(o.backends) do put("reals", le32(i), bytes(20, { [0] = be32(addr) })) end
+    for i, addr in ipairs(o.backends) do put("reals", le32(i), bytes(20, { [0] = addr })) end
     -- the ring of VIP 0: position -> real, each real in turn
     local ring = obj:map("ch_rings")
     local keys, vals = {}, {}

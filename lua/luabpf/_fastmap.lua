@@ -64,6 +64,24 @@ local function int_range(f)
   return 0, 2 ^ bits
 end
 
+-- Lua source that takes one from n for each key of t, so n ends 0 when t has
+-- exactly the n fields found, no other key. Up to UNROLL fields the next()
+-- calls are written out (one trace with the caller's; a `for ... in next`
+-- loop is a trace of its own, entered and left per table, and cost most of
+-- an encode); a table with more keys than fields is refused at the first
+-- one too many.
+local UNROLL = 16
+local function key_count(fields)
+  if fields > UNROLL then return "for _ in next, t do n = n - 1 end" end
+  local src = { "local k = next(t)" }
+  for level = 1, fields do
+    src[#src + 1] = ("%sif k ~= nil then n = n - 1; k = next(t, k)"):format(("  "):rep(level - 1))
+  end
+  src[#src + 1] = ("%sif k ~= nil then return false end"):format(("  "):rep(fields))
+  for level = fields, 1, -1 do src[#src + 1] = ("  "):rep(level - 1) .. "end" end
+  return table.concat(src, "\n  ")
+end
+
 -- storer(plan, size) -> store(t, d) -> true, with the table t written as
 -- the plan's flat struct at the byte pointer d, or false: t is not a plain
 -- table of integral numbers in range by field name (the C plan's rules,
@@ -98,9 +116,9 @@ local function storer(plan, size)
   local args = { "cast", "type", "getmetatable", "next", "fill" }
   for i = 1, #types do args[#args + 1] = "T" .. i end
   local src = ("local %s = ...\nreturn function(t, d)\n  if type(t) ~= \"table\" or getmetatable(t) ~= nil "
-    .. "then return false end\n  %s\n  local n = 0\n  %s\n  for _ in next, t do n = n - 1 end\n"
+    .. "then return false end\n  %s\n  local n = 0\n  %s\n  %s\n"
     .. "  if n ~= 0 then return false end\n  %s%s\n  return true\nend\n"):format(table.concat(args, ", "),
-    table.concat(reads, "\n  "), table.concat(checks, "\n  "),
+    table.concat(reads, "\n  "), table.concat(checks, "\n  "), key_count(#names),
     used < size and ("fill(d, %d)\n  "):format(size) or "", table.concat(stores, "\n  "))
   return generate(src, "luabpf._fastmap table encoder", cast, type, getmetatable, next, ffi.fill, unpack(types))
 end

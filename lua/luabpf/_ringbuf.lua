@@ -205,6 +205,15 @@ end
 -- budget: events at most; batch: events between looks at the clock; no new
 -- batch after deadline (hrtime, ns), nor at all when it is 0.
 
+-- Where both loops pace themselves: at the end of each batch, stop unless
+-- the budget and the deadline allow another (put in for PACE below).
+local pace_src = [[
+if n >= lim then
+      if lim >= budget or deadline == 0 or tonumber(now()) >= deadline then break end
+      lim = lim + batch
+      if lim > budget then lim = budget end
+    end]]
+
 -- A ring buffer: the records' headers are read where the kernel wrote them
 -- (host/ring_chunk.h, struct lbpf_ring). A header's length has the busy bit
 -- (the sign, read as int32: still being written) and the discard bit; the
@@ -221,11 +230,7 @@ return function(budget, batch, deadline)
   local pos = r.pos
   local prod, last = produced(r), pos
   while true do
-    if n >= lim then
-      if lim >= budget or deadline == 0 or tonumber(now()) >= deadline then break end
-      lim = lim + batch
-      if lim > budget then lim = budget end
-    end
+    PACE
     if pos >= prod then
       prod = produced(r)
       if pos >= prod then break end
@@ -260,11 +265,7 @@ local ptrs, lens = r.ptr, r.len
 return function(budget, batch, deadline)
   local n, lim = 0, batch < budget and batch or budget
   while true do
-    if n >= lim then
-      if lim >= budget or deadline == 0 or tonumber(now()) >= deadline then break end
-      lim = lim + batch
-      if lim > budget then lim = budget end
-    end
+    PACE
     local i, k = r.i, r.n
     if i >= k then
       k = budget - n
@@ -340,13 +341,13 @@ local function drain(kind, ring, mode, decl, size, handler, decode, name, tname,
   end
   local tail = { handler, decode, size, ctype, cast, fstring, error, name, tname, kind, ffi.C.uv_hrtime }
   if kind == "ringbuf" then
-    local chunk = assert(loadstring(ring_src:format(body), "=" .. what))
+    local chunk = assert(loadstring(ring_src:gsub("PACE", pace_src):format(body), "=" .. what))
     tail[#tail + 1] = require("bit").band
     tail[#tail + 1] = typeof("const int32_t *")
     return chunk(ffi.C.lbpf_ring__settle, ffi.C.lbpf_ring__produced, cast("struct lbpf_ring *", ring),
       unpack(tail, 1, 13)), ctype
   end
-  local chunk = assert(loadstring(chunk_src:format(body), "=" .. what))
+  local chunk = assert(loadstring(chunk_src:gsub("PACE", pace_src):format(body), "=" .. what))
   return chunk(ffi.C.lbpf_perf__fill, cast("struct lbpf_chunk *", ring), unpack(tail, 1, 11)), ctype
 end
 

@@ -37,6 +37,28 @@ LUABPF_MAP_PINNED(nat, BPF_MAP_TYPE_LRU_HASH, struct lb_nat_key, struct lb_nat, 
  */
 LUABPF_MAP_PINNED(vip_ports, BPF_MAP_TYPE_HASH, ipv6_t, struct lb_addr_vips, 256);
 
+/*
+ * The fast path's VIPs by id, and the addresses that may be VIPs (lb.h,
+ * struct lb_vip_id and struct lb_vip_hint): written by the control plane
+ * at each publish, not pinned (a restart writes them again; until then
+ * every packet takes the general path). A VIP whose id is past vip_ids
+ * (max_vips over 256) always takes the general path.
+ */
+LUABPF_MAP(vip_ids, BPF_MAP_TYPE_ARRAY, __u32, struct lb_vip_id, 256);
+LUABPF_MAP(vip_hint, BPF_MAP_TYPE_ARRAY, __u32, struct lb_vip_hint, 1);
+
+/*
+ * Per CPU: the packet's VIP record, copied there from whichever map it was
+ * found in (vip_ports, vips or vip_ids), so the verifier walks to_vip()
+ * once and not once per map; and the FIB lookup's parameters, off a stack
+ * that has no room for them.
+ */
+struct lb_scratch {
+	struct lb_vip vip;
+	struct bpf_fib_lookup fib;
+};
+LUABPF_PERCPU_SLOT(scratch, struct lb_scratch);
+
 /* Next hops (lb.h, struct lb_nexthop): one direct-mapped cache per CPU. */
 LUABPF_MAP(nexthops, BPF_MAP_TYPE_PERCPU_ARRAY, __u32, struct lb_nexthop, NEXTHOP_SLOTS);
 
@@ -61,6 +83,8 @@ struct pkt {
 	__u8 syn; /* a TCP SYN without ACK: a new connection */
 	__u64 now; /* bpf_ktime_get_coarse_ns(), once asked */
 	__u8 encap; /* bytes of tunnel headers in front (mode ipip/gue, lb_encap.h) */
+	__u8 looked; /* flows was looked up for key already: f is its answer */
+	struct lb_flow *f;
 	struct lb_flow_key key;
 };
 
@@ -137,9 +161,10 @@ static __always_inline __u64 now(struct pkt *p)
 static __always_inline int send(struct xdp_md *ctx, struct pkt *p, const ipv6_t *target,
 				__u32 reason, __u32 vip)
 {
-	struct bpf_fib_lookup fib = {};
+	struct bpf_fib_lookup *fib;
+	struct lb_scratch *s;
 	struct lb_nexthop *nh;
-	__u32 ifindex, slot, gen;
+	__u32 ifindex, slot, gen, zero = 0;
 	__u16 tot;
 	int rc;
 
@@ -158,41 +183,46 @@ static __always_inline int send(struct xdp_md *ctx, struct pkt *p, const ipv6_t 
 		ifindex = nh->ifindex;
 		goto out;
 	}
-	fib.ifindex = ctx->ingress_ifindex;
-	fib.l4_protocol = p->key.proto;
-	fib.tot_len = tot;
+	s = bpf_map_lookup_elem(&scratch, &zero);
+	if (!s)
+		return drop(p, LB_DROP_FIB, vip);
+	fib = &s->fib;
+	__builtin_memset(fib, 0, sizeof(*fib));
+	fib->ifindex = ctx->ingress_ifindex;
+	fib->l4_protocol = p->key.proto;
+	fib->tot_len = tot;
 	if (p->ip4) {
-		fib.family = AF_INET;
-		fib.tos = p->ip4->tos;
-		fib.ipv4_src = p->ip4->saddr;
-		fib.ipv4_dst = v4_of(target);
+		fib->family = AF_INET;
+		fib->tos = p->ip4->tos;
+		fib->ipv4_src = p->ip4->saddr;
+		fib->ipv4_dst = v4_of(target);
 	} else if (p->ip6) {
-		fib.family = AF_INET6;
-		__builtin_memcpy(fib.ipv6_src, &p->ip6->saddr, 16);
-		__builtin_memcpy(fib.ipv6_dst, target, 16);
+		fib->family = AF_INET6;
+		__builtin_memcpy(fib->ipv6_src, &p->ip6->saddr, 16);
+		__builtin_memcpy(fib->ipv6_dst, target, 16);
 	}
 	gen = nexthop_gen; /* before the lookup: a bump during it is not lost */
-	rc = bpf_fib_lookup(ctx, &fib, sizeof(fib), 0);
+	rc = bpf_fib_lookup(ctx, fib, sizeof(*fib), 0);
 	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH) {
 		if (reason == LB_REPLY)
 			return verdict(p, LB_PASS_NO_NEIGH, XDP_PASS);
 		return drop(p, LB_DROP_NO_NEIGH, vip);
 	}
 	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED && p->encap)
-		return encap_too_big(ctx, p, fib.mtu_result);
+		return encap_too_big(ctx, p, fib->mtu_result);
 	if (rc == BPF_FIB_LKUP_RET_FWD_DISABLED)
 		return drop(p, LB_DROP_FWD_DISABLED, vip);
 	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
 		return drop(p, LB_DROP_FIB, vip);
-	__builtin_memcpy(p->eth->h_dest, fib.dmac, ETH_ALEN);
-	__builtin_memcpy(p->eth->h_source, fib.smac, ETH_ALEN);
-	ifindex = fib.ifindex;
+	__builtin_memcpy(p->eth->h_dest, fib->dmac, ETH_ALEN);
+	__builtin_memcpy(p->eth->h_source, fib->smac, ETH_ALEN);
+	ifindex = fib->ifindex;
 	if (nh) {
 		nh->addr = *target;
-		__builtin_memcpy(nh->dmac, fib.dmac, ETH_ALEN);
-		__builtin_memcpy(nh->smac, fib.smac, ETH_ALEN);
-		nh->ifindex = fib.ifindex;
-		nh->mtu = fib.mtu_result;
+		__builtin_memcpy(nh->dmac, fib->dmac, ETH_ALEN);
+		__builtin_memcpy(nh->smac, fib->smac, ETH_ALEN);
+		nh->ifindex = fib->ifindex;
+		nh->mtu = fib->mtu_result;
 		nh->gen = gen;
 		nh->expires = now(p) + (__u64)nexthop_ttl_ms * 1000000;
 	}
@@ -255,7 +285,7 @@ static __always_inline int nat_claim(struct pkt *p, const struct lb_vip *vip,
 
 static __always_inline int to_vip(struct xdp_md *ctx, struct pkt *p, struct lb_vip *vip)
 {
-	struct lb_flow *f = bpf_map_lookup_elem(&flows, &p->key);
+	struct lb_flow *f = p->looked ? p->f : bpf_map_lookup_elem(&flows, &p->key);
 	struct lb_backend *be = NULL;
 	__u32 be_id = LB_NO_BACKEND, new_flow = 0;
 	__be16 lport = 0, bport;
@@ -372,12 +402,15 @@ __noinline int lb_find_vip(const struct lb_addr_vips *av, __be16 port, __u8 prot
 	return -1;
 }
 
-/* After the IP header: the L4 ports (lb_pkt.h), then the service or a NAT reply. */
+/*
+ * After the IP header: the L4 ports (lb_pkt.h), then the service or a NAT
+ * reply. vip: the fast path's (vip_ids), or NULL: found here through av.
+ */
 static __always_inline int l4(struct xdp_md *ctx, struct pkt *p, void *l4h, __u8 proto, __u32 l4len,
-			      struct lb_addr_vips *av)
+			      struct lb_addr_vips *av, struct lb_vip *vip)
 {
-	__u32 flags = av->flags, r = l4_parse(p, l4h, proto, l4len, true);
-	struct lb_vip *vip = NULL;
+	__u32 flags = av ? av->flags : VIP_ADDR, r = l4_parse(p, l4h, proto, l4len, true), zero = 0;
+	struct lb_scratch *s;
 
 	if (r)
 		return stop(p, r);
@@ -387,15 +420,20 @@ static __always_inline int l4(struct xdp_md *ctx, struct pkt *p, void *l4h, __u8
 		p->l4_csum = &((struct tcphdr *)l4h)->check;
 	else if (!p->ip4 || ((struct udphdr *)l4h)->check)
 		p->l4_csum = &((struct udphdr *)l4h)->check;
-	if (flags & VIP_ADDR) {
+	if (!vip && av && (flags & VIP_ADDR)) {
 		__u32 i = (__u32)lb_find_vip(av, p->key.dport, proto); /* -1: past the end */
 
 		if (i < LB_ADDR_VIPS)
 			vip = &av->v[i].vip;
 		else if (av->n > LB_ADDR_VIPS)
 			vip = vip_lookup(p);
-		if (vip)
-			return to_vip(ctx, p, vip);
+	}
+	if (vip) {
+		s = bpf_map_lookup_elem(&scratch, &zero);
+		if (!s)
+			return drop(p, LB_DROP_NO_BACKEND, LB_NO_BACKEND);
+		s->vip = *vip;
+		return to_vip(ctx, p, &s->vip);
 	}
 	if (flags & SNAT_ADDR)
 		return to_client(ctx, p);
@@ -411,9 +449,42 @@ static __always_inline bool ip_csum_ok(const struct iphdr *ip)
 	return csum_fold(sum) == 0xffff;
 }
 
+/*
+ * The fast path (lb.h, struct lb_vip_id): an IPv4 TCP or UDP packet with no
+ * options or fragment, to an address vip_hint marks, whose flow is in flows
+ * under a VIP that still has this address, port and protocol: that VIP's
+ * record, found without vip_ports. Otherwise NULL, with p->f the flow (or
+ * NULL) when flows was looked up, so to_vip() does not look again.
+ */
+static __always_inline struct lb_vip *fast_vip(struct pkt *p, struct iphdr *ip, __u16 tot)
+{
+	__u32 zero = 0, h = LB_VIP_HINT_SLOT(ip->daddr);
+	struct lb_vip_hint *hint = bpf_map_lookup_elem(&vip_hint, &zero);
+	struct lb_vip_id *vi;
+	struct lb_flow *f;
+
+	if (!hint || !(hint->bits[h / 32] & (1u << (h % 32))))
+		return NULL;
+	if (ip->ihl != 5 || (ip->frag_off & bpf_htons(IP_MF | IP_OFFSET)) ||
+	    (ip->protocol != IPPROTO_TCP && ip->protocol != IPPROTO_UDP) || !ip_csum_ok(ip) ||
+	    l4_parse(p, ip + 1, ip->protocol, tot - sizeof(*ip), true))
+		return NULL;
+	f = bpf_map_lookup_elem(&flows, &p->key);
+	p->looked = 1;
+	p->f = f;
+	if (!f)
+		return NULL;
+	vi = bpf_map_lookup_elem(&vip_ids, &f->vip);
+	if (!vi || vi->key.proto != p->key.proto || vi->key.port != p->key.dport ||
+	    !addr_eq(&vi->key.addr, &p->key.dst))
+		return NULL;
+	return &vi->vip;
+}
+
 static __always_inline int ipv4(struct xdp_md *ctx, struct pkt *p, struct iphdr *ip)
 {
-	struct lb_addr_vips *av;
+	struct lb_addr_vips *av = NULL;
+	struct lb_vip *vip;
 	__u16 tot;
 	__u32 r;
 
@@ -423,18 +494,21 @@ static __always_inline int ipv4(struct xdp_md *ctx, struct pkt *p, struct iphdr 
 	if (ip4_bad(ip, tot) || (void *)ip + tot > p->end)
 		return verdict(p, LB_DROP_BAD_IP, XDP_DROP);
 	v4_mapped(&p->key.dst, ip->daddr);
-	av = bpf_map_lookup_elem(&vip_ports, &p->key.dst);
-	if (!av)
-		return verdict(p, LB_PASS_NOT_VIP, XDP_PASS);
 	v4_mapped(&p->key.src, ip->saddr);
 	p->ip4 = ip;
-	r = ip4_stop(ip, av->flags);
-	if (r)
-		return stop(p, r);
-	/* The rewrite updates the checksum incrementally: a bad one would stay bad. */
-	if (!ip_csum_ok(ip))
-		return drop(p, LB_DROP_IP_CHECKSUM, LB_NO_BACKEND);
-	return l4(ctx, p, ip + 1, ip->protocol, tot - sizeof(*ip), av);
+	vip = fast_vip(p, ip, tot);
+	if (!vip) {
+		av = bpf_map_lookup_elem(&vip_ports, &p->key.dst);
+		if (!av)
+			return verdict(p, LB_PASS_NOT_VIP, XDP_PASS);
+		r = ip4_stop(ip, av->flags);
+		if (r)
+			return stop(p, r);
+		/* The rewrite updates the checksum incrementally: a bad one would stay bad. */
+		if (!ip_csum_ok(ip))
+			return drop(p, LB_DROP_IP_CHECKSUM, LB_NO_BACKEND);
+	}
+	return l4(ctx, p, ip + 1, ip->protocol, tot - sizeof(*ip), av, vip);
 }
 
 static __always_inline int ipv6(struct xdp_md *ctx, struct pkt *p, struct ipv6hdr *ip6)
@@ -456,7 +530,7 @@ static __always_inline int ipv6(struct xdp_md *ctx, struct pkt *p, struct ipv6hd
 	r = ip6_stop(ip6, av->flags);
 	if (r)
 		return stop(p, r);
-	return l4(ctx, p, ip6 + 1, ip6->nexthdr, bpf_ntohs(ip6->payload_len), av);
+	return l4(ctx, p, ip6 + 1, ip6->nexthdr, bpf_ntohs(ip6->payload_len), av, NULL);
 }
 
 SEC("xdp")

@@ -102,6 +102,35 @@ struct lb_addr_vips {
 	struct lb_addr_vip v[LB_ADDR_VIPS];
 };
 
+/*
+ * The established-flow fast path (bpf/lb/lb.bpf.c, IPv4): a packet whose
+ * 5-tuple is in flows is forwarded with that one hash lookup, its VIP read
+ * by the flow's VIP id from vip_ids, where the control plane keeps each
+ * published VIP's key beside its record. The key must be the packet's
+ * (address, port, protocol): a VIP removed, or its id given to another
+ * VIP, no longer matches its old flows, which then take the general path.
+ * The control plane changes a record in place only where one byte moves
+ * (the table flip; proto 0, which no packet matches, while the rest
+ * changes), so a packet never reads half of two records.
+ */
+struct lb_vip_id {
+	struct lb_vip_key key;
+	struct lb_vip vip;
+};
+
+/*
+ * vip_hint: which IPv4 addresses may be VIPs, one bit per hash
+ * (LB_VIP_HINT_SLOT of the address's 32 bits, as the packet holds them):
+ * traffic to other addresses skips the fast path and its flow lookup.
+ * A shared bit only costs that lookup.
+ */
+#define LB_VIP_HINT_BITS 4096
+#define LB_VIP_HINT_SLOT(a4) (((__u32)(a4) * 0x9E3779B1u) >> 20)
+
+struct lb_vip_hint {
+	__u32 bits[LB_VIP_HINT_BITS / 32];
+};
+
 struct lb_backend {
 	ipv6_t addr;
 	__be16 port; /* NAT: port on the backend; 0 keeps the VIP's port */

@@ -3,7 +3,12 @@
 -- address (ports 80-91), more than the 8 records vip_ports holds per
 -- address. Every VIP port is forwarded (8 from vip_ports, the rest through
 -- vips), other ports pass; after four VIPs go, their ports pass and the
--- others still forward. Prints one line per step: port=verdict ...
+-- others still forward. Then two VIPs come on the freed ids: port 93 (DSR)
+-- and port 80 again, now NAT to port 8080; the old flows of ports 81-83
+-- (whose ids went to others) pass, port 80's choose a backend of the new
+-- VIP, twice (the second time from the flow table's fast path, bpf/lb/lb.h:
+-- struct lb_vip_id). Prints one line per step: port=verdict, and for a
+-- forward >the destination port it left with.
 local bit = require("bit")
 local uv = require("luv")
 local lb = require("luabpf.lb")
@@ -44,14 +49,22 @@ local ok, err = pcall(function()
   local opts = { ctx = require("ffi").string(md, 24), data_size_out = 256 }
   local function step()
     local r = {}
-    for port = 79, 92 do
+    for port = 79, 93 do
       local res = assert(svc.prog:test_run(syn(port), opts))
-      r[#r + 1] = port .. "=" .. res.verdict
+      local out = res.verdict
+      if out == "XDP_TX" then out = out .. ">" .. (res.data:byte(37) * 256 + res.data:byte(38)) end
+      r[#r + 1] = port .. "=" .. out
     end
     print(table.concat(r, " "))
   end
   step()
   for port = 80, 83 do svc:remove_vip("v" .. port) end
+  step()
+  svc:add_vip({ name = "w93", addr = "10.10.100.1", port = 93, mode = "dsr",
+    backends = { { name = "b1", addr = "10.10.0.11" } } })
+  svc:add_vip({ name = "v80", addr = "10.10.100.1", port = 80, mode = "nat", snat = "10.10.0.2",
+    backends = { { name = "b1", addr = "10.10.0.11", port = 8080 } } })
+  step()
   step()
 end)
 svc:close()

@@ -4,7 +4,9 @@
 # the others in vips. Twelve DSR VIPs on one address under test_run: all
 # twelve forward, the ports around them pass, and after four are removed
 # their ports pass and the eight others still forward. (With only vip_ports
-# searched, ports 88-91 would pass.)
+# searched, ports 88-91 would pass.) Two VIPs then take freed ids (port 93;
+# port 80 again, as NAT to 8080): flows left by the removed VIPs must not be
+# forwarded by the flow table's fast path under the ids' new owners.
 source "$LUABPF_SOURCE_DIR/tests/lib.sh"
 
 t_netns NS
@@ -20,11 +22,16 @@ ip -n "$NS" neigh add 10.10.0.1 lladdr 02:00:00:00:00:01 dev eth0 nud permanent
 out=$("$LUABPF" --netns "$NS" run "$LUABPF_SOURCE_DIR/tests/lb/lb_vip_ports.lua" eth0 2>&1) || {
   t_fail "driver failed: $out"; t_done; }
 all="79=XDP_PASS"
-for port in $(seq 80 91); do all+=" $port=XDP_TX"; done
-all+=" 92=XDP_PASS"
+for port in $(seq 80 91); do all+=" $port=XDP_TX>$port"; done
+all+=" 92=XDP_PASS 93=XDP_PASS"
 after="79=XDP_PASS 80=XDP_PASS 81=XDP_PASS 82=XDP_PASS 83=XDP_PASS"
-for port in $(seq 84 91); do after+=" $port=XDP_TX"; done
-after+=" 92=XDP_PASS"
+for port in $(seq 84 91); do after+=" $port=XDP_TX>$port"; done
+after+=" 92=XDP_PASS 93=XDP_PASS"
+readded="79=XDP_PASS 80=XDP_TX>8080 81=XDP_PASS 82=XDP_PASS 83=XDP_PASS"
+for port in $(seq 84 91); do readded+=" $port=XDP_TX>$port"; done
+readded+=" 92=XDP_PASS 93=XDP_TX>93"
 t_eq "$(sed -n 1p <<<"$out")" "$all" "twelve VIPs on one address: each port forwards, the others pass"
 t_eq "$(sed -n 2p <<<"$out")" "$after" "four removed: their ports pass, the other eight forward"
+t_eq "$(sed -n 3p <<<"$out")" "$readded" "ids reused: old flows of other VIPs pass, port 80 goes by its new VIP (NAT)"
+t_eq "$(sed -n 4p <<<"$out")" "$readded" "the same again, established flows on the fast path"
 t_done

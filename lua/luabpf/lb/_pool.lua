@@ -19,6 +19,7 @@ function Service:prune()
   for id, v in pairs(self.vip_by_id) do
     if v.recovered then
       for _, b in ipairs(v.order) do b.state = REMOVED end
+      self:_clear_vip_id(id)
       self:_compact(v)
       self.m.vips:delete(vip_key(v))
       self.vip_by_id[id] = nil
@@ -248,6 +249,7 @@ function Service:remove_vip(name)
   self:_check_open()
   local v = self:_vip(name)
   for _, b in ipairs(v.order) do b.state = REMOVED end
+  self:_clear_vip_id(v.id) -- its flows' packets leave the fast path first
   self:_compact(v)
   self.m.vips:delete(vip_key(v))
   self.vips[name] = nil

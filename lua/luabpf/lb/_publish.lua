@@ -61,6 +61,77 @@ function Service:_write_addr_vips(a, flags)
     recs[i] = { port = v.port, proto = v.proto, pad = 0, vip = vip_value(v) }
   end
   assert(m:update(a, { flags = flags, n = #list, v = recs }))
+  for _, v in ipairs(list) do self:_write_vip_id(v) end
+  self:_write_vip_hint()
+end
+
+-- The fast path's records (bpf/lb/lb.h, struct lb_vip_id): a VIP's key and
+-- record at its id, as last written (self.vid[id]). Where a packet could
+-- read one half-written, one byte moves at a time: a table flip is one
+-- byte; anything else first turns the old record's proto to 0 (no packet
+-- matches it), writes the new record with proto 0, then sets its proto.
+-- Objects without vip_ids (conntrack, an older lb.bpf.o) skip all this,
+-- and a VIP whose id is past the map's end takes the general path.
+local function vid_rec(self, v, proto)
+  return { key = { addr = self:_mapped(v.addr), port = v.port, proto = proto, pad = 0 }, vip = vip_value(v) }
+end
+
+function Service:_clear_vip_id(id)
+  local w = self.vid[id]
+  if not w or w.proto == 0 then return end
+  w.rec.key.proto, w.proto = 0, 0
+  assert(self.m.vip_ids:update(id, w.rec))
+  self.hint_dirty = true
+end
+
+function Service:_write_vip_id(v)
+  local m = self.m.vip_ids
+  if not m then return end
+  self.vid_cap = self.vid_cap or m:info().max_entries
+  if v.id >= self.vid_cap then return end -- past vip_ids: the general path
+  local w = self.vid[v.id]
+  local sig = table.concat({ self:_mapped(v.addr), v.port, v.proto, v.mode, v.gue_port or 0,
+    self:_mapped(v.snat or "::") }, " ")
+  if w and w.sig == sig and w.proto ~= 0 then
+    if w.table == v.table then return end
+    w.rec.vip.table, w.table = v.table, v.table
+    assert(m:update(v.id, w.rec))
+    return
+  end
+  self:_clear_vip_id(v.id)
+  local rec = vid_rec(self, v, 0)
+  assert(m:update(v.id, rec))
+  rec.key.proto = v.proto
+  assert(m:update(v.id, rec))
+  local slot
+  if addr.is_v4(v.addr) then
+    local u = ffi.new("uint32_t[1]")
+    ffi.copy(u, addr.bytes(v.addr):sub(13), 4)
+    slot = math.floor(tonumber(ffi.cast("uint32_t", u[0] * 0x9E3779B1ULL)) / 2 ^ 20)
+  end
+  self.vid[v.id] = { sig = sig, table = v.table, proto = v.proto, rec = rec, slot = slot }
+  self.hint_dirty = true
+end
+
+-- vip_hint (bpf/lb/lb.h, struct lb_vip_hint): a bit for each IPv4 address
+-- with a live fast-path record, written when the bits change.
+function Service:_write_vip_hint()
+  local m = self.m.vip_hint
+  if not m or not self.hint_dirty then return end
+  self.hint_dirty = false
+  local bits = {}
+  for i = 1, 128 do bits[i] = 0 end
+  for _, w in pairs(self.vid) do
+    if w.proto ~= 0 and w.slot then
+      local i = math.floor(w.slot / 32) + 1
+      bits[i] = bit.bor(bits[i], bit.lshift(1, w.slot % 32))
+    end
+  end
+  for i = 1, 128 do bits[i] = bits[i] % 2 ^ 32 end
+  local sig = table.concat(bits, " ")
+  if sig == self.hint_sig then return end
+  assert(m:update(0, { bits = bits }))
+  self.hint_sig = sig
 end
 
 function Service:_addr_flags()
@@ -75,6 +146,7 @@ function Service:_addr_flags()
     end
     for a, f in pairs(want) do self:_write_addr_vips(a, f) end
   end
+  self:_write_vip_hint()
 end
 
 local u32a, i32a = ffi.typeof("uint32_t[?]"), ffi.typeof("int32_t[?]")

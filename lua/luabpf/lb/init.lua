@@ -97,7 +97,7 @@ function M.new(o)
     xdp_mode = o.xdp_mode or "auto",
     ring = o.ring_size or maglev.DEFAULT_SIZE,
     max_vips = o.max_vips or 16, max_backends = o.max_backends or 1024,
-    vips = {}, vip_by_id = {}, backend_by_id = {},
+    vips = {}, vip_by_id = {}, backend_by_id = {}, vid = {},
     pinned = o.pin ~= false,
     on_health = o.on_health, dirty = {},
     prime = o.prime_neighbours ~= false,

@@ -38,8 +38,8 @@ LUABPF_MAP_PINNED(nat, BPF_MAP_TYPE_LRU_HASH, struct lb_nat_key, struct lb_nat, 
 LUABPF_MAP_PINNED(vip_ports, BPF_MAP_TYPE_HASH, ipv6_t, struct lb_addr_vips, 256);
 
 /*
- * The fast path's VIPs by id, and the addresses that may be VIPs (lb.h,
- * struct lb_vip_id and struct lb_vip_hint): written by the control plane
+ * The fast path's VIPs by id, and which VIP an (address, port, protocol)
+ * hash names (lb.h, struct lb_vip_id and struct lb_vip_hint): written by the control plane
  * at each publish, not pinned (a restart writes them again; until then
  * every packet takes the general path). A VIP whose id is past vip_ids
  * (max_vips over 256) always takes the general path.
@@ -450,31 +450,39 @@ static __always_inline bool ip_csum_ok(const struct iphdr *ip)
 }
 
 /*
- * The fast path (lb.h, struct lb_vip_id): an IPv4 TCP or UDP packet with no
- * options or fragment, to an address vip_hint marks, whose flow is in flows
- * under a VIP that still has this address, port and protocol: that VIP's
- * record, found without vip_ports. Otherwise NULL, with p->f the flow (or
- * NULL) when flows was looked up, so to_vip() does not look again.
+ * The fast path (lb.h, struct lb_vip_id and struct lb_vip_hint): an IPv4 TCP
+ * or UDP packet with no options or fragment, whose (address, port,
+ * protocol) vip_hint marks: the record of the VIP vip_hint names (or, where
+ * it names several, its flow's VIP), when vip_ids still has that VIP at the
+ * packet's address, port and protocol; found without vip_ports, for a new
+ * flow as for an established one. Otherwise NULL. Either way p->f is the
+ * flow (or NULL) when flows was looked up, so to_vip() does not look again.
  */
 static __always_inline struct lb_vip *fast_vip(struct pkt *p, struct iphdr *ip, __u16 tot)
 {
-	__u32 zero = 0, h = LB_VIP_HINT_SLOT(ip->daddr);
-	struct lb_vip_hint *hint = bpf_map_lookup_elem(&vip_hint, &zero);
+	struct lb_vip_hint *hint;
 	struct lb_vip_id *vi;
-	struct lb_flow *f;
+	__u32 zero = 0, id;
+	__u8 h;
 
-	if (!hint || !(hint->bits[h / 32] & (1u << (h % 32))))
-		return NULL;
 	if (ip->ihl != 5 || (ip->frag_off & bpf_htons(IP_MF | IP_OFFSET)) ||
-	    (ip->protocol != IPPROTO_TCP && ip->protocol != IPPROTO_UDP) || !ip_csum_ok(ip) ||
 	    l4_parse(p, ip + 1, ip->protocol, tot - sizeof(*ip), true))
 		return NULL;
-	f = bpf_map_lookup_elem(&flows, &p->key);
-	p->looked = 1;
-	p->f = f;
-	if (!f)
+	hint = bpf_map_lookup_elem(&vip_hint, &zero);
+	if (!hint)
 		return NULL;
-	vi = bpf_map_lookup_elem(&vip_ids, &f->vip);
+	h = hint->id[LB_VIP_HINT_SLOT(ip->daddr, p->key.dport, p->key.proto) % LB_VIP_HINT_SLOTS];
+	if (!h || !ip_csum_ok(ip))
+		return NULL;
+	p->f = bpf_map_lookup_elem(&flows, &p->key);
+	p->looked = 1;
+	if (h <= LB_VIP_HINT_IDS)
+		id = h - 1;
+	else if (p->f)
+		id = p->f->vip;
+	else
+		return NULL;
+	vi = bpf_map_lookup_elem(&vip_ids, &id);
 	if (!vi || vi->key.proto != p->key.proto || vi->key.port != p->key.dport ||
 	    !addr_eq(&vi->key.addr, &p->key.dst))
 		return NULL;

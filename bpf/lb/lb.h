@@ -119,16 +119,23 @@ struct lb_vip_id {
 };
 
 /*
- * vip_hint: which IPv4 addresses may be VIPs, one bit per hash
- * (LB_VIP_HINT_SLOT of the address's 32 bits, as the packet holds them):
- * traffic to other addresses skips the fast path and its flow lookup.
- * A shared bit only costs that lookup.
+ * vip_hint: which IPv4 (address, port, protocol) may be a VIP, and which:
+ * a byte per hash (LB_VIP_HINT_SLOT of the address's 32 bits and the port's
+ * 16 as the packet holds them, and the protocol). 0: no VIP hashes here, the
+ * packet takes the general path without a flow lookup; 1..LB_VIP_HINT_IDS:
+ * one VIP does, its id + 1, whose record (vip_ids) a new flow uses too, not
+ * vip_ports; LB_VIP_HINT_MANY: several do, or one whose id is larger, and a
+ * packet uses its flow's VIP id. vip_ids' key decides in every case: a
+ * stale byte only sends a packet to the general path.
  */
-#define LB_VIP_HINT_BITS 4096
-#define LB_VIP_HINT_SLOT(a4) (((__u32)(a4) * 0x9E3779B1u) >> 20)
+#define LB_VIP_HINT_SLOTS 4096
+#define LB_VIP_HINT_IDS 254
+#define LB_VIP_HINT_MANY 255
+#define LB_VIP_HINT_SLOT(a4, port, proto) \
+	((((__u32)(a4) ^ ((__u32)(port) << 16 | (proto))) * 0x9E3779B1u) >> 20)
 
 struct lb_vip_hint {
-	__u32 bits[LB_VIP_HINT_BITS / 32];
+	__u8 id[LB_VIP_HINT_SLOTS];
 };
 
 struct lb_backend {

@@ -7,7 +7,9 @@
 -- and port 80 again, now NAT to port 8080; the old flows of ports 81-83
 -- (whose ids went to others) pass, port 80's choose a backend of the new
 -- VIP, twice (the second time from the flow table's fast path, bpf/lb/lb.h:
--- struct lb_vip_id). Prints one line per step: port=verdict, and for a
+-- struct lb_vip_id). Then the address's vip_ports record is deleted behind
+-- the control plane's back: established and new flows to its VIPs still go
+-- by vip_hint and vip_ids. Prints one line per step: port=verdict, and for a
 -- forward >the destination port it left with.
 local bit = require("bit")
 local uv = require("luv")
@@ -29,10 +31,10 @@ local function sum16(s, i, j, acc)
   while acc > 0xffff do acc = band(acc, 0xffff) + rshift(acc, 16) end
   return acc
 end
--- A TCP SYN from 10.1.0.5:4000 to 10.10.100.1:dport, right checksums.
-local function syn(dport)
+-- A TCP SYN from 10.1.0.5:sport (4000) to 10.10.100.1:dport, right checksums.
+local function syn(dport, sport)
   local f = "\2\0\0\0\0\1" .. lbmac .. be16(0x0800) .. "\69\0" .. be16(40) .. "\0\1\64\0\64\6\0\0"
-    .. "\10\1\0\5\10\10\100\1" .. be16(4000) .. be16(dport) .. "\0\0\0\1\0\0\0\0\80\2\255\255\0\0\0\0"
+    .. "\10\1\0\5\10\10\100\1" .. be16(sport or 4000) .. be16(dport) .. "\0\0\0\1\0\0\0\0\80\2\255\255\0\0\0\0"
   f = f:sub(1, 24) .. be16(0xffff - sum16(f, 15, 34, 0)) .. f:sub(27)
   return f:sub(1, 50) .. be16(0xffff - sum16(f, 35, #f, sum16(f, 27, 34, 6 + #f - 34))) .. f:sub(53)
 end
@@ -47,10 +49,10 @@ local ok, err = pcall(function()
   -- struct xdp_md: data, data_end (54), data_meta, ingress_ifindex, rx_queue_index, egress_ifindex
   local md = require("ffi").new("uint32_t[6]", 0, 54, 0, ifindex, 0, 0)
   local opts = { ctx = require("ffi").string(md, 24), data_size_out = 256 }
-  local function step()
+  local function step(sport)
     local r = {}
     for port = 79, 93 do
-      local res = assert(svc.prog:test_run(syn(port), opts))
+      local res = assert(svc.prog:test_run(syn(port, sport), opts))
       local out = res.verdict
       if out == "XDP_TX" then out = out .. ">" .. (res.data:byte(37) * 256 + res.data:byte(38)) end
       r[#r + 1] = port .. "=" .. out
@@ -66,6 +68,11 @@ local ok, err = pcall(function()
     backends = { { name = "b1", addr = "10.10.0.11", port = 8080 } } })
   step()
   step()
+  -- Without the address's vip_ports record, only the fast path still finds
+  -- these VIPs: for established flows, and for new ones (another port).
+  assert(svc.m.vip_ports:delete(svc:_mapped("10.10.100.1")))
+  step()
+  step(4001)
 end)
 svc:close()
 assert(ok, err)

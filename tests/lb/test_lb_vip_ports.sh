@@ -6,7 +6,9 @@
 # their ports pass and the eight others still forward. (With only vip_ports
 # searched, ports 88-91 would pass.) Two VIPs then take freed ids (port 93;
 # port 80 again, as NAT to 8080): flows left by the removed VIPs must not be
-# forwarded by the flow table's fast path under the ids' new owners.
+# forwarded by the flow table's fast path under the ids' new owners. With
+# the address's vip_ports record deleted, the fast path alone (vip_hint,
+# vip_ids) must still forward established and new flows: it is taken.
 source "$LUABPF_SOURCE_DIR/tests/lib.sh"
 
 t_netns NS
@@ -34,4 +36,6 @@ t_eq "$(sed -n 1p <<<"$out")" "$all" "twelve VIPs on one address: each port forw
 t_eq "$(sed -n 2p <<<"$out")" "$after" "four removed: their ports pass, the other eight forward"
 t_eq "$(sed -n 3p <<<"$out")" "$readded" "ids reused: old flows of other VIPs pass, port 80 goes by its new VIP (NAT)"
 t_eq "$(sed -n 4p <<<"$out")" "$readded" "the same again, established flows on the fast path"
+t_eq "$(sed -n 5p <<<"$out")" "$readded" "vip_ports emptied: established flows still forward by vip_ids"
+t_eq "$(sed -n 6p <<<"$out")" "$readded" "vip_ports emptied: new flows to a VIP vip_hint names forward too"
 t_done

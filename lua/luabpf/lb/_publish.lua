@@ -104,34 +104,37 @@ function Service:_write_vip_id(v)
   rec.key.proto = v.proto
   assert(m:update(v.id, rec))
   local slot
-  if addr.is_v4(v.addr) then
+  if addr.is_v4(v.addr) then -- LB_VIP_HINT_SLOT of what the packet holds
     local u = ffi.new("uint32_t[1]")
     ffi.copy(u, addr.bytes(v.addr):sub(13), 4)
-    slot = math.floor(tonumber(ffi.cast("uint32_t", u[0] * 0x9E3779B1ULL)) / 2 ^ 20)
+    local port = bit.bor(bit.rshift(v.port, 8), bit.lshift(bit.band(v.port, 0xff), 8))
+    local x = ffi.cast("uint32_t", bit.bxor(u[0], bit.bor(bit.lshift(port, 16), v.proto)))
+    slot = math.floor(tonumber(ffi.cast("uint32_t", x * 0x9E3779B1ULL)) / 2 ^ 20)
   end
   self.vid[v.id] = { sig = sig, table = v.table, proto = v.proto, rec = rec, slot = slot }
   self.hint_dirty = true
 end
 
--- vip_hint (bpf/lb/lb.h, struct lb_vip_hint): a bit for each IPv4 address
--- with a live fast-path record, written when the bits change.
+-- vip_hint (bpf/lb/lb.h, struct lb_vip_hint): for each slot of an IPv4 VIP
+-- with a live fast-path record, its id + 1, or HINT_MANY where several
+-- share the slot or the id does not fit; written when a byte changes.
+local HINT_SLOTS, HINT_IDS, HINT_MANY = 4096, 254, 255
 function Service:_write_vip_hint()
   local m = self.m.vip_hint
   if not m or not self.hint_dirty then return end
   self.hint_dirty = false
-  local bits = {}
-  for i = 1, 128 do bits[i] = 0 end
-  for _, w in pairs(self.vid) do
+  self.hint_size = self.hint_size or m:info().value_size
+  if self.hint_size ~= HINT_SLOTS then return end -- an object of another layout: no fast path
+  local ids = ffi.new("uint8_t[?]", HINT_SLOTS)
+  for id, w in pairs(self.vid) do
     if w.proto ~= 0 and w.slot then
-      local i = math.floor(w.slot / 32) + 1
-      bits[i] = bit.bor(bits[i], bit.lshift(1, w.slot % 32))
+      ids[w.slot] = (ids[w.slot] == 0 and id < HINT_IDS) and id + 1 or HINT_MANY
     end
   end
-  for i = 1, 128 do bits[i] = bits[i] % 2 ^ 32 end
-  local sig = table.concat(bits, " ")
-  if sig == self.hint_sig then return end
-  assert(m:update(0, { bits = bits }))
-  self.hint_sig = sig
+  local raw = ffi.string(ids, HINT_SLOTS)
+  if raw == self.hint_raw then return end
+  assert(m:update(0, raw))
+  self.hint_raw = raw
 end
 
 function Service:_addr_flags()

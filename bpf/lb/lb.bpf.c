@@ -38,14 +38,15 @@ LUABPF_MAP_PINNED(nat, BPF_MAP_TYPE_LRU_HASH, struct lb_nat_key, struct lb_nat, 
 LUABPF_MAP_PINNED(vip_ports, BPF_MAP_TYPE_HASH, ipv6_t, struct lb_addr_vips, 256);
 
 /*
- * The fast path's VIPs by id, and which VIP an (address, port, protocol)
- * hash names (lb.h, struct lb_vip_id and struct lb_vip_hint): written by the control plane
+ * The fast path's VIPs by id, and which IPv4 addresses are the service's and
+ * which VIP an (address, port, protocol) hash names (lb.h, struct lb_vip_id
+ * and struct lb_vip_hint): written by the control plane
  * at each publish, not pinned (a restart writes them again; until then
  * every packet takes the general path). A VIP whose id is past vip_ids
  * (max_vips over 256) always takes the general path.
  */
 LUABPF_MAP(vip_ids, BPF_MAP_TYPE_ARRAY, __u32, struct lb_vip_id, 256);
-LUABPF_MAP(vip_hint, BPF_MAP_TYPE_ARRAY, __u32, struct lb_vip_hint, 1);
+LUABPF_MAP_FLAGS(vip_hint, BPF_MAP_TYPE_ARRAY, __u32, struct lb_vip_hint, 1, BPF_F_MMAPABLE);
 
 /*
  * Per CPU: the packet's VIP record, copied there from whichever map it was
@@ -458,18 +459,15 @@ static __always_inline bool ip_csum_ok(const struct iphdr *ip)
  * flow as for an established one. Otherwise NULL. Either way p->f is the
  * flow (or NULL) when flows was looked up, so to_vip() does not look again.
  */
-static __always_inline struct lb_vip *fast_vip(struct pkt *p, struct iphdr *ip, __u16 tot)
+static __always_inline struct lb_vip *fast_vip(struct pkt *p, struct iphdr *ip, __u16 tot,
+					      struct lb_vip_hint *hint)
 {
-	struct lb_vip_hint *hint;
 	struct lb_vip_id *vi;
-	__u32 zero = 0, id;
+	__u32 id;
 	__u8 h;
 
-	if (ip->ihl != 5 || (ip->frag_off & bpf_htons(IP_MF | IP_OFFSET)) ||
+	if (!hint || ip->ihl != 5 || (ip->frag_off & bpf_htons(IP_MF | IP_OFFSET)) ||
 	    l4_parse(p, ip + 1, ip->protocol, tot - sizeof(*ip), true))
-		return NULL;
-	hint = bpf_map_lookup_elem(&vip_hint, &zero);
-	if (!hint)
 		return NULL;
 	h = hint->id[LB_VIP_HINT_SLOT(ip->daddr, p->key.dport, p->key.proto) % LB_VIP_HINT_SLOTS];
 	if (!h || !ip_csum_ok(ip))
@@ -492,9 +490,10 @@ static __always_inline struct lb_vip *fast_vip(struct pkt *p, struct iphdr *ip, 
 static __always_inline int ipv4(struct xdp_md *ctx, struct pkt *p, struct iphdr *ip)
 {
 	struct lb_addr_vips *av = NULL;
+	struct lb_vip_hint *hint;
 	struct lb_vip *vip;
+	__u32 r, zero = 0, a;
 	__u16 tot;
-	__u32 r;
 
 	if ((void *)(ip + 1) > p->end)
 		return verdict(p, LB_DROP_BAD_IP, XDP_DROP);
@@ -504,7 +503,11 @@ static __always_inline int ipv4(struct xdp_md *ctx, struct pkt *p, struct iphdr 
 	v4_mapped(&p->key.dst, ip->daddr);
 	v4_mapped(&p->key.src, ip->saddr);
 	p->ip4 = ip;
-	vip = fast_vip(p, ip, tot);
+	hint = bpf_map_lookup_elem(&vip_hint, &zero);
+	a = LB_VIP_HINT_ADDR(ip->daddr) % LB_VIP_HINT_ADDRS;
+	if (hint && hint->ready && !(hint->addr[a / 32] & (1u << (a % 32))))
+		return verdict(p, LB_PASS_NOT_VIP, XDP_PASS);
+	vip = fast_vip(p, ip, tot, hint);
 	if (!vip) {
 		av = bpf_map_lookup_elem(&vip_ports, &p->key.dst);
 		if (!av)

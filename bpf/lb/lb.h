@@ -119,23 +119,33 @@ struct lb_vip_id {
 };
 
 /*
- * vip_hint: which IPv4 (address, port, protocol) may be a VIP, and which:
- * a byte per hash (LB_VIP_HINT_SLOT of the address's 32 bits and the port's
- * 16 as the packet holds them, and the protocol). 0: no VIP hashes here, the
- * packet takes the general path without a flow lookup; 1..LB_VIP_HINT_IDS:
- * one VIP does, its id + 1, whose record (vip_ids) a new flow uses too, not
- * vip_ports; LB_VIP_HINT_MANY: several do, or one whose id is larger, and a
- * packet uses its flow's VIP id. vip_ids' key decides in every case: a
- * stale byte only sends a packet to the general path.
+ * vip_hint, one page (an mmapable array's value starts on one): which IPv4
+ * addresses are in vip_ports, and which VIP an (address, port, protocol)
+ * may be. addr: a bit per hash of the address (LB_VIP_HINT_ADDR of its 32
+ * bits as the packet holds them), set for every IPv4 VIP or NAT source
+ * address; once ready is set, a packet to an address whose bit is clear is
+ * not for the balancer and passes without a vip_ports lookup. id: a byte per
+ * hash of the address, port (as the packet holds it) and protocol
+ * (LB_VIP_HINT_SLOT): 0, no VIP hashes here, the packet takes the general
+ * path without a flow lookup; 1..LB_VIP_HINT_IDS: one VIP does, its id + 1,
+ * whose record (vip_ids) a new flow uses too, not vip_ports;
+ * LB_VIP_HINT_MANY: several do, or one whose id is larger, and a packet uses
+ * its flow's VIP id. vip_ids' key decides which VIP: a stale id only sends a
+ * packet to the general path. The control plane sets an address's bit before
+ * a packet could need it and clears it after its vip_ports record went.
  */
-#define LB_VIP_HINT_SLOTS 4096
+#define LB_VIP_HINT_SLOTS 2048
+#define LB_VIP_HINT_ADDRS 8192
 #define LB_VIP_HINT_IDS 254
 #define LB_VIP_HINT_MANY 255
 #define LB_VIP_HINT_SLOT(a4, port, proto) \
-	((((__u32)(a4) ^ ((__u32)(port) << 16 | (proto))) * 0x9E3779B1u) >> 20)
+	((((__u32)(a4) ^ ((__u32)(port) << 16 | (proto))) * 0x9E3779B1u) >> 21)
+#define LB_VIP_HINT_ADDR(a4) (((__u32)(a4) * 0x9E3779B1u) >> 19)
 
 struct lb_vip_hint {
 	__u8 id[LB_VIP_HINT_SLOTS];
+	__u32 addr[LB_VIP_HINT_ADDRS / 32];
+	__u32 ready;
 };
 
 struct lb_backend {

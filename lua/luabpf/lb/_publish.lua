@@ -72,6 +72,24 @@ end
 -- matches it), writes the new record with proto 0, then sets its proto.
 -- Objects without vip_ids (conntrack, an older lb.bpf.o) skip all this,
 -- and a VIP whose id is past the map's end takes the general path.
+ffi.cdef [[
+struct luabpf_lb_vip_hint { uint8_t id[2048]; uint32_t addr[256]; uint32_t ready; };
+]]
+local hint_t = ffi.typeof("struct luabpf_lb_vip_hint")
+local HINT_IDS, HINT_MANY = 254, 255
+local rshift = bit.rshift
+local word = ffi.new("uint32_t[1]")
+
+-- An IPv4 address's 32 bits as a packet holds them (a number), and the top
+-- n bits of x * 0x9E3779B1 mod 2^32: lb.h's LB_VIP_HINT_SLOT and _ADDR.
+local function addr_word(a)
+  ffi.copy(word, addr.bytes(a):sub(13), 4)
+  return word[0]
+end
+local function hash_top(x, n)
+  return rshift(tonumber(ffi.cast("uint32_t", ffi.cast("uint32_t", x % 2 ^ 32) * 0x9E3779B1ULL)), 32 - n)
+end
+
 local function vid_rec(self, v, proto)
   return { key = { addr = self:_mapped(v.addr), port = v.port, proto = proto, pad = 0 }, vip = vip_value(v) }
 end
@@ -81,7 +99,6 @@ function Service:_clear_vip_id(id)
   if not w or w.proto == 0 then return end
   w.rec.key.proto, w.proto = 0, 0
   assert(self.m.vip_ids:update(id, w.rec))
-  self.hint_dirty = true
 end
 
 function Service:_write_vip_id(v)
@@ -105,34 +122,41 @@ function Service:_write_vip_id(v)
   assert(m:update(v.id, rec))
   local slot
   if addr.is_v4(v.addr) then -- LB_VIP_HINT_SLOT of what the packet holds
-    local u = ffi.new("uint32_t[1]")
-    ffi.copy(u, addr.bytes(v.addr):sub(13), 4)
     local port = bit.bor(bit.rshift(v.port, 8), bit.lshift(bit.band(v.port, 0xff), 8))
-    local x = ffi.cast("uint32_t", bit.bxor(u[0], bit.bor(bit.lshift(port, 16), v.proto)))
-    slot = math.floor(tonumber(ffi.cast("uint32_t", x * 0x9E3779B1ULL)) / 2 ^ 20)
+    slot = hash_top(bit.bxor(addr_word(v.addr), bit.bor(bit.lshift(port, 16), v.proto)), 11)
   end
   self.vid[v.id] = { sig = sig, table = v.table, proto = v.proto, rec = rec, slot = slot }
-  self.hint_dirty = true
 end
 
--- vip_hint (bpf/lb/lb.h, struct lb_vip_hint): for each slot of an IPv4 VIP
--- with a live fast-path record, its id + 1, or HINT_MANY where several
--- share the slot or the id does not fit; written when a byte changes.
-local HINT_SLOTS, HINT_IDS, HINT_MANY = 4096, 254, 255
+-- vip_hint (bpf/lb/lb.h, struct lb_vip_hint): the bit of each IPv4 address
+-- the service puts in vip_ports; for each slot of an IPv4 VIP with a live
+-- fast-path record, its id + 1, or HINT_MANY where several share the slot or
+-- the id does not fit. Written when it changes; the first time once with
+-- ready clear, then set, so no packet sees it ready before the bits are in.
 function Service:_write_vip_hint()
   local m = self.m.vip_hint
-  if not m or not self.hint_dirty then return end
-  self.hint_dirty = false
+  if not m then return end
   self.hint_size = self.hint_size or m:info().value_size
-  if self.hint_size ~= HINT_SLOTS then return end -- an object of another layout: no fast path
-  local ids = ffi.new("uint8_t[?]", HINT_SLOTS)
+  if self.hint_size ~= ffi.sizeof(hint_t) then return end -- an object of another layout: no fast path
+  local h = hint_t()
   for id, w in pairs(self.vid) do
     if w.proto ~= 0 and w.slot then
-      ids[w.slot] = (ids[w.slot] == 0 and id < HINT_IDS) and id + 1 or HINT_MANY
+      h.id[w.slot] = (h.id[w.slot] == 0 and id < HINT_IDS) and id + 1 or HINT_MANY
     end
   end
-  local raw = ffi.string(ids, HINT_SLOTS)
+  for a in pairs(self:_flags_by_addr()) do
+    if addr.is_v4(a) then
+      local i = hash_top(addr_word(a), 13)
+      h.addr[rshift(i, 5)] = bit.bor(h.addr[rshift(i, 5)], bit.lshift(1, bit.band(i, 31))) % 2 ^ 32
+    end
+  end
+  h.ready = 1
+  local raw = ffi.string(h, ffi.sizeof(h))
   if raw == self.hint_raw then return end
+  if not self.hint_raw then
+    h.ready = 0
+    assert(m:update(0, ffi.string(h, ffi.sizeof(h))))
+  end
   assert(m:update(0, raw))
   self.hint_raw = raw
 end

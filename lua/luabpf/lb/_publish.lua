@@ -65,17 +65,9 @@ function Service:_write_addr_vips(a, flags)
   self:_write_vip_hint()
 end
 
--- The fast path's records (bpf/lb/lb.h, struct lb_vip_id): a VIP's key and
--- record at its id, as last written (self.vid[id]). Where a packet could
--- read one half-written, one byte moves at a time: a table flip is one
--- byte; anything else first turns the old record's proto to 0 (no packet
--- matches it), writes the new record with proto 0, then sets its proto.
--- Objects without vip_ids (conntrack, an older lb.bpf.o) skip all this,
--- and a VIP whose id is past the map's end takes the general path.
-ffi.cdef [[
-struct luabpf_lb_vip_hint { uint8_t id[2048]; uint32_t addr[256]; uint32_t ready; };
-]]
-local hint_t = ffi.typeof("struct luabpf_lb_vip_hint")
+-- struct lb_vip_hint's layout (bpf/lb/lb.h); an object whose map has
+-- another size gets no hint.
+local hint_t = ffi.typeof("struct { uint8_t id[2048]; uint32_t addr[256]; uint32_t ready; }")
 local HINT_IDS, HINT_MANY = 254, 255
 local rshift = bit.rshift
 local word = ffi.new("uint32_t[1]")
@@ -90,6 +82,13 @@ local function hash_top(x, n)
   return rshift(tonumber(ffi.cast("uint32_t", ffi.cast("uint32_t", x % 2 ^ 32) * 0x9E3779B1ULL)), 32 - n)
 end
 
+-- The fast path's records (bpf/lb/lb.h, struct lb_vip_id): a VIP's key and
+-- record at its id, as last written (self.vid[id]). Where a packet could
+-- read one half-written, one byte moves at a time: a table flip is one
+-- byte; anything else first turns the old record's proto to 0 (no packet
+-- matches it), writes the new record with proto 0, then sets its proto.
+-- Objects without vip_ids (conntrack, an older lb.bpf.o) skip all this,
+-- and a VIP whose id is past the map's end takes the general path.
 local function vid_rec(self, v, proto)
   return { key = { addr = self:_mapped(v.addr), port = v.port, proto = proto, pad = 0 }, vip = vip_value(v) }
 end

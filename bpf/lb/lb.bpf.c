@@ -451,26 +451,27 @@ static __always_inline bool ip_csum_ok(const struct iphdr *ip)
 }
 
 /*
- * The fast path (lb.h, struct lb_vip_id and struct lb_vip_hint): an IPv4 TCP
- * or UDP packet with no options or fragment, whose (address, port,
- * protocol) vip_hint marks: the record of the VIP vip_hint names (or, where
- * it names several, its flow's VIP), when vip_ids still has that VIP at the
- * packet's address, port and protocol; found without vip_ports, for a new
- * flow as for an established one. Otherwise NULL. Either way p->f is the
- * flow (or NULL) when flows was looked up, so to_vip() does not look again.
+ * The fast path (lb.h, struct lb_vip_id and struct lb_vip_hint): a TCP or
+ * UDP packet (IPv4: no options or fragment, a right header checksum; IPv6: no
+ * extension header) whose (address, port, protocol) vip_hint marks, a32 the
+ * address's 32 bits (hint_addr): the record of the VIP vip_hint names (or,
+ * where it names several, its flow's VIP), when vip_ids still has that VIP
+ * at the packet's address, port and protocol; found without vip_ports, for
+ * a new flow as for an established one. Otherwise NULL. Either way p->f is
+ * the flow (or NULL) when flows was looked up, so to_vip() does not look
+ * again.
  */
-static __always_inline struct lb_vip *fast_vip(struct pkt *p, struct iphdr *ip, __u16 tot,
-					      struct lb_vip_hint *hint)
+static __always_inline struct lb_vip *fast_vip(struct pkt *p, struct lb_vip_hint *hint, __u32 a32,
+					      void *l4h, __u8 proto, __u32 l4len)
 {
 	struct lb_vip_id *vi;
 	__u32 id;
 	__u8 h;
 
-	if (!hint || ip->ihl != 5 || (ip->frag_off & bpf_htons(IP_MF | IP_OFFSET)) ||
-	    l4_parse(p, ip + 1, ip->protocol, tot - sizeof(*ip), true))
+	if (!hint || l4_parse(p, l4h, proto, l4len, true))
 		return NULL;
-	h = hint->id[LB_VIP_HINT_SLOT(ip->daddr, p->key.dport, p->key.proto) % LB_VIP_HINT_SLOTS];
-	if (!h || !ip_csum_ok(ip))
+	h = hint->id[LB_VIP_HINT_SLOT(a32, p->key.dport, p->key.proto) % LB_VIP_HINT_SLOTS];
+	if (!h || (p->ip4 && !ip_csum_ok(p->ip4)))
 		return NULL;
 	p->f = bpf_map_lookup_elem(&flows, &p->key);
 	p->looked = 1;
@@ -487,13 +488,28 @@ static __always_inline struct lb_vip *fast_vip(struct pkt *p, struct iphdr *ip, 
 	return &vi->vip;
 }
 
+/*
+ * vip_hint, or NULL when a32 (an IPv4 address, or an IPv6 one's four words
+ * XORed) is not an address of the service's: its bit clear once the page is
+ * ready. *pass is then set: the packet is not for the balancer.
+ */
+static __always_inline struct lb_vip_hint *hint_addr(__u32 a32, bool *pass)
+{
+	__u32 zero = 0, a = LB_VIP_HINT_ADDR(a32) % LB_VIP_HINT_ADDRS;
+	struct lb_vip_hint *hint = bpf_map_lookup_elem(&vip_hint, &zero);
+
+	*pass = hint && hint->ready && !(hint->addr[a / 32] & (1u << (a % 32)));
+	return hint;
+}
+
 static __always_inline int ipv4(struct xdp_md *ctx, struct pkt *p, struct iphdr *ip)
 {
 	struct lb_addr_vips *av = NULL;
 	struct lb_vip_hint *hint;
-	struct lb_vip *vip;
-	__u32 r, zero = 0, a;
+	struct lb_vip *vip = NULL;
+	bool pass;
 	__u16 tot;
+	__u32 r;
 
 	if ((void *)(ip + 1) > p->end)
 		return verdict(p, LB_DROP_BAD_IP, XDP_DROP);
@@ -503,11 +519,11 @@ static __always_inline int ipv4(struct xdp_md *ctx, struct pkt *p, struct iphdr 
 	v4_mapped(&p->key.dst, ip->daddr);
 	v4_mapped(&p->key.src, ip->saddr);
 	p->ip4 = ip;
-	hint = bpf_map_lookup_elem(&vip_hint, &zero);
-	a = LB_VIP_HINT_ADDR(ip->daddr) % LB_VIP_HINT_ADDRS;
-	if (hint && hint->ready && !(hint->addr[a / 32] & (1u << (a % 32))))
+	hint = hint_addr(ip->daddr, &pass);
+	if (pass)
 		return verdict(p, LB_PASS_NOT_VIP, XDP_PASS);
-	vip = fast_vip(p, ip, tot, hint);
+	if (ip->ihl == 5 && !(ip->frag_off & bpf_htons(IP_MF | IP_OFFSET)))
+		vip = fast_vip(p, hint, ip->daddr, ip + 1, ip->protocol, tot - sizeof(*ip));
 	if (!vip) {
 		av = bpf_map_lookup_elem(&vip_ports, &p->key.dst);
 		if (!av)
@@ -524,8 +540,12 @@ static __always_inline int ipv4(struct xdp_md *ctx, struct pkt *p, struct iphdr 
 
 static __always_inline int ipv6(struct xdp_md *ctx, struct pkt *p, struct ipv6hdr *ip6)
 {
-	struct lb_addr_vips *av;
-	__u32 r;
+	struct lb_addr_vips *av = NULL;
+	struct lb_vip_hint *hint;
+	struct lb_vip *vip;
+	const __u32 *w;
+	__u32 r, a32;
+	bool pass;
 
 	if ((void *)(ip6 + 1) > p->end)
 		return verdict(p, LB_DROP_BAD_IP, XDP_DROP);
@@ -533,15 +553,23 @@ static __always_inline int ipv6(struct xdp_md *ctx, struct pkt *p, struct ipv6hd
 	    (void *)(ip6 + 1) + bpf_ntohs(ip6->payload_len) > p->end)
 		return verdict(p, LB_DROP_BAD_IP, XDP_DROP);
 	__builtin_memcpy(&p->key.dst, &ip6->daddr, 16);
-	av = bpf_map_lookup_elem(&vip_ports, &p->key.dst);
-	if (!av)
+	w = (const __u32 *)&ip6->daddr;
+	a32 = w[0] ^ w[1] ^ w[2] ^ w[3];
+	hint = hint_addr(a32, &pass);
+	if (pass)
 		return verdict(p, LB_PASS_NOT_VIP, XDP_PASS);
 	__builtin_memcpy(&p->key.src, &ip6->saddr, 16);
 	p->ip6 = ip6;
-	r = ip6_stop(ip6, av->flags);
-	if (r)
-		return stop(p, r);
-	return l4(ctx, p, ip6 + 1, ip6->nexthdr, bpf_ntohs(ip6->payload_len), av, NULL);
+	vip = fast_vip(p, hint, a32, ip6 + 1, ip6->nexthdr, bpf_ntohs(ip6->payload_len));
+	if (!vip) {
+		av = bpf_map_lookup_elem(&vip_ports, &p->key.dst);
+		if (!av)
+			return verdict(p, LB_PASS_NOT_VIP, XDP_PASS);
+		r = ip6_stop(ip6, av->flags);
+		if (r)
+			return stop(p, r);
+	}
+	return l4(ctx, p, ip6 + 1, ip6->nexthdr, bpf_ntohs(ip6->payload_len), av, vip);
 }
 
 SEC("xdp")

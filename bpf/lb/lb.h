@@ -103,9 +103,9 @@ struct lb_addr_vips {
 };
 
 /*
- * The established-flow fast path (bpf/lb/lb.bpf.c, IPv4): a packet whose
- * 5-tuple is in flows is forwarded with that one hash lookup, its VIP read
- * by the flow's VIP id from vip_ids, where the control plane keeps each
+ * The fast path (bpf/lb/lb.bpf.c): a packet to a VIP is forwarded with one
+ * hash lookup (flows), its VIP's record read by id from vip_ids (the id
+ * vip_hint names, or its flow's), where the control plane keeps each
  * published VIP's key beside its record. The key must be the packet's
  * (address, port, protocol): a VIP removed, or its id given to another
  * VIP, no longer matches its old flows, which then take the general path.
@@ -119,20 +119,21 @@ struct lb_vip_id {
 };
 
 /*
- * vip_hint, one page (an mmapable array's value starts on one): which IPv4
- * addresses are in vip_ports, and which VIP an (address, port, protocol)
- * may be. addr: a bit per hash of the address (LB_VIP_HINT_ADDR of its 32
- * bits as the packet holds them), set for every IPv4 VIP or NAT source
- * address; once ready is set, a packet to an address whose bit is clear is
- * not for the balancer and passes without a vip_ports lookup. id: a byte per
- * hash of the address, port (as the packet holds it) and protocol
- * (LB_VIP_HINT_SLOT): 0, no VIP hashes here, the packet takes the general
- * path without a flow lookup; 1..LB_VIP_HINT_IDS: one VIP does, its id + 1,
- * whose record (vip_ids) a new flow uses too, not vip_ports;
- * LB_VIP_HINT_MANY: several do, or one whose id is larger, and a packet uses
- * its flow's VIP id. vip_ids' key decides which VIP: a stale id only sends a
- * packet to the general path. The control plane sets an address's bit before
- * a packet could need it and clears it after its vip_ports record went.
+ * vip_hint, one page (an mmapable array's value starts on one): which
+ * addresses are in vip_ports, and which VIP an (address, port, protocol) may
+ * be. An address counts as 32 bits: an IPv4 one's as the packet holds them,
+ * an IPv6 one's four words XORed. addr: a bit per hash of those
+ * (LB_VIP_HINT_ADDR), set for every VIP or NAT source address; once ready is
+ * set, a packet to an address whose bit is clear is not for the balancer and
+ * passes without a vip_ports lookup. id: a byte per hash of the address, the
+ * port (as the packet holds it) and the protocol (LB_VIP_HINT_SLOT): 0, no
+ * VIP hashes here, the packet takes the general path without a flow lookup;
+ * 1..LB_VIP_HINT_IDS: one VIP does, its id + 1, whose record (vip_ids) a new
+ * flow uses too, not vip_ports; LB_VIP_HINT_MANY: several do, or one whose id
+ * is larger, and a packet uses its flow's VIP id. vip_ids' key decides which
+ * VIP: a stale id only sends a packet to the general path. The control plane
+ * sets an address's bit right after its vip_ports record is written and
+ * clears it after the record is deleted.
  */
 #define LB_VIP_HINT_SLOTS 2048
 #define LB_VIP_HINT_ADDRS 8192

@@ -9,7 +9,7 @@
 -- VIP, twice (the second time from the flow table's fast path, bpf/lb/lb.h:
 -- struct lb_vip_id). Then the address's vip_ports record is deleted behind
 -- the control plane's back: established and new flows to its VIPs still go
--- by vip_hint and vip_ids. Prints one line per step: port=verdict, and for a
+-- by vip_hint and vip_ids; the same for an IPv6 VIP. Prints one line per step: port=verdict, and for a
 -- forward >the destination port it left with.
 local bit = require("bit")
 local uv = require("luv")
@@ -37,6 +37,16 @@ local function syn(dport, sport)
     .. "\10\1\0\5\10\10\100\1" .. be16(sport or 4000) .. be16(dport) .. "\0\0\0\1\0\0\0\0\80\2\255\255\0\0\0\0"
   f = f:sub(1, 24) .. be16(0xffff - sum16(f, 15, 34, 0)) .. f:sub(27)
   return f:sub(1, 50) .. be16(0xffff - sum16(f, 35, #f, sum16(f, 27, 34, 6 + #f - 34))) .. f:sub(53)
+end
+
+-- The same from [fd00:1::5]:sport to [fd00:100::1]:dport.
+local function syn6(dport, sport)
+  local src = "\253\0\0\1" .. string.rep("\0", 11) .. "\5"
+  local dst = "\253\0\1\0" .. string.rep("\0", 11) .. "\1"
+  local tcp = be16(sport) .. be16(dport) .. "\0\0\0\1\0\0\0\0\80\2\255\255\0\0\0\0"
+  local ph = src .. dst .. "\0\0\0\20\0\0\0\6"
+  tcp = tcp:sub(1, 16) .. be16(0xffff - sum16(tcp, 1, #tcp, sum16(ph, 1, #ph, 0))) .. tcp:sub(19)
+  return "\2\0\0\0\0\1" .. lbmac .. be16(0x86dd) .. "\96\0\0\0" .. be16(20) .. "\6\64" .. src .. dst .. tcp
 end
 
 local svc = assert(lb.new({ name = "vipports" .. uv.os_getpid(), attach = false, pin = false,
@@ -73,6 +83,21 @@ local ok, err = pcall(function()
   assert(svc.m.vip_ports:delete(svc:_mapped("10.10.100.1")))
   step()
   step(4001)
+  -- An IPv6 VIP: forwarded; its port 81 passes; then, without its address's
+  -- vip_ports record, established and new flows still forward, port 81 passes.
+  svc:add_vip({ name = "v6", addr = "fd00:100::1", port = 80, mode = "dsr",
+    backends = { { name = "b6", addr = "fd00::11" } } })
+  local md6 = require("ffi").new("uint32_t[6]", 0, 74, 0, ifindex, 0, 0)
+  local opts6 = { ctx = require("ffi").string(md6, 24), data_size_out = 256 }
+  local r = {}
+  local function v6(dport, sport) r[#r + 1] = assert(svc.prog:test_run(syn6(dport, sport), opts6)).verdict end
+  v6(80, 4000)
+  v6(81, 4000)
+  assert(svc.m.vip_ports:delete(svc:_mapped("fd00:100::1")))
+  v6(80, 4000)
+  v6(80, 4001)
+  v6(81, 4000)
+  print("v6 " .. table.concat(r, " "))
 end)
 svc:close()
 assert(ok, err)

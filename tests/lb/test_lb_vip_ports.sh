@@ -8,7 +8,8 @@
 # port 80 again, as NAT to 8080): flows left by the removed VIPs must not be
 # forwarded by the flow table's fast path under the ids' new owners. With
 # the address's vip_ports record deleted, the fast path alone (vip_hint,
-# vip_ids) must still forward established and new flows: it is taken.
+# vip_ids) must still forward established and new flows: it is taken. The
+# same for an IPv6 VIP.
 source "$LUABPF_SOURCE_DIR/tests/lib.sh"
 
 t_netns NS
@@ -20,6 +21,9 @@ ip netns exec "$NS" sysctl -qw net.ipv4.conf.all.forwarding=1 net.ipv4.conf.eth0
 ip -n "$NS" neigh add 10.10.0.11 lladdr 02:00:00:00:00:11 dev eth0 nud permanent
 ip -n "$NS" route add 10.1.0.0/16 via 10.10.0.1
 ip -n "$NS" neigh add 10.10.0.1 lladdr 02:00:00:00:00:01 dev eth0 nud permanent
+ip -n "$NS" addr add fd00::2/64 dev eth0 nodad
+ip netns exec "$NS" sysctl -qw net.ipv6.conf.all.forwarding=1
+ip -n "$NS" neigh add fd00::11 lladdr 02:00:00:00:00:11 dev eth0 nud permanent
 
 out=$("$LUABPF" --netns "$NS" run "$LUABPF_SOURCE_DIR/tests/lb/lb_vip_ports.lua" eth0 2>&1) || {
   t_fail "driver failed: $out"; t_done; }
@@ -38,4 +42,6 @@ t_eq "$(sed -n 3p <<<"$out")" "$readded" "ids reused: old flows of other VIPs pa
 t_eq "$(sed -n 4p <<<"$out")" "$readded" "the same again, established flows on the fast path"
 t_eq "$(sed -n 5p <<<"$out")" "$readded" "vip_ports emptied: established flows still forward by vip_ids"
 t_eq "$(sed -n 6p <<<"$out")" "$readded" "vip_ports emptied: new flows to a VIP vip_hint names forward too"
+t_eq "$(sed -n 7p <<<"$out")" "v6 XDP_TX XDP_PASS XDP_TX XDP_TX XDP_PASS" \
+  "IPv6 VIP: forwarded, other port passes; without its vip_ports record, established and new flows still forward"
 t_done

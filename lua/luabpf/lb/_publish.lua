@@ -70,13 +70,19 @@ end
 local hint_t = ffi.typeof("struct { uint8_t id[2048]; uint32_t addr[256]; uint32_t ready; }")
 local HINT_IDS, HINT_MANY = 254, 255
 local rshift = bit.rshift
-local word = ffi.new("uint32_t[1]")
+local words = ffi.new("uint32_t[4]")
 
--- An IPv4 address's 32 bits as a packet holds them (a number), and the top
--- n bits of x * 0x9E3779B1 mod 2^32: lb.h's LB_VIP_HINT_SLOT and _ADDR.
+-- An address's 32 bits for vip_hint (a number): an IPv4 address's as a
+-- packet holds them, an IPv6 address's four words XORed (lb.bpf.c,
+-- hint_addr); and the top n bits of x * 0x9E3779B1 mod 2^32: lb.h's
+-- LB_VIP_HINT_SLOT and _ADDR.
 local function addr_word(a)
-  ffi.copy(word, addr.bytes(a):sub(13), 4)
-  return word[0]
+  if addr.is_v4(a) then
+    ffi.copy(words, addr.bytes(a):sub(13), 4)
+    return words[0]
+  end
+  ffi.copy(words, addr.bytes(a), 16)
+  return bit.bxor(words[0], words[1], words[2], words[3]) % 2 ^ 32
 end
 local function hash_top(x, n)
   return rshift(tonumber(ffi.cast("uint32_t", ffi.cast("uint32_t", x % 2 ^ 32) * 0x9E3779B1ULL)), 32 - n)
@@ -119,16 +125,14 @@ function Service:_write_vip_id(v)
   assert(m:update(v.id, rec))
   rec.key.proto = v.proto
   assert(m:update(v.id, rec))
-  local slot
-  if addr.is_v4(v.addr) then -- LB_VIP_HINT_SLOT of what the packet holds
-    local port = bit.bor(bit.rshift(v.port, 8), bit.lshift(bit.band(v.port, 0xff), 8))
-    slot = hash_top(bit.bxor(addr_word(v.addr), bit.bor(bit.lshift(port, 16), v.proto)), 11)
-  end
+  -- LB_VIP_HINT_SLOT of what the packet holds (the port in network order)
+  local port = bit.bor(bit.rshift(v.port, 8), bit.lshift(bit.band(v.port, 0xff), 8))
+  local slot = hash_top(bit.bxor(addr_word(v.addr), bit.bor(bit.lshift(port, 16), v.proto)), 11)
   self.vid[v.id] = { sig = sig, table = v.table, proto = v.proto, rec = rec, slot = slot }
 end
 
--- vip_hint (bpf/lb/lb.h, struct lb_vip_hint): the bit of each IPv4 address
--- the service puts in vip_ports; for each slot of an IPv4 VIP with a live
+-- vip_hint (bpf/lb/lb.h, struct lb_vip_hint): the bit of each address the
+-- service puts in vip_ports; for each slot of a VIP with a live
 -- fast-path record, its id + 1, or HINT_MANY where several share the slot or
 -- the id does not fit. Written when it changes; the first time once with
 -- ready clear, then set, so no packet sees it ready before the bits are in.
@@ -139,15 +143,13 @@ function Service:_write_vip_hint()
   if self.hint_size ~= ffi.sizeof(hint_t) then return end -- an object of another layout: no fast path
   local h = hint_t()
   for id, w in pairs(self.vid) do
-    if w.proto ~= 0 and w.slot then
+    if w.proto ~= 0 then
       h.id[w.slot] = (h.id[w.slot] == 0 and id < HINT_IDS) and id + 1 or HINT_MANY
     end
   end
   for a in pairs(self:_flags_by_addr()) do
-    if addr.is_v4(a) then
-      local i = hash_top(addr_word(a), 13)
-      h.addr[rshift(i, 5)] = bit.bor(h.addr[rshift(i, 5)], bit.lshift(1, bit.band(i, 31))) % 2 ^ 32
-    end
+    local i = hash_top(addr_word(a), 13)
+    h.addr[rshift(i, 5)] = bit.bor(h.addr[rshift(i, 5)], bit.lshift(1, bit.band(i, 31))) % 2 ^ 32
   end
   h.ready = 1
   local raw = ffi.string(h, ffi.sizeof(h))

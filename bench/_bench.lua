@@ -50,7 +50,8 @@ end
 -- { key, label, prog, packets, verdict [, check] }, cycling through its
 -- packets where the last loop left off; it returns wall-clock ns per call and
 -- the mean of the kernel's duration_ns, and raises on a verdict other than
--- the case's, or when check(packet, output) returns a complaint.
+-- the case's, or when check(packet, output) returns a complaint. opts: the
+-- test_run options, or a function of the packet giving them.
 function M.runner(chunk, opts)
   local pos = {}
   return function(c)
@@ -60,7 +61,7 @@ function M.runner(chunk, opts)
     for _ = 1, chunk do
       k = k + 1
       if k > n then k = 1 end
-      local r = prog:test_run(pkts[k], opts)
+      local r = prog:test_run(pkts[k], type(opts) == "function" and opts(pkts[k]) or opts)
       if r.verdict ~= want then
         error(("%s: packet %d gave %s, not %s"):format(c[2], k, tostring(r.verdict), want))
       end

@@ -7,7 +7,8 @@ BENCH=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 # bpf_fib_lookup answers under test_run: eth0 (a veth) with the balancer's
 # address 10.10.0.2/24, forwarding on (bpf_fib_lookup refuses otherwise) and
 # permanent neighbour entries for the client (10.10.0.1) and the backends
-# (10.10.0.11-13), so every lookup finds a MAC. The caller removes NS (trap).
+# (10.10.0.11-13), so every lookup finds a MAC; the same in IPv6 (fd00::2/64,
+# backends fd00::11-13, the same MACs). The caller removes NS (trap).
 bench_fib_netns() {
   local ns=$1 i
   ip netns add "$ns"
@@ -23,6 +24,11 @@ bench_fib_netns() {
   done
   # The misses' sources (10.1.0.0 to 10.5.255.255) route via the client.
   ip -n "$ns" route add 10.0.0.0/13 via 10.10.0.1
+  ip -n "$ns" addr add fd00::2/64 dev eth0 nodad
+  ip netns exec "$ns" sysctl -qw net.ipv6.conf.all.forwarding=1
+  for i in 1 2 3; do
+    ip -n "$ns" neigh add "fd00::1$i" lladdr "02:00:00:00:00:1$i" dev eth0 nud permanent
+  done
 }
 
 # bench_lab_init [BUILD_DIR [SECONDS [RUNS]]]: the start of the scripts that

@@ -1,10 +1,15 @@
 # SPDX-License-Identifier: MIT
 # A client for the load balancer tests. Prints one JSON object.
 #   lb_client.py spread URL N          N new connections, one GET each: {"b1": n, ...}
-#   lb_client.py hold HOST PORT K SECS K keep-alive connections, a GET on each every
+#   lb_client.py hold HOST PORT K SECS [STOP]
+#                                      K keep-alive connections, a GET on each every
 #                                      100 ms for SECS: per connection its backends, errors
-#                                      and the first error's kind (ConnectionResetError, ...)
+#                                      and the first error's kind (ConnectionResetError, ...).
+#                                      With STOP (a path): until that file exists (SECS at
+#                                      most), then one more GET on each open connection, so
+#                                      each is used after what the caller did before it.
 import json
+import os
 import socket
 import sys
 import time
@@ -50,14 +55,15 @@ def spread(host, port, n):
     return counts
 
 
-def hold(host, port, k, secs):
+def hold(host, port, k, secs, stop=None):
     conns = []
     for _ in range(k):
         # A generous timeout: a slow answer on a busy machine is not a reset.
         c = {"sock": connect(host, port, 10), "backends": [], "errors": 0, "requests": 0}
         conns.append(c)
     end = time.time() + secs
-    while time.time() < end:
+
+    def round_():
         for c in conns:
             if c["sock"] is None:
                 continue
@@ -71,7 +77,12 @@ def hold(host, port, k, secs):
                 c["error"] = type(e).__name__
                 c["sock"].close()
                 c["sock"] = None
+
+    while time.time() < end and not (stop and os.path.exists(stop)):
+        round_()
         time.sleep(0.1)
+    if stop:
+        round_()
     return [{k: v for k, v in c.items() if k != "sock"} for c in conns]
 
 
@@ -79,4 +90,5 @@ cmd = sys.argv[1]
 if cmd == "spread":
     print(json.dumps(spread(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))))
 elif cmd == "hold":
-    print(json.dumps(hold(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]))))
+    print(json.dumps(hold(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5]),
+                          sys.argv[6] if len(sys.argv) > 6 else None)))

@@ -73,13 +73,15 @@ lb_ct_spread() {
 
 # lb_ct_pool_change NEED_B2 [CHECK]: long-lived connections while the pool
 # changes: once all are up, +1 s add b4, +2 s drain b1, +3 s remove b2 with
-# flush; CHECK (a command) runs then, while they are still open (they are
-# held 8 s). Connections on b1 and b3 must survive on their backend, every
-# one on b2 must be reset; NEED_B2=1 fails when none landed on b2 (the flush
-# untested).
+# flush; CHECK (a command) runs then, while they are still open. The client
+# keeps them until a second after that (60 s at most) and then uses each once
+# more, so every connection on b2 is used after the flush. Connections on b1
+# and b3 must survive on their backend, every one on b2 must be reset;
+# NEED_B2=1 fails when none landed on b2 (the flush untested).
 lb_ct_pool_change() {
-  local need_b2=$1 check=${2:-} hold out summary line conns
-  client hold 10.10.100.1 80 24 8 >"$LBOUT" &
+  local need_b2=$1 check=${2:-} hold out summary line conns stop
+  stop=$(mktemp -u)
+  client hold 10.10.100.1 80 24 60 "$stop" >"$LBOUT" &
   hold=$!
   lb_established 24 80
   # Durations, not waits: the connections run a second in each pool.
@@ -87,7 +89,9 @@ lb_ct_pool_change() {
   sleep 1; drv "weight b1 0"
   sleep 1; drv "remove b2 flush"; echo "removed b2: $ANS"
   if [ -n "$check" ]; then "$check"; fi
+  sleep 1; touch "$stop"
   wait "$hold" || true
+  rm -f "$stop"
   out=$(cat "$LBOUT")
   summary=$(lb_pool_summary "$out")
   echo "$summary"

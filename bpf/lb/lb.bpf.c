@@ -38,11 +38,11 @@ LUABPF_MAP_PINNED(nat, BPF_MAP_TYPE_LRU_HASH, struct lb_nat_key, struct lb_nat, 
 LUABPF_MAP_PINNED(vip_ports, BPF_MAP_TYPE_HASH, ipv6_t, struct lb_addr_vips, 256);
 
 /*
- * The fast path's VIPs by id, and which IPv4 addresses are the service's and
- * which VIP an (address, port, protocol) hash names (lb.h, struct lb_vip_id
- * and struct lb_vip_hint): written by the control plane
- * at each publish, not pinned (a restart writes them again; until then
- * every packet takes the general path). A VIP whose id is past vip_ids
+ * The fast path's VIPs by id, and which addresses are the service's and which
+ * VIP an (address, port, protocol) hash names (lb.h, struct lb_vip_id and
+ * struct lb_vip_hint): written by the control plane at each publish, not
+ * pinned (a restart writes them again; until then every packet takes the
+ * general path). A VIP whose id is past vip_ids
  * (max_vips over 256) always takes the general path.
  */
 LUABPF_MAP(vip_ids, BPF_MAP_TYPE_ARRAY, __u32, struct lb_vip_id, 256);

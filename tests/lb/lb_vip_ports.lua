@@ -9,8 +9,8 @@
 -- VIP, twice (the second time from the flow table's fast path, bpf/lb/lb.h:
 -- struct lb_vip_id). Then the address's vip_ports record is deleted behind
 -- the control plane's back: established and new flows to its VIPs still go
--- by vip_hint and vip_ids; the same for an IPv6 VIP. Prints one line per step: port=verdict, and for a
--- forward >the destination port it left with.
+-- by vip_hint and vip_ids; the same for an IPv6 VIP. Prints one line per
+-- step: port=verdict, and for a forward >the destination port it left with.
 local bit = require("bit")
 local uv = require("luv")
 local lb = require("luabpf.lb")

@@ -125,8 +125,8 @@ function Service:_write_vip_id(v)
   assert(m:update(v.id, rec))
   rec.key.proto = v.proto
   assert(m:update(v.id, rec))
-  -- LB_VIP_HINT_SLOT of what the packet holds (the port in network order)
-  local port = bit.bor(bit.rshift(v.port, 8), bit.lshift(bit.band(v.port, 0xff), 8))
+  -- LB_VIP_HINT_SLOT of what the packet holds (the port in network order, as _stats.lua's flow key)
+  local port = bit.bswap(bit.lshift(v.port, 16))
   local slot = hash_top(bit.bxor(addr_word(v.addr), bit.bor(bit.lshift(port, 16), v.proto)), 11)
   self.vid[v.id] = { sig = sig, table = v.table, proto = v.proto, rec = rec, slot = slot }
 end

@@ -27,7 +27,7 @@ local uv = require("luv")
 local R = require("luabpf._ringbuf")
 local build = assert(arg[1], "usage: ringbuf_bench.lua BUILD_DIR [N] [ROUNDS]")
 local N = tonumber(arg[2]) or 200000
-local ROUNDS = tonumber(arg[3]) or 7
+local ROUNDS = tonumber(arg[3]) or 15
 local NPERF = math.floor(N * 0.4)
 local PAGES = 2048 -- per CPU: 8 MiB holds NPERF 72-byte samples
 

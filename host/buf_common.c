@@ -189,7 +189,8 @@ uint64_t lbpf_evbuf__drain(struct lbpf_evbuf *b, lua_State *L, uint64_t budget, 
 		lua_pushnumber(L, (lua_Number)(budget - done));
 		lua_pushnumber(L, (lua_Number)batch);
 		lua_pushnumber(L, (lua_Number)deadline);
-		rc = lbpf_pcall(L, 3, 0, b->what);
+		lua_pushnumber(L, (lua_Number)b->slice_ns);
+		rc = lbpf_pcall(L, 4, 0, b->what);
 		b->ops->settle(b);
 		if (rc)
 			b->errors++;

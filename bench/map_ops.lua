@@ -1,6 +1,7 @@
 -- SPDX-License-Identifier: MIT
 -- Map operations per second from Lua against the same operations in C
--- (bench/map_ops.c, libbpf directly) on the same map, in the same run:
+-- (bench/map_ops.c, libbpf directly, loaded into this process) on the same
+-- kind of map, in the same run:
 -- ROUNDS rounds, C and Lua alternating, medians, the Lua/C ratio of the
 -- medians and the spread (lowest and highest ratio of one round's pair).
 -- usage: luabpf run bench/map_ops.lua BUILD_DIR [N] [ROUNDS]
@@ -26,7 +27,6 @@ local build = assert(arg[1], "usage: map_ops.lua BUILD_DIR [N] [ROUNDS]")
 local N = tonumber(arg[2]) or 100000
 local ROUNDS = tonumber(arg[3]) or 7
 local object = build .. "/tests/bpf/maps.bpf.o"
-local cbin = build .. "/bench/map_ops"
 local ops = { "update", "lookup", "update_batch", "lookup_batch", "delete" }
 local modes = { "cdata", "table", "general" }
 
@@ -51,8 +51,18 @@ end
 
 local sink = 0
 
+-- The key and value arrays of the batches, allocated and touched once: the
+-- cdata way sees them as arrays of its map's types, C as __u32 and struct
+-- map_ops_cnt (what a fresh allocation's pages cost is in neither figure).
+local slot_bytes = ffi.new("uint8_t[?]", 20 * N)
+local function slots(K, V)
+  return ffi.cast(ffi.typeof("$(*)[$]", K, N), slot_bytes)[0],
+    ffi.cast(ffi.typeof("$(*)[$]", V, N), slot_bytes + 4 * N)[0]
+end
+
 local function cdata_ops(m, r)
   local K, V = m:ctypes()
+  assert(ffi.sizeof(K) == 4 and ffi.sizeof(V) == 16, "map 'bench' is __u32 -> {__u64, __u64}")
   local v, out = V(), V()
   r.update = rate(function()
     for i = 0, N - 1 do
@@ -66,7 +76,7 @@ local function cdata_ops(m, r)
       sink = sink + tonumber(out.packets + out.bytes)
     end
   end)
-  local ks, vs = ffi.new(ffi.typeof("$[?]", K), N), ffi.new(ffi.typeof("$[?]", V), N)
+  local ks, vs = slots(K, V)
   r.update_batch = rate(function()
     for i = 0, N - 1 do ks[i] = i; vs[i].packets = i + 1; vs[i].bytes = 2 * i end
     assert(m:update_batch(ks, vs))
@@ -131,14 +141,27 @@ local function lua_round(mode)
   return r
 end
 
+-- C in this process (bench/map_ops.c, libmap_ops_c.so) on a map loaded as
+-- lua_round() loads its own, its batches through the arrays the cdata way
+-- uses (slots(), below): one process, clocks and set of pages for both.
+ffi.cdef [[
+  struct map_ops_cnt { uint64_t packets, bytes; };
+  int map_ops_run(int fd, uint32_t n, uint32_t *keys, struct map_ops_cnt *vals, double *out);
+]]
+local clib = ffi.load(build .. "/bench/libmap_ops_c.so")
+local c_rates = ffi.new("double[10]")
 local function c_round()
-  local p = assert(io.popen(string.format("%q %q %d", cbin, object, N)))
+  local obj = assert(bpf.open(object))
+  local m = obj:map("bench")
+  m:set_max_entries(N)
+  assert(obj:load())
+  collectgarbage() -- as rate() does before each Lua measurement
+  local kp, vp = slot_bytes, slot_bytes + 4 * N
+  assert(clib.map_ops_run(m:fd(), N, ffi.cast("uint32_t *", kp), ffi.cast("struct map_ops_cnt *", vp), c_rates) == 0,
+    "map_ops_run (C) failed")
+  obj:close()
   local r = {}
-  for line in p:lines() do
-    local op, w, c = line:match("^(%S+) (%S+) (%S+)$")
-    if op then r[op] = { tonumber(w), tonumber(c) } end
-  end
-  assert(p:close(), "map_ops (C) failed")
+  for i, op in ipairs(ops) do r[op] = { c_rates[2 * i - 2], c_rates[2 * i - 1] } end
   return r
 end
 

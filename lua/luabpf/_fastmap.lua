@@ -237,9 +237,21 @@ local function decoder(plan)
   return generate(src, "luabpf._fastmap decoder", cast, tonumber, TWO53, typeof("const uint8_t *"), unpack(types))
 end
 
+-- One ctype per declaration (host/btf_ffi.c's: anonymous, with every field
+-- and pad spelled out, so the same text is the same layout): maps of one
+-- type, in one object or another (a reload), share their ctypes, a cdata
+-- made for one is the other's too, and a trace made on one map's cdata
+-- stays good for the next.
+local ctypes_by_decl = {}
+
 local function ctype_of(decl, size)
-  local ok, ct = pcall(typeof, decl)
-  if not ok or sizeof(ct) ~= size then return nil end
+  local ct = ctypes_by_decl[decl]
+  if ct == nil then
+    local ok, made = pcall(typeof, decl)
+    ct = ok and made
+    ctypes_by_decl[decl] = ct
+  end
+  if not ct or sizeof(ct) ~= size then return nil end
   return ct
 end
 

@@ -248,6 +248,23 @@ t.eq(#C.lookup_batch(b), 0, "every entry deleted")
 t.raises(function() b:update_batch(ffi.new("uint64_t[2]"), vs) end,
   "map 'bench': update_batch expects a list of keys, got cdata", "keys of the wrong type")
 
+-- Maps of one type share their ctypes, also in another load of the object
+-- (a reload): a cdata made for one takes the other's fast path.
+do
+  local again = assert(bpf.load(t.object("maps")))
+  local b2 = again:map("bench")
+  local K2, V2 = b2:ctypes()
+  t.ok(K2 == K and V2 == V, "the same ctypes in another load of the object")
+  local saved = C.update
+  C.update = function() error("the C method was called") end
+  local v = V()
+  v.packets, v.bytes = 7, 8
+  t.eq(b2:update(5, v), true, "a cdata made for the first load updates the second, fast")
+  C.update = saved
+  t.same(b2:lookup(5), { packets = 7, bytes = 8 }, "and reads back")
+  again:close()
+end
+
 -- Closed objects and maps: the C method's messages.
 local o2 = assert(bpf.open(t.object("maps")))
 local early = o2:map("counts")

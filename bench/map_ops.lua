@@ -1,9 +1,10 @@
 -- SPDX-License-Identifier: MIT
 -- Map operations per second from Lua against the same operations in C
 -- (bench/map_ops.c, libbpf directly, loaded into this process) on the same
--- kind of map, in the same run:
--- ROUNDS rounds, C and Lua alternating, medians, the Lua/C ratio of the
--- medians and the spread (lowest and highest ratio of one round's pair).
+-- kind of map, in the same run: ROUNDS rounds, each Lua way beside a C run
+-- (C first in odd rounds, second in even ones), medians, the Lua/C ratio of
+-- the medians and the spread (lowest and highest ratio of one round's
+-- pair). Each side has its own map, loaded once (a round leaves it empty).
 -- usage: luabpf run bench/map_ops.lua BUILD_DIR [N] [ROUNDS]
 --
 -- Three ways from Lua, each what its users would write:
@@ -41,11 +42,11 @@ local function cpu_s()
   return tonumber(ts.tv_sec) + tonumber(ts.tv_nsec) / 1e9
 end
 
--- Two rates for one run of fn: per wall second, per CPU second.
-local function rate(fn)
+-- Two rates for one run of fn(...): per wall second, per CPU second.
+local function rate(fn, ...)
   collectgarbage() -- each measurement starts with no garbage from the one before
   local t0, c0 = uv.hrtime(), cpu_s()
-  fn()
+  fn(...)
   return { N / ((uv.hrtime() - t0) / 1e9), N / (cpu_s() - c0) }
 end
 
@@ -60,35 +61,47 @@ local function slots(K, V)
     ffi.cast(ffi.typeof("$(*)[$]", V, N), slot_bytes + 4 * N)[0]
 end
 
-local function cdata_ops(m, r)
-  local K, V = m:ctypes()
-  assert(ffi.sizeof(K) == 4 and ffi.sizeof(V) == 16, "map 'bench' is __u32 -> {__u64, __u64}")
-  local v, out = V(), V()
-  r.update = rate(function()
+-- Each way's operations are functions made once and given the round's map:
+-- a loop in a closure made anew each round would start a new side trace
+-- each round (LuaJIT's traces check which closure they run in), a longer
+-- chain of failing checks every round, as a script's one hot loop never
+-- has.
+local cdata_way = {
+  update = function(m, v)
     for i = 0, N - 1 do
       v.packets = i; v.bytes = 2 * i
       m:update(i, v)
     end
-  end)
-  r.lookup = rate(function()
+  end,
+  lookup = function(m, out)
     for i = 0, N - 1 do
       m:lookup(i, out)
       sink = sink + tonumber(out.packets + out.bytes)
     end
-  end)
-  local ks, vs = slots(K, V)
-  r.update_batch = rate(function()
+  end,
+  update_batch = function(m, ks, vs)
     for i = 0, N - 1 do ks[i] = i; vs[i].packets = i + 1; vs[i].bytes = 2 * i end
     assert(m:update_batch(ks, vs))
-  end)
-  r.lookup_batch = rate(function()
+  end,
+  lookup_batch = function(m, ks, vs)
     local n = m:lookup_batch({ keys = ks, values = vs })
     assert(n == N, "lookup_batch returned " .. tostring(n))
     for i = 0, n - 1 do sink = sink + tonumber(vs[i].packets) end
-  end)
-  r.delete = rate(function()
+  end,
+  delete = function(m)
     for i = 0, N - 1 do m:delete(i) end
-  end)
+  end,
+}
+
+local function cdata_ops(m, r)
+  local K, V = m:ctypes()
+  assert(ffi.sizeof(K) == 4 and ffi.sizeof(V) == 16, "map 'bench' is __u32 -> {__u64, __u64}")
+  local ks, vs = slots(K, V)
+  r.update = rate(cdata_way.update, m, V())
+  r.lookup = rate(cdata_way.lookup, m, V())
+  r.update_batch = rate(cdata_way.update_batch, m, ks, vs)
+  r.lookup_batch = rate(cdata_way.lookup_batch, m, ks, vs)
+  r.delete = rate(cdata_way.delete, m)
 end
 
 -- The table way, as source: "table" runs it as written (the map's methods),
@@ -96,54 +109,68 @@ end
 -- Two chunks, so each way has its own traces (one loop calling both kinds
 -- of method would be a polymorphic call site neither way has in real use).
 local table_src = [[
-local m, r, rate, C, acc, N = ...
-r.update = rate(function()
-  for i = 0, N - 1 do m:update(i, { packets = i, bytes = 2 * i }) end
-end)
-r.lookup = rate(function()
-  for i = 0, N - 1 do local x = m:lookup(i); acc.sink = acc.sink + x.packets + x.bytes end
-end)
-r.update_batch = rate(function()
-  local ks, vs = {}, {}
-  for i = 1, N do ks[i] = i - 1; vs[i] = { packets = i, bytes = 2 * i } end
-  assert(m:update_batch(ks, vs))
-end)
-r.lookup_batch = rate(function()
-  local ks, vs = m:lookup_batch()
-  assert(#ks == N, "lookup_batch returned " .. #ks)
-  for i = 1, #vs do acc.sink = acc.sink + vs[i].packets end
-end)
-r.delete = rate(function()
-  for i = 0, N - 1 do m:delete(i) end
-end)
-]]
-local table_chunks = {
-  table = assert(loadstring(table_src, "=map_ops table way")),
-  general = assert(loadstring((table_src:gsub("m:(%w+)%(", "C.%1(m, ")), "=map_ops general way")),
+local C, acc, N = ...
+return {
+  update = function(m)
+    for i = 0, N - 1 do m:update(i, { packets = i, bytes = 2 * i }) end
+  end,
+  lookup = function(m)
+    for i = 0, N - 1 do local x = m:lookup(i); acc.sink = acc.sink + x.packets + x.bytes end
+  end,
+  update_batch = function(m)
+    local ks, vs = {}, {}
+    for i = 1, N do ks[i] = i - 1; vs[i] = { packets = i, bytes = 2 * i } end
+    assert(m:update_batch(ks, vs))
+  end,
+  lookup_batch = function(m)
+    local ks, vs = m:lookup_batch()
+    assert(#ks == N, "lookup_batch returned " .. #ks)
+    for i = 1, #vs do acc.sink = acc.sink + vs[i].packets end
+  end,
+  delete = function(m)
+    for i = 0, N - 1 do m:delete(i) end
+  end,
 }
+]]
 local acc = { sink = 0 }
+local table_ways = {
+  table = assert(loadstring(table_src, "=map_ops table way"))(fm.c, acc, N),
+  general = assert(loadstring((table_src:gsub("m:(%w+)%(", "C.%1(m, ")), "=map_ops general way"))(fm.c, acc, N),
+}
 local function table_ops(m, r, way)
-  table_chunks[way](m, r, rate, fm.c, acc, N)
+  for _, op in ipairs(ops) do r[op] = rate(table_ways[way][op], m) end
+end
+
+-- One map per side (C and each Lua way), loaded once and used every round:
+-- a round ends with every entry deleted, and a script's map lives long
+-- (a fresh map per round made each of a way's traces grow a new branch a
+-- round).
+local maps = {}
+local function map_of(side)
+  if not maps[side] then
+    local obj = assert(bpf.open(object))
+    local m = obj:map("bench")
+    m:set_max_entries(N)
+    assert(obj:load())
+    maps[side] = { obj = obj, m = m }
+  end
+  return maps[side].m
 end
 
 local function lua_round(mode)
-  local obj = assert(bpf.open(object))
-  local m = obj:map("bench")
-  m:set_max_entries(N)
-  assert(obj:load())
+  local m = map_of(mode)
   local r = {}
   if mode == "cdata" then
     cdata_ops(m, r)
   else
     table_ops(m, r, mode)
   end
-  obj:close()
   return r
 end
 
 -- C in this process (bench/map_ops.c, libmap_ops_c.so) on a map loaded as
--- lua_round() loads its own, its batches through the arrays the cdata way
--- uses (slots(), below): one process, clocks and set of pages for both.
+-- lua_round()'s are, its batches through the arrays the cdata way uses
+-- (slots(), above): one process, clocks and set of pages for both.
 ffi.cdef [[
   struct map_ops_cnt { uint64_t packets, bytes; };
   int map_ops_run(int fd, uint32_t n, uint32_t *keys, struct map_ops_cnt *vals, double *out);
@@ -151,15 +178,10 @@ ffi.cdef [[
 local clib = ffi.load(build .. "/bench/libmap_ops_c.so")
 local c_rates = ffi.new("double[10]")
 local function c_round()
-  local obj = assert(bpf.open(object))
-  local m = obj:map("bench")
-  m:set_max_entries(N)
-  assert(obj:load())
+  local fd = map_of("C"):fd()
   collectgarbage() -- as rate() does before each Lua measurement
-  local kp, vp = slot_bytes, slot_bytes + 4 * N
-  assert(clib.map_ops_run(m:fd(), N, ffi.cast("uint32_t *", kp), ffi.cast("struct map_ops_cnt *", vp), c_rates) == 0,
-    "map_ops_run (C) failed")
-  obj:close()
+  local kp, vp = ffi.cast("uint32_t *", slot_bytes), ffi.cast("struct map_ops_cnt *", slot_bytes + 4 * N)
+  assert(clib.map_ops_run(fd, N, kp, vp, c_rates) == 0, "map_ops_run (C) failed")
   local r = {}
   for i, op in ipairs(ops) do r[op] = { c_rates[2 * i - 2], c_rates[2 * i - 1] } end
   return r
@@ -178,14 +200,22 @@ local function add(side, r)
     for _, op in ipairs(ops) do table.insert(rates[side][k][op], r[op][k]) end
   end
 end
-for _ = 1, ROUNDS do
-  -- C, then each Lua way, each paired with the C run just before it
+for round = 1, ROUNDS do
+  -- each Lua way paired with a C run right beside it: C first in odd
+  -- rounds, second in even ones (whatever the second of two runs gains or
+  -- loses, both sides get it as often)
   for _, mode in ipairs(modes) do
-    add("C", c_round())
-    add(mode, lua_round(mode))
+    if round % 2 == 1 then
+      add("C", c_round())
+      add(mode, lua_round(mode))
+    else
+      add(mode, lua_round(mode))
+      add("C", c_round())
+    end
   end
 end
 assert(sink > 0 and acc.sink > 0)
+for _, side in pairs(maps) do side.obj:close() end
 
 print(string.format("map_ops: %d ops on hash __u32 -> struct {__u64, __u64}, medians of %d rounds"
   .. " (ratio: Lua/C of the medians [lowest-highest of the rounds])", N, ROUNDS))
@@ -200,7 +230,7 @@ for k, kind in ipairs({ "wall", "CPU" }) do
       local ls = rates[mode][k][op]
       local lo, hi = math.huge, 0
       for i = 1, #ls do
-        -- the C run paired with this Lua run: C runs go mode by mode
+        -- the C run paired with this Lua run: C runs go mode by mode, a round at a time
         local rr = ls[i] / cs[(i - 1) * #modes + mi]
         lo, hi = math.min(lo, rr), math.max(hi, rr)
       end
@@ -217,16 +247,26 @@ end
 -- repetitions. delete takes numbers in every way: nothing to convert.
 local CHUNK, REPS = 5000, 5 * ROUNDS
 local conv_ops = { "update", "lookup", "update_batch", "lookup_batch" }
+-- Made once, as the rounds' ways are (n: entries, ks and vs: what each way
+-- writes and reads).
 local conv_src = [[
-local m, r, rate, C, acc, N, ks, vs = ...
-r.update = rate(function() for i = 0, N - 1 do m:update(i, vs[i + 1]) end end)
-r.lookup = rate(function() for i = 0, N - 1 do acc.x = m:lookup(i) end end)
-r.update_batch = rate(function() assert(m:update_batch(ks, vs)) end)
-r.lookup_batch = rate(function() acc.x = m:lookup_batch() end)
+local C, acc = ...
+return {
+  update = function(m, n, ks, vs) for i = 0, n - 1 do m:update(i, vs[i + 1]) end end,
+  lookup = function(m, n) for i = 0, n - 1 do acc.x = m:lookup(i) end end,
+  update_batch = function(m, n, ks, vs) assert(m:update_batch(ks, vs)) end,
+  lookup_batch = function(m) acc.x = m:lookup_batch() end,
+}
 ]]
-local conv_chunks = {
-  table = assert(loadstring(conv_src, "=map_ops table conversion")),
-  general = assert(loadstring((conv_src:gsub("m:(%w+)%(", "C.%1(m, ")), "=map_ops general conversion")),
+local conv_ways = {
+  table = assert(loadstring(conv_src, "=map_ops table conversion"))(fm.c, acc),
+  general = assert(loadstring((conv_src:gsub("m:(%w+)%(", "C.%1(m, ")), "=map_ops general conversion"))(fm.c, acc),
+  cdata = {
+    update = function(m, n, _, va) local v = va[0]; for i = 0, n - 1 do m:update(i, v) end end,
+    lookup = function(m, n, _, va) local v = va[0]; for i = 0, n - 1 do m:lookup(i, v) end end,
+    update_batch = function(m, _, ka, va) assert(m:update_batch(ka, va)) end,
+    lookup_batch = function(m, n, ka, va) assert(m:lookup_batch({ keys = ka, values = va }) == n) end,
+  },
 }
 local function conversion()
   local saved = N
@@ -241,17 +281,9 @@ local function conversion()
     ks[i], vs[i], ka[i - 1] = i - 1, { packets = i, bytes = 2 * i }, i - 1
     va[i - 1].packets, va[i - 1].bytes = i, 2 * i
   end
-  local run = {
-    cdata = function(r)
-      local v = va[0]
-      r.update = rate(function() for i = 0, N - 1 do m:update(i, v) end end)
-      r.lookup = rate(function() for i = 0, N - 1 do m:lookup(i, v) end end)
-      r.update_batch = rate(function() assert(m:update_batch(ka, va)) end)
-      r.lookup_batch = rate(function() assert(m:lookup_batch({ keys = ka, values = va }) == N) end)
-    end,
-  }
-  for way, chunk in pairs(conv_chunks) do
-    run[way] = function(r) chunk(m, r, rate, fm.c, acc, N, ks, vs) end
+  local args = { cdata = { ka, va }, table = { ks, vs }, general = { ks, vs } }
+  local function run(way, r)
+    for _, op in ipairs(conv_ops) do r[op] = rate(conv_ways[way][op], m, N, args[way][1], args[way][2]) end
   end
   local d = { table = {}, general = {} }
   for _, op in ipairs(conv_ops) do d.table[op], d.general[op] = {}, {} end
@@ -260,7 +292,7 @@ local function conversion()
     for i = 0, #modes - 1 do
       local mode = modes[(rep + i) % #modes + 1]
       r[mode] = {}
-      run[mode](r[mode])
+      run(mode, r[mode])
     end
     for _, op in ipairs(conv_ops) do
       local base = 1e9 / r.cdata[op][2]

@@ -2,7 +2,7 @@
 /*
  * The C baseline for bench/map_ops.lua: the same operations on the same kind
  * of map (tests/bpf/maps.bpf.o, map "bench": __u32 -> struct {__u64, __u64})
- * through libbpf directly. map_ops_run() is what bench/map_ops.lua calls,
+ * through libbpf directly. map_ops_op() is what bench/map_ops.lua calls,
  * loaded into the luabpf process (ffi.load of libmap_ops_c.so) on a map it
  * loaded the way it loads its own, with the key and value arrays its cdata
  * way uses: the two sides share the process, its clocks and the arrays'
@@ -41,12 +41,12 @@ static void start(void)
 	c0 = clock_s(CLOCK_PROCESS_CPUTIME_ID);
 }
 
-static void report(double **out, __u32 n)
+static void report(double *out, __u32 n)
 {
 	double t = clock_s(CLOCK_MONOTONIC) - t0, c = clock_s(CLOCK_PROCESS_CPUTIME_ID) - c0;
 
-	*(*out)++ = n / t;
-	*(*out)++ = n / c;
+	out[0] = n / t;
+	out[1] = n / c;
 }
 
 #define FAIL(what)                                                                              \
@@ -55,76 +55,112 @@ static void report(double **out, __u32 n)
 		return -1;                                                                      \
 	} while (0)
 
-/* The operations in order on the map fd (empty, at least n entries):
- * update, lookup, update_batch, lookup_batch, delete, the batches through
- * keys[n] and vals[n]; out gets each one's rate per wall second and per CPU
- * second (10 numbers). 0, or -1 (said on stderr). Keys are 0..n-1. */
-int map_ops_run(int fd, __u32 n, __u32 *keys, struct cnt *vals, double *out)
+static volatile __u64 sink;
+
+static int update(int fd, __u32 n)
 {
-	volatile __u64 sink = 0;
 	struct cnt v;
 
-	start();
 	for (__u32 i = 0; i < n; i++) {
 		v.packets = i;
 		v.bytes = 2ull * i;
 		if (bpf_map_update_elem(fd, &i, &v, BPF_ANY))
 			FAIL("update");
 	}
-	report(&out, n);
+	return 0;
+}
 
-	start();
+static int lookup(int fd, __u32 n)
+{
+	struct cnt v;
+
 	for (__u32 i = 0; i < n; i++) {
 		if (bpf_map_lookup_elem(fd, &i, &v))
 			FAIL("lookup");
 		sink += v.packets + v.bytes;
 	}
-	report(&out, n);
+	return 0;
+}
 
-	start();
+static int update_batch(int fd, __u32 n, __u32 *keys, struct cnt *vals)
+{
+	__u32 count = n;
+
+	LIBBPF_OPTS(bpf_map_batch_opts, opts);
 	for (__u32 i = 0; i < n; i++) {
 		keys[i] = i;
 		vals[i].packets = i + 1;
 		vals[i].bytes = 2ull * i;
 	}
-	{
-		__u32 count = n;
+	if (bpf_map_update_batch(fd, keys, vals, &count, &opts))
+		FAIL("update_batch");
+	return 0;
+}
 
-		LIBBPF_OPTS(bpf_map_batch_opts, opts);
-		if (bpf_map_update_batch(fd, keys, vals, &count, &opts))
-			FAIL("update_batch");
-	}
-	report(&out, n);
+static int lookup_batch(int fd, __u32 n, __u32 *keys, struct cnt *vals)
+{
+	__u32 done = 0, in = 0, next = 0, count;
+	int rc;
 
-	start();
-	{
-		__u32 done = 0, in = 0, next = 0, count;
-		int rc;
+	LIBBPF_OPTS(bpf_map_batch_opts, opts);
+	do {
+		count = 1024 < n - done ? 1024 : n - done;
+		if (!count)
+			break;
+		rc = bpf_map_lookup_batch(fd, done ? &in : NULL, &next, keys + done, vals + done,
+					  &count, &opts);
+		if (rc && errno != ENOENT)
+			FAIL("lookup_batch");
+		done += count;
+		in = next;
+	} while (!rc);
+	for (__u32 i = 0; i < done; i++)
+		sink += vals[i].packets;
+	return 0;
+}
 
-		LIBBPF_OPTS(bpf_map_batch_opts, opts);
-		do {
-			count = 1024 < n - done ? 1024 : n - done;
-			if (!count)
-				break;
-			rc = bpf_map_lookup_batch(fd, done ? &in : NULL, &next, keys + done,
-						  vals + done, &count, &opts);
-			if (rc && errno != ENOENT)
-				FAIL("lookup_batch");
-			done += count;
-			in = next;
-		} while (!rc);
-		for (__u32 i = 0; i < done; i++)
-			sink += vals[i].packets;
-	}
-	report(&out, n);
-
-	start();
+static int delete(int fd, __u32 n)
+{
 	for (__u32 i = 0; i < n; i++) {
 		if (bpf_map_delete_elem(fd, &i))
 			FAIL("delete");
 	}
-	report(&out, n);
-	return sink == 0 ? -1 : 0;
+	return 0;
+}
+
+/* Operation op (0 update, 1 lookup, 2 update_batch, 3 lookup_batch, 4
+ * delete; in that order they leave the map empty again) on the map fd (at
+ * least n entries), the batches through keys[n] and vals[n]; out[0], out[1]:
+ * its rate per wall second and per CPU second. 0, or -1 (said on stderr).
+ * Keys are 0..n-1. One call a phase, so the caller can start each one as it
+ * starts its own (bench/map_ops.lua collects Lua's garbage first). */
+int map_ops_op(int fd, __u32 n, int op, __u32 *keys, struct cnt *vals, double *out)
+{
+	int err;
+
+	start();
+	switch (op) {
+	case 0:
+		err = update(fd, n);
+		break;
+	case 1:
+		err = lookup(fd, n);
+		break;
+	case 2:
+		err = update_batch(fd, n, keys, vals);
+		break;
+	case 3:
+		err = lookup_batch(fd, n, keys, vals);
+		break;
+	case 4:
+		err = delete(fd, n);
+		break;
+	default:
+		errno = EINVAL;
+		FAIL("op");
+	}
+	report(out, n);
+	return err;
 }
 
 #ifdef MAP_OPS_MAIN
@@ -134,7 +170,7 @@ int main(int argc, char **argv)
 					   "delete" };
 	struct bpf_object *obj;
 	struct bpf_map *map;
-	double rates[10];
+	double rates[2];
 	struct cnt *vals;
 	__u32 n, *keys;
 
@@ -152,10 +188,13 @@ int main(int argc, char **argv)
 	}
 	keys = calloc(n, sizeof(*keys));
 	vals = calloc(n, sizeof(*vals));
-	if (!keys || !vals || map_ops_run(bpf_map__fd(map), n, keys, vals, rates))
+	if (!keys || !vals)
 		return 1;
-	for (int i = 0; i < 5; i++)
-		printf("%s %.0f %.0f\n", ops[i], rates[2 * i], rates[2 * i + 1]);
+	for (int i = 0; i < 5; i++) {
+		if (map_ops_op(bpf_map__fd(map), n, i, keys, vals, rates))
+			return 1;
+		printf("%s %.0f %.0f\n", ops[i], rates[0], rates[1]);
+	}
 	bpf_object__close(obj);
 	free(keys);
 	free(vals);

@@ -173,17 +173,19 @@ end
 -- (slots(), above): one process, clocks and set of pages for both.
 ffi.cdef [[
   struct map_ops_cnt { uint64_t packets, bytes; };
-  int map_ops_run(int fd, uint32_t n, uint32_t *keys, struct map_ops_cnt *vals, double *out);
+  int map_ops_op(int fd, uint32_t n, int op, uint32_t *keys, struct map_ops_cnt *vals, double *out);
 ]]
 local clib = ffi.load(build .. "/bench/libmap_ops_c.so")
-local c_rates = ffi.new("double[10]")
+local c_rates = ffi.new("double[2]")
 local function c_round()
   local fd = map_of("C"):fd()
-  collectgarbage() -- as rate() does before each Lua measurement
   local kp, vp = ffi.cast("uint32_t *", slot_bytes), ffi.cast("struct map_ops_cnt *", slot_bytes + 4 * N)
-  assert(clib.map_ops_run(fd, N, kp, vp, c_rates) == 0, "map_ops_run (C) failed")
   local r = {}
-  for i, op in ipairs(ops) do r[op] = { c_rates[2 * i - 2], c_rates[2 * i - 1] } end
+  for i, op in ipairs(ops) do
+    collectgarbage() -- as rate() does before each Lua measurement
+    assert(clib.map_ops_op(fd, N, i - 1, kp, vp, c_rates) == 0, "map_ops_op (C) failed: " .. op)
+    r[op] = { c_rates[0], c_rates[1] }
+  end
   return r
 end
 

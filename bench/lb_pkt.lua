@@ -128,6 +128,10 @@ for i = 1, 3 do
 end
 local SNAT = ip4("10.10.0.2")
 local GW_MAC = "\2\0\0\0\0\254" -- Katran's default router
+local VIP = ip4("10.10.100.1")
+local CLIENT_MAC = "\2\0\0\0\0\1" -- 10.10.0.1, the clients' next hop (bench/lib.sh)
+-- NAT replies: a reply frame -> the client's frame of its flow (nat_replies()).
+local REPLY_TO = {}
 
 -- What is wrong with output frame out for input frame f in mode (nil: right).
 local function check_out(mode, f, out)
@@ -135,6 +139,23 @@ local function check_out(mode, f, out)
     return out ~= f and "a passed frame was modified" or nil
   end
   if out:sub(7, 12) ~= lbmac then return "source MAC is not the interface's" end
+  if mode == "nat_reply" then
+    -- to the client's next hop, from the VIP's address and port to the
+    -- client's, every other byte but the checksums unchanged
+    local c = REPLY_TO[f]
+    if out:sub(1, 6) ~= CLIENT_MAC then return "reply: destination MAC is not the client's next hop" end
+    if #out ~= #f then return ("reply: length %d, sent %d"):format(#out, #f) end
+    if out:sub(27, 30) ~= VIP or out:sub(35, 36) ~= be16(80) then return "reply: source is not the VIP" end
+    if out:sub(31, 34) ~= c:sub(27, 30) or out:sub(37, 38) ~= c:sub(35, 36) then
+      return "reply: destination is not the flow's client"
+    end
+    if out:sub(15, 24) ~= f:sub(15, 24) or out:sub(39, 50) ~= f:sub(39, 50) or out:sub(53) ~= f:sub(53) then
+      return "reply: bytes other than addresses, ports and checksums changed"
+    end
+    if ip_sum(out) ~= 0xffff then return "reply: wrong IPv4 header checksum" end
+    if tcp_sum(out) ~= 0xffff then return "reply: wrong TCP checksum" end
+    return nil
+  end
   local be
   for _, b in ipairs(BE) do
     if out:sub(1, 6) == b.mac then be = b end
@@ -230,6 +251,19 @@ local function new_flows(svc, vip)
   return tonumber(svc.m.vip_stats:lookup_sum(svc.vips[vip].id).new_flows)
 end
 
+-- Fill list with a reply for each client frame of fwd (established NAT
+-- flows): from the backend prog sent it to, on the backend's port, to the
+-- balancer's address on the flow's port (as the output shows them).
+local function nat_replies(prog, fwd, list)
+  for i, f in ipairs(fwd) do
+    local out = prog:test_run(f, opts(f)).data
+    local r = tcp4(out:sub(31, 34), out:byte(37) * 256 + out:byte(38), "10.10.0.2",
+      out:byte(35) * 256 + out:byte(36), 0x10)
+    list[i] = r
+    REPLY_TO[r] = f
+  end
+end
+
 local planes, pass_obj = {}, nil
 local function close_planes()
   for _, p in ipairs(planes) do p.svc:close() end
@@ -239,7 +273,7 @@ end
 local ok, err = pcall(function()
   pass_obj = assert(bpf.load(build .. "/bpf/xdp_pass.bpf.o"))
 
-  local hit, miss = { nat = {}, dsr = {}, dsr6 = {}, ipip = {}, gue = {}, katran = {} },
+  local hit, miss = { nat = {}, nat_reply = {}, dsr = {}, dsr6 = {}, ipip = {}, gue = {}, katran = {} },
     { nat = {}, dsr = {}, ipip = {}, katran = {} }
   for i = 1, HIT_FLOWS do
     hit.nat[i] = flow_pkt(i, 80, 0x10)
@@ -281,6 +315,8 @@ local ok, err = pcall(function()
     { "not_vip", "not a VIP (pass)", other, "XDP_PASS", "pass", 1.0 },
     { "dsr_hit", "DSR, established flow", hit.dsr, "XDP_TX", "dsr", 0.55 },
     { "nat_hit", "NAT, established flow", hit.nat, "XDP_TX", "nat", 0.35 },
+    -- No goal: a backend's reply on an established NAT flow, back to its client.
+    { "nat_reply", "NAT, reply", hit.nat_reply, "XDP_TX", "nat_reply", nil, reply = true },
     -- No goal: IPv6 beside IPv4 (the hint hashes its address's words).
     { "dsr6_hit", "DSR IPv6, established flow", hit.dsr6, "XDP_TX", "dsr", nil, vip = "dsr6" },
     { "dsr_new", "DSR, new flow", miss.dsr, "XDP_TX", "dsr", 0.65 },
@@ -312,6 +348,8 @@ local ok, err = pcall(function()
     planes[1] = { key = "old", label = base_name, svc = service("o", base_obj) }
     planes[2] = { key = "new", label = "this tree", svc = service("n") }
     same(hit.nat, HIT_FLOWS)
+    nat_replies(planes[1].svc.prog, hit.nat, hit.nat_reply)
+    same(hit.nat_reply, HIT_FLOWS)
     same(hit.dsr, HIT_FLOWS)
     same(hit.dsr6, HIT_FLOWS)
     same(other, 1)
@@ -328,13 +366,23 @@ local ok, err = pcall(function()
       for _, p in ipairs(planes) do
         if not ((s.new_only and p.key == "old") or s.katran) then
         cases[#cases + 1] = { s[1] .. "_" .. p.key, s[2] .. " (" .. p.label .. ")", p.svc.prog, s[3],
-          s[4], check(s[5]), svc = p.svc, vip = s[1]:match("_hit$") and (s.vip or s[5]) }
+          s[4], check(s[5]), svc = p.svc, vip = s[1]:match("_hit$") and (s.vip or s[5]),
+          reply = s.reply and hit.nat }
         end
       end
     end
     -- The hit flows are in the table before their pair (a new-flow loop
     -- evicts them), and must still be hits after it.
     local _, _, kd = bench.paired(cases, rounds, bench.runner(CHUNK, opts), function(c, pair)
+      if c.reply then
+        -- The new-flow loops churn flows and nat (LRU): empty both and make
+        -- the flows anew, so each reply finds the mapping it was built for.
+        for _, m in ipairs({ c.svc.m.flows, c.svc.m.nat }) do
+          local keys = m:lookup_batch()
+          if #keys > 0 then assert(m:delete_batch(keys)) end
+        end
+        for _, p in ipairs(c.reply) do assert(c[3]:test_run(p, opts(p)).verdict == "XDP_TX") end
+      end
       if c.vip or c.warm then
         for _, p in ipairs(c[4]) do assert(c[3]:test_run(p, opts(p)).verdict == c[5]) end
       end

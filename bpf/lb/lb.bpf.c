@@ -85,6 +85,7 @@ struct pkt {
 	__u64 now; /* bpf_ktime_get_coarse_ns(), once asked */
 	__u8 encap; /* bytes of tunnel headers in front (mode ipip/gue, lb_encap.h) */
 	__u8 looked; /* flows was looked up for key already: f is its answer */
+	__u8 no_vip; /* vip_hint: no VIP at the address, port and protocol (fast_vip) */
 	struct lb_flow *f;
 	struct lb_flow_key key;
 };
@@ -406,11 +407,13 @@ __noinline int lb_find_vip(const struct lb_addr_vips *av, __be16 port, __u8 prot
 /*
  * After the IP header: the L4 ports (lb_pkt.h), then the service or a NAT
  * reply. vip: the fast path's (vip_ids), or NULL: found here through av.
+ * flags: the address's (av's; VIP_ADDR with the fast path's vip, SNAT_ADDR
+ * where vip_hint says no VIP is there: a NAT reply, or not ours).
  */
 static __always_inline int l4(struct xdp_md *ctx, struct pkt *p, void *l4h, __u8 proto, __u32 l4len,
-			      struct lb_addr_vips *av, struct lb_vip *vip)
+			      struct lb_addr_vips *av, struct lb_vip *vip, __u32 flags)
 {
-	__u32 flags = av ? av->flags : VIP_ADDR, r = l4_parse(p, l4h, proto, l4len, true), zero = 0;
+	__u32 r = l4_parse(p, l4h, proto, l4len, true), zero = 0;
 	struct lb_scratch *s;
 
 	if (r)
@@ -459,7 +462,8 @@ static __always_inline bool ip_csum_ok(const struct iphdr *ip)
  * at the packet's address, port and protocol; found without vip_ports, for
  * a new flow as for an established one. Otherwise NULL. Either way p->f is
  * the flow (or NULL) when flows was looked up, so to_vip() does not look
- * again.
+ * again; p->no_vip is set when vip_hint names no VIP there at all (the
+ * packet can only be a NAT reply: vip_ports is not needed either).
  */
 static __always_inline struct lb_vip *fast_vip(struct pkt *p, struct lb_vip_hint *hint, __u32 a32,
 					      void *l4h, __u8 proto, __u32 l4len)
@@ -471,6 +475,7 @@ static __always_inline struct lb_vip *fast_vip(struct pkt *p, struct lb_vip_hint
 	if (!hint || l4_parse(p, l4h, proto, l4len, true))
 		return NULL;
 	h = hint->id[LB_VIP_HINT_SLOT(a32, p->key.dport, p->key.proto) % LB_VIP_HINT_SLOTS];
+	p->no_vip = !h && hint->ready;
 	if (!h || (p->ip4 && !ip_csum_ok(p->ip4)))
 		return NULL;
 	p->f = bpf_map_lookup_elem(&flows, &p->key);
@@ -507,9 +512,9 @@ static __always_inline int ipv4(struct xdp_md *ctx, struct pkt *p, struct iphdr 
 	struct lb_addr_vips *av = NULL;
 	struct lb_vip_hint *hint;
 	struct lb_vip *vip = NULL;
+	__u32 r, flags = VIP_ADDR;
 	bool pass;
 	__u16 tot;
-	__u32 r;
 
 	if ((void *)(ip + 1) > p->end)
 		return verdict(p, LB_DROP_BAD_IP, XDP_DROP);
@@ -524,18 +529,22 @@ static __always_inline int ipv4(struct xdp_md *ctx, struct pkt *p, struct iphdr 
 		return verdict(p, LB_PASS_NOT_VIP, XDP_PASS);
 	if (ip->ihl == 5 && !(ip->frag_off & bpf_htons(IP_MF | IP_OFFSET)))
 		vip = fast_vip(p, hint, ip->daddr, ip + 1, ip->protocol, tot - sizeof(*ip));
-	if (!vip) {
+	if (p->no_vip) {
+		/* A NAT reply or not ours: what nat says, without vip_ports. */
+		flags = SNAT_ADDR;
+	} else if (!vip) {
 		av = bpf_map_lookup_elem(&vip_ports, &p->key.dst);
 		if (!av)
 			return verdict(p, LB_PASS_NOT_VIP, XDP_PASS);
-		r = ip4_stop(ip, av->flags);
+		flags = av->flags;
+		r = ip4_stop(ip, flags);
 		if (r)
 			return stop(p, r);
-		/* The rewrite updates the checksum incrementally: a bad one would stay bad. */
-		if (!ip_csum_ok(ip))
-			return drop(p, LB_DROP_IP_CHECKSUM, LB_NO_BACKEND);
 	}
-	return l4(ctx, p, ip + 1, ip->protocol, tot - sizeof(*ip), av, vip);
+	/* The rewrite updates the checksum incrementally: a bad one would stay bad. */
+	if (!vip && !ip_csum_ok(ip))
+		return drop(p, LB_DROP_IP_CHECKSUM, LB_NO_BACKEND);
+	return l4(ctx, p, ip + 1, ip->protocol, tot - sizeof(*ip), av, vip, flags);
 }
 
 static __always_inline int ipv6(struct xdp_md *ctx, struct pkt *p, struct ipv6hdr *ip6)
@@ -544,7 +553,7 @@ static __always_inline int ipv6(struct xdp_md *ctx, struct pkt *p, struct ipv6hd
 	struct lb_vip_hint *hint;
 	struct lb_vip *vip;
 	const __u32 *w;
-	__u32 r, a32;
+	__u32 r, a32, flags = VIP_ADDR;
 	bool pass;
 
 	if ((void *)(ip6 + 1) > p->end)
@@ -561,15 +570,18 @@ static __always_inline int ipv6(struct xdp_md *ctx, struct pkt *p, struct ipv6hd
 	__builtin_memcpy(&p->key.src, &ip6->saddr, 16);
 	p->ip6 = ip6;
 	vip = fast_vip(p, hint, a32, ip6 + 1, ip6->nexthdr, bpf_ntohs(ip6->payload_len));
-	if (!vip) {
+	if (p->no_vip) {
+		flags = SNAT_ADDR; /* as for IPv4 */
+	} else if (!vip) {
 		av = bpf_map_lookup_elem(&vip_ports, &p->key.dst);
 		if (!av)
 			return verdict(p, LB_PASS_NOT_VIP, XDP_PASS);
-		r = ip6_stop(ip6, av->flags);
+		flags = av->flags;
+		r = ip6_stop(ip6, flags);
 		if (r)
 			return stop(p, r);
 	}
-	return l4(ctx, p, ip6 + 1, ip6->nexthdr, bpf_ntohs(ip6->payload_len), av, vip);
+	return l4(ctx, p, ip6 + 1, ip6->nexthdr, bpf_ntohs(ip6->payload_len), av, vip, flags);
 }
 
 SEC("xdp")

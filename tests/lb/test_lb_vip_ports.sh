@@ -8,8 +8,10 @@
 # port 80 again, as NAT to 8080): flows left by the removed VIPs must not be
 # forwarded by the flow table's fast path under the ids' new owners. With
 # the address's vip_ports record deleted, the fast path alone (vip_hint,
-# vip_ids) must still forward established and new flows: it is taken. The
-# same for an IPv6 VIP.
+# vip_ids) must still forward established and new flows: it is taken. NAT
+# replies are translated back, also without the SNAT address's record (where
+# vip_hint names no VIP, nat alone decides). The same for an IPv6 VIP. VIPs
+# whose ids are past vip_ids (258 VIPs) still forward.
 source "$LUABPF_SOURCE_DIR/tests/lib.sh"
 
 t_netns NS
@@ -42,6 +44,11 @@ t_eq "$(sed -n 3p <<<"$out")" "$readded" "ids reused: old flows of other VIPs pa
 t_eq "$(sed -n 4p <<<"$out")" "$readded" "the same again, established flows on the fast path"
 t_eq "$(sed -n 5p <<<"$out")" "$readded" "vip_ports emptied: established flows still forward by vip_ids"
 t_eq "$(sed -n 6p <<<"$out")" "$readded" "vip_ports emptied: new flows to a VIP vip_hint names forward too"
-t_eq "$(sed -n 7p <<<"$out")" "v6 XDP_TX XDP_PASS XDP_TX XDP_TX XDP_PASS" \
+reply="XDP_TX>10.10.100.1:80>10.1.0.5:4000 XDP_TX>10.10.100.1:80>10.1.0.5:4001 XDP_PASS"
+t_eq "$(sed -n 7p <<<"$out")" "nat $reply $reply" \
+  "NAT replies go back to their clients from the VIP, with and without the SNAT address's vip_ports record"
+t_eq "$(sed -n 8p <<<"$out")" "v6 XDP_TX XDP_PASS XDP_TX XDP_TX XDP_PASS" \
   "IPv6 VIP: forwarded, other port passes; without its vip_ports record, established and new flows still forward"
+t_eq "$(sed -n 9p <<<"$out")" "ids XDP_TX XDP_TX XDP_TX XDP_TX" \
+  "VIP ids 254-257 (256 and 257 past vip_ids: no fast-path record) forward their first packet"
 t_done

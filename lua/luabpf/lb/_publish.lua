@@ -106,6 +106,13 @@ function Service:_clear_vip_id(id)
   assert(self.m.vip_ids:update(id, w.rec))
 end
 
+-- LB_VIP_HINT_SLOT of what v's packets hold (the port in network order, as
+-- _stats.lua's flow key).
+local function hint_slot(v)
+  local port = bit.bswap(bit.lshift(v.port, 16))
+  return hash_top(bit.bxor(addr_word(v.addr), bit.bor(bit.lshift(port, 16), v.proto)), 11)
+end
+
 function Service:_write_vip_id(v)
   local m = self.m.vip_ids
   if not m then return end
@@ -125,16 +132,13 @@ function Service:_write_vip_id(v)
   assert(m:update(v.id, rec))
   rec.key.proto = v.proto
   assert(m:update(v.id, rec))
-  -- LB_VIP_HINT_SLOT of what the packet holds (the port in network order, as _stats.lua's flow key)
-  local port = bit.bswap(bit.lshift(v.port, 16))
-  local slot = hash_top(bit.bxor(addr_word(v.addr), bit.bor(bit.lshift(port, 16), v.proto)), 11)
-  self.vid[v.id] = { sig = sig, table = v.table, proto = v.proto, rec = rec, slot = slot }
+  self.vid[v.id] = { sig = sig, table = v.table, proto = v.proto, rec = rec, slot = hint_slot(v) }
 end
 
 -- vip_hint (bpf/lb/lb.h, struct lb_vip_hint): the bit of each address the
 -- service puts in vip_ports; for each slot of a VIP with a live
--- fast-path record, its id + 1, or HINT_MANY where several share the slot or
--- the id does not fit. Written when it changes; the first time once with
+-- fast-path record, its id + 1, or HINT_MANY where several share the slot,
+-- the id does not fit or the VIP has no such record. Written when it changes; the first time once with
 -- ready clear, then set, so no packet sees it ready before the bits are in.
 function Service:_write_vip_hint()
   local m = self.m.vip_hint
@@ -146,6 +150,13 @@ function Service:_write_vip_hint()
     if w.proto ~= 0 then
       h.id[w.slot] = (h.id[w.slot] == 0 and id < HINT_IDS) and id + 1 or HINT_MANY
     end
+  end
+  -- A VIP in vip_ports without a record in vip_ids (its id past the map):
+  -- "several", so its packets take the general path (a 0 would send them
+  -- to the NAT replies' path, which passes them).
+  for _, v in pairs(self.vips) do
+    local w = self.vid[v.id]
+    if v.published and not (w and w.proto ~= 0) then h.id[hint_slot(v)] = HINT_MANY end
   end
   for a in pairs(self:_flags_by_addr()) do
     local i = hash_top(addr_word(a), 13)

@@ -209,7 +209,7 @@ end
 -- Where both loops pace themselves: at the end of each batch, stop unless
 -- the budget and the deadline allow another (put in for PACE below). While
 -- looks come quicker than a 16th of the slice, each next one is twice as
--- many events away, up to 4 batches (a look costs ~100 ns when the loop
+-- many events away, up to 4 batches (a look costs ~130 ns when the loop
 -- streams a ring from memory: 256 events of 4 ns apart it was a seventh of
 -- the time); a slower one brings it back to a batch.
 local pace_src = [[

@@ -38,23 +38,33 @@ end
 
 local function by_id(x, y) return x.id < y.id end
 
+-- The published VIPs of each address, by id (the records of vip_ports).
+function Service:_published_by_addr()
+  local by = {}
+  for _, v in pairs(self.vips) do
+    if v.published then
+      local a = self:_mapped(v.addr)
+      by[a] = by[a] or {}
+      table.insert(by[a], v)
+    end
+  end
+  for _, list in pairs(by) do
+    if #list > 1 then table.sort(list, by_id) end
+  end
+  return by
+end
+
 -- Address a's vip_ports record (bpf/lb/lb.h, struct lb_addr_vips): its flags,
--- and the records of its VIPs whose table is published, by id. The lb.bpf.c
--- data plane finds a packet's VIP there in one lookup; other objects (the
--- conntrack data plane, an older lb.bpf.o) have no vip_ports.
-function Service:_write_addr_vips(a, flags)
+-- and the records of its VIPs whose table is published (list, by id), and
+-- their records in vip_ids; vip_hint is the caller's to write after. The
+-- lb.bpf.c data plane finds a packet's VIP there in one lookup; other
+-- objects (the conntrack data plane, an older lb.bpf.o) have no vip_ports.
+function Service:_put_addr_vips(a, flags, list)
   local m = self.m.vip_ports
-  if not m then return end
-  flags = flags or self:_flags_by_addr()[a]
   if not flags then
     m:delete(a)
     return
   end
-  local list = {}
-  for _, v in pairs(self.vips) do
-    if v.published and self:_mapped(v.addr) == a then list[#list + 1] = v end
-  end
-  if #list > 1 then table.sort(list, by_id) end
   local recs = {}
   for i = 1, math.min(#list, ADDR_VIPS) do
     local v = list[i]
@@ -62,7 +72,14 @@ function Service:_write_addr_vips(a, flags)
   end
   assert(m:update(a, { flags = flags, n = #list, v = recs }))
   for _, v in ipairs(list) do self:_write_vip_id(v) end
-  self:_write_vip_hint()
+end
+
+-- The same for one address, and vip_hint after it.
+function Service:_write_addr_vips(a)
+  if not self.m.vip_ports then return end
+  local want = self:_flags_by_addr()
+  self:_put_addr_vips(a, want[a], self:_published_by_addr()[a] or {})
+  self:_write_vip_hint(want)
 end
 
 -- struct lb_vip_hint's layout (bpf/lb/lb.h); an object whose map has
@@ -140,7 +157,7 @@ end
 -- fast-path record, its id + 1, or HINT_MANY where several share the slot,
 -- the id does not fit or the VIP has no such record. Written when it changes; the first time once with
 -- ready clear, then set, so no packet sees it ready before the bits are in.
-function Service:_write_vip_hint()
+function Service:_write_vip_hint(want)
   local m = self.m.vip_hint
   if not m then return end
   self.hint_size = self.hint_size or m:info().value_size
@@ -158,7 +175,7 @@ function Service:_write_vip_hint()
     local w = self.vid[v.id]
     if v.published and not (w and w.proto ~= 0) then h.id[hint_slot(v)] = HINT_MANY end
   end
-  for a in pairs(self:_flags_by_addr()) do
+  for a in pairs(want or self:_flags_by_addr()) do
     local i = hash_top(addr_word(a), 13)
     h.addr[rshift(i, 5)] = bit.bor(h.addr[rshift(i, 5)], bit.lshift(1, bit.band(i, 31))) % 2 ^ 32
   end
@@ -175,17 +192,18 @@ end
 
 function Service:_addr_flags()
   local want = self:_flags_by_addr()
-  for k in self.m.vip_addrs:pairs() do
+  for k in self.m.vip_addrs:keys() do
     if not want[addr.mapped(k)] then self.m.vip_addrs:delete(k) end
   end
   for a, f in pairs(want) do assert(self.m.vip_addrs:update(a, f)) end
   if self.m.vip_ports then
-    for k in self.m.vip_ports:pairs() do
+    for k in self.m.vip_ports:keys() do
       if not want[addr.mapped(k)] then self.m.vip_ports:delete(k) end
     end
-    for a, f in pairs(want) do self:_write_addr_vips(a, f) end
+    local by = self:_published_by_addr()
+    for a, f in pairs(want) do self:_put_addr_vips(a, f, by[a] or {}) end
   end
-  self:_write_vip_hint()
+  self:_write_vip_hint(want)
 end
 
 local u32a, i32a = ffi.typeof("uint32_t[?]"), ffi.typeof("int32_t[?]")

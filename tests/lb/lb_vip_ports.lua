@@ -36,7 +36,8 @@ end
 -- address dst, 4 bytes), right checksums.
 local function syn(dport, sport, dst)
   local f = "\2\0\0\0\0\1" .. lbmac .. be16(0x0800) .. "\69\0" .. be16(40) .. "\0\1\64\0\64\6\0\0"
-    .. "\10\1\0\5" .. (dst or "\10\10\100\1") .. be16(sport or 4000) .. be16(dport) .. "\0\0\0\1\0\0\0\0\80\2\255\255\0\0\0\0"
+    .. "\10\1\0\5" .. (dst or "\10\10\100\1") .. be16(sport or 4000) .. be16(dport)
+    .. "\0\0\0\1\0\0\0\0\80\2\255\255\0\0\0\0"
   f = f:sub(1, 24) .. be16(0xffff - sum16(f, 15, 34, 0)) .. f:sub(27)
   return f:sub(1, 50) .. be16(0xffff - sum16(f, 35, #f, sum16(f, 27, 34, 6 + #f - 34))) .. f:sub(53)
 end

@@ -475,7 +475,7 @@ static __always_inline struct lb_vip *fast_vip(struct pkt *p, struct lb_vip_hint
 	if (!hint || l4_parse(p, l4h, proto, l4len, true))
 		return NULL;
 	h = hint->id[LB_VIP_HINT_SLOT(a32, p->key.dport, p->key.proto) % LB_VIP_HINT_SLOTS];
-	p->no_vip = !h && hint->ready;
+	p->no_vip = !h;
 	if (!h || (p->ip4 && !ip_csum_ok(p->ip4)))
 		return NULL;
 	p->f = bpf_map_lookup_elem(&flows, &p->key);
@@ -494,16 +494,20 @@ static __always_inline struct lb_vip *fast_vip(struct pkt *p, struct lb_vip_hint
 }
 
 /*
- * vip_hint, or NULL when a32 (an IPv4 address, or an IPv6 one's four words
- * XORed) is not an address of the service's: its bit clear once the page is
- * ready. *pass is then set: the packet is not for the balancer.
+ * vip_hint once it is ready, else NULL (every packet takes the general
+ * path). *pass is set when a32 (an IPv4 address, or an IPv6 one's four words
+ * XORed) is not an address of the service's, its bit clear: the packet is not
+ * for the balancer.
  */
 static __always_inline struct lb_vip_hint *hint_addr(__u32 a32, bool *pass)
 {
 	__u32 zero = 0, a = LB_VIP_HINT_ADDR(a32) % LB_VIP_HINT_ADDRS;
 	struct lb_vip_hint *hint = bpf_map_lookup_elem(&vip_hint, &zero);
 
-	*pass = hint && hint->ready && !(hint->addr[a / 32] & (1u << (a % 32)));
+	*pass = false;
+	if (!hint || !hint->ready)
+		return NULL;
+	*pass = !(hint->addr[a / 32] & (1u << (a % 32)));
 	return hint;
 }
 

@@ -149,31 +149,31 @@ function Service:_write_vip_id(v)
   assert(m:update(v.id, rec))
   rec.key.proto = v.proto
   assert(m:update(v.id, rec))
-  self.vid[v.id] = { sig = sig, table = v.table, proto = v.proto, rec = rec, slot = hint_slot(v) }
+  self.vid[v.id] = { sig = sig, table = v.table, proto = v.proto, rec = rec }
 end
 
 -- vip_hint (bpf/lb/lb.h, struct lb_vip_hint): the bit of each address the
--- service puts in vip_ports; for each slot of a VIP with a live
+-- service puts in vip_ports; for each slot of a published VIP with a live
 -- fast-path record, its id + 1, or HINT_MANY where several share the slot,
--- the id does not fit or the VIP has no such record. Written when it changes; the first time once with
--- ready clear, then set, so no packet sees it ready before the bits are in.
+-- the id does not fit or the VIP has no such record. Written when it
+-- changes; the first time once with ready clear, then set, so no packet
+-- sees it ready before the bits are in.
 function Service:_write_vip_hint(want)
   local m = self.m.vip_hint
   if not m then return end
   self.hint_size = self.hint_size or m:info().value_size
   if self.hint_size ~= ffi.sizeof(hint_t) then return end -- an object of another layout: no fast path
   local h = hint_t()
-  for id, w in pairs(self.vid) do
-    if w.proto ~= 0 then
-      h.id[w.slot] = (h.id[w.slot] == 0 and id < HINT_IDS) and id + 1 or HINT_MANY
-    end
-  end
-  -- A VIP in vip_ports without a record in vip_ids (its id past the map):
-  -- "several", so its packets take the general path (a 0 would send them
-  -- to the NAT replies' path, which passes them).
+  -- Every VIP in vip_ports has its byte: one without a live record in
+  -- vip_ids (its id past the map) says "several", so its packets take the
+  -- general path (a 0 would send them to the NAT replies' path, which
+  -- passes them).
   for _, v in pairs(self.vips) do
-    local w = self.vid[v.id]
-    if v.published and not (w and w.proto ~= 0) then h.id[hint_slot(v)] = HINT_MANY end
+    if v.published then
+      local w, s = self.vid[v.id], hint_slot(v)
+      local byte = (w and w.proto ~= 0 and v.id < HINT_IDS) and v.id + 1 or HINT_MANY
+      h.id[s] = h.id[s] == 0 and byte or HINT_MANY
+    end
   end
   for a in pairs(want or self:_flags_by_addr()) do
     local i = hash_top(addr_word(a), 13)

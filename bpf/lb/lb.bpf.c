@@ -19,7 +19,6 @@
 
 #define AF_INET      2
 #define AF_INET6     10
-#define NAT_PORT_TRIES 8
 #define ETH_ALEN 6
 
 /*
@@ -67,8 +66,6 @@ LUABPF_MAP(nexthops, BPF_MAP_TYPE_PERCPU_ARRAY, __u32, struct lb_nexthop, NEXTHO
 __u32 nexthop_ttl_ms = 1000;
 /* Bumped by the control plane when a neighbour or route changes: forget them all. */
 __u32 nexthop_gen = 0;
-/* How often a NAT flow's packets look its nat entry up, to keep it in the LRU. */
-#define NAT_KEEPALIVE 1000 /* ~1 s in flow.nat_seen units (2^20 ns) */
 
 extern void *bpf_cast_to_kern_ctx(void *) __ksym;
 
@@ -119,171 +116,9 @@ static __always_inline void rewrite(struct pkt *p, const ipv6_t *saddr, __be16 s
 		nat6(p->ip6, p->ports, p->l4_csum, p->udp, saddr, sport, daddr, dport);
 }
 
-/*
- * What bpf_fib_lookup checks before anything else: forwarding on the ingress
- * interface (its own sysctl, not "all"). Read from the device, a few loads.
- */
-static __always_inline bool fwd_enabled(struct xdp_md *ctx, struct pkt *p)
-{
-	struct xdp_buff *xdp = bpf_cast_to_kern_ctx(ctx);
-	struct net_device *dev = xdp->rxq->dev;
+#include "lb_send.h"
 
-	if (p->ip4) {
-		struct in_device *in = dev->ip_ptr;
-
-		return in && in->cnf.data[IPV4_DEVCONF_FORWARDING - 1];
-	}
-	struct inet6_dev *in6 = dev->ip6_ptr;
-
-	return in6 && in6->cnf.forwarding;
-}
-
-/* Where addr's next hop is cached: a multiplicative hash of its words. */
-static __always_inline __u32 nexthop_slot(const ipv6_t *addr)
-{
-	const __u32 *w = (const __u32 *)addr->addr;
-
-	return ((w[0] ^ w[1] ^ w[2] ^ w[3]) * 0x9E3779B1u) >> 20; /* 4096 slots */
-}
-
-static __always_inline __u64 now(struct pkt *p)
-{
-	if (!p->now)
-		p->now = bpf_ktime_get_coarse_ns();
-	return p->now;
-}
-
-/*
- * Send toward target: the next hop's MACs from the nexthops cache, or from
- * the kernel's FIB (which refills it). A reply to a client whose MAC the
- * kernel does not know yet goes to the stack, already rewritten: the kernel
- * resolves the client and forwards it. A backend's missing neighbour drops
- * (the control plane primes backends).
- */
-static __always_inline int send(struct xdp_md *ctx, struct pkt *p, const ipv6_t *target,
-				__u32 reason, __u32 vip)
-{
-	struct bpf_fib_lookup *fib;
-	struct lb_scratch *s;
-	struct lb_nexthop *nh;
-	__u32 ifindex, slot, gen, zero = 0;
-	__u16 tot;
-	int rc;
-
-	if (p->ip4)
-		tot = bpf_ntohs(p->ip4->tot_len);
-	else if (p->ip6)
-		tot = bpf_ntohs(p->ip6->payload_len) + sizeof(struct ipv6hdr);
-	else
-		return drop(p, LB_DROP_FIB, vip);
-	slot = nexthop_slot(target);
-	nh = bpf_map_lookup_elem(&nexthops, &slot);
-	if (nh && addr_eq(&nh->addr, target) && nh->gen == nexthop_gen && tot <= nh->mtu &&
-	    nh->expires > now(p) && fwd_enabled(ctx, p)) {
-		__builtin_memcpy(p->eth->h_dest, nh->dmac, ETH_ALEN);
-		__builtin_memcpy(p->eth->h_source, nh->smac, ETH_ALEN);
-		ifindex = nh->ifindex;
-		goto out;
-	}
-	s = bpf_map_lookup_elem(&scratch, &zero);
-	if (!s)
-		return drop(p, LB_DROP_FIB, vip);
-	fib = &s->fib;
-	__builtin_memset(fib, 0, sizeof(*fib));
-	fib->ifindex = ctx->ingress_ifindex;
-	fib->l4_protocol = p->key.proto;
-	fib->tot_len = tot;
-	if (p->ip4) {
-		fib->family = AF_INET;
-		fib->tos = p->ip4->tos;
-		fib->ipv4_src = p->ip4->saddr;
-		fib->ipv4_dst = v4_of(target);
-	} else if (p->ip6) {
-		fib->family = AF_INET6;
-		__builtin_memcpy(fib->ipv6_src, &p->ip6->saddr, 16);
-		__builtin_memcpy(fib->ipv6_dst, target, 16);
-	}
-	gen = nexthop_gen; /* before the lookup: a bump during it is not lost */
-	rc = bpf_fib_lookup(ctx, fib, sizeof(*fib), 0);
-	if (rc == BPF_FIB_LKUP_RET_NO_NEIGH) {
-		if (reason == LB_REPLY)
-			return verdict(p, LB_PASS_NO_NEIGH, XDP_PASS);
-		return drop(p, LB_DROP_NO_NEIGH, vip);
-	}
-	if (rc == BPF_FIB_LKUP_RET_FRAG_NEEDED && p->encap)
-		return encap_too_big(ctx, p, fib->mtu_result);
-	if (rc == BPF_FIB_LKUP_RET_FWD_DISABLED)
-		return drop(p, LB_DROP_FWD_DISABLED, vip);
-	if (rc != BPF_FIB_LKUP_RET_SUCCESS)
-		return drop(p, LB_DROP_FIB, vip);
-	__builtin_memcpy(p->eth->h_dest, fib->dmac, ETH_ALEN);
-	__builtin_memcpy(p->eth->h_source, fib->smac, ETH_ALEN);
-	ifindex = fib->ifindex;
-	if (nh) {
-		nh->addr = *target;
-		__builtin_memcpy(nh->dmac, fib->dmac, ETH_ALEN);
-		__builtin_memcpy(nh->smac, fib->smac, ETH_ALEN);
-		nh->ifindex = fib->ifindex;
-		nh->mtu = fib->mtu_result;
-		nh->gen = gen;
-		nh->expires = now(p) + (__u64)nexthop_ttl_ms * 1000000;
-	}
-out:
-	add(&reasons, reason, p->len, 0);
-	/* A tagged frame stays in its VLAN: back out where it came from. */
-	if (ifindex == ctx->ingress_ifindex ||
-	    p->eth->h_proto != bpf_htons(p->ip4 ? ETH_P_IP : ETH_P_IPV6))
-		return XDP_TX;
-	return bpf_redirect(ifindex, 0);
-}
-
-/*
- * Claim a NAT source port toward the backend, starting from *lport (the
- * flow's own when its mapping is made again, so the backend never sees the
- * port change mid-connection) or, for a new flow, the client's.
- */
-static __always_inline int nat_claim(struct pkt *p, const struct lb_vip *vip,
-				     const struct lb_backend *be, __u32 be_id, __be16 bport,
-				     __be16 *lport)
-{
-	struct lb_nat_key nk = {};
-	struct lb_nat nv = {};
-	__u32 h = flow_hash(&p->key);
-
-	nk.backend = be->addr;
-	nk.local = vip->snat;
-	nk.bport = bport;
-	nk.proto = p->key.proto;
-	nv.client = p->key.src;
-	nv.vip = p->key.dst;
-	nv.cport = p->key.sport;
-	nv.vport = p->key.dport;
-	nv.vip_id = vip->id;
-	nv.backend = be_id;
-	nk.lport = *lport ? *lport : p->key.sport;
-	/*
-	 * Look before inserting: an LRU insert takes a free entry (evicting one
-	 * when the table is full) before it finds the key taken, so a port in
-	 * use cost as much as a claim. The insert stays NOEXIST: a port taken
-	 * between the two is a taken port.
-	 */
-	for (int i = 0; i < NAT_PORT_TRIES; i++) {
-		struct lb_nat *old = bpf_map_lookup_elem(&nat, &nk);
-
-		if (!old && bpf_map_update_elem(&nat, &nk, &nv, BPF_NOEXIST) == 0) {
-			*lport = nk.lport;
-			return 0;
-		}
-		if (old && old->cport == nv.cport && old->vport == nv.vport &&
-		    addr_eq(&old->client, &nv.client) && addr_eq(&old->vip, &nv.vip)) {
-			*lport = nk.lport; /* ours already: a retransmitted first packet */
-			return 0;
-		}
-		h = h * 1103515245 + 12345;
-		nk.lport = bpf_htons(1024 + (h >> 8) % 64512);
-	}
-	return -1;
-}
+#include "lb_nat.h"
 
 static __always_inline int to_vip(struct xdp_md *ctx, struct pkt *p, struct lb_vip *vip)
 {
@@ -365,26 +200,6 @@ static __always_inline int to_vip(struct xdp_md *ctx, struct pkt *p, struct lb_v
 	return send(ctx, p, &be->addr, LB_FORWARDED, vip->id);
 }
 
-/* A backend's answer to a NAT flow: back to the client, from the VIP. None: passed. */
-static __always_inline int to_client(struct xdp_md *ctx, struct pkt *p)
-{
-	struct lb_nat_key nk = {};
-	struct lb_nat *n;
-	struct lb_nat r;
-
-	nk.backend = p->key.src;
-	nk.local = p->key.dst;
-	nk.bport = p->key.sport;
-	nk.lport = p->key.dport;
-	nk.proto = p->key.proto;
-	n = bpf_map_lookup_elem(&nat, &nk);
-	if (!n)
-		return verdict(p, LB_PASS_OTHER_PORT, XDP_PASS);
-	r = *n;
-	rewrite(p, &r.vip, r.vport, &r.client, r.cport);
-	return send(ctx, p, &r.client, LB_REPLY, r.vip_id);
-}
-
 /*
  * Which of av's VIPs is (port, proto): its index, or -1. A global function,
  * verified once: inline, each index the loop can stop at is a pointer of its
@@ -444,72 +259,7 @@ static __always_inline int l4(struct xdp_md *ctx, struct pkt *p, void *l4h, __u8
 	return verdict(p, LB_PASS_OTHER_PORT, XDP_PASS);
 }
 
-/* A 20-byte IPv4 header's checksum: its ten words sum to 0xffff when right. */
-static __always_inline bool ip_csum_ok(const struct iphdr *ip)
-{
-	const __u32 *w = (const __u32 *)ip;
-	__u64 sum = (__u64)w[0] + w[1] + w[2] + w[3] + w[4];
-
-	return csum_fold(sum) == 0xffff;
-}
-
-/*
- * The fast path (lb.h, struct lb_vip_id and struct lb_vip_hint): a TCP or
- * UDP packet (IPv4: no options or fragment, a right header checksum; IPv6: no
- * extension header) whose (address, port, protocol) vip_hint marks, a32 the
- * address's 32 bits (hint_addr): the record of the VIP vip_hint names (or,
- * where it names several, its flow's VIP), when vip_ids still has that VIP
- * at the packet's address, port and protocol; found without vip_ports, for
- * a new flow as for an established one. Otherwise NULL. Either way p->f is
- * the flow (or NULL) when flows was looked up, so to_vip() does not look
- * again; p->no_vip is set when vip_hint names no VIP there at all (the
- * packet can only be a NAT reply: vip_ports is not needed either).
- */
-static __always_inline struct lb_vip *fast_vip(struct pkt *p, struct lb_vip_hint *hint, __u32 a32,
-					      void *l4h, __u8 proto, __u32 l4len)
-{
-	struct lb_vip_id *vi;
-	__u32 id;
-	__u8 h;
-
-	if (!hint || l4_parse(p, l4h, proto, l4len, true))
-		return NULL;
-	h = hint->id[LB_VIP_HINT_SLOT(a32, p->key.dport, p->key.proto) % LB_VIP_HINT_SLOTS];
-	p->no_vip = !h;
-	if (!h || (p->ip4 && !ip_csum_ok(p->ip4)))
-		return NULL;
-	p->f = bpf_map_lookup_elem(&flows, &p->key);
-	p->looked = 1;
-	if (h <= LB_VIP_HINT_IDS)
-		id = h - 1;
-	else if (p->f)
-		id = p->f->vip;
-	else
-		return NULL;
-	vi = bpf_map_lookup_elem(&vip_ids, &id);
-	if (!vi || vi->key.proto != p->key.proto || vi->key.port != p->key.dport ||
-	    !addr_eq(&vi->key.addr, &p->key.dst))
-		return NULL;
-	return &vi->vip;
-}
-
-/*
- * vip_hint once it is ready, else NULL (every packet takes the general
- * path). *pass is set when a32 (an IPv4 address, or an IPv6 one's four words
- * XORed) is not an address of the service's, its bit clear: the packet is not
- * for the balancer.
- */
-static __always_inline struct lb_vip_hint *hint_addr(__u32 a32, bool *pass)
-{
-	__u32 zero = 0, a = LB_VIP_HINT_ADDR(a32) % LB_VIP_HINT_ADDRS;
-	struct lb_vip_hint *hint = bpf_map_lookup_elem(&vip_hint, &zero);
-
-	*pass = false;
-	if (!hint || !hint->ready)
-		return NULL;
-	*pass = !(hint->addr[a / 32] & (1u << (a % 32)));
-	return hint;
-}
+#include "lb_fast.h"
 
 static __always_inline int ipv4(struct xdp_md *ctx, struct pkt *p, struct iphdr *ip)
 {

@@ -361,7 +361,7 @@ local ok, err = pcall(function()
     for _, s in ipairs(SHAPES) do
       if s.katran then
         cases[#cases + 1] = { s[1] .. "_new", s[2], planes.katran.prog, s[3], s[4], check_katran,
-          warm = s[1]:match("_hit$") }
+          warm = s[1]:match("_hit$"), rearm = planes.katran.rearm }
       end
       for _, p in ipairs(planes) do
         if not ((s.new_only and p.key == "old") or s.katran) then
@@ -383,6 +383,7 @@ local ok, err = pcall(function()
         end
         for _, p in ipairs(c.reply) do assert(c[3]:test_run(p, opts(p)).verdict == "XDP_TX") end
       end
+      if c.rearm then c.rearm() end
       if c.vip or c.warm then
         for _, p in ipairs(c[4]) do assert(c[3]:test_run(p, opts(p)).verdict == c[5]) end
       end

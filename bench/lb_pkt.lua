@@ -267,6 +267,7 @@ local function nat_replies(prog, fwd, list)
     local out = res.data
     local r = tcp4(out:sub(31, 34), out:byte(37) * 256 + out:byte(38), "10.10.0.2",
       out:byte(35) * 256 + out:byte(36), 0x10)
+    if list[i] then REPLY_TO[list[i]] = nil end -- rebuilt before each pair: the old one goes
     list[i] = r
     REPLY_TO[r] = f
   end
